@@ -1,0 +1,3 @@
+from genledger.cli import main
+
+main()

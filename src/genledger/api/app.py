@@ -1,0 +1,52 @@
+"""The ASGI application: routes mapped to handlers, state built in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from genledger.api.errors import on_gateway_error, on_http_exception, on_unexpected
+from genledger.api.middleware import BodyLimit
+from genledger.api.routes.chat import chat_completions
+from genledger.api.routes.generations import get_generation
+from genledger.api.routes.models import health, list_models
+from genledger.config import Settings
+from genledger.errors import GatewayError
+from genledger.gateway.services import Services
+
+ROUTES = [
+    Route("/health", health, methods=["GET"]),
+    Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/api/v1/generation", get_generation, methods=["GET"]),
+    Route("/api/v1/models", list_models, methods=["GET"]),
+]
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+    """The gateway app. Without ``services``, they are built from ``settings`` at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services if services is not None else await Services.start(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.services.aclose()
+
+    return Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
+        exception_handlers={
+            GatewayError: on_gateway_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+        lifespan=lifespan,
+    )

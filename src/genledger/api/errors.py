@@ -1,0 +1,49 @@
+"""One place renders every error as the contract's JSON envelope, whatever raised it."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from genledger.errors import ERROR_BY_STATUS, GatewayError
+
+log = logging.getLogger("genledger.api")
+
+
+def error_response(error: GatewayError) -> Response:
+    return Response(
+        orjson.dumps(error.envelope()),
+        status_code=error.status,
+        headers=error.headers,
+        media_type="application/json",
+    )
+
+
+async def on_gateway_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    cls = ERROR_BY_STATUS.get(exc.status_code, GatewayError)
+    if exc.status_code == 404:
+        message = f"Not found: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} not allowed on {request.url.path}"
+    else:
+        message = exc.detail
+    error = cls(message, headers=exc.headers)
+    response = error_response(error)
+    response.status_code = exc.status_code
+    return response
+
+
+async def on_unexpected(_request: Request, exc: Exception) -> Response:
+    # The traceback goes to the log, never to the caller.
+    log.error("unhandled error", exc_info=exc)
+    return error_response(GatewayError("Internal Server Error"))

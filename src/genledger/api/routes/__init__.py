@@ -1,0 +1,1 @@
+"""Route handlers: each parses with :mod:`genledger.api.wire`, calls the gateway, renders."""

@@ -1,0 +1,228 @@
+"""OpenAI/OpenRouter JSON in and out: parsed once here into internal types, rendered once here."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from genledger.core.chat import ChatRequest
+from genledger.core.generation import Generation
+from genledger.core.money import to_usd
+from genledger.errors import BadRequest
+from genledger.gateway.catalog import ModelEntry
+
+# Options passed on to OpenAI-compatible upstreams, each with the JSON types it may take.
+_PASSTHROUGH: dict[str, tuple[type, ...]] = {
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "top_k": (int,),
+    "min_p": (int, float),
+    "top_a": (int, float),
+    "frequency_penalty": (int, float),
+    "presence_penalty": (int, float),
+    "repetition_penalty": (int, float),
+    "seed": (int,),
+    "stop": (str, list),
+    "n": (int,),
+    "logit_bias": (dict,),
+    "logprobs": (bool,),
+    "top_logprobs": (int,),
+    "tools": (list,),
+    "tool_choice": (str, dict),
+    "parallel_tool_calls": (bool,),
+    "response_format": (dict,),
+    "reasoning_effort": (str,),
+    "reasoning": (dict,),
+    "modalities": (list,),
+    "metadata": (dict,),
+    "prediction": (dict,),
+    "verbosity": (str,),
+}
+# Accepted and not passed on: OpenRouter routing options and stream options we set ourselves.
+_CONSUMED = {
+    "model", "messages", "stream", "max_tokens", "max_completion_tokens", "user", "stream_options",
+    "models", "provider", "route", "transforms", "usage", "plugins", "session_id", "store",
+}  # fmt: skip
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+MAX_ID_LENGTH = 200
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {int: "integer", float: "number", str: "string", list: "array", dict: "object", bool: "boolean"}
+    return " or ".join(names[t] for t in types)
+
+
+def parse_chat_request(raw: bytes) -> ChatRequest:
+    """Validate a chat completion request body; 400 with the offending field otherwise."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a non-empty string", metadata={"param": "model"})
+
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest(
+            "'messages' is required and must be a non-empty array", metadata={"param": "messages"}
+        )
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise BadRequest(f"'{where}' must be an object", metadata={"param": where})
+        if message.get("role") not in _ROLES:
+            raise BadRequest(
+                f"'{where}.role' must be one of {', '.join(sorted(_ROLES))}",
+                metadata={"param": f"{where}.role"},
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise BadRequest(
+                f"'{where}.content' must be a string, an array of parts or null",
+                metadata={"param": f"{where}.content"},
+            )
+
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise BadRequest("'stream' must be a boolean", metadata={"param": "stream"})
+
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+    ):
+        raise BadRequest("'max_tokens' must be a positive integer", metadata={"param": "max_tokens"})
+
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise BadRequest("'user' must be a string", metadata={"param": "user"})
+
+    params: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in _CONSUMED or value is None:
+            continue
+        types = _PASSTHROUGH.get(name)
+        if types is None:
+            continue  # unknown options are ignored, as OpenAI-compatible servers do
+        if isinstance(value, bool) and bool not in types:
+            raise BadRequest(f"'{name}' must be {_type_name(types)}", metadata={"param": name})
+        if not isinstance(value, types):
+            raise BadRequest(f"'{name}' must be {_type_name(types)}", metadata={"param": name})
+        params[name] = value
+
+    return ChatRequest(
+        model=model, messages=tuple(messages), stream=stream, max_tokens=max_tokens, user=user, params=params
+    )
+
+
+def parse_generation_id(value: str | None) -> str:
+    if value is None or not value.strip():
+        raise BadRequest("Query parameter 'id' is required", metadata={"param": "id"})
+    if len(value) > MAX_ID_LENGTH:
+        raise BadRequest(f"'id' is longer than {MAX_ID_LENGTH} characters", metadata={"param": "id"})
+    return value.strip()
+
+
+def _usd(pico: int | None) -> float | None:
+    return None if pico is None else to_usd(pico)
+
+
+def generation_json(generation: Generation) -> dict[str, Any]:
+    """The contract's generation object: every key present, nulls where unknown."""
+    return {
+        "id": generation.id,
+        "upstream_id": generation.upstream_id,
+        "total_cost": to_usd(generation.total_cost),
+        "cache_discount": _usd(generation.cache_discount),
+        "upstream_inference_cost": None,
+        "created_at": generation.created_at.isoformat(),
+        "model": generation.model,
+        "app_id": None,
+        "streamed": generation.streamed,
+        "cancelled": generation.cancelled,
+        "provider_name": generation.provider_name,
+        "latency": generation.latency_ms,
+        "moderation_latency": None,
+        "generation_time": generation.generation_time_ms,
+        "finish_reason": generation.finish_reason,
+        "tokens_prompt": generation.tokens_prompt,
+        "tokens_completion": generation.tokens_completion,
+        "native_tokens_prompt": generation.native_tokens_prompt,
+        "native_tokens_completion": generation.native_tokens_completion,
+        "native_tokens_completion_images": generation.native_tokens_completion_images,
+        "native_tokens_reasoning": generation.native_tokens_reasoning,
+        "native_tokens_cached": generation.native_tokens_cached,
+        "num_media_prompt": generation.num_media_prompt,
+        "num_input_audio_prompt": None,
+        "num_media_completion": None,
+        "num_search_results": None,
+        "origin": generation.origin,
+        "usage": to_usd(generation.usage),
+        "is_byok": False,
+        "native_finish_reason": generation.native_finish_reason,
+        "external_user": generation.external_user,
+        "api_type": generation.api_type,
+        "router": generation.router,
+        "data_region": generation.data_region,
+        "http_referer": generation.http_referer,
+        "user_agent": generation.user_agent,
+        "preset_id": None,
+        "service_tier": None,
+        "web_search_engine": None,
+        "workspace_id": None,
+        "num_fetches": None,
+        "provider_responses": [attempt.to_json() for attempt in generation.provider_responses],
+        "request_id": generation.request_id,
+        "session_id": None,
+        "response_cache_source_id": None,
+    }
+
+
+def _per_token(price_per_million: Decimal | None) -> str:
+    if price_per_million is None:
+        return "0"
+    return format((price_per_million / 1_000_000).normalize(), "f")
+
+
+def model_json(entry: ModelEntry) -> dict[str, Any]:
+    """A model in OpenRouter's ``/models`` list shape; prices in USD per token, as strings."""
+    price = entry.price
+    return {
+        "id": entry.slug,
+        "canonical_slug": entry.slug,
+        "name": entry.name,
+        "created": 0,
+        "description": f"{entry.name}, served by genledger provider '{entry.provider}'",
+        "context_length": entry.context_length,
+        "architecture": {
+            "modality": "text->text",
+            "input_modalities": ["text"],
+            "output_modalities": ["text"],
+            "tokenizer": "Other",
+            "instruct_type": None,
+        },
+        "pricing": {
+            "prompt": _per_token(price.prompt),
+            "completion": _per_token(price.completion),
+            "request": "0",
+            "image": "0",
+            "web_search": "0",
+            "internal_reasoning": _per_token(price.reasoning or price.completion),
+            "input_cache_read": _per_token(price.cached_prompt or price.prompt),
+            "input_cache_write": _per_token(price.cache_write or price.prompt),
+        },
+        "top_provider": {
+            "context_length": entry.context_length,
+            "max_completion_tokens": entry.max_output_tokens,
+            "is_moderated": False,
+        },
+        "per_request_limits": None,
+        "supported_parameters": sorted(["max_tokens", "stream", "user", *_PASSTHROUGH]),
+    }

@@ -1,0 +1,203 @@
+"""The ``genledger`` command: serve the gateway, manage keys, read the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from genledger.config import ConfigError, Settings, load_settings
+from genledger.core.money import PriceError, to_decimal, usd_to_pico
+from genledger.ledger import Ledger
+from genledger.ledger.store import KeyExists
+
+app = typer.Typer(
+    help="genledger: an LLM gateway that records what every call did and cost.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Create, list and disable API keys.", no_args_is_help=True)
+generations_app = typer.Typer(help="Read generations from the ledger.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(generations_app, name="generations")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (or $GENLEDGER_CONFIG).", show_default=False),
+]
+DEMO_KEY_NAME = "demo"
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]]) -> T:
+    async def run() -> T:
+        ledger = await Ledger.open(settings.database_url)
+        try:
+            return await work(ledger)
+        finally:
+            await ledger.close()
+
+    try:
+        return asyncio.run(run())
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/red] cannot open the ledger at {settings.database_url}: {exc}")
+        raise typer.Exit(1) from None
+
+
+def _usd(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value)
+        if amount < 0:
+            raise InvalidOperation
+        return usd_to_pico(amount)
+    except (InvalidOperation, PriceError):
+        err.print(f"[red]error:[/red] --limit must be a non-negative USD amount, got {value!r}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8080].")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Print a fresh demo key at start.")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the gateway."""
+    import uvicorn
+
+    from genledger.api import create_app
+
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = _settings(config, **overrides)
+    if demo:
+        secret = _with_ledger(settings, _demo_key)
+        console.print(f"[bold]demo key[/bold] (shown once): {secret}", soft_wrap=True)
+        console.print(f"models: {', '.join(settings.models)}")
+        base = f"http://{settings.host}:{settings.port}/api/v1"
+        model = next(iter(settings.models))
+        body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+        console.print(
+            f"try: curl {base}/chat/completions -H 'Authorization: Bearer {secret}' "
+            f"-H 'Content-Type: application/json' -d '{body}'",
+            soft_wrap=True,
+        )
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        loop="auto",
+        http="auto",
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def _demo_key(ledger: Ledger) -> str:
+    rotated = await ledger.keys.rotate(DEMO_KEY_NAME)
+    if rotated is not None:
+        return rotated[1]
+    _, secret = await ledger.keys.create(DEMO_KEY_NAME)
+    return secret
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="A unique name for the key.")],
+    limit: Annotated[str | None, typer.Option("--limit", help="Spending limit in USD.")] = None,
+    management: Annotated[bool, typer.Option("--management", help="A key for the management API.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Create a key and print its secret (shown once; only a hash is stored)."""
+    settings = _settings(config)
+    limit_pico = _usd(limit)
+
+    async def create(ledger: Ledger) -> str:
+        _, secret = await ledger.keys.create(name, limit_pico=limit_pico, management=management)
+        return secret
+
+    try:
+        secret = _with_ledger(settings, create)
+    except KeyExists as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(secret, soft_wrap=True, highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOption = None) -> None:
+    """List keys with their limits and usage."""
+    settings = _settings(config)
+    keys = _with_ledger(settings, lambda ledger: ledger.keys.list())
+    table = Table("name", "label", "limit (USD)", "usage (USD)", "disabled", "management", "created")
+    for key in keys:
+        table.add_row(
+            key.name,
+            key.label,
+            "-" if key.limit_pico is None else f"{to_decimal(key.limit_pico).normalize():f}",
+            f"{to_decimal(key.usage_pico).normalize():f}",
+            "yes" if key.disabled else "no",
+            "yes" if key.is_management else "no",
+            key.created_at.isoformat(timespec="seconds"),
+        )
+    console.print(table)
+
+
+@keys_app.command("disable")
+def keys_disable(
+    name: Annotated[str, typer.Argument(help="The key's name.")], config: ConfigOption = None
+) -> None:
+    """Disable a key: its requests get 401 from then on."""
+    settings = _settings(config)
+    if not _with_ledger(settings, lambda ledger: ledger.keys.set_disabled(name)):
+        err.print(f"[red]error:[/red] no key named {name!r}")
+        raise typer.Exit(1)
+    console.print(f"disabled {name}")
+
+
+@generations_app.command("get")
+def generations_get(
+    generation_id: Annotated[str, typer.Argument(metavar="ID", help="The generation id.")],
+    config: ConfigOption = None,
+) -> None:
+    """Show one generation as a table."""
+    from genledger.api.wire import generation_json
+
+    settings = _settings(config)
+    generation = _with_ledger(settings, lambda ledger: ledger.generations.lookup(generation_id))
+    if generation is None:
+        err.print(f"[red]error:[/red] no generation {generation_id!r}")
+        raise typer.Exit(1)
+    table = Table("field", "value", title=generation_id)
+    for field, value in generation_json(generation).items():
+        table.add_row(field, "null" if value is None else str(value))
+    console.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,182 @@
+"""Settings: one frozen object, read once at the entry point.
+
+Sources, strongest first: ``GENLEDGER_*`` environment variables, then the TOML file named
+by ``--config`` or ``GENLEDGER_CONFIG``, then the defaults below. Without a file the
+gateway runs on embedded defaults: a SQLite file in the working directory and the
+built-in demo provider and model.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from genledger.core.money import PriceError, per_token_pico
+from genledger.core.pricing import Price
+
+DEFAULT_DATABASE_URL = "sqlite:///genledger.db"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+DEFAULT_MAX_CONNECTIONS = 256
+DEMO_PROVIDER = "demo"
+DEMO_MODEL = "genledger/demo"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the bad key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProviderConfig(_Strict):
+    """One upstream provider."""
+
+    kind: Literal["openai", "anthropic", "demo"]
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, description="environment variable holding the API key")
+    display_name: str | None = Field(default=None, description="recorded as provider_name")
+    timeout: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, description="seconds to the first byte")
+    connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT_S, gt=0)
+    stream_idle_timeout: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, description="seconds between chunks")
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
+    delay: float = Field(default=0.0, ge=0, description="demo only: seconds before answering")
+
+    @model_validator(mode="after")
+    def _needs_base_url(self) -> ProviderConfig:
+        if self.kind != "demo" and not self.base_url:
+            raise ValueError(f"a provider of kind {self.kind!r} needs base_url")
+        return self
+
+
+class ModelConfig(_Strict):
+    """A public model slug, the provider that serves it, and its prices (USD per million tokens)."""
+
+    provider: str
+    upstream_model: str | None = None
+    name: str | None = None
+    prompt_price: Decimal
+    completion_price: Decimal
+    cached_prompt_price: Decimal | None = None
+    cache_write_price: Decimal | None = None
+    reasoning_price: Decimal | None = None
+    context_length: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+
+    @field_validator(
+        "prompt_price", "completion_price", "cached_prompt_price", "cache_write_price", "reasoning_price"
+    )
+    @classmethod
+    def _exact(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None:
+            try:
+                per_token_pico(value)
+            except PriceError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @property
+    def price(self) -> Price:
+        return Price(
+            prompt=self.prompt_price,
+            completion=self.completion_price,
+            cached_prompt=self.cached_prompt_price,
+            cache_write=self.cache_write_price,
+            reasoning=self.reasoning_price,
+        )
+
+
+def _demo_providers() -> dict[str, ProviderConfig]:
+    return {DEMO_PROVIDER: ProviderConfig(kind="demo", display_name="genledger-demo")}
+
+
+def _demo_models() -> dict[str, ModelConfig]:
+    return {
+        DEMO_MODEL: ModelConfig(
+            provider=DEMO_PROVIDER,
+            name="genledger: Demo",
+            prompt_price=Decimal("0.5"),
+            completion_price=Decimal("1.5"),
+            cached_prompt_price=Decimal("0.25"),
+            context_length=8192,
+            max_output_tokens=1024,
+        )
+    }
+
+
+class Settings(BaseSettings):
+    """Everything the gateway is configured with. Frozen: build a new one to change it."""
+
+    model_config = SettingsConfigDict(env_prefix="GENLEDGER_", frozen=True, extra="forbid")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = DEFAULT_HOST
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    data_region: Literal["global", "us", "europe"] = "global"
+    providers: dict[str, ProviderConfig] = Field(default_factory=_demo_providers)
+    models: dict[str, ModelConfig] = Field(default_factory=_demo_models)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment overrides them.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _models_name_known_providers(self) -> Settings:
+        for slug, model in self.models.items():
+            if model.provider not in self.providers:
+                raise ValueError(
+                    f"models.{slug}.provider: unknown provider {model.provider!r} "
+                    f"(configured: {', '.join(sorted(self.providers)) or 'none'})"
+                )
+        return self
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file at ``path`` (or ``$GENLEDGER_CONFIG``), apply the environment.
+
+    Raises :class:`ConfigError` naming the offending key.
+    """
+    path = path or os.environ.get("GENLEDGER_CONFIG") or None
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {file}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+
+
+def _describe(exc: ValidationError, path: str | os.PathLike[str] | None) -> str:
+    where = f"{path}: " if path else ""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{where}{key}: {message}" if key else f"{where}{message}")
+    return "invalid configuration\n  " + "\n  ".join(lines)

@@ -1,0 +1,94 @@
+"""Upstream failures and the one table that maps them to the caller's status.
+
+Every way an upstream call can fail is a :class:`FailureKind`; a provider adapter raises
+:class:`UpstreamFailure` with one of them and the gateway answers with
+``STATUS_BY_KIND[kind]``. A test proves the table is total.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+RAW_ERROR_LIMIT = 2_000  # characters of an upstream error body kept in metadata.raw
+
+
+class FailureKind(Enum):
+    UNREACHABLE = "unreachable"  # connection refused, reset, DNS
+    TIMEOUT = "timeout"  # no answer within the provider's timeout
+    OVERLOADED = "overloaded"  # 529, or a 503 that says so
+    RATE_LIMITED = "rate_limited"  # upstream 429
+    BAD_REQUEST = "bad_request"  # upstream 400/413/422: the request itself is wrong
+    SERVER_ERROR = "server_error"  # other 5xx, and 401/403/404 (our configuration, not the caller)
+    INVALID_RESPONSE = "invalid_response"  # not JSON, wrong shape, broken stream
+
+
+STATUS_BY_KIND: dict[FailureKind, int] = {
+    FailureKind.UNREACHABLE: 502,
+    FailureKind.TIMEOUT: 524,
+    FailureKind.OVERLOADED: 529,
+    FailureKind.RATE_LIMITED: 429,
+    FailureKind.BAD_REQUEST: 400,
+    FailureKind.SERVER_ERROR: 502,
+    FailureKind.INVALID_RESPONSE: 502,
+}
+
+# Failures worth trying another endpoint for; a bad request would fail anywhere.
+RETRYABLE_KINDS = frozenset(STATUS_BY_KIND) - {FailureKind.BAD_REQUEST}
+
+
+class UpstreamFailure(Exception):
+    """An upstream call that did not produce an answer."""
+
+    def __init__(
+        self,
+        kind: FailureKind,
+        message: str,
+        *,
+        provider_name: str,
+        raw: Any = None,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.provider_name = provider_name
+        self.raw = bound_raw(raw)
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+
+    @property
+    def status(self) -> int:
+        return STATUS_BY_KIND[self.kind]
+
+
+def classify_status(status: int, body_text: str = "") -> FailureKind:
+    """The failure kind of an upstream HTTP error status."""
+    if status == 529:
+        return FailureKind.OVERLOADED
+    if status == 503 and "overload" in body_text.lower():
+        return FailureKind.OVERLOADED
+    if status == 429:
+        return FailureKind.RATE_LIMITED
+    if status in (400, 413, 422):
+        return FailureKind.BAD_REQUEST
+    if status in (408, 504):
+        return FailureKind.TIMEOUT
+    return FailureKind.SERVER_ERROR
+
+
+def bound_raw(raw: Any) -> Any:
+    """Keep an upstream error body small enough to echo in ``metadata.raw``."""
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if isinstance(raw, str):
+        return raw if len(raw) <= RAW_ERROR_LIMIT else raw[:RAW_ERROR_LIMIT] + "…"
+    if isinstance(raw, dict | list):
+        import json
+
+        text = json.dumps(raw, default=str)
+        return raw if len(text) <= RAW_ERROR_LIMIT else text[:RAW_ERROR_LIMIT] + "…"
+    return bound_raw(str(raw))

@@ -1,0 +1,50 @@
+"""Exact money.
+
+Every amount inside genledger is an integer number of picodollars (1e-12 USD). Prices are
+quoted in USD per million tokens, so a price with up to six decimals is a whole number of
+picodollars per token and every cost is an exact integer. Floats appear only at the JSON
+edge, through :func:`to_usd`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+PICO_PER_USD = 10**12
+_TOKENS_PER_PRICE_UNIT = 10**6  # prices are per million tokens
+
+
+class PriceError(ValueError):
+    """A price that cannot be represented exactly."""
+
+
+def per_token_pico(price_per_million: Decimal) -> int:
+    """Picodollars per token for a price in USD per million tokens.
+
+    Raises :class:`PriceError` for a negative price or one with more than six decimals
+    (it would not be a whole number of picodollars per token).
+    """
+    if price_per_million < 0:
+        raise PriceError(f"price must not be negative, got {price_per_million}")
+    pico = price_per_million * PICO_PER_USD / _TOKENS_PER_PRICE_UNIT
+    if pico != pico.to_integral_value():
+        raise PriceError(f"price {price_per_million} has more than 6 decimals")
+    return int(pico)
+
+
+def usd_to_pico(usd: Decimal) -> int:
+    """Convert an exact USD amount (at most 12 decimals) to picodollars."""
+    pico = usd * PICO_PER_USD
+    if pico != pico.to_integral_value():
+        raise PriceError(f"amount {usd} has more than 12 decimals")
+    return int(pico)
+
+
+def to_decimal(pico: int) -> Decimal:
+    """The exact USD value of a picodollar amount."""
+    return Decimal(pico).scaleb(-12)
+
+
+def to_usd(pico: int) -> float:
+    """The USD value of a picodollar amount as a float, for JSON only."""
+    return float(to_decimal(pico))

@@ -1,0 +1,76 @@
+"""The price catalog's arithmetic: what a generation costs, exactly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from genledger.core.money import per_token_pico
+from genledger.core.usage import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A model's prices in USD per million tokens.
+
+    Cached prompt reads default to the prompt price, cache writes to the prompt price,
+    and reasoning tokens are billed as completion tokens unless priced on their own.
+    """
+
+    prompt: Decimal
+    completion: Decimal
+    cached_prompt: Decimal | None = None
+    cache_write: Decimal | None = None
+    reasoning: Decimal | None = None
+
+    def validate(self) -> None:
+        """Raise ``PriceError`` when any price cannot be applied exactly."""
+        for value in (self.prompt, self.completion, self.cached_prompt, self.cache_write, self.reasoning):
+            if value is not None:
+                per_token_pico(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """A generation's cost in picodollars, with the discount prompt caching gave."""
+
+    total: int
+    cache_discount: int
+
+
+def cost(usage: Usage, price: Price) -> Cost:
+    """The exact cost of ``usage`` at ``price``.
+
+    Prompt tokens read from the cache are billed at the cached price and written ones at
+    the cache-write price; the rest at the prompt price. Reasoning tokens are billed at
+    the reasoning price when there is one, else as completion tokens.
+    """
+    prompt_rate = per_token_pico(price.prompt)
+    cached_rate = per_token_pico(price.cached_prompt) if price.cached_prompt is not None else prompt_rate
+    write_rate = per_token_pico(price.cache_write) if price.cache_write is not None else prompt_rate
+    completion_rate = per_token_pico(price.completion)
+    reasoning_rate = per_token_pico(price.reasoning) if price.reasoning is not None else completion_rate
+
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+    plain_prompt = usage.prompt_tokens - cached - written
+    reasoning = min(usage.reasoning_tokens, usage.completion_tokens)
+    plain_completion = usage.completion_tokens - reasoning
+
+    total = (
+        plain_prompt * prompt_rate
+        + cached * cached_rate
+        + written * write_rate
+        + plain_completion * completion_rate
+        + reasoning * reasoning_rate
+    )
+    return Cost(total=total, cache_discount=cached * (prompt_rate - cached_rate))
+
+
+def worst_case(prompt_tokens: int, max_output_tokens: int, price: Price) -> int:
+    """Picodollars a request can cost at most: every token at its dearest rate."""
+    prompt_rate = max(
+        per_token_pico(p) for p in (price.prompt, price.cached_prompt, price.cache_write) if p is not None
+    )
+    completion_rate = max(per_token_pico(p) for p in (price.completion, price.reasoning) if p is not None)
+    return prompt_tokens * prompt_rate + max_output_tokens * completion_rate

@@ -1,0 +1,52 @@
+"""The model catalog: public slugs, the provider that serves each, and its prices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from genledger.config import ModelConfig, Settings
+from genledger.core.pricing import Price
+from genledger.errors import BadRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    slug: str
+    name: str
+    provider: str
+    upstream_model: str
+    price: Price
+    context_length: int | None
+    max_output_tokens: int | None
+
+    @classmethod
+    def from_config(cls, slug: str, config: ModelConfig) -> ModelEntry:
+        return cls(
+            slug=slug,
+            name=config.name or slug,
+            provider=config.provider,
+            upstream_model=config.upstream_model or slug,
+            price=config.price,
+            context_length=config.context_length,
+            max_output_tokens=config.max_output_tokens,
+        )
+
+
+class Catalog:
+    def __init__(self, entries: dict[str, ModelEntry]) -> None:
+        self._entries = entries
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Catalog:
+        return cls({slug: ModelEntry.from_config(slug, model) for slug, model in settings.models.items()})
+
+    def resolve(self, slug: str) -> ModelEntry:
+        """The entry for ``slug``; a 400 naming the model when there is none."""
+        entry = self._entries.get(slug)
+        if entry is None:
+            raise BadRequest(f"{slug} is not a valid model ID", metadata={"model": slug})
+        return entry
+
+    def __iter__(self) -> Iterator[ModelEntry]:
+        return iter(self._entries.values())

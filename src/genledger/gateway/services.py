@@ -1,0 +1,64 @@
+"""Everything a running gateway holds, built from settings at start-up and closed at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from genledger.config import Settings
+from genledger.gateway.auth import Authenticator
+from genledger.gateway.catalog import Catalog
+from genledger.gateway.completions import CompletionService
+from genledger.ledger import Ledger
+from genledger.providers import Provider, build_provider
+
+log = logging.getLogger("genledger")
+
+
+class Services:
+    """The gateway's state: handed to the routes, never kept in module globals."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, providers: dict[str, Provider]) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.providers = providers
+        self.catalog = Catalog.from_settings(settings)
+        self.auth = Authenticator(ledger.keys)
+        self._background: set[asyncio.Task[None]] = set()
+        self.completions = CompletionService(
+            self.catalog,
+            providers,
+            ledger.generations,
+            data_region=settings.data_region,
+            spawn=self.spawn,
+        )
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        ledger = await Ledger.open(settings.database_url)
+        providers = {name: build_provider(name, config) for name, config in settings.providers.items()}
+        return cls(settings, ledger, providers)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run work that must finish even though the request that started it is gone."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait for background work (records of cancelled streams)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        for provider in self.providers.values():
+            await provider.aclose()
+        await self.ledger.close()

@@ -1,0 +1,68 @@
+"""Database engines: one URL picks SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_PG_MIGRATION_LOCK = 0x67656E6C  # an advisory lock id, so instances starting together migrate once
+
+
+class DatabaseURLError(ValueError):
+    """A database URL genledger cannot use."""
+
+
+def async_url(url: str) -> URL:
+    """The async driver's URL for a plain ``sqlite:///`` or ``postgresql://`` URL."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise DatabaseURLError(f"not a database URL: {url!r}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise DatabaseURLError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://...")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the writer; NORMAL syncs at checkpoints, so a commit
+    # survives a crash of the gateway (not of the machine) without an fsync per request.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url`` with the per-backend settings genledger relies on."""
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite":
+        engine = create_async_engine(target, pool_size=8, max_overflow=8)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(target, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_MIGRATION_LOCK})
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Apply every pending Alembic migration."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)

@@ -1,0 +1,78 @@
+"""Tables of the ledger (SQLAlchemy Core). Money columns are integer picodollars.
+
+Changing a table here needs a migration in ``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("label", String(200), nullable=False),
+    Column("is_management", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("limit_pico", BigInteger, nullable=True),
+    Column("limit_reset", String(16), nullable=True),
+    Column("usage_pico", BigInteger, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+)
+
+generations = Table(
+    "generations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("api_type", String(32), nullable=True),
+    Column("upstream_id", String(200), nullable=True),
+    Column("provider_name", String(200), nullable=True),
+    Column("total_cost_pico", BigInteger, nullable=False),
+    Column("cache_discount_pico", BigInteger, nullable=True),
+    Column("usage_pico", BigInteger, nullable=False),
+    Column("streamed", Boolean, nullable=True),
+    Column("cancelled", Boolean, nullable=True),
+    Column("latency_ms", Float, nullable=True),
+    Column("generation_time_ms", Float, nullable=True),
+    Column("finish_reason", String(32), nullable=True),
+    Column("native_finish_reason", String(64), nullable=True),
+    Column("tokens_prompt", Integer, nullable=True),
+    Column("tokens_completion", Integer, nullable=True),
+    Column("native_tokens_prompt", Integer, nullable=True),
+    Column("native_tokens_completion", Integer, nullable=True),
+    Column("native_tokens_reasoning", Integer, nullable=True),
+    Column("native_tokens_cached", Integer, nullable=True),
+    Column("native_tokens_cache_write", Integer, nullable=True),
+    Column("native_tokens_completion_images", Integer, nullable=True),
+    Column("num_media_prompt", Integer, nullable=True),
+    Column("origin", String(2000), nullable=False),
+    Column("http_referer", String(2000), nullable=True),
+    Column("user_agent", String(1000), nullable=True),
+    Column("external_user", String(1000), nullable=True),
+    Column("app_title", String(1000), nullable=True),
+    Column("router", String(200), nullable=True),
+    Column("data_region", String(16), nullable=False),
+    Column("request_id", String(200), nullable=True),
+    Column("provider_responses", JSON, nullable=True),
+    Index("ix_generations_key_created", "key_id", "created_at"),
+)

@@ -1,0 +1,96 @@
+"""Group commit: many requests' rows written in one transaction, each caller told when durable.
+
+A request hands its row to :meth:`BatchWriter.write` and waits; one task drains whatever
+has queued while the previous transaction committed, so under load a commit carries many
+rows, and alone a row is committed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+T = TypeVar("T")
+Flush = Callable[[AsyncConnection, Sequence[T]], Awaitable[None]]
+MAX_BATCH = 512
+
+log = logging.getLogger("genledger.ledger")
+
+
+class WriterClosed(RuntimeError):
+    """The ledger is shutting down and takes no more writes."""
+
+
+class BatchWriter(Generic[T]):
+    def __init__(self, engine: AsyncEngine, flush: Flush[T]) -> None:
+        self._engine = engine
+        self._flush = flush
+        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="genledger-ledger-writer")
+
+    async def write(self, item: T) -> None:
+        """Return once ``item`` is committed; raise what the database raised for it."""
+        if self._closed:
+            raise WriterClosed("the ledger is closed")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        self._pending.append((item, future))
+        self._wakeup.set()
+        # Shielded: a caller that goes away must not take its row with it.
+        await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while not (self._closed and not self._pending):
+            if not self._pending:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                continue
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        try:
+            async with self._engine.begin() as connection:
+                await self._flush(connection, [item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1:
+                # One bad row must not fail the others: write them one by one.
+                for one in batch:
+                    await self._commit([one])
+                return
+            log.exception("ledger write failed")
+            _settle(batch, exc)
+        else:
+            _settle(batch, None)
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+
+def _settle(batch: list[tuple[T, asyncio.Future[None]]], exc: BaseException | None) -> None:
+    for _, future in batch:
+        if future.done():
+            continue
+        if exc is None:
+            future.set_result(None)
+        else:
+            future.set_exception(exc)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    # The caller may have gone away; its failure is logged by the writer, not lost to asyncio.
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,25 @@
+"""Upstream providers behind one interface (:class:`~genledger.providers.base.Provider`).
+
+One module per provider; :func:`build_provider` turns a provider's config into one.
+"""
+
+from __future__ import annotations
+
+from genledger.config import ProviderConfig
+from genledger.providers.base import ChatStream, Provider, UpstreamCall
+
+
+def build_provider(name: str, config: ProviderConfig) -> Provider:
+    """The provider adapter for one ``[providers.NAME]`` table of the config."""
+    if config.kind == "demo":
+        from genledger.providers.demo import DemoProvider
+
+        return DemoProvider(name, config)
+    if config.kind == "openai":
+        from genledger.providers.openai_compat import OpenAICompatProvider
+
+        return OpenAICompatProvider(name, config)
+    raise ValueError(f"unknown provider kind {config.kind!r}")
+
+
+__all__ = ["ChatStream", "Provider", "UpstreamCall", "build_provider"]

@@ -1,0 +1,114 @@
+"""The built-in demo provider: deterministic answers with realistic token counts, no network."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from genledger.config import ProviderConfig
+from genledger.core.chat import Completion
+from genledger.core.usage import Usage
+from genledger.providers.base import ChatStream, UpstreamCall
+
+_CHARS_PER_TOKEN = 4
+_TOKENS_PER_MESSAGE = 4  # role markers and separators, as chat templates add them
+_DEFAULT_REPLY_WORDS = 40
+
+
+class DemoProvider:
+    """Answers every request from the prompt alone, optionally after ``config.delay`` seconds."""
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self.display_name = config.display_name or "genledger-demo"
+        self._delay = config.delay
+
+    def _answer(self, call: UpstreamCall) -> tuple[list[str], Usage, str]:
+        request = call.request
+        last_user = next(
+            (m.get("content") for m in reversed(request.messages) if m.get("role") == "user"), ""
+        )
+        said = last_user if isinstance(last_user, str) else "something"
+        words = f"This is the genledger demo model. You said: {said}".split()
+        filler = [
+            "Every",
+            "call",
+            "through",
+            "genledger",
+            "is",
+            "recorded",
+            "with",
+            "its",
+            "tokens,",
+            "cost",
+            "and",
+            "latency.",
+        ]
+        while len(words) < _DEFAULT_REPLY_WORDS:
+            words += filler
+        words = words[:_DEFAULT_REPLY_WORDS]
+        finish = "stop"
+        if request.max_tokens is not None and request.max_tokens < len(words):
+            words = words[: request.max_tokens]
+            finish = "length"
+        prompt_tokens = request.prompt_chars() // _CHARS_PER_TOKEN + _TOKENS_PER_MESSAGE * len(
+            request.messages
+        )
+        return words, Usage(prompt_tokens=max(prompt_tokens, 1), completion_tokens=len(words)), finish
+
+    async def complete(self, call: UpstreamCall) -> Completion:
+        if self._delay:
+            await asyncio.sleep(self._delay)
+        words, usage, finish = self._answer(call)
+        upstream_id = f"demo-{uuid.uuid4().hex}"
+        body: dict[str, Any] = {
+            "id": upstream_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": call.upstream_model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": " ".join(words)},
+                    "finish_reason": finish,
+                    "logprobs": None,
+                }
+            ],
+        }
+        return Completion(
+            body=body, usage=usage, finish_reason=finish, native_finish_reason=finish, upstream_id=upstream_id
+        )
+
+    async def stream(self, call: UpstreamCall) -> ChatStream:
+        stream = ChatStream()
+        return stream.attach(self._chunks(call, stream))
+
+    async def _chunks(self, call: UpstreamCall, stream: ChatStream) -> AsyncIterator[dict[str, Any]]:
+        words, usage, finish = self._answer(call)
+        stream.upstream_id = f"demo-{uuid.uuid4().hex}"
+        created = int(time.time())
+        step = self._delay / max(len(words), 1)
+        for index, word in enumerate(words):
+            if step:
+                await asyncio.sleep(step)
+            delta: dict[str, Any] = {"content": word if index == 0 else " " + word}
+            if index == 0:
+                delta["role"] = "assistant"
+            last = index == len(words) - 1
+            if last:
+                stream.usage, stream.finish_reason, stream.native_finish_reason = usage, finish, finish
+            else:
+                stream.usage = Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=index + 1)
+            yield {
+                "id": stream.upstream_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": call.upstream_model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish if last else None}],
+            }
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,112 @@
+"""The pooled HTTP client every HTTP provider shares, and its failure translation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+
+import aiohttp
+
+from genledger.config import ProviderConfig
+from genledger.core.failures import FailureKind, UpstreamFailure
+
+FailureFactory = Callable[..., UpstreamFailure]
+_MAX_SSE_LINE = 1024 * 1024
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``."""
+    value = headers.get("retry-after-ms")
+    if value:
+        with contextlib.suppress(ValueError):
+            return max(float(value) / 1000, 0.0)
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(float(value), 0.0)
+    with contextlib.suppress(TypeError, ValueError):
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    return None
+
+
+class HttpUpstream:
+    """A keep-alive connection pool to one provider, opened on first use in the running loop."""
+
+    def __init__(self, config: ProviderConfig, headers: Mapping[str, str]) -> None:
+        self._config = config
+        self._headers = dict(headers)
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
+        )
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._config.max_connections, keepalive_timeout=30, enable_cleanup_closed=True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                timeout=self._timeout,
+                skip_auto_headers=("User-Agent",),
+                auto_decompress=True,
+            )
+        return self._session
+
+    @contextlib.asynccontextmanager
+    async def post(
+        self, url: str, body: bytes, failure: FailureFactory, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """POST and yield the response once its headers arrived, mapping transport failures."""
+        try:
+            async with self._get_session().post(url, data=body, headers=headers) as response:
+                yield response
+        except UpstreamFailure:
+            raise
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise failure(
+                FailureKind.TIMEOUT, f"no answer within {self._config.timeout:g}s", raw="timeout"
+            ) from None
+        except aiohttp.ClientPayloadError as exc:
+            raise failure(FailureKind.INVALID_RESPONSE, "broken response body", raw=str(exc)) from None
+        except aiohttp.ClientError as exc:
+            raise failure(
+                FailureKind.UNREACHABLE, f"cannot reach the provider: {exc}", raw=str(exc)
+            ) from None
+
+    async def read(self, response: aiohttp.ClientResponse, failure: FailureFactory) -> bytes:
+        """The whole body, mapping a read that stalls or breaks."""
+        try:
+            return await response.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise failure(FailureKind.TIMEOUT, "the response body stalled", raw="timeout") from None
+        except aiohttp.ClientError as exc:
+            raise failure(FailureKind.INVALID_RESPONSE, "broken response body", raw=str(exc)) from None
+
+    async def sse_data(
+        self, response: aiohttp.ClientResponse, failure: FailureFactory
+    ) -> AsyncIterator[bytes]:
+        """The ``data:`` payloads of a server-sent event stream (one per event)."""
+        try:
+            async for line in response.content:
+                if line.startswith(b"data:"):
+                    yield line[5:].strip()
+                elif len(line) > _MAX_SSE_LINE:
+                    raise failure(FailureKind.INVALID_RESPONSE, "oversized stream line")
+        except UpstreamFailure:
+            raise
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise failure(FailureKind.TIMEOUT, "the stream stalled", raw="timeout") from None
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise failure(FailureKind.INVALID_RESPONSE, "the stream broke", raw=str(exc)) from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            # Let the connector's transports close before the loop goes away.
+            await asyncio.sleep(0)

@@ -1,0 +1,138 @@
+"""Any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, ...), over pooled aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from genledger.config import ProviderConfig
+from genledger.core.chat import Completion, normalize_finish_reason
+from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
+from genledger.core.usage import from_openai
+from genledger.providers.base import ChatStream, UpstreamCall
+from genledger.providers.http import HttpUpstream, parse_retry_after
+
+
+class OpenAICompatProvider:
+    """``POST {base_url}/chat/completions``, streamed or not, asking for usage on streams."""
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self.display_name = config.display_name or name
+        assert config.base_url is not None
+        self._url = config.base_url.rstrip("/") + "/chat/completions"
+        headers = {"Content-Type": "application/json"}
+        if config.api_key_env:
+            key = os.environ.get(config.api_key_env)
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+        self._http = HttpUpstream(config, headers)
+
+    def _payload(self, call: UpstreamCall, *, stream: bool) -> bytes:
+        request = call.request
+        body: dict[str, Any] = dict(request.params)
+        body["model"] = call.upstream_model
+        body["messages"] = request.messages
+        if request.max_tokens is not None:
+            body["max_tokens"] = request.max_tokens
+        if request.user is not None:
+            body["user"] = request.user
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return orjson.dumps(body)
+
+    def _failure(self, kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
+        return UpstreamFailure(kind, message, provider_name=self.display_name, **kwargs)
+
+    async def _error_from(self, response: aiohttp.ClientResponse) -> UpstreamFailure:
+        text = (await response.read()).decode("utf-8", "replace")
+        try:
+            raw: Any = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raw = text
+        kind = classify_status(response.status, text)
+        return self._failure(
+            kind,
+            f"{self.display_name} answered HTTP {response.status}",
+            raw=raw,
+            upstream_status=response.status,
+            retry_after=parse_retry_after(response.headers),
+        )
+
+    async def complete(self, call: UpstreamCall) -> Completion:
+        async with self._http.post(self._url, self._payload(call, stream=False), self._failure) as response:
+            if response.status != 200:
+                raise await self._error_from(response)
+            raw = await self._http.read(response, self._failure)
+        try:
+            body = orjson.loads(raw)
+            choice = body["choices"][0]
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+            raise self._failure(
+                FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid response", raw=raw
+            ) from None
+        if not isinstance(body, dict):
+            raise self._failure(FailureKind.INVALID_RESPONSE, "response is not an object", raw=raw)
+        native = choice.get("finish_reason") if isinstance(choice, dict) else None
+        upstream_id = body.get("id")
+        return Completion(
+            body=body,
+            usage=from_openai(body.get("usage")),
+            finish_reason=normalize_finish_reason(native),
+            native_finish_reason=native,
+            upstream_id=upstream_id if isinstance(upstream_id, str) else None,
+        )
+
+    async def stream(self, call: UpstreamCall) -> ChatStream:
+        context = self._http.post(self._url, self._payload(call, stream=True), self._failure)
+        response = await context.__aenter__()
+        if response.status != 200:
+            try:
+                raise await self._error_from(response)
+            finally:
+                await context.__aexit__(None, None, None)
+        stream = ChatStream()
+        return stream.attach(self._chunks(context, response, stream))
+
+    async def _chunks(
+        self, context: Any, response: aiohttp.ClientResponse, stream: ChatStream
+    ) -> AsyncIterator[dict[str, Any]]:
+        try:
+            async for data in self._http.sse_data(response, self._failure):
+                if data == b"[DONE]":
+                    return
+                try:
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise self._failure(
+                        FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid chunk", raw=data
+                    ) from None
+                if not isinstance(chunk, dict):
+                    raise self._failure(FailureKind.INVALID_RESPONSE, "chunk is not an object", raw=data)
+                if "error" in chunk:
+                    raise self._failure(FailureKind.SERVER_ERROR, "error in stream", raw=chunk["error"])
+                if isinstance(chunk.get("id"), str):
+                    stream.upstream_id = chunk["id"]
+                usage = from_openai(chunk.get("usage"))
+                if usage is not None:
+                    stream.usage = usage
+                choices = chunk.get("choices")
+                if not choices:
+                    continue  # the usage-only chunk: the gateway sends its own
+                native = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
+                if native:
+                    stream.native_finish_reason = native
+                    stream.finish_reason = normalize_finish_reason(native)
+                yield chunk
+            raise self._failure(FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream early")
+        finally:
+            await asyncio.shield(context.__aexit__(None, None, None))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
