@@ -63,7 +63,13 @@ def sample_generation(**overrides: Any) -> dict[str, Any]:
         "workspace_id": None,
         "num_fetches": None,
         "provider_responses": [
-            {"status": 200, "provider_name": "OpenAI", "id": "chatcmpl-abc123", "latency": 400.0, "is_byok": False}
+            {
+                "status": 200,
+                "provider_name": "OpenAI",
+                "id": "chatcmpl-abc123",
+                "latency": 400.0,
+                "is_byok": False,
+            }
         ],
         "request_id": "req-1",
         "session_id": None,
@@ -188,4 +194,3 @@ class Harness:
                 await http.aclose()
             else:
                 http.close()
-

@@ -81,7 +81,7 @@ async def test_credits_get(harness: Harness) -> None:
 
     credits = await harness.call(client, "credits.get")
 
-    assert credits == Credits(total_credits=25.0, total_usage=3.75, currency="USD")
+    assert credits == Credits.model_validate({"total_credits": 25.0, "total_usage": 3.75, "currency": "USD"})
     assert credits.currency == "USD"
     assert harness.requests[0].url.path == "/api/v1/credits"
     with pytest.raises(pydantic.ValidationError):

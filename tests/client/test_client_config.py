@@ -92,22 +92,30 @@ async def test_headers_sent_on_every_request(harness: Harness, generation_data: 
     assert uuid.UUID(headers["X-Request-ID"]).version == 4
 
 
-async def test_default_headers_are_added_but_cannot_pin_the_request_id(
+async def test_default_headers_are_added_but_cannot_replace_auth_or_request_id(
     harness: Harness, generation_data: dict[str, Any]
 ) -> None:
     client = harness.client(
         scripted(ok(generation_data)),
-        default_headers={"X-Title": "my app", "User-Agent": "custom/1.0", "X-Request-ID": "fixed"},
+        default_headers={
+            "X-Title": "my app",
+            "user-agent": "custom/1.0",
+            "X-Request-ID": "fixed",
+            "Authorization": "Bearer other",
+        },
     )
     await harness.call(client, GET, id=GENERATION_ID)
     headers = harness.requests[0].headers
     assert headers["X-Title"] == "my app"
-    assert headers["User-Agent"] == "custom/1.0"
+    assert headers.get_list("User-Agent") == ["custom/1.0"]
+    assert headers.get_list("Authorization") == [f"Bearer {API_KEY}"]
     assert headers["X-Request-ID"] != "fixed"
     assert headers.get_list("X-Request-ID") == [headers["X-Request-ID"]]
 
 
-async def test_timeout_defaults_and_per_call_override(harness: Harness, generation_data: dict[str, Any]) -> None:
+async def test_timeout_defaults_and_per_call_override(
+    harness: Harness, generation_data: dict[str, Any]
+) -> None:
     client = harness.client(scripted(ok(generation_data)))
     await harness.call(client, GET, id=GENERATION_ID)
     await harness.call(client, GET, id=GENERATION_ID, timeout=1.5)
@@ -121,7 +129,9 @@ async def test_timeout_defaults_and_per_call_override(harness: Harness, generati
     assert timeouts[3] == httpx.Timeout(None).as_dict()
 
 
-async def test_client_timeout_applies_to_every_call(harness: Harness, generation_data: dict[str, Any]) -> None:
+async def test_client_timeout_applies_to_every_call(
+    harness: Harness, generation_data: dict[str, Any]
+) -> None:
     client = harness.client(scripted(ok(generation_data)), timeout=7.0)
     assert client.timeout == 7.0
     await harness.call(client, GET, id=GENERATION_ID)
@@ -171,9 +181,9 @@ async def test_injected_http_client_is_used(harness: Harness, generation_data: d
 
 def test_constructor_is_keyword_only() -> None:
     with pytest.raises(TypeError):
-        Client("sk-positional")  # type: ignore[misc]
+        Client("sk-positional")  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        AsyncClient("sk-positional")  # type: ignore[misc]
+        AsyncClient("sk-positional")  # type: ignore[call-arg]
 
 
 def test_base_url_is_exposed_without_leaking_the_key() -> None:

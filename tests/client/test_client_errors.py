@@ -71,7 +71,11 @@ async def test_every_contract_status_raises_its_class(harness: Harness, status: 
     assert type(error) is getattr(errors, class_name)
     assert error.status_code == status
     assert error.error is not None
-    assert (error.error.code, error.error.message, error.error.metadata) == (status, "it went wrong", metadata)
+    assert (error.error.code, error.error.message, error.error.metadata) == (
+        status,
+        "it went wrong",
+        metadata,
+    )
     assert error.user_id == "user-7"
     assert error.headers["x-extra"] == "yes"
     assert isinstance(error.response, httpx.Response) and error.response.status_code == status
@@ -109,9 +113,20 @@ async def test_request_id_falls_back_to_the_one_sent(harness: Harness) -> None:
         Reply(402, json={"error": {"code": 402}}),
         Reply(403, json=["error"]),
     ],
-    ids=["html-404", "text-401", "empty-429", "broken-json", "fastapi-style", "string-error", "no-message", "list"],
+    ids=[
+        "html-404",
+        "text-401",
+        "empty-429",
+        "broken-json",
+        "fastapi-style",
+        "string-error",
+        "no-message",
+        "list",
+    ],
 )
-async def test_an_error_body_that_is_not_the_envelope_raises_api_error(harness: Harness, reply: Reply) -> None:
+async def test_an_error_body_that_is_not_the_envelope_raises_api_error(
+    harness: Harness, reply: Reply
+) -> None:
     client = harness.client(scripted(reply), max_retries=0)
     with pytest.raises(APIStatusError) as caught:
         await harness.call(client, GET, id=GENERATION_ID)
@@ -127,7 +142,9 @@ async def test_an_error_body_that_is_not_the_envelope_raises_api_error(harness: 
 
 async def test_the_quoted_body_is_bounded(harness: Harness) -> None:
     page = b"<html>" + b"x" * 10_000 + b"</html>"
-    client = harness.client(scripted(Reply(502, content=page, headers={"Content-Type": "text/html"})), max_retries=0)
+    client = harness.client(
+        scripted(Reply(502, content=page, headers={"Content-Type": "text/html"})), max_retries=0
+    )
     with pytest.raises(APIError) as caught:
         await harness.call(client, GET, id=GENERATION_ID)
     message = str(caught.value)

@@ -89,9 +89,15 @@ def test_every_error_class_is_also_exported_from_the_package() -> None:
 def test_everything_public_has_a_docstring() -> None:
     client = genledger.client.Client(api_key="sk")
     async_client = genledger.client.AsyncClient(api_key="sk")
-    objects = [getattr(genledger.client, name) for name in CLIENT_ALL if isinstance(getattr(genledger.client, name), type)]
+    objects = [
+        getattr(genledger.client, name)
+        for name in CLIENT_ALL
+        if isinstance(getattr(genledger.client, name), type)
+    ]
     objects += [type(resource) for resource in (client.generations, client.key, client.credits)]
-    objects += [type(resource) for resource in (async_client.generations, async_client.key, async_client.credits)]
+    objects += [
+        type(resource) for resource in (async_client.generations, async_client.key, async_client.credits)
+    ]
     missing = []
     for obj in objects:
         if not inspect.getdoc(obj):
@@ -109,7 +115,7 @@ def test_everything_public_has_a_docstring() -> None:
 def test_user_agent_names_the_client_and_its_version() -> None:
     from genledger.client._base import USER_AGENT
 
-    assert USER_AGENT == f"genledger-python/{genledger.client.__version__}"
+    assert f"genledger-python/{genledger.client.__version__}" == USER_AGENT
     assert genledger.client.__version__
 
 
@@ -118,10 +124,14 @@ def test_the_client_imports_without_server_dependencies() -> None:
         "import sys; import genledger.client; "
         "bad={'starlette','sqlalchemy','aiohttp','uvicorn','orjson','redis','typer'} & set(sys.modules); "
         "assert not bad, bad; "
-        "other=[m for m in sys.modules if m.startswith('genledger.') and not m.startswith('genledger.client')]; "
+        "other=[m for m in sys.modules "
+        "if m.startswith('genledger.') and not m.startswith('genledger.client')]; "
         "assert not other, other"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+    }
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 

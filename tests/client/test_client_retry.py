@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -48,7 +48,8 @@ def test_retryable_statuses_are_the_documented_set() -> None:
 )
 def test_should_retry(status: int | None, retries_taken: int, max_retries: int, expected: bool) -> None:
     assert (
-        policy().should_retry(retries_taken=retries_taken, max_retries=max_retries, status_code=status) is expected
+        policy().should_retry(retries_taken=retries_taken, max_retries=max_retries, status_code=status)
+        is expected
     )
 
 
@@ -203,7 +204,9 @@ async def test_max_retries_must_be_a_non_negative_int(harness: Harness, bad: Any
 @pytest.mark.parametrize(
     "exception", [httpx.ReadTimeout, httpx.ConnectTimeout, httpx.WriteTimeout, httpx.PoolTimeout]
 )
-async def test_timeouts_are_retried_then_raised(harness: Harness, exception: type[httpx.RequestError]) -> None:
+async def test_timeouts_are_retried_then_raised(
+    harness: Harness, exception: type[httpx.RequestError]
+) -> None:
     client = harness.client(scripted(Reply(raise_=exception)), retry_policy=policy())
     with pytest.raises(APITimeoutError) as caught:
         await harness.call(client, GET, id=GENERATION_ID)

@@ -177,7 +177,7 @@ def parse_spec(spec: str) -> Behavior:
 
 
 def behavior_from_json(data: Mapping[str, Any]) -> tuple[Behavior, int | None, str | None]:
-    """``{"behavior": spec, "times": N | null, "model": name | null, **params}`` -> (behavior, times, model)."""
+    """``{"behavior": spec, "times": N|null, "model": str|null, **params}`` -> (behavior, times, model)."""
     spec = data.get("behavior")
     if not isinstance(spec, str):
         raise BehaviorError('"behavior" (a string) is required')

@@ -24,16 +24,24 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any, Final
 
 from aiohttp import web
 
 from tests.fakes.control import Behavior, dumps
 from tests.fakes.runner import FakeServer, FakeServerInThread, run_cli, serve
-from tests.fakes.server import GARBAGE_BODY, FakeUpstream, StreamPlan, char_tokens, last_user_text, text_of
+from tests.fakes.server import (
+    GARBAGE_BODY,
+    WORD,
+    FakeUpstream,
+    StreamPlan,
+    char_tokens,
+    last_user_text,
+    text_of,
+    words,
+)
 
-WORD: Final = "tok"
 TOOL_CALL_TOKENS: Final = 12
 TOOL_ARGUMENTS: Final = dumps({"city": "Paris"}).decode()
 DONE_EVENT: Final = b"data: [DONE]\n\n"
@@ -58,12 +66,6 @@ OVERLOADED_BODY: Final = dumps(
         }
     }
 )
-
-
-@lru_cache(maxsize=1024)
-def words(n: int) -> str:
-    """The reply text of ``n`` tokens."""
-    return " ".join([WORD] * n)
 
 
 def prompt_tokens_of(messages: Any) -> int:

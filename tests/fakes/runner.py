@@ -56,7 +56,7 @@ class _Controls:
         return self._call(self.upstream.state.snapshot)
 
     def requests(self) -> list[dict[str, Any]]:
-        """The recorded generation requests (last 100), oldest first: method, path, headers, json, behavior."""
+        """The recorded generation requests (last 100), oldest first: method, path, headers, json."""
         return self._call(self.upstream.state.history)
 
     def set_behavior(
@@ -87,9 +87,9 @@ class FakeServer(_Controls):
     def _call(self, fn: Callable[[], T]) -> T:
         return fn()
 
-    async def wait_until(self, predicate: StatsPredicate, timeout: float = 5.0) -> dict[str, Any]:
+    async def wait_until(self, predicate: StatsPredicate, within: float = 5.0) -> dict[str, Any]:
         """Poll :meth:`stats` until ``predicate(stats)`` holds; the stats, or TimeoutError."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             stats = self.stats()
             if predicate(stats):
@@ -214,9 +214,9 @@ class FakeServerInThread(_Controls):
         loop.call_soon_threadsafe(run)
         return future.result(timeout=10)
 
-    def wait_until(self, predicate: StatsPredicate, timeout: float = 5.0) -> dict[str, Any]:
+    def wait_until(self, predicate: StatsPredicate, within: float = 5.0) -> dict[str, Any]:
         """Poll :meth:`stats` until ``predicate(stats)`` holds; the stats, or TimeoutError."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             stats = self.stats()
             if predicate(stats):

@@ -11,6 +11,7 @@ import abc
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar, Final
 
 from aiohttp import web
@@ -43,6 +44,7 @@ SSE_HEADERS: Final[Mapping[str, str]] = {
     "Cache-Control": "no-cache",
 }
 DEFAULT_COMPLETION_TOKENS: Final = 8
+WORD: Final = "tok"  # every reply is this word repeated: one word, one token, one stream chunk
 _MID_STREAM: Final = frozenset({STALL_MID_STREAM, DIE_MID_STREAM, ERROR_MID_STREAM})
 _STATUS_MESSAGES: Final[dict[int, str]] = {
     400: "Invalid request (fake upstream)",
@@ -82,6 +84,12 @@ def text_of(content: Any) -> str:
             return text
         return text_of(content.get("content"))
     return ""
+
+
+@lru_cache(maxsize=1024)
+def words(n: int) -> str:
+    """The reply text of ``n`` tokens: ``"tok tok ... tok"``."""
+    return " ".join([WORD] * n)
 
 
 def char_tokens(chars: int) -> int:
@@ -208,7 +216,9 @@ class FakeUpstream(abc.ABC):
 
     # -- generation
 
-    def error_response(self, status: int, behavior: Behavior = OK_BEHAVIOR, message: str | None = None) -> web.Response:
+    def error_response(
+        self, status: int, behavior: Behavior = OK_BEHAVIOR, message: str | None = None
+    ) -> web.Response:
         text = behavior.get_str("message") or message or _STATUS_MESSAGES.get(status, f"HTTP {status}")
         body = self.error_body(status, text, behavior.get_str("error_type"), behavior.get_str("code"))
         retry_after = behavior.params.get("retry_after", 1.0 if status == 429 else None)
@@ -282,7 +292,9 @@ class FakeUpstream(abc.ABC):
             if not stream:
                 return web.Response(body=GARBAGE_BODY, content_type="application/json")
             plan = self.render_stream(body, behavior)
-            return await self._stream(request, StreamPlan(plan.head, [self.garbage_event()], plan.tail), behavior)
+            return await self._stream(
+                request, StreamPlan(plan.head, [self.garbage_event()], plan.tail), behavior
+            )
         if stream:
             return await self._stream(request, self.render_stream(body, behavior), behavior)
         data = self.render_json(body, behavior)

@@ -106,13 +106,10 @@ class BaseClient:
         spec: RequestSpec[Any],
         request_id: str,
     ) -> httpx.Request:
-        headers = {
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-            "Authorization": f"Bearer {self.api_key}",
-            **self._custom_headers,
-            REQUEST_ID_HEADER: request_id,
-        }
+        headers = httpx.Headers({"Accept": "application/json", "User-Agent": USER_AGENT})
+        headers.update(self._custom_headers)  # case-insensitive: replaces, never duplicates
+        headers["Authorization"] = f"Bearer {self.api_key}"
+        headers[REQUEST_ID_HEADER] = request_id
         timeout = self.timeout if isinstance(spec.timeout, NotGiven) else spec.timeout
         return http_client.build_request(
             spec.method,

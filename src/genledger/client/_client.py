@@ -39,8 +39,9 @@ class Client(BaseClient):
         timeout: per-request timeout (seconds or ``httpx.Timeout``; ``None`` disables it).
             Defaults to the injected ``http_client``'s timeout, else 60 s (5 s to connect).
         max_retries: retries after the first attempt for retryable failures (default 2).
-        default_headers: extra headers sent with every request (they may override
-            ``User-Agent`` and ``Accept``, not the per-call ``X-Request-ID``).
+        default_headers: extra headers sent with every request. They may replace
+            ``User-Agent`` and ``Accept``, but not ``Authorization`` (from ``api_key``) or
+            the per-call ``X-Request-ID``.
         http_client: an ``httpx.Client`` to send through (proxies, transports, tests). The
             client never closes an injected ``http_client``; it closes only one it created.
         retry_policy: backoff tuning; see :class:`~genledger.client.RetryPolicy`.

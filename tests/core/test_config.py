@@ -1,0 +1,90 @@
+from decimal import Decimal
+
+import pytest
+
+from genledger.config import DEMO_MODEL, ConfigError, load_settings
+
+
+def write(tmp_path, text):
+    path = tmp_path / "genledger.toml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """
+database_url = "sqlite:///ledger.db"
+
+[providers.local]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "LOCAL_KEY"
+timeout = 5
+
+[models."acme/fast-chat"]
+provider = "local"
+upstream_model = "llama-3"
+prompt_price = "0.15"
+completion_price = "0.60"
+"""
+
+
+def test_defaults_run_the_demo_on_a_sqlite_file(monkeypatch):
+    monkeypatch.delenv("GENLEDGER_CONFIG", raising=False)
+    monkeypatch.delenv("GENLEDGER_DATABASE_URL", raising=False)
+    settings = load_settings()
+    assert settings.database_url == "sqlite:///genledger.db"
+    assert list(settings.models) == [DEMO_MODEL]
+    assert settings.providers["demo"].kind == "demo"
+
+
+def test_a_file_is_read_and_the_environment_overrides_it(tmp_path, monkeypatch):
+    path = write(tmp_path, GOOD)
+    monkeypatch.setenv("GENLEDGER_DATABASE_URL", "postgresql://u@127.0.0.1/db")
+    settings = load_settings(path)
+    assert settings.database_url == "postgresql://u@127.0.0.1/db"
+    model = settings.models["acme/fast-chat"]
+    assert model.prompt_price == Decimal("0.15")
+    assert model.price.completion == Decimal("0.60")
+    assert settings.providers["local"].timeout == 5
+
+
+def test_config_path_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENLEDGER_CONFIG", str(write(tmp_path, GOOD)))
+    monkeypatch.delenv("GENLEDGER_DATABASE_URL", raising=False)
+    assert load_settings().database_url == "sqlite:///ledger.db"
+
+
+@pytest.mark.parametrize(
+    ("patch", "named"),
+    [
+        (('prompt_price = "0.15"', 'prompt_price = "abc"'), "models.acme/fast-chat.prompt_price"),
+        (('prompt_price = "0.15"', 'prompt_price = "0.0000001"'), "models.acme/fast-chat.prompt_price"),
+        (('provider = "local"', 'provider = "nowhere"'), "models.acme/fast-chat.provider"),
+        (('kind = "openai"', 'kind = "grpc"'), "providers.local.kind"),
+        (("timeout = 5", "timeout = -1"), "providers.local.timeout"),
+        (('database_url = "sqlite:///ledger.db"', 'databse_url = "x"'), "databse_url"),
+        (('base_url = "http://127.0.0.1:9/v1"', ""), "base_url"),
+    ],
+)
+def test_invalid_config_names_the_bad_key(tmp_path, monkeypatch, patch, named):
+    monkeypatch.delenv("GENLEDGER_DATABASE_URL", raising=False)
+    path = write(tmp_path, GOOD.replace(*patch))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert named in str(caught.value)
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "this is = = not toml"))
+
+
+def test_the_example_config_is_valid(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.delenv("GENLEDGER_DATABASE_URL", raising=False)
+    example = Path(__file__).parents[2] / "examples" / "genledger.toml"
+    settings = load_settings(example)
+    assert settings.models

@@ -1,0 +1,78 @@
+from decimal import Decimal
+
+import pytest
+
+from genledger.core.money import PriceError, per_token_pico, to_decimal, to_usd, usd_to_pico
+from genledger.core.pricing import Price, cost, worst_case
+from genledger.core.usage import Usage, from_openai
+
+
+def test_per_token_pico_is_exact():
+    assert per_token_pico(Decimal("0.15")) == 150_000
+    assert per_token_pico(Decimal("3")) == 3_000_000
+    assert per_token_pico(Decimal("0.000001")) == 1
+
+
+@pytest.mark.parametrize("bad", [Decimal("0.0000001"), Decimal("-1")])
+def test_prices_that_cannot_be_exact_are_refused(bad):
+    with pytest.raises(PriceError):
+        per_token_pico(bad)
+
+
+def test_cost_of_plain_usage():
+    price = Price(prompt=Decimal("0.15"), completion=Decimal("0.60"))
+    result = cost(Usage(prompt_tokens=1000, completion_tokens=500), price)
+    # 1000 * 0.15e-6 + 500 * 0.60e-6 = 0.00015 + 0.0003
+    assert to_decimal(result.total) == Decimal("0.00045")
+    assert result.cache_discount == 0
+
+
+def test_cached_prompt_tokens_are_billed_at_the_cached_price_and_discounted():
+    price = Price(prompt=Decimal("2"), completion=Decimal("8"), cached_prompt=Decimal("0.5"))
+    result = cost(Usage(prompt_tokens=1000, completion_tokens=10, cached_tokens=400), price)
+    assert to_decimal(result.total) == Decimal("600") * Decimal("2e-6") + Decimal("400") * Decimal(
+        "0.5e-6"
+    ) + Decimal("10") * Decimal("8e-6")
+    assert to_decimal(result.cache_discount) == Decimal("400") * Decimal("1.5e-6")
+
+
+def test_reasoning_defaults_to_completion_price_unless_priced():
+    usage = Usage(prompt_tokens=0, completion_tokens=100, reasoning_tokens=60)
+    plain = Price(prompt=Decimal("1"), completion=Decimal("4"))
+    priced = Price(prompt=Decimal("1"), completion=Decimal("4"), reasoning=Decimal("10"))
+    assert cost(usage, plain).total == 100 * 4_000_000
+    assert cost(usage, priced).total == 40 * 4_000_000 + 60 * 10_000_000
+
+
+def test_cache_writes_use_their_own_price():
+    price = Price(prompt=Decimal("3"), completion=Decimal("15"), cache_write=Decimal("3.75"))
+    result = cost(Usage(prompt_tokens=100, cache_write_tokens=100), price)
+    assert result.total == 100 * 3_750_000
+
+
+def test_worst_case_uses_the_dearest_rates():
+    price = Price(
+        prompt=Decimal("1"), completion=Decimal("2"), cache_write=Decimal("1.25"), reasoning=Decimal("3")
+    )
+    assert worst_case(10, 20, price) == 10 * 1_250_000 + 20 * 3_000_000
+
+
+def test_usd_round_trip_and_json_edge():
+    assert usd_to_pico(Decimal("1.5")) == 1_500_000_000_000
+    assert to_usd(63_000_000) == 0.000063
+    with pytest.raises(PriceError):
+        usd_to_pico(Decimal("0.0000000000001"))
+
+
+def test_usage_from_openai_reads_details_and_tolerates_junk():
+    usage = from_openai(
+        {
+            "prompt_tokens": 12,
+            "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 4},
+            "completion_tokens_details": {"reasoning_tokens": 2},
+        }
+    )
+    assert usage == Usage(prompt_tokens=12, completion_tokens=5, cached_tokens=4, reasoning_tokens=2)
+    assert from_openai(None) is None
+    assert from_openai({"prompt_tokens": "x", "completion_tokens": -3, "prompt_tokens_details": 7}) == Usage()

@@ -1,0 +1,100 @@
+import orjson
+import pytest
+
+from genledger.api.wire import generation_json, parse_chat_request, parse_generation_id
+from genledger.core.generation import Generation
+from genledger.core.ids import hash_key, new_api_key, new_generation_id
+from genledger.errors import BadRequest
+
+CONTRACT_KEYS = {
+    "id", "upstream_id", "total_cost", "cache_discount", "upstream_inference_cost", "created_at", "model",
+    "app_id", "streamed", "cancelled", "provider_name", "latency", "moderation_latency", "generation_time",
+    "finish_reason", "tokens_prompt", "tokens_completion", "native_tokens_prompt", "native_tokens_completion",
+    "native_tokens_completion_images", "native_tokens_reasoning", "native_tokens_cached", "num_media_prompt",
+    "num_input_audio_prompt", "num_media_completion", "num_search_results", "origin", "usage", "is_byok",
+    "native_finish_reason", "external_user", "api_type", "router", "data_region", "http_referer", "user_agent",
+    "preset_id", "service_tier", "web_search_engine", "workspace_id", "num_fetches", "provider_responses",
+}  # fmt: skip
+
+
+def body(**fields):
+    base = {"model": "m/x", "messages": [{"role": "user", "content": "hi"}]}
+    base.update(fields)
+    return orjson.dumps({k: v for k, v in base.items() if v is not ...})
+
+
+def test_a_full_request_parses():
+    request = parse_chat_request(
+        body(
+            stream=True, max_tokens=7, user="u1", temperature=0.2, tools=[], provider={"order": ["a"]}, foo=1
+        )
+    )
+    assert request.model == "m/x"
+    assert request.stream is True
+    assert request.max_tokens == 7
+    assert request.user == "u1"
+    assert request.params == {"temperature": 0.2, "tools": []}
+
+
+def test_max_completion_tokens_is_accepted():
+    assert parse_chat_request(body(max_completion_tokens=3)).max_tokens == 3
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{nope", "not valid JSON"),
+        (b"[]", "JSON object"),
+        (body(model=...), "'model'"),
+        (body(model=""), "'model'"),
+        (body(messages=[]), "'messages'"),
+        (body(messages="hi"), "'messages'"),
+        (body(messages=["hi"]), "messages[0]"),
+        (body(messages=[{"role": "wizard", "content": "x"}]), "messages[0].role"),
+        (body(messages=[{"role": "user", "content": 5}]), "messages[0].content"),
+        (body(stream="yes"), "'stream'"),
+        (body(max_tokens=0), "'max_tokens'"),
+        (body(max_tokens=True), "'max_tokens'"),
+        (body(max_tokens="10"), "'max_tokens'"),
+        (body(user=5), "'user'"),
+        (body(temperature="hot"), "'temperature'"),
+        (body(temperature=True), "'temperature'"),
+    ],
+)
+def test_bad_requests_name_the_problem(raw, message):
+    with pytest.raises(BadRequest) as caught:
+        parse_chat_request(raw)
+    assert message in caught.value.message
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("value", [None, "", "   ", "x" * 201])
+def test_bad_generation_ids(value):
+    with pytest.raises(BadRequest):
+        parse_generation_id(value)
+
+
+def test_generation_json_has_every_contract_key_and_required_ones_set():
+    from datetime import UTC, datetime
+
+    data = generation_json(
+        Generation(
+            id="gen-1",
+            key_id="k",
+            created_at=datetime(2024, 7, 15, 23, 33, 19, 433273, tzinfo=UTC),
+            model="m",
+        )
+    )
+    assert set(data) >= CONTRACT_KEYS
+    assert data["created_at"] == "2024-07-15T23:33:19.433273+00:00"
+    for required in ("id", "total_cost", "created_at", "model", "origin", "usage", "is_byok", "data_region"):
+        assert data[required] is not None
+
+
+def test_ids_are_unguessable_and_keys_hash():
+    ids = {new_generation_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(i.startswith("gen-") and len(i) == 28 for i in ids)
+    key = new_api_key()
+    assert key.startswith("sk-gl-") and len(key) >= len("sk-gl-") + 32
+    assert hash_key(key) != key and len(hash_key(key)) == 64
