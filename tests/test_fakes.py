@@ -26,6 +26,7 @@ from tests.fakes import (
     parse_spec,
     run_fake_anthropic,
     run_fake_openai,
+    unused_port,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -628,21 +629,21 @@ def test_thread_runner_anthropic_stall_does_not_block_stop() -> None:
     assert time.perf_counter() - started < 3
 
 
+def test_unused_port_refuses() -> None:
+    with pytest.raises(httpx.ConnectError):
+        httpx.post(f"http://127.0.0.1:{unused_port()}/v1/chat/completions", json=chat(), timeout=2)
+
+
 def test_cli_process() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.anthropic_upstream", "--port", "0", "--tokens", "3"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        base_url = process.stdout.readline().strip()
-        assert base_url.startswith("http://127.0.0.1:")
-        response = httpx.post(base_url + "/v1/messages", json=message(), headers=ANTHROPIC_HEADERS)
-        assert response.json()["content"][0]["text"] == "tok tok tok"
-        stats = httpx.get(base_url + "/_control/stats").json()
-        assert stats["requests"] == 1
-    finally:
-        process.terminate()
+    command = [sys.executable, "-m", "tests.fakes.anthropic_upstream", "--port", "0", "--tokens", "3"]
+    with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            base_url = process.stdout.readline().strip()
+            assert base_url.startswith("http://127.0.0.1:")
+            response = httpx.post(base_url + "/v1/messages", json=message(), headers=ANTHROPIC_HEADERS)
+            assert response.json()["content"][0]["text"] == "tok tok tok"
+            assert httpx.get(base_url + "/_control/stats").json()["requests"] == 1
+        finally:
+            process.terminate()
         assert process.wait(5) == 0

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     )
     from tests.fakes.control import Behavior, BehaviorError, ControlState, parse_spec
     from tests.fakes.openai_upstream import FakeOpenAIInThread, FakeOpenAIUpstream, run_fake_openai
-    from tests.fakes.runner import FakeServer, FakeServerInThread, serve
+    from tests.fakes.runner import FakeServer, FakeServerInThread, serve, unused_port
     from tests.fakes.server import BEHAVIOR_HEADER, FakeUpstream
 
 _EXPORTS = {
@@ -46,6 +46,7 @@ _EXPORTS = {
     "FakeServer": "runner",
     "FakeServerInThread": "runner",
     "serve": "runner",
+    "unused_port": "runner",
     "BEHAVIOR_HEADER": "server",
     "FakeUpstream": "server",
 }
@@ -66,6 +67,7 @@ __all__ = [
     "run_fake_anthropic",
     "run_fake_openai",
     "serve",
+    "unused_port",
 ]
 
 

@@ -205,7 +205,7 @@ class FakeAnthropicUpstream(FakeUpstream):
     def render_stream(self, body: dict[str, Any], behavior: Behavior) -> StreamPlan:
         reply = self._reply(body, behavior)
         number = self.next_id()
-        message = {
+        message: dict[str, Any] = {
             "id": f"msg_fake{number}",
             "type": "message",
             "role": "assistant",

@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import signal
+import socket
 import sys
 import threading
 import time
@@ -22,7 +23,7 @@ from tests.fakes.server import FakeUpstream
 T = TypeVar("T")
 StatsPredicate = Callable[[dict[str, Any]], bool]
 
-SHUTDOWN_TIMEOUT = 0.25  # seconds granted to in-flight (e.g. stalled) requests when a fake stops
+SHUTDOWN_TIMEOUT = 0.1  # seconds granted to in-flight (e.g. stalled) requests when a fake stops
 BACKLOG = 4096
 
 
@@ -116,6 +117,16 @@ async def serve(upstream: FakeUpstream, host: str = "127.0.0.1", port: int = 0) 
         yield FakeServer(upstream, runner, host, bound_port)
     finally:
         await runner.cleanup()
+
+
+def unused_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on (bound, then released): connecting to it is refused.
+
+    The fakes cannot refuse connections while running; point the gateway here to test that.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _bound_port(runner: web.AppRunner) -> int:
@@ -269,4 +280,4 @@ def run_cli(upstream_class: type[FakeUpstream], argv: Sequence[str] | None, defa
     sys.exit(0)
 
 
-__all__ = ["FakeServer", "FakeServerInThread", "run_cli", "serve"]
+__all__ = ["FakeServer", "FakeServerInThread", "run_cli", "serve", "unused_port"]

@@ -1,0 +1,112 @@
+"""The genledger command, as a user runs it in one folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from genledger.cli import app
+
+KEY = re.compile(r"sk-gl-v1-[0-9a-f]{64}")
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GENLEDGER_CONFIG", raising=False)
+    monkeypatch.delenv("GENLEDGER_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_keys_create_list_disable(folder: Path):
+    code, out = run("keys", "create", "--name", "ci", "--limit", "2.5")
+    assert code == 0 and KEY.search(out)
+    assert (folder / "genledger.db").exists()
+    code, out = run("keys", "list")
+    assert code == 0 and "ci" in out and "2.5" in out
+    assert KEY.search(out) is None, "a secret must never be listed"
+    code, out = run("keys", "create", "--name", "ci")
+    assert code == 1 and "exists" in out
+    code, out = run("keys", "disable", "ci")
+    assert code == 0
+    code, out = run("keys", "disable", "nobody")
+    assert code == 1 and "no key" in out
+
+
+@pytest.mark.parametrize("limit", ["-1", "abc", "0.0000000000001"])
+def test_bad_limits_are_refused(folder: Path, limit: str):
+    code, out = run("keys", "create", "--name", "x", "--limit", limit)
+    assert code == 2 and "--limit" in out
+
+
+def test_a_bad_config_names_the_key(folder: Path):
+    (folder / "bad.toml").write_text('[models."a/b"]\nprovider = "demo"\nprompt_price = "x"\ncompletion_price = "1"\n')
+    code, out = run("keys", "list", "--config", "bad.toml")
+    assert code == 2 and "models.a/b.prompt_price" in out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_demo_prints_a_key_that_works_and_generations_get_reads_the_record(folder: Path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENLEDGER_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "genledger", "serve", "--demo", "--port", str(port), "--log-level", "warning"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        secret = None
+        deadline = time.monotonic() + 20
+        output = ""
+        while secret is None and time.monotonic() < deadline:
+            line = server.stdout.readline()
+            output += line
+            match = KEY.search(line)
+            secret = match.group(0) if match else None
+        assert secret, output
+        for _ in range(200):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health")
+                break
+            except httpx.ConnectError:
+                time.sleep(0.05)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/chat/completions",
+            json={"model": "genledger/demo", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert response.status_code == 200, response.text
+        generation_id = response.json()["id"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=15)
+    # The CLI in the same folder reads the same default SQLite file.
+    code, out = run("generations", "get", generation_id)
+    assert code == 0 and generation_id in out and "genledger/demo" in out
+    code, out = run("keys", "list")
+    assert "demo" in out
+    code, out = run("generations", "get", "gen-missing")
+    assert code == 1

@@ -1,0 +1,167 @@
+"""Upstream failures as the caller sees them: status, envelope, and what the ledger keeps."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import openai
+import pytest
+from openrouter import OpenRouter
+from openrouter.utils import BackoffStrategy, RetryConfig
+
+from tests.e2e.conftest import FAKE_PROVIDER, MAX_BODY_BYTES, MODEL, Keys
+from tests.gateway import GatewayServer
+
+NO_RETRIES = RetryConfig("none", BackoffStrategy(1, 1, 1, 1), False)
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+def post(gateway: GatewayServer, key: str, **body) -> httpx.Response:
+    payload = {"model": MODEL, "messages": MESSAGES, **body}
+    return httpx.post(
+        gateway.base_url + "/chat/completions",
+        json=payload,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+
+
+def assert_envelope(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == status
+    assert isinstance(error["message"], str) and error["message"]
+    assert "Traceback" not in response.text
+    return error
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize(
+    ("behavior", "params", "status"),
+    [
+        ("status", {"status": 500}, 502),
+        ("status", {"status": 502}, 502),
+        ("garbage", {}, 502),
+        ("empty", {}, 502),
+        ("stall", {"delay": 3}, 524),
+        ("status", {"status": 529}, 529),
+        ("overloaded", {}, 529),
+        ("status", {"status": 429, "retry_after": 7}, 429),
+        ("status", {"status": 400}, 400),
+    ],
+)
+def test_upstream_failures_map_to_statuses(gateway, keys: Keys, upstream, behavior, params, status, stream):
+    upstream.set_behavior(behavior, times=1, **params)
+    response = post(gateway, keys.alice, stream=stream)
+    if stream and behavior == "garbage":
+        # The fake sends a good first chunk before the garbage: once bytes have gone out
+        # the status is fixed, and the failure becomes an error chunk at the end.
+        assert response.status_code == 200
+        assert '"finish_reason":"error"' in response.text and response.text.endswith("data: [DONE]\n\n")
+        return
+    error = assert_envelope(response, status)
+    assert error["metadata"]["provider_name"] == FAKE_PROVIDER
+    assert "raw" in error["metadata"]
+    if status == 429:
+        assert response.headers["Retry-After"] == "7"
+
+
+def test_an_unreachable_provider_is_502(gateway, keys: Keys):
+    error = assert_envelope(post(gateway, keys.alice, model="acme/unreachable"), 502)
+    assert error["metadata"]["provider_name"] == "Nowhere"
+
+
+def test_the_official_client_sees_typed_errors(gateway, keys: Keys, upstream):
+    client = openai.OpenAI(api_key=keys.alice, base_url=gateway.base_url, max_retries=0)
+    upstream.set_behavior("status", times=1, status=529)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert caught.value.status_code == 529
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="no/such-model", messages=MESSAGES)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b'{"model": "acme/fast-chat"}', 400, "'messages'"),
+        (b'{"model": "no/such-model", "messages": [{"role": "user", "content": "x"}]}', 400, "no/such-model"),
+        (b'{"model": "acme/fast-chat", "messages": "x" }' + b" " * MAX_BODY_BYTES, 413, "larger than"),
+    ],
+)
+def test_bad_requests_get_the_envelope(gateway, keys: Keys, body, status, fragment):
+    response = httpx.post(
+        gateway.base_url + "/chat/completions",
+        content=body,
+        headers={"Authorization": f"Bearer {keys.alice}", "Content-Type": "application/json"},
+    )
+    assert fragment in assert_envelope(response, status)["message"]
+
+
+def test_oversized_chunked_bodies_are_refused_too(gateway, keys: Keys):
+    def chunks():
+        for _ in range(MAX_BODY_BYTES // 1024 + 2):
+            yield b" " * 1024
+
+    response = httpx.post(
+        gateway.base_url + "/chat/completions",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {keys.alice}"},
+    )
+    assert_envelope(response, 413)
+
+
+def test_unknown_routes_and_wrong_methods(gateway, keys: Keys):
+    headers = {"Authorization": f"Bearer {keys.alice}"}
+    assert_envelope(httpx.get(gateway.base_url + "/nope", headers=headers), 404)
+    assert_envelope(httpx.get(gateway.url + "/", headers=headers), 404)
+    assert_envelope(httpx.put(gateway.base_url + "/generation", headers=headers), 405)
+    assert_envelope(httpx.get(gateway.base_url + "/chat/completions", headers=headers), 405)
+
+
+def test_a_stream_that_dies_midway_ends_with_an_error_chunk_and_is_recorded(gateway, keys: Keys, upstream):
+    upstream.set_behavior("die_mid_stream", times=1, chunks=3)
+    client = openai.OpenAI(api_key=keys.alice, base_url=gateway.base_url, max_retries=0)
+    seen = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True):
+            seen.append(chunk)
+    assert len(seen) >= 3  # the role chunk and the content before the upstream died
+    assert "error" in str(caught.value).lower() or caught.value.body is not None
+    generation_id = seen[0].id
+    with OpenRouter(api_key=keys.alice, server_url=gateway.base_url, retry_config=NO_RETRIES) as sdk:
+        record = sdk.generations.get_generation(id=generation_id).data
+    assert record.finish_reason == "error"
+    assert record.streamed is True and record.cancelled is False
+    assert record.provider_responses[0].status == 502
+
+
+def test_a_caller_that_disconnects_leaves_a_cancelled_record(gateway, keys: Keys, upstream):
+    upstream.set_behavior("stall_mid_stream", times=1, delay=30, chunks=2)
+    with httpx.Client(timeout=10) as http, http.stream(
+        "POST",
+        gateway.base_url + "/chat/completions",
+        json={"model": MODEL, "messages": MESSAGES, "stream": True},
+        headers={"Authorization": f"Bearer {keys.alice}"},
+    ) as response:
+        assert response.status_code == 200
+        first = next(response.iter_lines())
+        generation_id = httpx.Response(200, content=first.removeprefix("data: ")).json()["id"]
+    # The gateway must drop the upstream call at once, and record the generation as cancelled.
+    deadline = time.monotonic() + 5
+    record = None
+    with OpenRouter(api_key=keys.alice, server_url=gateway.base_url, retry_config=NO_RETRIES) as sdk:
+        while time.monotonic() < deadline:
+            try:
+                record = sdk.generations.get_generation(id=generation_id).data
+                break
+            except Exception:
+                time.sleep(0.05)
+    assert record is not None, "no record for the cancelled stream"
+    assert record.cancelled is True and record.streamed is True
+    stats = upstream.stats()
+    assert stats["open_streams"] == 0
+    assert stats["cancelled_streams"] == 1

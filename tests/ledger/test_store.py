@@ -1,0 +1,136 @@
+"""The ledger against real databases: SQLite files and a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from genledger.core.generation import Generation, ProviderAttempt
+from genledger.core.ids import hash_key, new_generation_id
+from genledger.ledger import Ledger
+from genledger.ledger.engine import DatabaseURLError, async_url
+from genledger.ledger.store import KeyExists
+from tests.services import postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ledger.db"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+async def ledger(database_url: str) -> AsyncIterator[Ledger]:
+    ledger = await Ledger.open(database_url)
+    try:
+        yield ledger
+    finally:
+        await ledger.close()
+
+
+def generation(key_id: str, **fields) -> Generation:
+    base = Generation(
+        id=new_generation_id(),
+        key_id=key_id,
+        created_at=datetime.now(UTC),
+        model="acme/fast-chat",
+        provider_name="FakeAI",
+        total_cost=123_456_789,
+        usage=123_456_789,
+        cache_discount=0,
+        streamed=True,
+        cancelled=False,
+        latency_ms=12.5,
+        tokens_prompt=10,
+        tokens_completion=20,
+        provider_responses=(ProviderAttempt(status=200, provider_name="FakeAI", latency_ms=3.0),),
+    )
+    return replace(base, **fields)
+
+
+async def test_keys_are_stored_by_hash_only(ledger: Ledger):
+    key, secret = await ledger.keys.create("alice", limit_pico=5_000_000)
+    assert key.hash == hash_key(secret) and secret not in repr(key)
+    found = await ledger.keys.find_by_hash(hash_key(secret))
+    assert found == key
+    assert await ledger.keys.find_by_hash(hash_key("sk-gl-v1-other")) is None
+    with pytest.raises(KeyExists):
+        await ledger.keys.create("alice")
+    assert [k.name for k in await ledger.keys.list()] == ["alice"]
+
+
+async def test_disable_and_rotate(ledger: Ledger):
+    key, secret = await ledger.keys.create("demo")
+    assert await ledger.keys.set_disabled("demo")
+    assert (await ledger.keys.find_by_hash(key.hash)).disabled
+    assert not await ledger.keys.set_disabled("nobody")
+    rotated, new_secret = await ledger.keys.rotate("demo")
+    assert new_secret != secret and rotated.id == key.id and not rotated.disabled
+    assert await ledger.keys.find_by_hash(key.hash) is None
+    assert await ledger.keys.rotate("nobody") is None
+
+
+async def test_a_generation_round_trips_exactly_and_only_for_its_owner(ledger: Ledger):
+    alice, _ = await ledger.keys.create("alice")
+    bob, _ = await ledger.keys.create("bob")
+    record = generation(alice.id, external_user="u", http_referer="https://x", origin="https://x")
+    await ledger.generations.record(record)
+    assert await ledger.generations.get(record.id, alice.id) == record
+    assert await ledger.generations.get(record.id, bob.id) is None
+    assert await ledger.generations.lookup(record.id) == record
+    # The key is charged exactly what the generation cost.
+    assert (await ledger.keys.find_by_name("alice")).usage_pico == record.usage
+
+
+async def test_concurrent_writes_are_all_committed_and_charged(ledger: Ledger):
+    alice, _ = await ledger.keys.create("alice")
+    records = [generation(alice.id, usage=i, total_cost=i) for i in range(1, 201)]
+    await asyncio.gather(*(ledger.generations.record(r) for r in records))
+    for r in records[::20]:
+        assert await ledger.generations.get(r.id, alice.id) == r
+    assert (await ledger.keys.find_by_name("alice")).usage_pico == sum(range(1, 201))
+
+
+async def test_one_bad_row_does_not_fail_its_batch(ledger: Ledger):
+    alice, _ = await ledger.keys.create("alice")
+    first = generation(alice.id)
+    await ledger.generations.record(first)
+    good = [generation(alice.id) for _ in range(5)]
+    duplicate = replace(first, usage=1)
+    results = await asyncio.gather(
+        *(ledger.generations.record(r) for r in [*good, duplicate]), return_exceptions=True
+    )
+    assert all(r is None for r in results[:5])
+    assert isinstance(results[5], Exception)
+    for r in good:
+        assert await ledger.generations.get(r.id, alice.id) == r
+
+
+async def test_reopening_keeps_everything(database_url: str):
+    ledger = await Ledger.open(database_url)
+    key, _ = await ledger.keys.create("alice")
+    record = generation(key.id)
+    await ledger.generations.record(record)
+    await ledger.close()
+    again = await Ledger.open(database_url)  # migrations are idempotent
+    try:
+        assert await again.generations.get(record.id, key.id) == record
+    finally:
+        await again.close()
+
+
+def test_database_urls():
+    assert async_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
+    assert async_url("postgresql://u@h/db").drivername == "postgresql+asyncpg"
+    assert async_url("postgres://u@h/db").drivername == "postgresql+asyncpg"
+    with pytest.raises(DatabaseURLError):
+        async_url("mysql://u@h/db")
+    with pytest.raises(DatabaseURLError):
+        async_url("not a url")
