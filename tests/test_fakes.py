@@ -15,8 +15,6 @@ import aiohttp
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests.fakes` without a rootdir conftest
-
 from tests.fakes import (
     BEHAVIOR_HEADER,
     BehaviorError,
