@@ -16,8 +16,7 @@ from rich.table import Table
 
 from genledger.config import ConfigError, Settings, load_settings
 from genledger.core.money import PriceError, to_decimal, usd_to_pico
-from genledger.ledger import Ledger
-from genledger.ledger.store import KeyExists
+from genledger.ledger import KeyExists, Ledger
 
 app = typer.Typer(
     help="genledger: an LLM gateway that records what every call did and cost.", no_args_is_help=True

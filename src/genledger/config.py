@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from genledger.core.limits import DEFAULT_MAX_OUTPUT_TOKENS
 from genledger.core.money import PriceError, per_token_pico
 from genledger.core.pricing import Price
 
@@ -27,6 +28,7 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEMO_PROVIDER = "demo"
 DEMO_MODEL = "genledger/demo"
 
@@ -96,6 +98,23 @@ class ModelConfig(_Strict):
         )
 
 
+class LimitsConfig(_Strict):
+    """Rate limits and credit reservations (the ``[limits]`` table)."""
+
+    requests_per_minute: int = Field(
+        default=0, ge=0, description="per key unless the key sets its own; 0: none"
+    )
+    tokens_per_minute: int = Field(
+        default=0, ge=0, description="per key unless the key sets its own; 0: none"
+    )
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = DEFAULT_REDIS_URL
+    on_redis_failure: Literal["open", "closed"] = "open"
+    default_max_output_tokens: int = Field(
+        default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1, description="reserved for requests without max_tokens"
+    )
+
+
 def _demo_providers() -> dict[str, ProviderConfig]:
     return {DEMO_PROVIDER: ProviderConfig(kind="demo", display_name="genledger-demo")}
 
@@ -117,7 +136,9 @@ def _demo_models() -> dict[str, ModelConfig]:
 class Settings(BaseSettings):
     """Everything the gateway is configured with. Frozen: build a new one to change it."""
 
-    model_config = SettingsConfigDict(env_prefix="GENLEDGER_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="GENLEDGER_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
 
     database_url: str = DEFAULT_DATABASE_URL
     host: str = DEFAULT_HOST
@@ -126,6 +147,7 @@ class Settings(BaseSettings):
     data_region: Literal["global", "us", "europe"] = "global"
     providers: dict[str, ProviderConfig] = Field(default_factory=_demo_providers)
     models: dict[str, ModelConfig] = Field(default_factory=_demo_models)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @classmethod
     def settings_customise_sources(

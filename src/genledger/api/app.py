@@ -14,6 +14,15 @@ from genledger.api.errors import on_gateway_error, on_http_exception, on_unexpec
 from genledger.api.middleware import BodyLimit
 from genledger.api.routes.chat import chat_completions
 from genledger.api.routes.generations import get_generation
+from genledger.api.routes.keys import (
+    create_key,
+    credits,
+    current_key,
+    delete_key,
+    get_key,
+    list_keys,
+    update_key,
+)
 from genledger.api.routes.models import health, list_models
 from genledger.config import Settings
 from genledger.errors import GatewayError
@@ -24,6 +33,13 @@ ROUTES = [
     Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/api/v1/generation", get_generation, methods=["GET"]),
     Route("/api/v1/models", list_models, methods=["GET"]),
+    Route("/api/v1/key", current_key, methods=["GET"]),
+    Route("/api/v1/credits", credits, methods=["GET"]),
+    Route("/api/v1/keys", list_keys, methods=["GET"]),
+    Route("/api/v1/keys", create_key, methods=["POST"]),
+    Route("/api/v1/keys/{hash}", get_key, methods=["GET"]),
+    Route("/api/v1/keys/{hash}", update_key, methods=["PATCH"]),
+    Route("/api/v1/keys/{hash}", delete_key, methods=["DELETE"]),
 ]
 
 

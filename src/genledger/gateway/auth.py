@@ -6,7 +6,7 @@ import time
 
 from genledger.core.ids import hash_key
 from genledger.errors import Unauthorized
-from genledger.ledger.store import KeyRecord, KeyStore
+from genledger.ledger.keys import KeyRecord, KeyStore
 
 KEY_CACHE_TTL_S = 2.0
 _MAX_KEY_LENGTH = 256

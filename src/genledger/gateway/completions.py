@@ -1,4 +1,4 @@
-"""Chat completions: route, call the provider, price the usage, record the generation.
+"""Chat completions: admit, call the provider, price the usage, record the generation.
 
 The record is committed before the caller gets the answer's last byte (the body of a
 non-streamed answer; ``[DONE]`` of a stream), so fetching it right after never 404s.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +23,10 @@ from genledger.core.ids import new_generation_id
 from genledger.core.money import to_usd
 from genledger.core.usage import Usage
 from genledger.errors import from_upstream
+from genledger.gateway.admission import Admission
 from genledger.gateway.catalog import Catalog, ModelEntry
-from genledger.ledger.store import GenerationStore, KeyRecord
+from genledger.ledger.generations import GenerationStore
+from genledger.ledger.keys import KeyRecord
 from genledger.providers.base import ChatStream, Provider, UpstreamCall
 
 log = logging.getLogger("genledger.completions")
@@ -60,59 +62,52 @@ def usage_json(usage: Usage, cost_pico: int) -> dict[str, Any]:
     }
 
 
-class CompletionService:
-    def __init__(
-        self,
-        catalog: Catalog,
-        providers: dict[str, Provider],
-        generations: GenerationStore,
-        *,
-        data_region: str = "global",
-        spawn: Callable[[Coroutine[Any, Any, None]], None],
-    ) -> None:
-        self._catalog = catalog
-        self._providers = providers
-        self._generations = generations
-        self._data_region = data_region
-        self._spawn = spawn
+@dataclass(slots=True)
+class _Call:
+    """One admitted request on its way through a provider."""
 
-    def _route(self, request: ChatRequest) -> tuple[ModelEntry, Provider, UpstreamCall]:
-        entry = self._catalog.resolve(request.model)
-        return entry, self._providers[entry.provider], UpstreamCall(request, entry.upstream_model)
+    key: KeyRecord
+    request: ChatRequest
+    context: RequestContext
+    entry: ModelEntry
+    provider: Provider
+    reserved: int
+    generation_id: str = field(default_factory=new_generation_id)
+    started: float = field(default_factory=time.perf_counter)
+    first_token_ms: float | None = None
 
-    def _generation(
+    @property
+    def upstream(self) -> UpstreamCall:
+        return UpstreamCall(self.request, self.entry.upstream_model)
+
+    def generation(
         self,
-        generation_id: str,
-        key: KeyRecord,
-        entry: ModelEntry,
-        provider: Provider,
-        request: ChatRequest,
-        context: RequestContext,
         *,
         usage: Usage | None,
         upstream_id: str | None,
         finish_reason: str | None,
         native_finish_reason: str | None,
         streamed: bool,
-        latency_ms: float,
-        generation_time_ms: float,
+        cancelled: bool = False,
         attempt_status: int = 200,
+        data_region: str,
     ) -> Generation:
-        cost = pricing.cost(usage, entry.price) if usage is not None else pricing.Cost(0, 0)
+        cost = pricing.cost(usage, self.entry.price) if usage is not None else None
+        generation_ms = _ms_since(self.started)
         return Generation(
-            id=generation_id,
-            key_id=key.id,
+            id=self.generation_id,
+            key_id=self.key.id,
             created_at=datetime.now(UTC),
-            model=entry.slug,
+            model=self.entry.slug,
             upstream_id=upstream_id,
-            provider_name=provider.display_name,
-            total_cost=cost.total,
-            cache_discount=cost.cache_discount if usage is not None else None,
-            usage=cost.total,
+            provider_name=self.provider.display_name,
+            total_cost=cost.total if cost else 0,
+            cache_discount=cost.cache_discount if cost else None,
+            usage=cost.total if cost else 0,
             streamed=streamed,
-            cancelled=False,
-            latency_ms=latency_ms,
-            generation_time_ms=generation_time_ms,
+            cancelled=cancelled,
+            latency_ms=self.first_token_ms if streamed else _ms_since(self.context.received_at),
+            generation_time_ms=generation_ms,
             finish_reason=finish_reason,
             native_finish_reason=native_finish_reason,
             tokens_prompt=usage.prompt_tokens if usage else None,
@@ -123,51 +118,77 @@ class CompletionService:
             native_tokens_cached=usage.cached_tokens if usage else None,
             native_tokens_cache_write=usage.cache_write_tokens if usage else None,
             native_tokens_completion_images=usage.completion_image_tokens if usage else None,
-            origin=context.http_referer or "",
-            http_referer=context.http_referer,
-            user_agent=context.user_agent,
-            external_user=request.user,
-            app_title=context.app_title,
-            data_region=self._data_region,
-            request_id=context.request_id,
+            origin=self.context.http_referer or "",
+            http_referer=self.context.http_referer,
+            user_agent=self.context.user_agent,
+            external_user=self.request.user,
+            app_title=self.context.app_title,
+            data_region=data_region,
+            request_id=self.context.request_id,
             provider_responses=(
                 ProviderAttempt(
                     status=attempt_status,
-                    provider_name=provider.display_name,
-                    latency_ms=generation_time_ms,
+                    provider_name=self.provider.display_name,
+                    latency_ms=generation_ms,
                     upstream_id=upstream_id,
                 ),
             ),
         )
 
+
+class CompletionService:
+    def __init__(
+        self,
+        catalog: Catalog,
+        providers: dict[str, Provider],
+        generations: GenerationStore,
+        admission: Admission,
+        *,
+        data_region: str = "global",
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+    ) -> None:
+        self._catalog = catalog
+        self._providers = providers
+        self._generations = generations
+        self.admission = admission
+        self._data_region = data_region
+        self._spawn = spawn
+
+    async def _admit(self, key: KeyRecord, request: ChatRequest, context: RequestContext) -> _Call:
+        entry = self._catalog.resolve(request.model)
+        reserved = await self.admission.admit(key, request, entry)
+        return _Call(key, request, context, entry, self._providers[entry.provider], reserved)
+
+    async def _record(self, call: _Call, generation: Generation) -> None:
+        """Commit the generation, settle the reservation, count its tokens."""
+        await self._generations.record(generation, reserved=call.reserved)
+        tokens = (generation.tokens_prompt or 0) + (generation.tokens_completion or 0)
+        if tokens:
+            await self.admission.used_tokens(call.key, tokens)
+
     async def complete(self, key: KeyRecord, request: ChatRequest, context: RequestContext) -> dict[str, Any]:
         """The ``chat.completion`` body for the caller, after its generation is committed."""
-        entry, provider, call = self._route(request)
-        started = time.perf_counter()
+        call = await self._admit(key, request, context)
         try:
-            completion = await provider.complete(call)
-        except UpstreamFailure as failure:
-            raise from_upstream(failure) from None
-        generation = self._generation(
-            new_generation_id(),
-            key,
-            entry,
-            provider,
-            request,
-            context,
+            completion = await call.provider.complete(call.upstream)
+        except BaseException as exc:
+            await self.admission.release(key, call.reserved)
+            if isinstance(exc, UpstreamFailure):
+                raise from_upstream(exc) from None
+            raise
+        generation = call.generation(
             usage=completion.usage,
             upstream_id=completion.upstream_id,
             finish_reason=completion.finish_reason,
             native_finish_reason=completion.native_finish_reason,
             streamed=False,
-            latency_ms=_ms_since(context.received_at),
-            generation_time_ms=_ms_since(started),
+            data_region=self._data_region,
         )
-        await self._generations.record(generation)
+        await self._record(call, generation)
         body = completion.body
         body["id"] = generation.id
-        body["model"] = entry.slug
-        body["provider"] = provider.display_name
+        body["model"] = call.entry.slug
+        body["provider"] = call.provider.display_name
         if completion.usage is not None:
             body["usage"] = usage_json(completion.usage, generation.total_cost)
         return body
@@ -180,47 +201,53 @@ class CompletionService:
         Returns the server-sent events for the caller. Once iteration has begun, failures
         end the stream with an error chunk instead.
         """
-        entry, provider, call = self._route(request)
-        started = time.perf_counter()
+        call = await self._admit(key, request, context)
         stream: ChatStream | None = None
         try:
-            stream = await provider.stream(call)
+            stream = await call.provider.stream(call.upstream)
             chunks = aiter(stream)
             first = await anext(chunks)
-        except (UpstreamFailure, StopAsyncIteration) as exc:
+        except BaseException as exc:
             if stream is not None:
                 await stream.aclose()
+            await self.admission.release(key, call.reserved)
             if isinstance(exc, StopAsyncIteration):
-                raise from_upstream(
-                    UpstreamFailure(
-                        FailureKind.INVALID_RESPONSE,
-                        "the provider sent an empty stream",
-                        provider_name=provider.display_name,
-                    )
-                ) from None
-            raise from_upstream(exc) from None
-        relay = _Relay(new_generation_id(), entry, provider.display_name, context, started)
-        relay.first_token_ms = _ms_since(context.received_at)
-        return self._relay(key, request, entry, provider, stream, chunks, first, relay)
+                exc = UpstreamFailure(
+                    FailureKind.INVALID_RESPONSE,
+                    "the provider sent an empty stream",
+                    provider_name=call.provider.display_name,
+                )
+            if isinstance(exc, UpstreamFailure):
+                raise from_upstream(exc) from None
+            raise
+        call.first_token_ms = _ms_since(context.received_at)
+        return self._relay(call, stream, chunks, first)
+
+    def _stream_generation(
+        self, call: _Call, stream: ChatStream, failure: UpstreamFailure | None, *, cancelled: bool = False
+    ) -> Generation:
+        return call.generation(
+            usage=stream.usage,
+            upstream_id=stream.upstream_id,
+            finish_reason="error" if failure else stream.finish_reason,
+            native_finish_reason="error" if failure else stream.native_finish_reason,
+            streamed=True,
+            cancelled=cancelled,
+            attempt_status=failure.status if failure else 200,
+            data_region=self._data_region,
+        )
 
     async def _relay(
-        self,
-        key: KeyRecord,
-        request: ChatRequest,
-        entry: ModelEntry,
-        provider: Provider,
-        stream: ChatStream,
-        chunks: AsyncIterator[dict[str, Any]],
-        first: dict[str, Any],
-        relay: _Relay,
+        self, call: _Call, stream: ChatStream, chunks: AsyncIterator[dict[str, Any]], first: dict[str, Any]
     ) -> AsyncIterator[bytes]:
+        frames = _Frames(call)
         failure: UpstreamFailure | None = None
         finished = False
         try:
-            yield relay.encode(first)
+            yield frames.chunk(first)
             try:
                 async for chunk in chunks:
-                    yield relay.encode(chunk)
+                    yield frames.chunk(chunk)
             except UpstreamFailure as exc:
                 failure = exc
             finished = True
@@ -228,100 +255,49 @@ class CompletionService:
             if not finished:
                 # The caller went away: stop the upstream and record what is known, in the
                 # background, since this task is being torn down.
-                self._spawn(self._record_cancelled(key, request, entry, provider, stream, relay))
-        generation = self._stream_generation(key, request, entry, provider, stream, relay, failure)
-        await self._generations.record(generation)
+                self._spawn(self._record_cancelled(call, stream))
+        generation = self._stream_generation(call, stream, failure)
+        await self._record(call, generation)
         if failure is not None:
-            yield relay.error_chunk(failure)
-        yield relay.usage_chunk(generation, stream.usage)
+            yield frames.error(failure)
+        yield frames.usage(generation, stream.usage)
         yield SSE_DONE
 
-    def _stream_generation(
-        self,
-        key: KeyRecord,
-        request: ChatRequest,
-        entry: ModelEntry,
-        provider: Provider,
-        stream: ChatStream,
-        relay: _Relay,
-        failure: UpstreamFailure | None,
-    ) -> Generation:
-        return self._generation(
-            relay.generation_id,
-            key,
-            entry,
-            provider,
-            request,
-            relay.context,
-            usage=stream.usage,
-            upstream_id=stream.upstream_id,
-            finish_reason="error" if failure else stream.finish_reason,
-            native_finish_reason="error" if failure else stream.native_finish_reason,
-            streamed=True,
-            latency_ms=relay.first_token_ms,
-            generation_time_ms=_ms_since(relay.started),
-            attempt_status=failure.status if failure else 200,
-        )
-
-    async def _record_cancelled(
-        self,
-        key: KeyRecord,
-        request: ChatRequest,
-        entry: ModelEntry,
-        provider: Provider,
-        stream: ChatStream,
-        relay: _Relay,
-    ) -> None:
+    async def _record_cancelled(self, call: _Call, stream: ChatStream) -> None:
         try:
             await stream.aclose()
         except Exception:
             log.warning("closing a cancelled upstream stream failed", exc_info=True)
-        generation = self._stream_generation(key, request, entry, provider, stream, relay, None)
-        await self._generations.record(replace(generation, cancelled=True))
+        await self._record(call, self._stream_generation(call, stream, None, cancelled=True))
 
 
-class _Relay:
-    """Rewrites upstream chunks for the caller: our generation id, slug and provider."""
+class _Frames:
+    """Server-sent events for the caller: upstream chunks under our id, slug and provider."""
 
-    __slots__ = ("context", "created", "entry", "first_token_ms", "generation_id", "provider_name", "started")
+    __slots__ = ("_base", "_created")
 
-    def __init__(
-        self,
-        generation_id: str,
-        entry: ModelEntry,
-        provider_name: str,
-        context: RequestContext,
-        started: float,
-    ) -> None:
-        self.generation_id = generation_id
-        self.entry = entry
-        self.provider_name = provider_name
-        self.context = context
-        self.started = started
-        self.created = int(time.time())
-        self.first_token_ms = 0.0
+    def __init__(self, call: _Call) -> None:
+        self._created = int(time.time())
+        self._base = {
+            "id": call.generation_id,
+            "model": call.entry.slug,
+            "provider": call.provider.display_name,
+        }
 
-    def _frame(self, chunk: dict[str, Any]) -> bytes:
+    @staticmethod
+    def _frame(chunk: dict[str, Any]) -> bytes:
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
-    def encode(self, chunk: dict[str, Any]) -> bytes:
-        chunk["id"] = self.generation_id
-        chunk["model"] = self.entry.slug
-        chunk["provider"] = self.provider_name
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        chunk.update(self._base)
         chunk.pop("usage", None)
         return self._frame(chunk)
 
-    def _base(self) -> dict[str, Any]:
-        return {
-            "id": self.generation_id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.entry.slug,
-            "provider": self.provider_name,
-        }
+    def _own(self) -> dict[str, Any]:
+        return {"object": "chat.completion.chunk", "created": self._created, **self._base}
 
-    def error_chunk(self, failure: UpstreamFailure) -> bytes:
-        chunk = self._base()
+    def error(self, failure: UpstreamFailure) -> bytes:
+        chunk = self._own()
         chunk["error"] = {
             "code": failure.status,
             "message": failure.message,
@@ -332,8 +308,8 @@ class _Relay:
         ]
         return self._frame(chunk)
 
-    def usage_chunk(self, generation: Generation, usage: Usage | None) -> bytes:
-        chunk = self._base()
+    def usage(self, generation: Generation, usage: Usage | None) -> bytes:
+        chunk = self._own()
         chunk["choices"] = []
         chunk["usage"] = usage_json(usage or Usage(), generation.total_cost)
         return self._frame(chunk)

@@ -8,10 +8,13 @@ from collections.abc import Coroutine
 from typing import Any
 
 from genledger.config import Settings
+from genledger.gateway.admission import Admission
 from genledger.gateway.auth import Authenticator
 from genledger.gateway.catalog import Catalog
 from genledger.gateway.completions import CompletionService
 from genledger.ledger import Ledger
+from genledger.limits import RateLimiter
+from genledger.limits.ratelimit import MemoryRateLimiter
 from genledger.providers import Provider, build_provider
 
 log = logging.getLogger("genledger")
@@ -20,10 +23,13 @@ log = logging.getLogger("genledger")
 class Services:
     """The gateway's state: handed to the routes, never kept in module globals."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, providers: dict[str, Provider]) -> None:
+    def __init__(
+        self, settings: Settings, ledger: Ledger, providers: dict[str, Provider], limiter: RateLimiter
+    ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.providers = providers
+        self.limiter = limiter
         self.catalog = Catalog.from_settings(settings)
         self.auth = Authenticator(ledger.keys)
         self._background: set[asyncio.Task[None]] = set()
@@ -31,6 +37,7 @@ class Services:
             self.catalog,
             providers,
             ledger.generations,
+            Admission(ledger.keys, limiter, settings.limits),
             data_region=settings.data_region,
             spawn=self.spawn,
         )
@@ -39,7 +46,7 @@ class Services:
     async def start(cls, settings: Settings) -> Services:
         ledger = await Ledger.open(settings.database_url)
         providers = {name: build_provider(name, config) for name, config in settings.providers.items()}
-        return cls(settings, ledger, providers)
+        return cls(settings, ledger, providers, build_limiter(settings))
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run work that must finish even though the request that started it is gone."""
@@ -61,4 +68,13 @@ class Services:
         await self.drain()
         for provider in self.providers.values():
             await provider.aclose()
+        await self.limiter.aclose()
         await self.ledger.close()
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    if settings.limits.backend == "redis":
+        from genledger.limits.redis import RedisRateLimiter
+
+        return RedisRateLimiter(settings.limits.redis_url, on_failure=settings.limits.on_redis_failure)
+    return MemoryRateLimiter()

@@ -35,6 +35,13 @@ api_keys = Table(
     Column("usage_pico", BigInteger, nullable=False, default=0),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=True),
+    # Credits: what in-flight requests have reserved, and usage in the current limit period.
+    Column("reserved_pico", BigInteger, nullable=False, default=0),
+    Column("period_usage_pico", BigInteger, nullable=False, default=0),
+    Column("period_start", DateTime(timezone=True), nullable=True),
+    # Per-key rate limits; NULL means the configured default.
+    Column("requests_per_minute", Integer, nullable=True),
+    Column("tokens_per_minute", Integer, nullable=True),
 )
 
 generations = Table(

@@ -19,6 +19,10 @@ def build_provider(name: str, config: ProviderConfig) -> Provider:
         from genledger.providers.openai_compat import OpenAICompatProvider
 
         return OpenAICompatProvider(name, config)
+    if config.kind == "anthropic":
+        from genledger.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(name, config)
     raise ValueError(f"unknown provider kind {config.kind!r}")
 
 

@@ -1,0 +1,67 @@
+"""Credit arithmetic for key limits: periods, and what a request may cost at most."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from genledger.core.chat import ChatRequest
+from genledger.core.pricing import Price, worst_case
+
+LimitReset = Literal["daily", "weekly", "monthly"]
+LIMIT_RESETS: tuple[LimitReset, ...] = ("daily", "weekly", "monthly")
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+_TOKENS_PER_MESSAGE = 8  # role and separator tokens a chat template adds
+
+
+def period_start(reset: str | None, now: datetime) -> datetime | None:
+    """Start (UTC) of the limit period containing ``now``; None for a limit that never resets.
+
+    Periods start at midnight UTC: every day, every Monday, the first of every month.
+    """
+    now = now.astimezone(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if reset == "daily":
+        return midnight
+    if reset == "weekly":
+        return midnight - timedelta(days=midnight.weekday())
+    if reset == "monthly":
+        return midnight.replace(day=1)
+    return None
+
+
+def prompt_tokens_upper_bound(request: ChatRequest) -> int:
+    """At least as many tokens as the prompt can have: every token covers one byte or more."""
+    total = 0
+    for message in request.messages:
+        total += _TOKENS_PER_MESSAGE
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(content.encode())
+        elif content is not None:
+            total += len(json.dumps(content).encode())
+        for key in ("tool_calls", "name", "tool_call_id"):
+            if key in message:
+                total += len(json.dumps(message[key]).encode())
+    if "tools" in request.params:
+        total += len(json.dumps(request.params["tools"]).encode())
+    return total
+
+
+def max_output_tokens(request: ChatRequest, model_max: int | None, default: int) -> int:
+    """The most completion tokens the request can produce."""
+    if request.max_tokens is not None:
+        return request.max_tokens if model_max is None else min(request.max_tokens, model_max)
+    return model_max or default
+
+
+def reservation(
+    request: ChatRequest, price: Price, model_max_output: int | None, default_max_output: int
+) -> int:
+    """Picodollars to reserve before calling the upstream: the request's worst-case cost."""
+    return worst_case(
+        prompt_tokens_upper_bound(request),
+        max_output_tokens(request, model_max_output, default_max_output),
+        price,
+    )

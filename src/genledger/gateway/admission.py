@@ -1,0 +1,93 @@
+"""Before the upstream is called: rate limits, then a reservation of the key's credit."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+from genledger.config import LimitsConfig
+from genledger.core.chat import ChatRequest
+from genledger.core.limits import period_start, reservation
+from genledger.core.money import to_decimal
+from genledger.errors import Forbidden, PaymentRequired, TooManyRequests
+from genledger.gateway.catalog import ModelEntry
+from genledger.ledger.keys import KeyRecord, KeyStore, Refusal
+from genledger.limits import Decision, RateLimiter, RateLimits
+
+IN_FLIGHT_RETRY_AFTER_S = 1
+
+
+def rate_limit_headers(decision: Decision) -> dict[str, str]:
+    headers = {"Retry-After": str(max(1, math.ceil(decision.retry_after_s)))}
+    if decision.limit:
+        headers["X-RateLimit-Limit"] = str(decision.limit)
+        headers["X-RateLimit-Remaining"] = str(decision.remaining)
+        headers["X-RateLimit-Reset"] = str(decision.reset_ms)
+    return headers
+
+
+class Admission:
+    """Admits a request for a key, or refuses it with 403, 429 or 402 before any upstream call."""
+
+    def __init__(self, keys: KeyStore, limiter: RateLimiter, config: LimitsConfig) -> None:
+        self._keys = keys
+        self._limiter = limiter
+        self._config = config
+
+    def limits_for(self, key: KeyRecord) -> RateLimits:
+        return RateLimits(
+            requests_per_minute=key.requests_per_minute
+            if key.requests_per_minute is not None
+            else self._config.requests_per_minute,
+            tokens_per_minute=key.tokens_per_minute
+            if key.tokens_per_minute is not None
+            else self._config.tokens_per_minute,
+        )
+
+    async def admit(self, key: KeyRecord, request: ChatRequest, entry: ModelEntry) -> int:
+        """Picodollars reserved for the request (0 for a key without a limit)."""
+        if key.is_management:
+            raise Forbidden("Management keys cannot make completions; use an ordinary key")
+        limits = self.limits_for(key)
+        if not limits.unlimited:
+            decision = await self._limiter.acquire(key.id, limits)
+            if not decision.allowed:
+                raise _too_many(decision)
+        if key.limit_pico is None:
+            return 0
+        amount = reservation(
+            request, entry.price, entry.max_output_tokens, self._config.default_max_output_tokens
+        )
+        refusal = await self._keys.reserve(key.id, amount, period_start(key.limit_reset, datetime.now(UTC)))
+        if refusal is None:
+            return amount
+        if refusal is Refusal.IN_FLIGHT_BUDGET:
+            raise PaymentRequired(
+                "The key's remaining credit is held by requests in flight; retry when they finish",
+                metadata={"limit_source": refusal.value, "max_cost": float(to_decimal(amount))},
+                headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
+            )
+        raise PaymentRequired(
+            f"Key limit exceeded: this request may cost up to ${to_decimal(amount).normalize():f} "
+            f"and the key's limit is ${to_decimal(key.limit_pico).normalize():f}. "
+            "Lower max_tokens or raise the limit.",
+            metadata={"limit_source": refusal.value, "max_cost": float(to_decimal(amount))},
+        )
+
+    async def release(self, key: KeyRecord, reserved: int) -> None:
+        await self._keys.release(key.id, reserved)
+
+    async def used_tokens(self, key: KeyRecord, tokens: int) -> None:
+        limits = self.limits_for(key)
+        if limits.tokens_per_minute:
+            await self._limiter.debit_tokens(key.id, limits, tokens)
+
+
+def _too_many(decision: Decision) -> TooManyRequests:
+    if decision.reason == "unavailable":
+        message = "Rate limiting is unavailable and this gateway refuses requests until it is back"
+    else:
+        message = f"Rate limit exceeded: {decision.limit} {decision.reason} per minute"
+    return TooManyRequests(
+        message, metadata={"limit_source": decision.reason}, headers=rate_limit_headers(decision)
+    )

@@ -1,0 +1,257 @@
+"""The keys store: API keys by hash, their limits, and atomic credit reservations."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import case, delete, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from genledger.core.ids import hash_key, new_api_key
+from genledger.ledger.generations import _utc
+from genledger.ledger.schema import api_keys
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An API key as stored: never the secret, only its hash. Money in picodollars."""
+
+    id: str
+    hash: str
+    name: str
+    label: str
+    is_management: bool
+    disabled: bool
+    limit_pico: int | None
+    limit_reset: str | None
+    usage_pico: int
+    created_at: datetime
+    updated_at: datetime | None = None
+    reserved_pico: int = 0
+    period_usage_pico: int = 0
+    period_start: datetime | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+    @property
+    def limited_usage_pico(self) -> int:
+        """The usage the limit applies to: this period's when the limit resets, else all of it."""
+        return self.period_usage_pico if self.limit_reset else self.usage_pico
+
+
+class KeyExists(ValueError):
+    """A key with that name exists already."""
+
+
+class Refusal(Enum):
+    """Why a reservation was refused (``metadata.limit_source`` of the 402)."""
+
+    KEY_LIMIT = "key_limit"
+    IN_FLIGHT_BUDGET = "in_flight_budget"
+
+
+def _key(row: RowMapping) -> KeyRecord:
+    return KeyRecord(
+        id=row["id"],
+        hash=row["hash"],
+        name=row["name"],
+        label=row["label"],
+        is_management=bool(row["is_management"]),
+        disabled=bool(row["disabled"]),
+        limit_pico=row["limit_pico"],
+        limit_reset=row["limit_reset"],
+        usage_pico=row["usage_pico"],
+        created_at=_utc(row["created_at"]),
+        updated_at=_utc(row["updated_at"]) if row["updated_at"] is not None else None,
+        reserved_pico=row["reserved_pico"],
+        period_usage_pico=row["period_usage_pico"],
+        period_start=_utc(row["period_start"]) if row["period_start"] is not None else None,
+        requests_per_minute=row["requests_per_minute"],
+        tokens_per_minute=row["tokens_per_minute"],
+    )
+
+
+def _label(secret: str) -> str:
+    return f"{secret[:12]}...{secret[-3:]}"
+
+
+# The usage a key's limit applies to, in SQL (see KeyRecord.limited_usage_pico).
+_LIMITED_USAGE = case(
+    (api_keys.c.limit_reset.is_(None), api_keys.c.usage_pico), else_=api_keys.c.period_usage_pico
+)
+
+
+_UPDATABLE = frozenset(
+    {"name", "label", "limit_pico", "limit_reset", "disabled", "requests_per_minute", "tokens_per_minute"}
+)
+
+
+class KeyStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(
+        self,
+        name: str,
+        *,
+        limit_pico: int | None = None,
+        limit_reset: str | None = None,
+        management: bool = False,
+        label: str | None = None,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+    ) -> tuple[KeyRecord, str]:
+        """A new key and its secret; the secret is not kept and cannot be shown again."""
+        secret = new_api_key()
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "hash": hash_key(secret),
+            "name": name,
+            "label": label or _label(secret),
+            "is_management": management,
+            "disabled": False,
+            "limit_pico": limit_pico,
+            "limit_reset": limit_reset,
+            "usage_pico": 0,
+            "created_at": now,
+            "updated_at": now,
+            "reserved_pico": 0,
+            "period_usage_pico": 0,
+            "period_start": None,
+            "requests_per_minute": requests_per_minute,
+            "tokens_per_minute": tokens_per_minute,
+        }
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(insert(api_keys).values(values))
+        except IntegrityError:
+            raise KeyExists(f"a key named {name!r} exists already") from None
+        return _key(values), secret  # type: ignore[arg-type]
+
+    async def rotate(self, name: str) -> tuple[KeyRecord, str] | None:
+        """Give the key ``name`` a new secret (its generations stay its own); None if absent."""
+        secret = new_api_key()
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                update(api_keys)
+                .where(api_keys.c.name == name)
+                .values(
+                    hash=hash_key(secret), label=_label(secret), disabled=False, updated_at=datetime.now(UTC)
+                )
+            )
+            if result.rowcount == 0:
+                return None
+            row = (await connection.execute(select(api_keys).where(api_keys.c.name == name))).mappings().one()
+        return _key(row), secret
+
+    async def _one(self, condition: Any) -> KeyRecord | None:
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(select(api_keys).where(condition))).mappings().first()
+        return _key(row) if row is not None else None
+
+    async def find_by_hash(self, key_hash: str) -> KeyRecord | None:
+        return await self._one(api_keys.c.hash == key_hash)
+
+    async def find_by_name(self, name: str) -> KeyRecord | None:
+        return await self._one(api_keys.c.name == name)
+
+    async def find_by_id(self, key_id: str) -> KeyRecord | None:
+        return await self._one(api_keys.c.id == key_id)
+
+    async def list(self) -> list[KeyRecord]:
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(select(api_keys).order_by(api_keys.c.created_at))).mappings()
+            return [_key(row) for row in rows]
+
+    async def set_disabled(self, name: str, disabled: bool = True) -> bool:
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                update(api_keys)
+                .where(api_keys.c.name == name)
+                .values(disabled=disabled, updated_at=datetime.now(UTC))
+            )
+        return bool(result.rowcount)
+
+    async def update(self, key_hash: str, **changes: Any) -> KeyRecord | None:
+        """Change a key's name, label, limit, limit_reset, disabled or rate limits; None if absent."""
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot change {', '.join(sorted(unknown))}")
+        if "limit_reset" in changes:
+            changes["period_start"] = None  # a new period starts with the next request
+            changes["period_usage_pico"] = 0
+        try:
+            async with self._engine.begin() as connection:
+                result = await connection.execute(
+                    update(api_keys)
+                    .where(api_keys.c.hash == key_hash)
+                    .values(**changes, updated_at=datetime.now(UTC))
+                )
+        except IntegrityError:
+            raise KeyExists(f"a key named {changes.get('name')!r} exists already") from None
+        if result.rowcount == 0:
+            return None
+        return await self.find_by_hash(key_hash)
+
+    async def delete(self, key_hash: str) -> bool:
+        """Delete a key. Its generations stay in the ledger (operators can still read them)."""
+        async with self._engine.begin() as connection:
+            result = await connection.execute(delete(api_keys).where(api_keys.c.hash == key_hash))
+        return bool(result.rowcount)
+
+    async def reserve(self, key_id: str, amount: int, period_start: datetime | None) -> Refusal | None:
+        """Reserve ``amount`` of the key's credit for a request; None when reserved.
+
+        One conditional UPDATE decides, so under any concurrency, across any number of
+        gateway instances, usage plus reservations never exceed the limit. A new limit
+        period (``period_start`` later than the stored one) zeroes the period's usage first.
+        """
+        async with self._engine.begin() as connection:
+            if period_start is not None:
+                await connection.execute(
+                    update(api_keys)
+                    .where(
+                        api_keys.c.id == key_id,
+                        or_(api_keys.c.period_start.is_(None), api_keys.c.period_start < period_start),
+                    )
+                    .values(period_usage_pico=0, period_start=period_start)
+                )
+            result = await connection.execute(
+                update(api_keys)
+                .where(
+                    api_keys.c.id == key_id,
+                    or_(
+                        api_keys.c.limit_pico.is_(None),
+                        _LIMITED_USAGE + api_keys.c.reserved_pico + amount <= api_keys.c.limit_pico,
+                    ),
+                )
+                .values(reserved_pico=api_keys.c.reserved_pico + amount)
+            )
+            if result.rowcount == 1:
+                return None
+            row = (
+                await connection.execute(
+                    select(_LIMITED_USAGE.label("used"), api_keys.c.limit_pico).where(api_keys.c.id == key_id)
+                )
+            ).first()
+        if row is None or row.limit_pico is None or row.used + amount > row.limit_pico:
+            return Refusal.KEY_LIMIT
+        return Refusal.IN_FLIGHT_BUDGET
+
+    async def release(self, key_id: str, amount: int) -> None:
+        """Give back a reservation whose request produced nothing to charge."""
+        if not amount:
+            return
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(api_keys)
+                .where(api_keys.c.id == key_id)
+                .values(reserved_pico=api_keys.c.reserved_pico - amount)
+            )

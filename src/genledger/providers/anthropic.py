@@ -1,0 +1,579 @@
+"""Anthropic's Messages API (``POST /v1/messages``), over the shared pooled aiohttp client.
+
+Requests arrive in OpenAI's chat shape and answers leave in it; the translation happens
+here, once, in three pure pieces that tests use on their own:
+
+* :func:`messages_body`: an :class:`~genledger.providers.base.UpstreamCall` -> the Messages
+  request (system prompt hoisted, roles merged to alternate, tools and tool results
+  rewritten as blocks, ``max_tokens`` always set).
+* :func:`completion_from_message`: a Message -> a ``chat.completion`` :class:`Completion`.
+* :class:`StreamTranslator`: stream events -> ``chat.completion.chunk`` dicts, keeping the
+  :class:`~genledger.providers.base.ChatStream` facts (id, usage, finish reasons) current.
+
+Each takes a failure factory (as :mod:`genledger.providers.http` does) and raises the
+``UpstreamFailure`` it builds: ``BAD_REQUEST`` for a request the Messages API cannot
+express, ``INVALID_RESPONSE`` for an answer without the documented shape, and the kind
+:data:`STREAM_ERROR_KINDS` names for an ``error`` event mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+import aiohttp
+import orjson
+
+from genledger.config import ProviderConfig
+from genledger.core.chat import Completion, normalize_finish_reason
+from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
+from genledger.core.usage import Usage
+from genledger.providers.base import ChatStream, UpstreamCall
+from genledger.providers.http import FailureFactory, HttpUpstream, parse_retry_after
+
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096  # the Messages API requires max_tokens; OpenAI callers may omit it
+MESSAGES_PATH = "/v1/messages"
+STREAM_ERROR_KINDS: dict[str, FailureKind] = {"overloaded_error": FailureKind.OVERLOADED}
+"""Failure kinds of in-stream ``error`` events by ``error.type``; any other is SERVER_ERROR."""
+
+Unsupported = Callable[[str], UpstreamFailure]
+"""Builds the BAD_REQUEST failure for a request the Messages API cannot express."""
+
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+_TOOL_CHOICES = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}
+_EMPTY_SCHEMA = {"type": "object", "properties": {}}
+_ERROR_DETAIL_LIMIT = 300  # characters of Anthropic's error message repeated in ours
+
+
+def messages_url(base_url: str) -> str:
+    """``{root}/v1/messages`` for a base URL given with or without its ``/v1``."""
+    return base_url.rstrip("/").removesuffix("/v1") + MESSAGES_PATH
+
+
+# ---------------------------------------------------------------------------------------- request
+
+
+def messages_body(call: UpstreamCall, failure: FailureFactory, *, stream: bool = False) -> dict[str, Any]:
+    """The Messages API request for an OpenAI-shaped chat request."""
+    request = call.request
+    params = request.params
+
+    def unsupported(message: str) -> UpstreamFailure:
+        return failure(FailureKind.BAD_REQUEST, f"not expressible in Anthropic's Messages API: {message}")
+
+    if isinstance(params.get("n"), int) and params["n"] > 1:
+        raise unsupported("'n' greater than 1 is not supported")
+    system, messages = _conversation(request.messages, unsupported)
+    body: dict[str, Any] = {
+        "model": call.upstream_model,
+        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+        "messages": messages,
+    }
+    if system is not None:
+        body["system"] = system
+    for name in ("temperature", "top_p", "top_k"):
+        if name in params:
+            body[name] = params[name]
+    stop = params.get("stop")
+    stop_sequences = [stop] if isinstance(stop, str) else stop
+    if stop_sequences:
+        if not all(isinstance(s, str) for s in stop_sequences):
+            raise unsupported("'stop' must be a string or an array of strings")
+        body["stop_sequences"] = stop_sequences
+    tools = params.get("tools")
+    if tools:
+        body["tools"] = [_tool(tool, unsupported) for tool in tools]
+        choice = _tool_choice(params.get("tool_choice"), params.get("parallel_tool_calls"), unsupported)
+        if choice is not None:
+            body["tool_choice"] = choice
+    if request.user:
+        body["metadata"] = {"user_id": request.user}
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def _conversation(
+    messages: Iterable[dict[str, Any]], unsupported: Unsupported
+) -> tuple[str | list[dict[str, Any]] | None, list[dict[str, Any]]]:
+    """The top-level ``system`` and the alternating user/assistant ``messages``."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        role = message.get("role")
+        where = f"messages[{index}]"
+        if role in _SYSTEM_ROLES:
+            system.extend(_text_blocks(message.get("content"), where, unsupported))
+            continue
+        if role == "user":
+            blocks = _content_blocks(message.get("content"), where, unsupported)
+        elif role == "assistant":
+            blocks = _assistant_blocks(message, where, unsupported)
+        elif role == "tool":
+            role, blocks = "user", [_tool_result(message, where, unsupported)]
+        else:
+            raise unsupported(f"{where}: role {role!r} is not supported; use 'tools' and 'tool' messages")
+        if not blocks:
+            continue  # the Messages API refuses empty turns
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)  # it also refuses two turns of one role in a row
+        else:
+            turns.append({"role": role, "content": blocks})
+    return _system(system), [_compact(turn) for turn in turns]
+
+
+def _system(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]] | None:
+    if not blocks:
+        return None
+    if any("cache_control" in block for block in blocks):
+        return blocks  # cache breakpoints live on blocks
+    return "\n\n".join(block["text"] for block in blocks)
+
+
+def _compact(turn: dict[str, Any]) -> dict[str, Any]:
+    # Tool results must open a user turn; after a merge they may not.
+    blocks = sorted(turn["content"], key=lambda block: block["type"] != "tool_result")
+    if len(blocks) == 1 and blocks[0].keys() == {"type", "text"}:
+        return {"role": turn["role"], "content": blocks[0]["text"]}
+    return {"role": turn["role"], "content": blocks}
+
+
+def _text_block(part: dict[str, Any], where: str, unsupported: Unsupported) -> dict[str, Any] | None:
+    text = part.get("text")
+    if not isinstance(text, str):
+        raise unsupported(f"{where}.text must be a string")
+    if not text:
+        return None  # the Messages API refuses empty text blocks
+    block: dict[str, Any] = {"type": "text", "text": text}
+    if "cache_control" in part:
+        block["cache_control"] = part["cache_control"]
+    return block
+
+
+def _text_blocks(content: Any, where: str, unsupported: Unsupported) -> list[dict[str, Any]]:
+    blocks = _content_blocks(content, where, unsupported)
+    if any(block["type"] != "text" for block in blocks):
+        raise unsupported(f"{where}: only text parts are allowed here")
+    return blocks
+
+
+def _content_blocks(content: Any, where: str, unsupported: Unsupported) -> list[dict[str, Any]]:
+    """Text and image blocks of a string or a list of OpenAI content parts."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks = []
+    for index, part in enumerate(content):
+        at = f"{where}.content[{index}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            block = _text_block(part, at, unsupported)
+        elif kind == "image_url":
+            block = _image_block(part, at, unsupported)
+        else:
+            raise unsupported(f"{at}: content part type {kind!r} is not supported")
+        if block is not None:
+            blocks.append(block)
+    return blocks
+
+
+def _image_block(part: dict[str, Any], where: str, unsupported: Unsupported) -> dict[str, Any]:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise unsupported(f"{where}.image_url.url must be a string")
+    source: dict[str, Any]
+    if url.startswith("data:"):
+        header, comma, data = url[5:].partition(",")
+        media_type, _, encoding = header.partition(";")
+        if not comma or encoding != "base64" or not media_type:
+            raise unsupported(f"{where}: an image data URL must be data:<media type>;base64,<data>")
+        source = {"type": "base64", "media_type": media_type, "data": data}
+    else:
+        source = {"type": "url", "url": url}
+    block: dict[str, Any] = {"type": "image", "source": source}
+    if "cache_control" in part:
+        block["cache_control"] = part["cache_control"]
+    return block
+
+
+def _assistant_blocks(message: dict[str, Any], where: str, unsupported: Unsupported) -> list[dict[str, Any]]:
+    content = message.get("content")
+    if isinstance(content, list):  # refusal parts are OpenAI's own; they carry no text to resend
+        content = [p for p in content if not (isinstance(p, dict) and p.get("type") == "refusal")]
+    blocks = _text_blocks(content, where, unsupported)
+    tool_calls = message.get("tool_calls") or []
+    if not isinstance(tool_calls, list):
+        raise unsupported(f"{where}.tool_calls must be an array")
+    for index, tool_call in enumerate(tool_calls):
+        at = f"{where}.tool_calls[{index}]"
+        function = tool_call.get("function") if isinstance(tool_call, dict) else None
+        if not isinstance(function, dict) or not isinstance(tool_call.get("id"), str):
+            raise unsupported(f"{at} must have an 'id' and a 'function'")
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": tool_call["id"],
+                "name": function.get("name"),
+                "input": _arguments(function.get("arguments"), at, unsupported),
+            }
+        )
+    return blocks
+
+
+def _arguments(arguments: Any, where: str, unsupported: Unsupported) -> dict[str, Any]:
+    if arguments is None or arguments == "":
+        return {}
+    if isinstance(arguments, str):
+        try:
+            arguments = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            raise unsupported(f"{where}.function.arguments is not valid JSON") from None
+    if not isinstance(arguments, dict):
+        raise unsupported(f"{where}.function.arguments must be a JSON object")
+    return arguments
+
+
+def _tool_result(message: dict[str, Any], where: str, unsupported: Unsupported) -> dict[str, Any]:
+    tool_call_id = message.get("tool_call_id")
+    if not isinstance(tool_call_id, str) or not tool_call_id:
+        raise unsupported(f"{where}.tool_call_id is required on a tool message")
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_call_id}
+    content = message.get("content")
+    if isinstance(content, str):
+        if content:
+            block["content"] = content
+    else:
+        blocks = _content_blocks(content, where, unsupported)
+        if blocks:
+            block["content"] = blocks
+    return block
+
+
+def _tool(tool: Any, unsupported: Unsupported) -> dict[str, Any]:
+    function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise unsupported("only tools of type 'function' with a 'name' are supported")
+    translated: dict[str, Any] = {
+        "name": function["name"],
+        "input_schema": function.get("parameters") or _EMPTY_SCHEMA,
+    }
+    if function.get("description"):
+        translated["description"] = function["description"]
+    if "cache_control" in tool:
+        translated["cache_control"] = tool["cache_control"]
+    return translated
+
+
+def _tool_choice(choice: Any, parallel: Any, unsupported: Unsupported) -> dict[str, Any] | None:
+    translated: dict[str, Any] | None
+    if choice is None:
+        translated = None
+    elif isinstance(choice, str) and choice in _TOOL_CHOICES:
+        translated = dict(_TOOL_CHOICES[choice])
+    elif (
+        isinstance(choice, dict)
+        and choice.get("type") == "function"
+        and isinstance(choice.get("function"), dict)
+        and isinstance(choice["function"].get("name"), str)
+    ):
+        translated = {"type": "tool", "name": choice["function"]["name"]}
+    else:
+        raise unsupported(f"tool_choice {choice!r} is not supported")
+    if parallel is False:
+        translated = translated or {"type": "auto"}
+        if translated["type"] != "none":
+            translated["disable_parallel_tool_use"] = True
+    return translated
+
+
+# --------------------------------------------------------------------------------------- response
+
+
+def usage_from_anthropic(usage: Any) -> Usage | None:
+    """Anthropic's usage in our terms: prompt tokens include cache reads and writes (OpenAI's way)."""
+    if not isinstance(usage, dict):
+        return None
+
+    def count(key: str) -> int:
+        value = usage.get(key)
+        return max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    cache_read = count("cache_read_input_tokens")
+    cache_write = count("cache_creation_input_tokens")
+    return Usage(
+        prompt_tokens=count("input_tokens") + cache_read + cache_write,
+        completion_tokens=count("output_tokens"),
+        cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
+
+
+def _openai_usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
+    }
+
+
+def _tool_call(block: dict[str, Any], arguments: str) -> dict[str, Any]:
+    return {
+        "id": block.get("id"),
+        "type": "function",
+        "function": {"name": block.get("name"), "arguments": arguments},
+    }
+
+
+def completion_from_message(raw: bytes, failure: FailureFactory, *, created: int | None = None) -> Completion:
+    """A non-streamed Message (its JSON bytes) as a ``chat.completion``."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        message = None
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(message, dict) or not isinstance(content, list):
+        raise failure(FailureKind.INVALID_RESPONSE, "Anthropic sent an invalid message", raw=raw)
+    texts: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text" and isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            tool_calls.append(_tool_call(block, arguments))
+        # thinking and server-tool blocks have no place in a chat.completion message
+    reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    if tool_calls:
+        reply["tool_calls"] = tool_calls
+    native = message.get("stop_reason") if isinstance(message.get("stop_reason"), str) else None
+    finish_reason = normalize_finish_reason(native)
+    usage = usage_from_anthropic(message.get("usage"))
+    upstream_id = message.get("id") if isinstance(message.get("id"), str) else None
+    body: dict[str, Any] = {
+        "id": upstream_id,
+        "object": "chat.completion",
+        "created": created if created is not None else int(time.time()),
+        "model": message.get("model"),
+        "choices": [
+            {
+                "index": 0,
+                "message": reply,
+                "finish_reason": finish_reason,
+                "native_finish_reason": native,
+                "logprobs": None,
+            }
+        ],
+    }
+    if usage is not None:
+        body["usage"] = _openai_usage(usage)
+    return Completion(
+        body=body,
+        usage=usage,
+        finish_reason=finish_reason,
+        native_finish_reason=native,
+        upstream_id=upstream_id,
+    )
+
+
+class StreamTranslator:
+    """Anthropic stream events in, OpenAI chunks out.
+
+    :meth:`feed` takes one parsed event and returns the chunks it makes (often none), and
+    updates the :class:`ChatStream` as facts arrive: the id and prompt usage with
+    ``message_start``, the output tokens and stop reason with ``message_delta``.
+    :attr:`finished` turns true at ``message_stop``; a stream that ends before it is broken.
+    """
+
+    def __init__(self, stream: ChatStream, failure: FailureFactory, *, created: int | None = None) -> None:
+        self.finished = False
+        self._stream = stream
+        self._failure = failure
+        self._created = created if created is not None else int(time.time())
+        self._id: str | None = None
+        self._model: str | None = None
+        self._usage: dict[str, Any] = {}
+        self._tool_index: dict[Any, int] = {}  # content block index -> OpenAI tool call index
+
+    def feed(self, event: Any) -> list[dict[str, Any]]:
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind == "message_start":
+            return self._message_start(event.get("message"))
+        if kind == "content_block_start":
+            return self._block_start(event.get("index"), event.get("content_block"))
+        if kind == "content_block_delta":
+            return self._block_delta(event.get("index"), event.get("delta"))
+        if kind == "message_delta":
+            return self._message_delta(event.get("delta"), event.get("usage"))
+        if kind == "message_stop":
+            self.finished = True
+        elif kind == "error":
+            error = event.get("error")
+            error_type = error.get("type") if isinstance(error, dict) else None
+            message = error.get("message") if isinstance(error, dict) else None
+            raise self._failure(
+                STREAM_ERROR_KINDS.get(str(error_type), FailureKind.SERVER_ERROR),
+                f"Anthropic stream error: {error_type}: {message}",
+                raw=error,
+            )
+        elif kind is None:
+            raise self._failure(FailureKind.INVALID_RESPONSE, "Anthropic sent an invalid event", raw=event)
+        # ping, content_block_stop and event types newer than this adapter carry nothing to relay
+        return []
+
+    def _chunk(
+        self, delta: dict[str, Any], finish_reason: str | None = None, native: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "id": self._id,
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": self._model,
+            "choices": [
+                {"index": 0, "delta": delta, "finish_reason": finish_reason, "native_finish_reason": native}
+            ],
+        }
+
+    def _add_usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            self._usage.update((k, v) for k, v in usage.items() if isinstance(v, int))
+            self._stream.usage = usage_from_anthropic(self._usage)
+
+    def _message_start(self, message: Any) -> list[dict[str, Any]]:
+        if not isinstance(message, dict):
+            raise self._failure(FailureKind.INVALID_RESPONSE, "message_start without a message", raw=message)
+        if isinstance(message.get("id"), str):
+            self._id = self._stream.upstream_id = message["id"]
+        self._model = message.get("model")
+        self._add_usage(message.get("usage"))
+        return [self._chunk({"role": "assistant", "content": ""})]
+
+    def _block_start(self, index: Any, block: Any) -> list[dict[str, Any]]:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text" and block.get("text"):
+            return [self._chunk({"content": block["text"]})]
+        if kind == "tool_use":
+            position = self._tool_index[index] = len(self._tool_index)
+            arguments = orjson.dumps(block["input"]).decode() if block.get("input") else ""
+            call = {"index": position, **_tool_call(block, arguments)}
+            return [self._chunk({"tool_calls": [call]})]
+        return []
+
+    def _block_delta(self, index: Any, delta: Any) -> list[dict[str, Any]]:
+        kind = delta.get("type") if isinstance(delta, dict) else None
+        if kind == "text_delta" and delta.get("text"):
+            return [self._chunk({"content": delta["text"]})]
+        if kind == "input_json_delta" and delta.get("partial_json") and index in self._tool_index:
+            call = {"index": self._tool_index[index], "function": {"arguments": delta["partial_json"]}}
+            return [self._chunk({"tool_calls": [call]})]
+        return []  # thinking, signatures and citations are not part of OpenAI's chunks
+
+    def _message_delta(self, delta: Any, usage: Any) -> list[dict[str, Any]]:
+        self._add_usage(usage)
+        native = delta.get("stop_reason") if isinstance(delta, dict) else None
+        if not isinstance(native, str):
+            return []
+        finish_reason = normalize_finish_reason(native)
+        self._stream.native_finish_reason = native
+        self._stream.finish_reason = finish_reason
+        return [self._chunk({}, finish_reason, native)]
+
+
+# --------------------------------------------------------------------------------------- provider
+
+
+class AnthropicProvider:
+    """``POST {base_url}/v1/messages``, streamed or not, with the key in ``x-api-key``."""
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self.display_name = config.display_name or name
+        assert config.base_url is not None
+        self._url = messages_url(config.base_url)
+        headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        if config.api_key_env:
+            key = os.environ.get(config.api_key_env)
+            if not key:
+                raise ValueError(
+                    f"providers.{name}.api_key_env: the environment variable {config.api_key_env} is not set"
+                )
+            headers["x-api-key"] = key
+        self._http = HttpUpstream(config, headers)
+
+    def _failure(self, kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
+        return UpstreamFailure(kind, message, provider_name=self.display_name, **kwargs)
+
+    def _payload(self, call: UpstreamCall, *, stream: bool) -> bytes:
+        return orjson.dumps(messages_body(call, self._failure, stream=stream))
+
+    async def _error_from(self, response: aiohttp.ClientResponse) -> UpstreamFailure:
+        body = await self._http.read(response, self._failure)
+        text = body.decode("utf-8", "replace")
+        try:
+            raw: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raw = text
+        message = f"{self.display_name} answered HTTP {response.status}"
+        error = raw.get("error") if isinstance(raw, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            message += f": {error.get('type')}: {error['message'][:_ERROR_DETAIL_LIMIT]}"
+        return self._failure(
+            classify_status(response.status, text),
+            message,
+            raw=raw,
+            upstream_status=response.status,
+            retry_after=parse_retry_after(response.headers),
+        )
+
+    async def complete(self, call: UpstreamCall) -> Completion:
+        async with self._http.post(self._url, self._payload(call, stream=False), self._failure) as response:
+            if response.status != 200:
+                raise await self._error_from(response)
+            raw = await self._http.read(response, self._failure)
+        return completion_from_message(raw, self._failure)
+
+    async def stream(self, call: UpstreamCall) -> ChatStream:
+        context = self._http.post(self._url, self._payload(call, stream=True), self._failure)
+        response = await context.__aenter__()
+        if response.status != 200:
+            try:
+                raise await self._error_from(response)
+            finally:
+                await context.__aexit__(None, None, None)
+        stream = ChatStream()
+        return stream.attach(self._chunks(context, response, stream))
+
+    async def _chunks(
+        self, context: Any, response: aiohttp.ClientResponse, stream: ChatStream
+    ) -> AsyncIterator[dict[str, Any]]:
+        translator = StreamTranslator(stream, self._failure)
+        try:
+            async for data in self._http.sse_data(response, self._failure):
+                try:
+                    event = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise self._failure(
+                        FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid event", raw=data
+                    ) from None
+                for chunk in translator.feed(event):
+                    yield chunk
+                if translator.finished:
+                    return
+            raise self._failure(
+                FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream before message_stop"
+            )
+        finally:
+            await asyncio.shield(context.__aexit__(None, None, None))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
