@@ -69,3 +69,17 @@ def postgres_database() -> Iterator[str]:
         yield f"{base}/{name}"
     finally:
         asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def redis_url() -> str:
+    """The shared Redis server's URL, or skip (fail under GENLEDGER_REQUIRE_SERVICES=1)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError):
+        unavailable("Redis at 127.0.0.1:6379")
+    finally:
+        client.close()
+    return REDIS_URL

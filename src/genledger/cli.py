@@ -6,7 +6,9 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -58,6 +60,16 @@ def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]]) -> 
     except (OSError, ValueError) as exc:
         err.print(f"[red]error:[/red] cannot open the ledger at {settings.database_url}: {exc}")
         raise typer.Exit(1) from None
+
+
+class LimitResetChoice(StrEnum):
+    daily = "daily"
+    weekly = "weekly"
+    monthly = "monthly"
+
+
+def _dollars(pico: int) -> str:
+    return f"{to_decimal(pico).normalize():f}"
 
 
 def _usd(value: str | None) -> int | None:
@@ -129,6 +141,12 @@ async def _demo_key(ledger: Ledger) -> str:
 def keys_create(
     name: Annotated[str, typer.Option("--name", help="A unique name for the key.")],
     limit: Annotated[str | None, typer.Option("--limit", help="Spending limit in USD.")] = None,
+    limit_reset: Annotated[
+        LimitResetChoice | None,
+        typer.Option("--limit-reset", help="Reset the limit every day, week or month."),
+    ] = None,
+    rpm: Annotated[int | None, typer.Option("--rpm", min=0, help="Requests per minute (0: none).")] = None,
+    tpm: Annotated[int | None, typer.Option("--tpm", min=0, help="Tokens per minute (0: none).")] = None,
     management: Annotated[bool, typer.Option("--management", help="A key for the management API.")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -137,7 +155,14 @@ def keys_create(
     limit_pico = _usd(limit)
 
     async def create(ledger: Ledger) -> str:
-        _, secret = await ledger.keys.create(name, limit_pico=limit_pico, management=management)
+        _, secret = await ledger.keys.create(
+            name,
+            limit_pico=limit_pico,
+            limit_reset=limit_reset.value if limit_reset else None,
+            management=management,
+            requests_per_minute=rpm,
+            tokens_per_minute=tpm,
+        )
         return secret
 
     try:
@@ -153,17 +178,60 @@ def keys_list(config: ConfigOption = None) -> None:
     """List keys with their limits and usage."""
     settings = _settings(config)
     keys = _with_ledger(settings, lambda ledger: ledger.keys.list())
-    table = Table("name", "label", "limit (USD)", "usage (USD)", "disabled", "management", "created")
+    table = Table(
+        "name",
+        "label",
+        "limit (USD)",
+        "reset",
+        "usage (USD)",
+        "rpm",
+        "tpm",
+        "disabled",
+        "management",
+        "created",
+    )
     for key in keys:
         table.add_row(
             key.name,
             key.label,
-            "-" if key.limit_pico is None else f"{to_decimal(key.limit_pico).normalize():f}",
-            f"{to_decimal(key.usage_pico).normalize():f}",
+            "-" if key.limit_pico is None else _dollars(key.limit_pico),
+            key.limit_reset or "-",
+            _dollars(key.usage_pico),
+            "-" if key.requests_per_minute is None else str(key.requests_per_minute),
+            "-" if key.tokens_per_minute is None else str(key.tokens_per_minute),
             "yes" if key.disabled else "no",
             "yes" if key.is_management else "no",
             key.created_at.isoformat(timespec="seconds"),
         )
+    console.print(table)
+
+
+@keys_app.command("usage")
+def keys_usage(
+    name: Annotated[str, typer.Argument(help="The key's name.")],
+    days: Annotated[int, typer.Option(min=1, help="How many days back.")] = 30,
+    config: ConfigOption = None,
+) -> None:
+    """Print a key's usage by UTC day."""
+    settings = _settings(config)
+
+    async def usage(ledger: Ledger) -> list[tuple[str, int, int]] | None:
+        key = await ledger.keys.find_by_name(name)
+        if key is None:
+            return None
+        since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+            days=days - 1
+        )
+        return await ledger.generations.usage_by_day(key.id, since)
+
+    rows = _with_ledger(settings, usage)
+    if rows is None:
+        err.print(f"[red]error:[/red] no key named {name!r}")
+        raise typer.Exit(1)
+    table = Table("day (UTC)", "generations", "usage (USD)", title=f"{name}: last {days} days")
+    for day, count, pico in rows:
+        table.add_row(day, str(count), _dollars(pico))
+    table.add_row("total", str(sum(r[1] for r in rows)), _dollars(sum(r[2] for r in rows)), style="bold")
     console.print(table)
 
 

@@ -6,15 +6,52 @@ from genledger.core.generation import Generation
 from genledger.core.ids import hash_key, new_api_key, new_generation_id
 from genledger.errors import BadRequest
 
-CONTRACT_KEYS = {
-    "id", "upstream_id", "total_cost", "cache_discount", "upstream_inference_cost", "created_at", "model",
-    "app_id", "streamed", "cancelled", "provider_name", "latency", "moderation_latency", "generation_time",
-    "finish_reason", "tokens_prompt", "tokens_completion", "native_tokens_prompt", "native_tokens_completion",
-    "native_tokens_completion_images", "native_tokens_reasoning", "native_tokens_cached", "num_media_prompt",
-    "num_input_audio_prompt", "num_media_completion", "num_search_results", "origin", "usage", "is_byok",
-    "native_finish_reason", "external_user", "api_type", "router", "data_region", "http_referer", "user_agent",
-    "preset_id", "service_tier", "web_search_engine", "workspace_id", "num_fetches", "provider_responses",
-}  # fmt: skip
+CONTRACT_KEYS = set(
+    [
+        "id",
+        "upstream_id",
+        "total_cost",
+        "cache_discount",
+        "upstream_inference_cost",
+        "created_at",
+        "model",
+        "app_id",
+        "streamed",
+        "cancelled",
+        "provider_name",
+        "latency",
+        "moderation_latency",
+        "generation_time",
+        "finish_reason",
+        "tokens_prompt",
+        "tokens_completion",
+        "native_tokens_prompt",
+        "native_tokens_completion",
+        "native_tokens_completion_images",
+        "native_tokens_reasoning",
+        "native_tokens_cached",
+        "num_media_prompt",
+        "num_input_audio_prompt",
+        "num_media_completion",
+        "num_search_results",
+        "origin",
+        "usage",
+        "is_byok",
+        "native_finish_reason",
+        "external_user",
+        "api_type",
+        "router",
+        "data_region",
+        "http_referer",
+        "user_agent",
+        "preset_id",
+        "service_tier",
+        "web_search_engine",
+        "workspace_id",
+        "num_fetches",
+        "provider_responses",
+    ]
+)
 
 
 def body(**fields):

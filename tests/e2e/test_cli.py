@@ -55,7 +55,9 @@ def test_bad_limits_are_refused(folder: Path, limit: str):
 
 
 def test_a_bad_config_names_the_key(folder: Path):
-    (folder / "bad.toml").write_text('[models."a/b"]\nprovider = "demo"\nprompt_price = "x"\ncompletion_price = "1"\n')
+    (folder / "bad.toml").write_text(
+        '[models."a/b"]\nprovider = "demo"\nprompt_price = "x"\ncompletion_price = "1"\n'
+    )
     code, out = run("keys", "list", "--config", "bad.toml")
     assert code == 2 and "models.a/b.prompt_price" in out
 

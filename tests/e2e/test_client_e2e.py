@@ -50,12 +50,16 @@ def test_client_errors_from_the_gateway(gateway: GatewayServer, keys: Keys):
         assert caught.value.status_code == 404 and caught.value.error.code == 404
         with pytest.raises(BadRequestResponseError):
             client.generations.get_generation(id="x" * 300)
-    with Client(api_key="sk-gl-v1-unknown", base_url=gateway.base_url) as client, pytest.raises(
-        UnauthorizedResponseError
+    with (
+        Client(api_key="sk-gl-v1-unknown", base_url=gateway.base_url) as client,
+        pytest.raises(UnauthorizedResponseError),
     ):
         client.generations.get_generation(id=completion.id)
 
 
 def test_wait_gives_up_with_not_found(gateway: GatewayServer, keys: Keys):
-    with Client(api_key=keys.alice, base_url=gateway.base_url) as client, pytest.raises(NotFoundResponseError):
+    with (
+        Client(api_key=keys.alice, base_url=gateway.base_url) as client,
+        pytest.raises(NotFoundResponseError),
+    ):
         client.generations.wait(id="gen-neverrecorded0000000000", timeout=0.3)

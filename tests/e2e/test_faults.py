@@ -141,12 +141,15 @@ def test_a_stream_that_dies_midway_ends_with_an_error_chunk_and_is_recorded(gate
 
 def test_a_caller_that_disconnects_leaves_a_cancelled_record(gateway, keys: Keys, upstream):
     upstream.set_behavior("stall_mid_stream", times=1, delay=30, chunks=2)
-    with httpx.Client(timeout=10) as http, http.stream(
-        "POST",
-        gateway.base_url + "/chat/completions",
-        json={"model": MODEL, "messages": MESSAGES, "stream": True},
-        headers={"Authorization": f"Bearer {keys.alice}"},
-    ) as response:
+    with (
+        httpx.Client(timeout=10) as http,
+        http.stream(
+            "POST",
+            gateway.base_url + "/chat/completions",
+            json={"model": MODEL, "messages": MESSAGES, "stream": True},
+            headers={"Authorization": f"Bearer {keys.alice}"},
+        ) as response,
+    ):
         assert response.status_code == 200
         first = next(response.iter_lines())
         generation_id = httpx.Response(200, content=first.removeprefix("data: ")).json()["id"]

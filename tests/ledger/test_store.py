@@ -11,9 +11,8 @@ import pytest
 
 from genledger.core.generation import Generation, ProviderAttempt
 from genledger.core.ids import hash_key, new_generation_id
-from genledger.ledger import Ledger
+from genledger.ledger import KeyExists, Ledger
 from genledger.ledger.engine import DatabaseURLError, async_url
-from genledger.ledger import KeyExists
 from tests.services import postgres_database
 
 
