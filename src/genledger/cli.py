@@ -28,8 +28,16 @@ generations_app = typer.Typer(help="Read generations from the ledger.", no_args_
 app.add_typer(keys_app, name="keys")
 app.add_typer(generations_app, name="generations")
 
-console = Console()
-err = Console(stderr=True)
+
+def _out() -> Console:
+    # Built per call, so the terminal's width (COLUMNS) is read when printing.
+    return Console()
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
 T = TypeVar("T")
 
 ConfigOption = Annotated[
@@ -43,7 +51,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config, **overrides)
     except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _err().print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
 
@@ -58,7 +66,7 @@ def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]]) -> 
     try:
         return asyncio.run(run())
     except (OSError, ValueError) as exc:
-        err.print(f"[red]error:[/red] cannot open the ledger at {settings.database_url}: {exc}")
+        _err().print(f"[red]error:[/red] cannot open the ledger at {settings.database_url}: {exc}")
         raise typer.Exit(1) from None
 
 
@@ -81,7 +89,7 @@ def _usd(value: str | None) -> int | None:
             raise InvalidOperation
         return usd_to_pico(amount)
     except (InvalidOperation, PriceError):
-        err.print(f"[red]error:[/red] --limit must be a non-negative USD amount, got {value!r}")
+        _err().print(f"[red]error:[/red] --limit must be a non-negative USD amount, got {value!r}")
         raise typer.Exit(2) from None
 
 
@@ -106,12 +114,12 @@ def serve(
     settings = _settings(config, **overrides)
     if demo:
         secret = _with_ledger(settings, _demo_key)
-        console.print(f"[bold]demo key[/bold] (shown once): {secret}", soft_wrap=True)
-        console.print(f"models: {', '.join(settings.models)}")
+        _out().print(f"[bold]demo key[/bold] (shown once): {secret}", soft_wrap=True)
+        _out().print(f"models: {', '.join(settings.models)}")
         base = f"http://{settings.host}:{settings.port}/api/v1"
         model = next(iter(settings.models))
         body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
-        console.print(
+        _out().print(
             f"try: curl {base}/chat/completions -H 'Authorization: Bearer {secret}' "
             f"-H 'Content-Type: application/json' -d '{body}'",
             soft_wrap=True,
@@ -168,9 +176,9 @@ def keys_create(
     try:
         secret = _with_ledger(settings, create)
     except KeyExists as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _err().print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    console.print(secret, soft_wrap=True, highlight=False)
+    _out().print(secret, soft_wrap=True, highlight=False)
 
 
 @keys_app.command("list")
@@ -203,7 +211,7 @@ def keys_list(config: ConfigOption = None) -> None:
             "yes" if key.is_management else "no",
             key.created_at.isoformat(timespec="seconds"),
         )
-    console.print(table)
+    _out().print(table)
 
 
 @keys_app.command("usage")
@@ -226,13 +234,13 @@ def keys_usage(
 
     rows = _with_ledger(settings, usage)
     if rows is None:
-        err.print(f"[red]error:[/red] no key named {name!r}")
+        _err().print(f"[red]error:[/red] no key named {name!r}")
         raise typer.Exit(1)
     table = Table("day (UTC)", "generations", "usage (USD)", title=f"{name}: last {days} days")
     for day, count, pico in rows:
         table.add_row(day, str(count), _dollars(pico))
     table.add_row("total", str(sum(r[1] for r in rows)), _dollars(sum(r[2] for r in rows)), style="bold")
-    console.print(table)
+    _out().print(table)
 
 
 @keys_app.command("disable")
@@ -242,9 +250,9 @@ def keys_disable(
     """Disable a key: its requests get 401 from then on."""
     settings = _settings(config)
     if not _with_ledger(settings, lambda ledger: ledger.keys.set_disabled(name)):
-        err.print(f"[red]error:[/red] no key named {name!r}")
+        _err().print(f"[red]error:[/red] no key named {name!r}")
         raise typer.Exit(1)
-    console.print(f"disabled {name}")
+    _out().print(f"disabled {name}")
 
 
 @generations_app.command("get")
@@ -258,12 +266,12 @@ def generations_get(
     settings = _settings(config)
     generation = _with_ledger(settings, lambda ledger: ledger.generations.lookup(generation_id))
     if generation is None:
-        err.print(f"[red]error:[/red] no generation {generation_id!r}")
+        _err().print(f"[red]error:[/red] no generation {generation_id!r}")
         raise typer.Exit(1)
     table = Table("field", "value", title=generation_id)
     for field, value in generation_json(generation).items():
         table.add_row(field, "null" if value is None else str(value))
-    console.print(table)
+    _out().print(table)
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, list(args))
     return result.exit_code, result.output
 
 
@@ -111,4 +111,40 @@ def test_serve_demo_prints_a_key_that_works_and_generations_get_reads_the_record
     code, out = run("keys", "list")
     assert "demo" in out
     code, out = run("generations", "get", "gen-missing")
+    assert code == 1
+
+
+def test_keys_show_limits_and_usage_by_day(folder: Path):
+    code, out = run(
+        "keys", "create", "--name", "team", "--limit", "3", "--limit-reset", "weekly", "--rpm", "60"
+    )
+    assert code == 0
+    secret = KEY.search(out).group(0)
+    from datetime import UTC, datetime
+
+    from genledger.core.generation import Generation
+    from genledger.core.ids import hash_key, new_generation_id
+    from tests.gateway import run_with_ledger
+
+    async def spend(ledger):
+        key = await ledger.keys.find_by_hash(hash_key(secret))
+        for usage in (1_500_000_000, 2_500_000_000):  # $0.0015 and $0.0025
+            await ledger.generations.record(
+                Generation(
+                    id=new_generation_id(),
+                    key_id=key.id,
+                    created_at=datetime.now(UTC),
+                    model="m",
+                    usage=usage,
+                    total_cost=usage,
+                )
+            )
+
+    run_with_ledger(f"sqlite:///{folder}/genledger.db", spend)
+    code, out = run("keys", "list")
+    assert code == 0 and "weekly" in out and "0.004" in out and "60" in out
+    code, out = run("keys", "usage", "team")
+    assert code == 0
+    assert datetime.now(UTC).date().isoformat() in out and "0.004" in out
+    code, out = run("keys", "usage", "nobody")
     assert code == 1

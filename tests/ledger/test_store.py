@@ -133,3 +133,60 @@ def test_database_urls():
         async_url("mysql://u@h/db")
     with pytest.raises(DatabaseURLError):
         async_url("not a url")
+
+
+async def test_reservations_never_exceed_the_limit_under_concurrency(ledger: Ledger):
+    key, _ = await ledger.keys.create("capped", limit_pico=1_000)
+    results = await asyncio.gather(*(ledger.keys.reserve(key.id, 30, None) for _ in range(100)))
+    assert sum(r is None for r in results) == 33
+    assert (await ledger.keys.find_by_id(key.id)).reserved_pico == 990
+    # With 10 left but 990 held in flight, a request for 30 waits on the in-flight budget;
+    # one that could never fit is over the key's limit.
+    assert (await ledger.keys.reserve(key.id, 30, None)).value == "in_flight_budget"
+    assert (await ledger.keys.reserve(key.id, 2_000, None)).value == "key_limit"
+    await ledger.keys.release(key.id, 990)
+    assert (await ledger.keys.find_by_id(key.id)).reserved_pico == 0
+
+
+async def test_settlement_charges_the_cost_and_releases_the_reservation(ledger: Ledger):
+    key, _ = await ledger.keys.create("settle", limit_pico=1_000)
+    assert await ledger.keys.reserve(key.id, 400, None) is None
+    await ledger.generations.record(generation(key.id, usage=250, total_cost=250), reserved=400)
+    state = await ledger.keys.find_by_id(key.id)
+    assert (state.usage_pico, state.reserved_pico) == (250, 0)
+
+
+async def test_a_new_period_resets_what_the_limit_counts(ledger: Ledger):
+    from datetime import timedelta
+
+    key, _ = await ledger.keys.create("daily", limit_pico=100, limit_reset="daily")
+    day1 = datetime(2026, 1, 1, tzinfo=UTC)
+    assert await ledger.keys.reserve(key.id, 100, day1) is None
+    await ledger.generations.record(generation(key.id, usage=100, total_cost=100), reserved=100)
+    assert (await ledger.keys.reserve(key.id, 1, day1)).value == "key_limit"
+    # The next day the period's usage starts from zero; lifetime usage is kept.
+    assert await ledger.keys.reserve(key.id, 100, day1 + timedelta(days=1)) is None
+    state = await ledger.keys.find_by_id(key.id)
+    assert state.period_usage_pico == 0 and state.usage_pico == 100 and state.reserved_pico == 100
+    # A late request still stamped with the old period does not reset it again: the new
+    # period's credit is all held in flight.
+    assert (await ledger.keys.reserve(key.id, 1, day1)).value == "in_flight_budget"
+    assert (await ledger.keys.find_by_id(key.id)).period_start == day1 + timedelta(days=1)
+
+
+async def test_a_limit_without_reset_counts_all_usage(ledger: Ledger):
+    key, _ = await ledger.keys.create("lifetime", limit_pico=100)
+    await ledger.generations.record(generation(key.id, usage=90, total_cost=90))
+    assert (await ledger.keys.reserve(key.id, 20, None)).value == "key_limit"
+    assert await ledger.keys.reserve(key.id, 10, None) is None
+
+
+async def test_update_and_delete(ledger: Ledger):
+    key, _ = await ledger.keys.create("k")
+    updated = await ledger.keys.update(key.hash, limit_pico=5, limit_reset="weekly", requests_per_minute=3)
+    assert (updated.limit_pico, updated.limit_reset, updated.requests_per_minute) == (5, "weekly", 3)
+    with pytest.raises(ValueError):
+        await ledger.keys.update(key.hash, usage_pico=0)
+    assert await ledger.keys.update("0" * 64, limit_pico=1) is None
+    assert await ledger.keys.delete(key.hash)
+    assert await ledger.keys.find_by_hash(key.hash) is None

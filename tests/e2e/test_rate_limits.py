@@ -1,0 +1,159 @@
+"""Rate limits on one instance (in memory), and what happens when Redis goes away and comes back."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import MODEL, gateway_settings
+from tests.fakes import FakeOpenAIInThread
+from tests.gateway import GatewayServer, create_key
+from tests.services import unavailable
+
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "count my tokens"}], "max_tokens": 10}
+
+
+def post(gateway: GatewayServer, secret: str) -> httpx.Response:
+    return httpx.post(
+        gateway.base_url + "/chat/completions", json=BODY, headers={"Authorization": f"Bearer {secret}"}
+    )
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAIInThread]:
+    with FakeOpenAIInThread() as upstream:
+        yield upstream
+
+
+def test_tokens_per_minute_refuse_once_used_up(tmp_path, fake):
+    database = f"sqlite:///{tmp_path}/ledger.db"
+    secret = create_key(database, "tpm", tokens_per_minute=50)
+    with GatewayServer.build(**gateway_settings(database, fake.api_url)) as gateway:
+        statuses = [post(gateway, secret).status_code for _ in range(6)]
+        refused = post(gateway, secret)
+    # Each request uses 10 completion tokens and a few prompt tokens: the fourth or fifth
+    # exhausts 50 a minute, and later ones wait.
+    assert statuses[:3] == [200, 200, 200]
+    assert 429 in statuses[3:]
+    assert refused.status_code == 429
+    assert refused.json()["error"]["metadata"]["limit_source"] == "tokens"
+    assert refused.headers["X-RateLimit-Limit"] == "50"
+    assert int(refused.headers["Retry-After"]) >= 1
+
+
+def test_a_configured_default_applies_to_every_key(tmp_path, fake):
+    database = f"sqlite:///{tmp_path}/ledger.db"
+    secret = create_key(database, "default")
+    own = create_key(database, "own", requests_per_minute=5)
+    settings = gateway_settings(database, fake.api_url, limits={"requests_per_minute": 2})
+    with GatewayServer.build(**settings) as gateway:
+        assert [post(gateway, secret).status_code for _ in range(3)] == [200, 200, 429]
+        assert [post(gateway, own).status_code for _ in range(6)] == [200] * 5 + [429]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisProcess:
+    """A redis-server of the test's own, so it can be stopped and started again."""
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            unavailable("redis-server binary")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert self.binary is not None
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisProcess]:
+    server = RedisProcess()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_for(check, within: float = 5.0):
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)
+
+
+def test_redis_going_away_and_coming_back(tmp_path, fake, redis_server: RedisProcess, caplog):
+    database = f"sqlite:///{tmp_path}/ledger.db"
+    secret = create_key(database, "shared", requests_per_minute=1000)
+    limited = create_key(database, "limited", requests_per_minute=2)
+    closed = gateway_settings(
+        database,
+        fake.api_url,
+        limits={"backend": "redis", "redis_url": redis_server.url, "on_redis_failure": "closed"},
+    )
+    opened = gateway_settings(
+        database,
+        fake.api_url,
+        limits={"backend": "redis", "redis_url": redis_server.url, "on_redis_failure": "open"},
+    )
+    with GatewayServer.build(**closed) as strict, GatewayServer.build(**opened) as lenient:
+        assert post(strict, secret).status_code == 200
+        assert post(lenient, secret).status_code == 200
+
+        redis_server.stop()
+        refused = post(strict, secret)
+        assert refused.status_code == 429
+        assert "unavailable" in refused.json()["error"]["message"]
+        assert refused.headers["Retry-After"] == "1"
+        assert post(lenient, secret).status_code == 200  # fail open: served, not limited
+        assert post(lenient, secret).status_code == 200
+
+        redis_server.start()
+        # Both recover by themselves once Redis answers again (after a short back-off).
+        assert wait_for(lambda: post(strict, secret).status_code == 200)
+        assert [post(strict, limited).status_code for _ in range(2)] == [200, 200]
+        assert post(lenient, limited).status_code == 429  # the limit is shared again
+    assert any("Redis unreachable" in r.getMessage() for r in caplog.records)
