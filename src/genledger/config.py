@@ -28,6 +28,7 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_TOTAL_TIMEOUT_S = 300.0
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEMO_PROVIDER = "demo"
 DEMO_MODEL = "genledger/demo"
@@ -61,11 +62,19 @@ class ProviderConfig(_Strict):
         return self
 
 
+class EndpointConfig(_Strict):
+    """Another provider that can serve a model, tried in order when the ones before fail."""
+
+    provider: str
+    upstream_model: str | None = None
+
+
 class ModelConfig(_Strict):
     """A public model slug, the provider that serves it, and its prices (USD per million tokens)."""
 
     provider: str
     upstream_model: str | None = None
+    fallbacks: list[EndpointConfig] = Field(default_factory=list)
     name: str | None = None
     prompt_price: Decimal
     completion_price: Decimal
@@ -115,6 +124,18 @@ class LimitsConfig(_Strict):
     )
 
 
+class RoutingConfig(_Strict):
+    """Fallbacks between provider endpoints, and the circuit breaker that skips failing ones."""
+
+    total_timeout: float = Field(
+        default=DEFAULT_TOTAL_TIMEOUT_S, gt=0, description="seconds for all attempts"
+    )
+    breaker_failures: int = Field(default=5, ge=1, description="consecutive failures that open the circuit")
+    breaker_cooldown: float = Field(
+        default=30.0, gt=0, description="seconds an open circuit skips its endpoint"
+    )
+
+
 def _demo_providers() -> dict[str, ProviderConfig]:
     return {DEMO_PROVIDER: ProviderConfig(kind="demo", display_name="genledger-demo")}
 
@@ -148,6 +169,7 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderConfig] = Field(default_factory=_demo_providers)
     models: dict[str, ModelConfig] = Field(default_factory=_demo_models)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -163,12 +185,18 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _models_name_known_providers(self) -> Settings:
+        known = ", ".join(sorted(self.providers)) or "none"
         for slug, model in self.models.items():
             if model.provider not in self.providers:
                 raise ValueError(
-                    f"models.{slug}.provider: unknown provider {model.provider!r} "
-                    f"(configured: {', '.join(sorted(self.providers)) or 'none'})"
+                    f"models.{slug}.provider: unknown provider {model.provider!r} (configured: {known})"
                 )
+            for index, fallback in enumerate(model.fallbacks):
+                if fallback.provider not in self.providers:
+                    raise ValueError(
+                        f"models.{slug}.fallbacks.{index}.provider: unknown provider "
+                        f"{fallback.provider!r} (configured: {known})"
+                    )
         return self
 
 

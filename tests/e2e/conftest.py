@@ -44,6 +44,8 @@ def gateway_settings(database_url: str, upstream_url: str, **extra: Any) -> dict
     settings: dict[str, Any] = {
         "database_url": database_url,
         "max_body_bytes": MAX_BODY_BYTES,
+        # Fault tests fail one endpoint on purpose, many times: keep its circuit closed.
+        "routing": {"breaker_failures": 10_000},
         "providers": {
             "fake": {
                 "kind": "openai",

@@ -75,6 +75,8 @@ def gateway(fake: FakeAnthropicInThread, tmp_path_factory: pytest.TempPathFactor
             }
         },
         "models": {MODEL: {"provider": "claude", "upstream_model": UPSTREAM_MODEL, **PRICES}},
+        # The fault tests fail one endpoint on purpose, many times: keep its circuit closed.
+        "routing": {"breaker_failures": 10_000},
     }
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv(KEY_ENV, ANTHROPIC_SECRET)

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from genledger.core.chat import ChatRequest
+from genledger.core.chat import ChatRequest, ProviderPreferences
 from genledger.core.generation import Generation
 from genledger.core.money import to_usd
 from genledger.errors import BadRequest
@@ -47,6 +47,7 @@ _CONSUMED = {
 }  # fmt: skip
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_ID_LENGTH = 200
+MAX_FALLBACK_MODELS = 8
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -63,7 +64,10 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object")
 
+    fallback_models = _fallback_models(body.get("models"))
     model = body.get("model")
+    if model is None and fallback_models:
+        model = fallback_models[0]
     if not isinstance(model, str) or not model:
         raise BadRequest("'model' is required and must be a non-empty string", metadata={"param": "model"})
 
@@ -118,7 +122,51 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         params[name] = value
 
     return ChatRequest(
-        model=model, messages=tuple(messages), stream=stream, max_tokens=max_tokens, user=user, params=params
+        model=model,
+        messages=tuple(messages),
+        stream=stream,
+        max_tokens=max_tokens,
+        user=user,
+        params=params,
+        fallback_models=fallback_models,
+        provider=_provider_preferences(body.get("provider")),
+    )
+
+
+def _strings(name: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise BadRequest(f"'{name}' must be an array of non-empty strings", metadata={"param": name})
+    return tuple(value)
+
+
+def _fallback_models(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    models = _strings("models", value)
+    if len(models) > MAX_FALLBACK_MODELS:
+        raise BadRequest(
+            f"'models' may name at most {MAX_FALLBACK_MODELS} models", metadata={"param": "models"}
+        )
+    return models
+
+
+def _provider_preferences(value: Any) -> ProviderPreferences:
+    """OpenRouter's ``provider`` object; the fields genledger does not route on are ignored."""
+    if value is None:
+        return ProviderPreferences()
+    if not isinstance(value, dict):
+        raise BadRequest("'provider' must be an object", metadata={"param": "provider"})
+    allow_fallbacks = value.get("allow_fallbacks", True)
+    if allow_fallbacks is None:
+        allow_fallbacks = True
+    if not isinstance(allow_fallbacks, bool):
+        raise BadRequest("'provider.allow_fallbacks' must be a boolean", metadata={"param": "provider"})
+    only = value.get("only")
+    return ProviderPreferences(
+        order=_strings("provider.order", value["order"]) if value.get("order") is not None else (),
+        only=_strings("provider.only", only) if only is not None else None,
+        ignore=_strings("provider.ignore", value["ignore"]) if value.get("ignore") is not None else (),
+        allow_fallbacks=allow_fallbacks,
     )
 
 
@@ -199,7 +247,7 @@ def model_json(entry: ModelEntry) -> dict[str, Any]:
         "canonical_slug": entry.slug,
         "name": entry.name,
         "created": 0,
-        "description": f"{entry.name}, served by genledger provider '{entry.provider}'",
+        "description": f"{entry.name}, served by genledger provider '{entry.endpoints[0].provider}'",
         "context_length": entry.context_length,
         "architecture": {
             "modality": "text->text",

@@ -12,6 +12,19 @@ FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "e
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderPreferences:
+    """OpenRouter's ``provider`` routing object: which endpoints to use, in which order.
+
+    Names match a provider's config key or its display name, ignoring case.
+    """
+
+    order: tuple[str, ...] = ()
+    only: tuple[str, ...] | None = None
+    ignore: tuple[str, ...] = ()
+    allow_fallbacks: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     """A validated chat completion request, independent of the wire format.
 
@@ -26,6 +39,8 @@ class ChatRequest:
     max_tokens: int | None = None
     user: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    fallback_models: tuple[str, ...] = ()
+    provider: ProviderPreferences = field(default_factory=ProviderPreferences)
 
     def prompt_chars(self) -> int:
         """Characters of text in the prompt, for estimates before the upstream answers."""

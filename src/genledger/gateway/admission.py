@@ -44,8 +44,11 @@ class Admission:
             else self._config.tokens_per_minute,
         )
 
-    async def admit(self, key: KeyRecord, request: ChatRequest, entry: ModelEntry) -> int:
-        """Picodollars reserved for the request (0 for a key without a limit)."""
+    async def admit(self, key: KeyRecord, request: ChatRequest, entries: list[ModelEntry]) -> int:
+        """Picodollars reserved for the request (0 for a key without a limit).
+
+        With fallback models the reservation covers the dearest of them.
+        """
         if key.is_management:
             raise Forbidden("Management keys cannot make completions; use an ordinary key")
         limits = self.limits_for(key)
@@ -55,9 +58,8 @@ class Admission:
                 raise _too_many(decision)
         if key.limit_pico is None:
             return 0
-        amount = reservation(
-            request, entry.price, entry.max_output_tokens, self._config.default_max_output_tokens
-        )
+        default_max = self._config.default_max_output_tokens
+        amount = max(reservation(request, e.price, e.max_output_tokens, default_max) for e in entries)
         refusal = await self._keys.reserve(key.id, amount, period_start(key.limit_reset, datetime.now(UTC)))
         if refusal is None:
             return amount

@@ -1,4 +1,4 @@
-"""The model catalog: public slugs, the provider that serves each, and its prices."""
+"""The model catalog: public slugs, the provider endpoints that serve each, and its prices."""
 
 from __future__ import annotations
 
@@ -11,22 +11,34 @@ from genledger.errors import BadRequest
 
 
 @dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One provider serving one upstream model."""
+
+    provider: str
+    upstream_model: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.upstream_model}"
+
+
+@dataclass(frozen=True, slots=True)
 class ModelEntry:
     slug: str
     name: str
-    provider: str
-    upstream_model: str
+    endpoints: tuple[Endpoint, ...]  # in the order they are tried
     price: Price
     context_length: int | None
     max_output_tokens: int | None
 
     @classmethod
     def from_config(cls, slug: str, config: ModelConfig) -> ModelEntry:
+        endpoints = [Endpoint(config.provider, config.upstream_model or slug)]
+        endpoints += [Endpoint(f.provider, f.upstream_model or slug) for f in config.fallbacks]
         return cls(
             slug=slug,
             name=config.name or slug,
-            provider=config.provider,
-            upstream_model=config.upstream_model or slug,
+            endpoints=tuple(endpoints),
             price=config.price,
             context_length=config.context_length,
             max_output_tokens=config.max_output_tokens,

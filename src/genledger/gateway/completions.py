@@ -6,25 +6,29 @@ non-streamed answer; ``[DONE]`` of a stream), so fetching it right after never 4
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from genledger.core import pricing
 from genledger.core.chat import ChatRequest
-from genledger.core.failures import FailureKind, UpstreamFailure
+from genledger.core.failures import RETRYABLE_KINDS, FailureKind, UpstreamFailure
 from genledger.core.generation import Generation, ProviderAttempt
 from genledger.core.ids import new_generation_id
 from genledger.core.money import to_usd
 from genledger.core.usage import Usage
-from genledger.errors import from_upstream
+from genledger.errors import BadGateway, GatewayError, from_upstream
 from genledger.gateway.admission import Admission
 from genledger.gateway.catalog import Catalog, ModelEntry
+from genledger.gateway.health import Breakers
+from genledger.gateway.routing import Candidate, plan
 from genledger.ledger.generations import GenerationStore
 from genledger.ledger.keys import KeyRecord
 from genledger.providers.base import ChatStream, Provider, UpstreamCall
@@ -64,21 +68,32 @@ def usage_json(usage: Usage, cost_pico: int) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class _Call:
-    """One admitted request on its way through a provider."""
+    """One admitted request on its way through the provider endpoints that may serve it."""
 
     key: KeyRecord
     request: ChatRequest
     context: RequestContext
-    entry: ModelEntry
-    provider: Provider
+    candidates: list[Candidate]
     reserved: int
     generation_id: str = field(default_factory=new_generation_id)
     started: float = field(default_factory=time.perf_counter)
+    attempts: list[ProviderAttempt] = field(default_factory=list)
+    served: Candidate | None = None
+    served_started: float = 0.0
     first_token_ms: float | None = None
 
     @property
-    def upstream(self) -> UpstreamCall:
-        return UpstreamCall(self.request, self.entry.upstream_model)
+    def entry(self) -> ModelEntry:
+        assert self.served is not None
+        return self.served.entry
+
+    @property
+    def provider(self) -> Provider:
+        assert self.served is not None
+        return self.served.provider
+
+    def upstream(self, candidate: Candidate) -> UpstreamCall:
+        return UpstreamCall(self.request, candidate.endpoint.upstream_model)
 
     def generation(
         self,
@@ -93,7 +108,12 @@ class _Call:
         data_region: str,
     ) -> Generation:
         cost = pricing.cost(usage, self.entry.price) if usage is not None else None
-        generation_ms = _ms_since(self.started)
+        served = ProviderAttempt(
+            status=attempt_status,
+            provider_name=self.provider.display_name,
+            latency_ms=_ms_since(self.served_started),
+            upstream_id=upstream_id,
+        )
         return Generation(
             id=self.generation_id,
             key_id=self.key.id,
@@ -107,7 +127,7 @@ class _Call:
             streamed=streamed,
             cancelled=cancelled,
             latency_ms=self.first_token_ms if streamed else _ms_since(self.context.received_at),
-            generation_time_ms=generation_ms,
+            generation_time_ms=_ms_since(self.served_started),
             finish_reason=finish_reason,
             native_finish_reason=native_finish_reason,
             tokens_prompt=usage.prompt_tokens if usage else None,
@@ -125,15 +145,13 @@ class _Call:
             app_title=self.context.app_title,
             data_region=data_region,
             request_id=self.context.request_id,
-            provider_responses=(
-                ProviderAttempt(
-                    status=attempt_status,
-                    provider_name=self.provider.display_name,
-                    latency_ms=generation_ms,
-                    upstream_id=upstream_id,
-                ),
-            ),
+            provider_responses=(*self.attempts, served),
         )
+
+
+# Failures that count against an endpoint's health; a 429 means busy, not broken.
+_BREAKER_KINDS = RETRYABLE_KINDS - {FailureKind.RATE_LIMITED}
+T = TypeVar("T")
 
 
 class CompletionService:
@@ -143,7 +161,9 @@ class CompletionService:
         providers: dict[str, Provider],
         generations: GenerationStore,
         admission: Admission,
+        breakers: Breakers,
         *,
+        total_timeout: float,
         data_region: str = "global",
         spawn: Callable[[Coroutine[Any, Any, None]], None],
     ) -> None:
@@ -151,13 +171,77 @@ class CompletionService:
         self._providers = providers
         self._generations = generations
         self.admission = admission
+        self._breakers = breakers
+        self._total_timeout = total_timeout
         self._data_region = data_region
         self._spawn = spawn
 
     async def _admit(self, key: KeyRecord, request: ChatRequest, context: RequestContext) -> _Call:
-        entry = self._catalog.resolve(request.model)
-        reserved = await self.admission.admit(key, request, entry)
-        return _Call(key, request, context, entry, self._providers[entry.provider], reserved)
+        candidates = plan(request, self._catalog, self._providers)
+        entries = list({id(c.entry): c.entry for c in candidates}.values())
+        reserved = await self.admission.admit(key, request, entries)
+        return _Call(key, request, context, candidates, reserved)
+
+    async def _first_success(self, call: _Call, start: Callable[[Candidate], Awaitable[T]]) -> T:
+        """Try the candidates in order until one answers; raise the caller-facing error if none.
+
+        Endpoints whose circuit is open are skipped; a non-retryable failure (the request
+        itself is bad) stops the search, and so does the total deadline.
+        """
+        failures: list[UpstreamFailure] = []
+        deadline = call.started + self._total_timeout
+        for candidate in call.candidates:
+            endpoint = candidate.endpoint.key
+            if not self._breakers.allow(endpoint):
+                continue
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            call.served_started = time.perf_counter()
+            try:
+                async with asyncio.timeout(remaining):
+                    result = await start(candidate)
+            except TimeoutError:
+                failure = UpstreamFailure(
+                    FailureKind.TIMEOUT,
+                    f"no answer within the total timeout of {self._total_timeout:g}s",
+                    provider_name=candidate.provider.display_name,
+                    raw="timeout",
+                )
+            except UpstreamFailure as exc:
+                failure = exc
+            else:
+                self._breakers.succeeded(endpoint)
+                call.served = candidate
+                return result
+            call.attempts.append(
+                ProviderAttempt(
+                    status=failure.upstream_status or failure.status,
+                    provider_name=candidate.provider.display_name,
+                    latency_ms=_ms_since(call.served_started),
+                )
+            )
+            if failure.kind in _BREAKER_KINDS:
+                self._breakers.failed(endpoint)
+            failures.append(failure)
+            if failure.kind not in RETRYABLE_KINDS:
+                break
+        raise self._exhausted(call, failures)
+
+    def _exhausted(self, call: _Call, failures: list[UpstreamFailure]) -> GatewayError:
+        if not failures:
+            wait = min(self._breakers.retry_after(c.endpoint.key) for c in call.candidates)
+            return BadGateway(
+                f"Every provider endpoint for {call.request.model} is failing; retry in {math.ceil(wait)}s",
+                metadata={"provider_name": call.candidates[0].provider.display_name, "raw": "circuit open"},
+                headers={"Retry-After": str(max(math.ceil(wait), 1))},
+            )
+        if all(f.kind is FailureKind.RATE_LIMITED for f in failures):
+            waits = [f.retry_after for f in failures if f.retry_after is not None]
+            last = failures[-1]
+            last.retry_after = min(waits) if waits else None
+            return from_upstream(last)
+        return from_upstream(failures[-1])
 
     async def _record(self, call: _Call, generation: Generation) -> None:
         """Commit the generation, settle the reservation, count its tokens."""
@@ -170,11 +254,9 @@ class CompletionService:
         """The ``chat.completion`` body for the caller, after its generation is committed."""
         call = await self._admit(key, request, context)
         try:
-            completion = await call.provider.complete(call.upstream)
-        except BaseException as exc:
+            completion = await self._first_success(call, lambda c: c.provider.complete(call.upstream(c)))
+        except BaseException:
             await self.admission.release(key, call.reserved)
-            if isinstance(exc, UpstreamFailure):
-                raise from_upstream(exc) from None
             raise
         generation = call.generation(
             usage=completion.usage,
@@ -202,23 +284,29 @@ class CompletionService:
         end the stream with an error chunk instead.
         """
         call = await self._admit(key, request, context)
-        stream: ChatStream | None = None
-        try:
-            stream = await call.provider.stream(call.upstream)
-            chunks = aiter(stream)
-            first = await anext(chunks)
-        except BaseException as exc:
-            if stream is not None:
+
+        async def open_stream(
+            candidate: Candidate,
+        ) -> tuple[ChatStream, AsyncIterator[dict[str, Any]], dict[str, Any]]:
+            stream = await candidate.provider.stream(call.upstream(candidate))
+            try:
+                chunks = aiter(stream)
+                return stream, chunks, await anext(chunks)
+            except StopAsyncIteration:
                 await stream.aclose()
-            await self.admission.release(key, call.reserved)
-            if isinstance(exc, StopAsyncIteration):
-                exc = UpstreamFailure(
+                raise UpstreamFailure(
                     FailureKind.INVALID_RESPONSE,
                     "the provider sent an empty stream",
-                    provider_name=call.provider.display_name,
-                )
-            if isinstance(exc, UpstreamFailure):
-                raise from_upstream(exc) from None
+                    provider_name=candidate.provider.display_name,
+                ) from None
+            except BaseException:
+                await stream.aclose()
+                raise
+
+        try:
+            stream, chunks, first = await self._first_success(call, open_stream)
+        except BaseException:
+            await self.admission.release(key, call.reserved)
             raise
         call.first_token_ms = _ms_since(context.received_at)
         return self._relay(call, stream, chunks, first)

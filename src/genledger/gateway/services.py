@@ -12,6 +12,7 @@ from genledger.gateway.admission import Admission
 from genledger.gateway.auth import Authenticator
 from genledger.gateway.catalog import Catalog
 from genledger.gateway.completions import CompletionService
+from genledger.gateway.health import Breakers
 from genledger.ledger import Ledger
 from genledger.limits import RateLimiter
 from genledger.limits.ratelimit import MemoryRateLimiter
@@ -38,6 +39,8 @@ class Services:
             providers,
             ledger.generations,
             Admission(ledger.keys, limiter, settings.limits),
+            Breakers(settings.routing.breaker_failures, settings.routing.breaker_cooldown),
+            total_timeout=settings.routing.total_timeout,
             data_region=settings.data_region,
             spawn=self.spawn,
         )
