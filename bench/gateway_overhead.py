@@ -561,6 +561,20 @@ def durability(counted: dict[str, int], direct: Target, gateway: Target) -> dict
     return figures
 
 
+def _revision() -> str:
+    """The checkout's commit, ``+dirty`` when ``src/`` has changes (other engineers edit it live)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def assemble(
     args: argparse.Namespace, rounds: list[dict[str, Any]], checks: dict[str, Any], peak_rss_mib: float
 ) -> dict[str, Any]:
@@ -571,6 +585,7 @@ def assemble(
         "meta": {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "database": args.database,
+            "revision": _revision(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "machine": platform.machine(),
@@ -600,7 +615,7 @@ def report(result: dict[str, Any]) -> str:
     meta, summary = result["meta"], result["median_of_rounds"]
     lines = [
         f"genledger gateway overhead: {meta['database']}, {meta['cpus']} CPUs shared by generator, "
-        f"gateway and upstream; median of {meta['rounds']} rounds",
+        f"gateway and upstream; median of {meta['rounds']} rounds; genledger {meta['revision']}",
         "",
         f"sequential, {meta['requests']} requests per round and target (ms)",
         f"  {'':14}{'direct p50':>11}{'p99':>9}{'gateway p50':>13}{'p99':>9}"
