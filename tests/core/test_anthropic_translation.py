@@ -68,6 +68,15 @@ def test_a_plain_request_gets_the_upstream_model_and_a_default_max_tokens():
     assert body["max_tokens"] == 7 and body["stream"] is True
 
 
+def test_without_max_tokens_the_catalogs_model_limit_is_asked_for():
+    request = ChatRequest(model="m", messages=({"role": "user", "content": "hi"},))
+    assert (
+        messages_body(UpstreamCall(request, "claude", max_output_tokens=1024), failure)["max_tokens"] == 1024
+    )
+    capped = ChatRequest(model="m", messages=({"role": "user", "content": "hi"},), max_tokens=9)
+    assert messages_body(UpstreamCall(capped, "claude", max_output_tokens=1024), failure)["max_tokens"] == 9
+
+
 def test_sampling_options_stop_and_user_are_translated():
     body = body_for(
         {"role": "user", "content": "hi"},

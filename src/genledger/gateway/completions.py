@@ -93,7 +93,9 @@ class _Call:
         return self.served.provider
 
     def upstream(self, candidate: Candidate) -> UpstreamCall:
-        return UpstreamCall(self.request, candidate.endpoint.upstream_model)
+        return UpstreamCall(
+            self.request, candidate.endpoint.upstream_model, candidate.entry.max_output_tokens
+        )
 
     def generation(
         self,

@@ -70,7 +70,7 @@ def messages_body(call: UpstreamCall, failure: FailureFactory, *, stream: bool =
     system, messages = _conversation(request.messages, unsupported)
     body: dict[str, Any] = {
         "model": call.upstream_model,
-        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+        "max_tokens": request.max_tokens or call.max_output_tokens or DEFAULT_MAX_TOKENS,
         "messages": messages,
     }
     if system is not None:

@@ -16,10 +16,15 @@ from genledger.core.usage import Usage
 
 @dataclass(frozen=True, slots=True)
 class UpstreamCall:
-    """One request to one provider: the caller's request and the upstream's model name."""
+    """One request to one provider: the caller's request and the upstream's model name.
+
+    ``max_output_tokens`` is the catalog's limit for the model, for upstreams that need a
+    ``max_tokens`` when the caller sent none.
+    """
 
     request: ChatRequest
     upstream_model: str
+    max_output_tokens: int | None = None
 
 
 class ChatStream:
