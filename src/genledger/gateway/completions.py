@@ -246,8 +246,15 @@ class CompletionService:
         return from_upstream(failures[-1])
 
     async def _record(self, call: _Call, generation: Generation) -> None:
-        """Commit the generation, settle the reservation, count its tokens."""
-        await self._generations.record(generation, reserved=call.reserved)
+        """Commit the generation, settle the reservation, count its tokens.
+
+        If the commit fails nothing was charged, so the reservation is released.
+        """
+        try:
+            await self._generations.record(generation, reserved=call.reserved)
+        except Exception:
+            await self.admission.release(call.key, call.reserved)
+            raise
         tokens = (generation.tokens_prompt or 0) + (generation.tokens_completion or 0)
         if tokens:
             await self.admission.used_tokens(call.key, tokens)
@@ -347,9 +354,17 @@ class CompletionService:
                 # background, since this task is being torn down.
                 self._spawn(self._record_cancelled(call, stream))
         generation = self._stream_generation(call, stream, failure)
-        await self._record(call, generation)
+        try:
+            await self._record(call, generation)
+        except Exception:
+            # Too late for a status: say so in the stream, without internals.
+            log.exception("recording a streamed generation failed")
+            yield frames.error(500, "Internal Server Error", None)
+            yield SSE_DONE
+            return
         if failure is not None:
-            yield frames.error(failure)
+            metadata = {"provider_name": failure.provider_name, "raw": failure.raw}
+            yield frames.error(failure.status, failure.message, metadata)
         yield frames.usage(generation, stream.usage)
         yield SSE_DONE
 
@@ -386,13 +401,11 @@ class _Frames:
     def _own(self) -> dict[str, Any]:
         return {"object": "chat.completion.chunk", "created": self._created, **self._base}
 
-    def error(self, failure: UpstreamFailure) -> bytes:
+    def error(self, status: int, message: str, metadata: dict[str, Any] | None) -> bytes:
         chunk = self._own()
-        chunk["error"] = {
-            "code": failure.status,
-            "message": failure.message,
-            "metadata": {"provider_name": failure.provider_name, "raw": failure.raw},
-        }
+        chunk["error"] = {"code": status, "message": message}
+        if metadata is not None:
+            chunk["error"]["metadata"] = metadata
         chunk["choices"] = [
             {"index": 0, "delta": {"content": ""}, "finish_reason": "error", "native_finish_reason": "error"}
         ]

@@ -1,0 +1,59 @@
+"""An internal fault is a 500 in the envelope, without internals, and loses nothing recorded."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import httpx
+import openai
+
+from tests.e2e.conftest import MODEL, gateway_settings
+from tests.fakes import FakeOpenAIInThread
+from tests.gateway import GatewayServer, create_key
+
+
+def test_a_broken_ledger_is_a_clean_500_and_keeps_what_was_recorded(tmp_path):
+    path = tmp_path / "ledger.db"
+    database = f"sqlite:///{path}"
+    secret = create_key(database, "k", limit_pico=10**12)
+    with (
+        FakeOpenAIInThread() as fake,
+        GatewayServer.build(**gateway_settings(database, fake.api_url)) as gateway,
+    ):
+        client = openai.OpenAI(api_key=secret, base_url=gateway.base_url, max_retries=0)
+        kept = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "keep me"}])
+
+        # Break the ledger under the running gateway: its generations can no longer be written.
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON generations "
+                "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+            )
+        for stream in (False, True):
+            response = httpx.post(
+                gateway.base_url + "/chat/completions",
+                json={"model": MODEL, "messages": [{"role": "user", "content": "x"}], "stream": stream},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+            if stream:
+                # The first bytes have gone out: the stream ends with a generic error chunk.
+                assert response.status_code == 200
+                assert '"error":{"code":500,"message":"Internal Server Error"}' in response.text
+                assert "disk on fire" not in response.text
+            else:
+                assert response.status_code == 500
+                assert response.headers["content-type"] == "application/json"
+                assert response.json() == {"error": {"code": 500, "message": "Internal Server Error"}}
+                assert "disk on fire" not in response.text and "Traceback" not in response.text
+        with sqlite3.connect(path) as db:
+            db.execute("DROP TRIGGER refuse")
+            reserved, usage = db.execute("SELECT reserved_pico, usage_pico FROM api_keys").fetchone()
+        # Nothing stays reserved for requests that were never recorded, and nothing was lost.
+        assert reserved == 0
+        fetched = httpx.get(
+            gateway.base_url + "/generation",
+            params={"id": kept.id},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert fetched.status_code == 200
+        assert fetched.json()["data"]["usage"] * 10**12 == usage
