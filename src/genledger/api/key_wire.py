@@ -49,17 +49,11 @@ def rate_limit_json(requests_per_minute: int, tokens_per_minute: int) -> dict[st
     }
 
 
-def key_json(key: KeyRecord, usage: KeyUsage) -> dict[str, Any]:
-    """A key as the management API shows it: never its secret."""
-    now = datetime.now(UTC)
+def _limits_and_usage(key: KeyRecord, usage: KeyUsage) -> dict[str, Any]:
     return {
-        "hash": key.hash,
-        "name": key.name,
         "label": key.label,
-        "disabled": key.disabled,
-        "is_management_key": key.is_management,
         "limit": _usd(key.limit_pico),
-        "limit_remaining": _usd(limit_remaining(key, now)),
+        "limit_remaining": _usd(limit_remaining(key, datetime.now(UTC))),
         "limit_reset": key.limit_reset,
         "include_byok_in_limit": False,
         "usage": to_usd(key.usage_pico),
@@ -67,6 +61,17 @@ def key_json(key: KeyRecord, usage: KeyUsage) -> dict[str, Any]:
         "usage_weekly": to_usd(usage.weekly),
         "usage_monthly": to_usd(usage.monthly),
         "byok_usage": 0.0,
+        "is_management_key": key.is_management,
+    }
+
+
+def key_json(key: KeyRecord, usage: KeyUsage) -> dict[str, Any]:
+    """A key as the management API shows it: never its secret."""
+    return {
+        "hash": key.hash,
+        "name": key.name,
+        "disabled": key.disabled,
+        **_limits_and_usage(key, usage),
         "byok_usage_daily": 0.0,
         "byok_usage_weekly": 0.0,
         "byok_usage_monthly": 0.0,
@@ -82,18 +87,8 @@ def key_info_json(
 ) -> dict[str, Any]:
     """``GET /key``: the calling key's limits and usage."""
     return {
-        "label": key.label,
-        "limit": _usd(key.limit_pico),
-        "limit_remaining": _usd(limit_remaining(key, datetime.now(UTC))),
-        "limit_reset": key.limit_reset,
-        "include_byok_in_limit": False,
-        "usage": to_usd(key.usage_pico),
-        "usage_daily": to_usd(usage.daily),
-        "usage_weekly": to_usd(usage.weekly),
-        "usage_monthly": to_usd(usage.monthly),
-        "byok_usage": 0.0,
+        **_limits_and_usage(key, usage),
         "is_free_tier": False,
-        "is_management_key": key.is_management,
         "is_provisioning_key": key.is_management,
         "rate_limit": rate_limit_json(requests_per_minute, tokens_per_minute),
     }

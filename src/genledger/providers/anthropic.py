@@ -29,10 +29,10 @@ import orjson
 
 from genledger.config import ProviderConfig
 from genledger.core.chat import Completion, normalize_finish_reason
-from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
+from genledger.core.failures import FailureKind, UpstreamFailure
 from genledger.core.usage import Usage
 from genledger.providers.base import ChatStream, UpstreamCall
-from genledger.providers.http import FailureFactory, HttpUpstream, parse_retry_after
+from genledger.providers.http import FailureFactory, HttpUpstream
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires max_tokens; OpenAI callers may omit it
@@ -516,40 +516,17 @@ class AnthropicProvider:
     def _payload(self, call: UpstreamCall, *, stream: bool) -> bytes:
         return orjson.dumps(messages_body(call, self._failure, stream=stream))
 
-    async def _error_from(self, response: aiohttp.ClientResponse) -> UpstreamFailure:
-        body = await self._http.read(response, self._failure)
-        text = body.decode("utf-8", "replace")
-        try:
-            raw: Any = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raw = text
-        message = f"{self.display_name} answered HTTP {response.status}"
-        error = raw.get("error") if isinstance(raw, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            message += f": {error.get('type')}: {error['message'][:_ERROR_DETAIL_LIMIT]}"
-        return self._failure(
-            classify_status(response.status, text),
-            message,
-            raw=raw,
-            upstream_status=response.status,
-            retry_after=parse_retry_after(response.headers),
-        )
-
     async def complete(self, call: UpstreamCall) -> Completion:
         async with self._http.post(self._url, self._payload(call, stream=False), self._failure) as response:
             if response.status != 200:
-                raise await self._error_from(response)
+                raise await self._http.failure_from(response, self._failure, self.display_name)
             raw = await self._http.read(response, self._failure)
         return completion_from_message(raw, self._failure)
 
     async def stream(self, call: UpstreamCall) -> ChatStream:
-        context = self._http.post(self._url, self._payload(call, stream=True), self._failure)
-        response = await context.__aenter__()
-        if response.status != 200:
-            try:
-                raise await self._error_from(response)
-            finally:
-                await context.__aexit__(None, None, None)
+        context, response = await self._http.open_stream(
+            self._url, self._payload(call, stream=True), self._failure, self.display_name
+        )
         stream = ChatStream()
         return stream.attach(self._chunks(context, response, stream))
 

@@ -7,14 +7,17 @@ import contextlib
 import email.utils
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import aiohttp
+import orjson
 
 from genledger.config import ProviderConfig
-from genledger.core.failures import FailureKind, UpstreamFailure
+from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
 
 FailureFactory = Callable[..., UpstreamFailure]
 _MAX_SSE_LINE = 1024 * 1024
+_ERROR_DETAIL_LIMIT = 300  # characters of an upstream's error message quoted in ours
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -87,6 +90,48 @@ class HttpUpstream:
             raise failure(FailureKind.TIMEOUT, "the response body stalled", raw="timeout") from None
         except aiohttp.ClientError as exc:
             raise failure(FailureKind.INVALID_RESPONSE, "broken response body", raw=str(exc)) from None
+
+    async def failure_from(
+        self, response: aiohttp.ClientResponse, failure: FailureFactory, provider_name: str
+    ) -> UpstreamFailure:
+        """The failure an error response stands for, quoting the provider's own message.
+
+        OpenAI-compatible servers and Anthropic both answer ``{"error": {"type", "message"}}``.
+        """
+        body = await self.read(response, failure)
+        text = body.decode("utf-8", "replace")
+        try:
+            raw: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raw = text
+        message = f"{provider_name} answered HTTP {response.status}"
+        error = raw.get("error") if isinstance(raw, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            kind = f"{error['type']}: " if isinstance(error.get("type"), str) else ""
+            message += f": {kind}{error['message'][:_ERROR_DETAIL_LIMIT]}"
+        return failure(
+            classify_status(response.status, text),
+            message,
+            raw=raw,
+            upstream_status=response.status,
+            retry_after=parse_retry_after(response.headers),
+        )
+
+    async def open_stream(
+        self, url: str, body: bytes, failure: FailureFactory, provider_name: str
+    ) -> tuple[contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse], aiohttp.ClientResponse]:
+        """POST a streaming request; the open response, or the failure its error status means.
+
+        The caller owns the returned context and must exit it when done with the stream.
+        """
+        context = self.post(url, body, failure)
+        response = await context.__aenter__()
+        if response.status != 200:
+            try:
+                raise await self.failure_from(response, failure, provider_name)
+            finally:
+                await context.__aexit__(None, None, None)
+        return context, response
 
     async def sse_data(
         self, response: aiohttp.ClientResponse, failure: FailureFactory

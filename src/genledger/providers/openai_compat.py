@@ -12,10 +12,10 @@ import orjson
 
 from genledger.config import ProviderConfig
 from genledger.core.chat import Completion, normalize_finish_reason
-from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
+from genledger.core.failures import FailureKind, UpstreamFailure
 from genledger.core.usage import from_openai
 from genledger.providers.base import ChatStream, UpstreamCall
-from genledger.providers.http import HttpUpstream, parse_retry_after
+from genledger.providers.http import HttpUpstream
 
 
 class OpenAICompatProvider:
@@ -50,25 +50,10 @@ class OpenAICompatProvider:
     def _failure(self, kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
         return UpstreamFailure(kind, message, provider_name=self.display_name, **kwargs)
 
-    async def _error_from(self, response: aiohttp.ClientResponse) -> UpstreamFailure:
-        text = (await response.read()).decode("utf-8", "replace")
-        try:
-            raw: Any = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raw = text
-        kind = classify_status(response.status, text)
-        return self._failure(
-            kind,
-            f"{self.display_name} answered HTTP {response.status}",
-            raw=raw,
-            upstream_status=response.status,
-            retry_after=parse_retry_after(response.headers),
-        )
-
     async def complete(self, call: UpstreamCall) -> Completion:
         async with self._http.post(self._url, self._payload(call, stream=False), self._failure) as response:
             if response.status != 200:
-                raise await self._error_from(response)
+                raise await self._http.failure_from(response, self._failure, self.display_name)
             raw = await self._http.read(response, self._failure)
         try:
             body = orjson.loads(raw)
@@ -90,13 +75,9 @@ class OpenAICompatProvider:
         )
 
     async def stream(self, call: UpstreamCall) -> ChatStream:
-        context = self._http.post(self._url, self._payload(call, stream=True), self._failure)
-        response = await context.__aenter__()
-        if response.status != 200:
-            try:
-                raise await self._error_from(response)
-            finally:
-                await context.__aexit__(None, None, None)
+        context, response = await self._http.open_stream(
+            self._url, self._payload(call, stream=True), self._failure, self.display_name
+        )
         stream = ChatStream()
         return stream.attach(self._chunks(context, response, stream))
 
