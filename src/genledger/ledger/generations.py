@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Executable
 
 from genledger.core.generation import Generation, ProviderAttempt
 from genledger.ledger.schema import api_keys, generations
-from genledger.ledger.writer import BatchWriter
+from genledger.ledger.writer import BatchWriter, Sink
 
 
 def _utc(value: datetime) -> datetime:
@@ -117,33 +118,43 @@ def _generation(row: RowMapping) -> Generation:
     )
 
 
-async def _flush(connection: AsyncConnection, batch: Sequence[Settlement]) -> None:
-    await connection.execute(insert(generations), [_generation_row(s.generation) for s in batch])
+def settlement_statements(batch: Sequence[Settlement]) -> list[tuple[Executable, Any]]:
+    """The statements that record a batch: one insert, then one charge per key.
+
+    The charge releases the reservations and adds the cost to the key's usage in the same
+    transaction as the insert, so usage always equals the sum of the generations' usage.
+    """
+    statements: list[tuple[Executable, Any]] = [
+        (insert(generations), [_generation_row(s.generation) for s in batch])
+    ]
     charged: dict[str, int] = defaultdict(int)
     released: dict[str, int] = defaultdict(int)
     for settlement in batch:
         charged[settlement.generation.key_id] += settlement.generation.usage
         released[settlement.generation.key_id] += settlement.reserved
-    # One update per key, in a fixed order so concurrent batches cannot deadlock.
+    # In a fixed order, so that concurrent batches cannot deadlock.
     for key_id in sorted(charged):
         amount, reserved = charged[key_id], released[key_id]
-        if not amount and not reserved:
-            continue
-        await connection.execute(
-            update(api_keys)
-            .where(api_keys.c.id == key_id)
-            .values(
-                usage_pico=api_keys.c.usage_pico + amount,
-                period_usage_pico=api_keys.c.period_usage_pico + amount,
-                reserved_pico=api_keys.c.reserved_pico - reserved,
-            )
-        )
+        if amount or reserved:
+            statements.append((_CHARGE, {"key_id": key_id, "amount": amount, "reserved": reserved}))
+    return statements
+
+
+_CHARGE = (
+    update(api_keys)
+    .where(api_keys.c.id == bindparam("key_id"))
+    .values(
+        usage_pico=api_keys.c.usage_pico + bindparam("amount"),
+        period_usage_pico=api_keys.c.period_usage_pico + bindparam("amount"),
+        reserved_pico=api_keys.c.reserved_pico - bindparam("reserved"),
+    )
+)
 
 
 class GenerationStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, sink: Sink[Settlement]) -> None:
         self._engine = engine
-        self._writer: BatchWriter[Settlement] = BatchWriter(engine, _flush)
+        self._writer: BatchWriter[Settlement] = BatchWriter(sink)
 
     def start(self) -> None:
         self._writer.start()
