@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -257,7 +257,7 @@ async def _admin_connection() -> tuple[asyncpg.Connection, str]:
 
 
 @contextlib.asynccontextmanager
-async def postgres_database() -> Any:
+async def postgres_database() -> AsyncIterator[Database]:
     """A fresh PostgreSQL database, dropped (even with open connections) on the way out."""
     admin, user = await _admin_connection()
     name = f"genledger_bench_{uuid.uuid4().hex[:12]}"
@@ -276,7 +276,7 @@ async def postgres_database() -> Any:
 
 
 @contextlib.asynccontextmanager
-async def sqlite_database(workdir: Path) -> Any:
+async def sqlite_database(workdir: Path) -> AsyncIterator[Database]:
     yield Database("sqlite", f"sqlite:///{workdir / 'bench.db'}")
 
 
@@ -416,33 +416,42 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[max(math.ceil(pct / 100 * len(ordered)) - 1, 0)]
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    gateway_cpu_s: float
+    upstream_cpu_s: float
+    generator_cpu_s: float
+    requests: int
+
+
 @dataclass
 class Meter:
-    """CPU seconds of the gateway, the upstream and this generator, and gateway requests, over a phase."""
+    """CPU time of the gateway, the upstream and this generator per successful request to ``target``."""
 
     gateway: Child
     upstream: Child
     target: Target
 
-    def snapshot(self) -> tuple[float, float, float, int]:
-        return (
-            self.gateway.cpu_seconds(),
-            self.upstream.cpu_seconds(),
-            time.process_time(),
-            self.target.total_ok,
+    def snapshot(self) -> _Snapshot:
+        return _Snapshot(
+            self.gateway.cpu_seconds(), self.upstream.cpu_seconds(), time.process_time(), self.target.total_ok
         )
 
     async def measure(self, work: Awaitable[T]) -> tuple[T, dict[str, float]]:
+        """``work``'s result, and CPU milliseconds per request of each process while it ran."""
         before = self.snapshot()
         result = await work
         after = self.snapshot()
-        requests = max(after[3] - before[3], 1)
-        cpu = {
-            name: round((after[i] - before[i]) / requests * 1000, 4)
-            for i, name in enumerate(("gateway_cpu_ms_per_request", "upstream_cpu_ms_per_request"))
+        requests = max(after.requests - before.requests, 1)
+
+        def per_request(seconds: float) -> float:
+            return round(seconds / requests * 1000, 4)
+
+        return result, {
+            "gateway_cpu_ms_per_request": per_request(after.gateway_cpu_s - before.gateway_cpu_s),
+            "upstream_cpu_ms_per_request": per_request(after.upstream_cpu_s - before.upstream_cpu_s),
+            "generator_cpu_ms_per_request": per_request(after.generator_cpu_s - before.generator_cpu_s),
         }
-        cpu["generator_cpu_ms_per_request"] = round((after[2] - before[2]) / requests * 1000, 4)
-        return result, cpu
 
 
 def _ms(seconds: float) -> float:
@@ -509,6 +518,7 @@ async def bench(args: argparse.Namespace, children: Children, workdir: Path) -> 
 async def _bench(
     args: argparse.Namespace, children: Children, workdir: Path, database: Database
 ) -> dict[str, Any]:
+    revision = _revision()  # now: the tree may change while the benchmark runs
     upstream, upstream_base = start_upstream(children, workdir)
     config = write_config(workdir, database.url, upstream_base)
     key = create_key(workdir, config)
@@ -540,7 +550,7 @@ async def _bench(
     # Counted while the gateway still runs: each row was committed before its answer.
     counted = await database.count_generations()
     peak_rss_mib = round(_status_kib(gateway_process.pid, "VmHWM") / 1024, 1)
-    return assemble(args, rounds, durability(counted, direct, gateway), peak_rss_mib)
+    return assemble(args, revision, rounds, durability(counted, direct, gateway), peak_rss_mib)
 
 
 def durability(counted: dict[str, int], direct: Target, gateway: Target) -> dict[str, Any]:
@@ -576,7 +586,11 @@ def _revision() -> str:
 
 
 def assemble(
-    args: argparse.Namespace, rounds: list[dict[str, Any]], checks: dict[str, Any], peak_rss_mib: float
+    args: argparse.Namespace,
+    revision: str,
+    rounds: list[dict[str, Any]],
+    checks: dict[str, Any],
+    peak_rss_mib: float,
 ) -> dict[str, Any]:
     summary = median_of_rounds(rounds)
     added = summary["sequential"]["non_streamed"]["added_p50_ms"]
@@ -585,7 +599,7 @@ def assemble(
         "meta": {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "database": args.database,
-            "revision": _revision(),
+            "revision": revision,
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "machine": platform.machine(),
