@@ -7,9 +7,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine as create_blocking_engine
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -54,14 +53,6 @@ def create_engine(url: str) -> AsyncEngine:
     # No pre-ping: it costs a round trip per checkout; a dead connection is invalidated
     # when a statement fails on it.
     return create_async_engine(target, pool_size=10, max_overflow=20)
-
-
-def create_sync_engine(url: str) -> Engine:
-    """A blocking SQLite engine (the standard library driver) for the ledger's writer thread."""
-    target = async_url(url).set(drivername="sqlite+pysqlite")
-    engine = create_blocking_engine(target, pool_size=1, max_overflow=0)
-    event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
 
 
 def _upgrade(connection: Connection) -> None:

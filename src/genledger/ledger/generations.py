@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql import Executable
 
 from genledger.core.generation import Generation, ProviderAttempt
-from genledger.ledger.schema import api_keys, generations
+from genledger.ledger.schema import generations
 from genledger.ledger.writer import BatchWriter, Sink
 
 
@@ -31,7 +30,7 @@ class Settlement:
     reserved: int = 0
 
 
-def _generation_row(generation: Generation) -> dict[str, Any]:
+def generation_row(generation: Generation) -> dict[str, Any]:
     return {
         "id": generation.id,
         "key_id": generation.key_id,
@@ -118,37 +117,19 @@ def _generation(row: RowMapping) -> Generation:
     )
 
 
-def settlement_statements(batch: Sequence[Settlement]) -> list[tuple[Executable, Any]]:
-    """The statements that record a batch: one insert, then one charge per key.
+def charges(batch: Sequence[Settlement]) -> list[tuple[str, int, int]]:
+    """(key id, amount to charge, reservation to release) per key of a batch, by key id.
 
-    The charge releases the reservations and adds the cost to the key's usage in the same
-    transaction as the insert, so usage always equals the sum of the generations' usage.
+    Written in the same transaction as the batch's generations, so a key's usage always
+    equals the sum of its generations' usage. The fixed order keeps concurrent batches
+    from deadlocking.
     """
-    statements: list[tuple[Executable, Any]] = [
-        (insert(generations), [_generation_row(s.generation) for s in batch])
-    ]
     charged: dict[str, int] = defaultdict(int)
     released: dict[str, int] = defaultdict(int)
     for settlement in batch:
         charged[settlement.generation.key_id] += settlement.generation.usage
         released[settlement.generation.key_id] += settlement.reserved
-    # In a fixed order, so that concurrent batches cannot deadlock.
-    for key_id in sorted(charged):
-        amount, reserved = charged[key_id], released[key_id]
-        if amount or reserved:
-            statements.append((_CHARGE, {"key_id": key_id, "amount": amount, "reserved": reserved}))
-    return statements
-
-
-_CHARGE = (
-    update(api_keys)
-    .where(api_keys.c.id == bindparam("key_id"))
-    .values(
-        usage_pico=api_keys.c.usage_pico + bindparam("amount"),
-        period_usage_pico=api_keys.c.period_usage_pico + bindparam("amount"),
-        reserved_pico=api_keys.c.reserved_pico - bindparam("reserved"),
-    )
-)
+    return [(key_id, charged[key_id], released[key_id]) for key_id in sorted(charged)]
 
 
 class GenerationStore:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from genledger.ledger.engine import create_engine, create_sync_engine, migrate
-from genledger.ledger.generations import GenerationStore, Settlement, settlement_statements
+from genledger.ledger.engine import create_engine, migrate
+from genledger.ledger.generations import GenerationStore, Settlement
 from genledger.ledger.keys import KeyStore
-from genledger.ledger.writer import AsyncConnectionSink, Sink, ThreadSink
+from genledger.ledger.sinks import PostgresSink, SQLiteSink
+from genledger.ledger.writer import Sink
 
 
 class Ledger:
@@ -27,11 +28,9 @@ class Ledger:
         except BaseException:
             await engine.dispose()
             raise
-        sink: Sink[Settlement]
-        if engine.dialect.name == "sqlite":
-            sink = ThreadSink(create_sync_engine(database_url), settlement_statements)
-        else:
-            sink = AsyncConnectionSink(engine, settlement_statements)
+        sink: Sink[Settlement] = (
+            SQLiteSink(database_url) if engine.dialect.name == "sqlite" else PostgresSink(database_url)
+        )
         ledger = cls(engine, sink)
         ledger.generations.start()
         return ledger

@@ -4,22 +4,16 @@ A request hands its row to :meth:`BatchWriter.write` and waits; one task drains 
 has queued while the previous transaction committed, so under load a commit carries many
 rows, and alone a row is committed at once.
 
-Where the transaction runs is a :class:`Sink`, chosen per backend by measurement: for
-SQLite a thread of its own with the standard library driver (aiosqlite costs a thread hop
-per statement), for PostgreSQL one asyncpg connection held by the writer (no pool
-checkout, ping or reset per batch). Both run the same SQLAlchemy Core statements.
+Where the transaction runs is a :class:`Sink` (``sinks.py``: one per database).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 T = TypeVar("T")
@@ -40,71 +34,6 @@ class Sink(Protocol[T_contra]):
         ...
 
     async def close(self) -> None: ...
-
-
-class AsyncConnectionSink(Generic[T]):
-    """Batches on one connection the writer keeps; reopened after a failure."""
-
-    def __init__(self, engine: AsyncEngine, statements: Statements[T]) -> None:
-        self._engine = engine
-        self._statements = statements
-        self._connection: AsyncConnection | None = None
-
-    async def commit(self, batch: Sequence[T]) -> None:
-        if self._connection is None:
-            self._connection = await self._engine.connect()
-        connection = self._connection
-        try:
-            async with connection.begin():
-                for statement, parameters in self._statements(batch):
-                    await connection.execute(statement, parameters)
-        except BaseException:
-            self._connection = None
-            await connection.invalidate()
-            await connection.close()
-            raise
-
-    async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
-
-
-class ThreadSink(Generic[T]):
-    """Batches on a blocking connection in a thread of their own (one hop per batch)."""
-
-    def __init__(self, engine: Engine, statements: Statements[T]) -> None:
-        self._engine = engine
-        self._statements = statements
-        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="genledger-ledger")
-        self._connection: Connection | None = None  # used in the writer thread only
-
-    def _commit(self, batch: Sequence[T]) -> None:
-        if self._connection is None:
-            self._connection = self._engine.connect()
-        connection = self._connection
-        try:
-            with connection.begin():
-                for statement, parameters in self._statements(batch):
-                    connection.execute(statement, parameters)
-        except BaseException:
-            self._connection = None
-            connection.invalidate()
-            connection.close()
-            raise
-
-    async def commit(self, batch: Sequence[T]) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._commit, batch)
-
-    def _close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-        self._engine.dispose()
-
-    async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
-        self._thread.shutdown(wait=True)
 
 
 class BatchWriter(Generic[T]):
