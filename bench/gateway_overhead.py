@@ -152,10 +152,15 @@ class Children:
             self._children.pop().stop()
 
 
-def start_upstream(children: Children, workdir: Path) -> tuple[Child, str]:
-    """The fake OpenAI upstream on a free port, and its base URL (``http://127.0.0.1:PORT/v1``)."""
-    argv = [sys.executable, "-m", "tests.fakes.openai_upstream", "--port", "0"]
-    child = children.spawn("fake upstream", argv, ROOT, workdir / "upstream.log", pipe_stdout=True)
+def start_upstream(
+    children: Children, workdir: Path, *options: str, name: str = "upstream"
+) -> tuple[Child, str]:
+    """A fake OpenAI upstream on a free port, and its base URL (``http://127.0.0.1:PORT/v1``).
+
+    ``options`` go to its command line (e.g. ``--behavior status:500``).
+    """
+    argv = [sys.executable, "-m", "tests.fakes.openai_upstream", "--port", "0", *options]
+    child = children.spawn(f"fake {name}", argv, ROOT, workdir / f"{name}.log", pipe_stdout=True)
     stdout = child.process.stdout
     assert stdout is not None
     ready, _, _ = select.select([stdout], [], [], START_TIMEOUT_S)
