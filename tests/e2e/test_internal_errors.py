@@ -6,6 +6,7 @@ import sqlite3
 
 import httpx
 import openai
+import pytest
 
 from tests.e2e.conftest import MODEL, gateway_settings
 from tests.fakes import FakeOpenAIInThread
@@ -57,3 +58,30 @@ def test_a_broken_ledger_is_a_clean_500_and_keeps_what_was_recorded(tmp_path):
         )
         assert fetched.status_code == 200
         assert fetched.json()["data"]["usage"] * 10**12 == usage
+
+
+def test_a_failing_read_is_a_typed_500_for_the_official_client(tmp_path):
+    from openrouter import OpenRouter
+    from openrouter import errors as or_errors
+    from openrouter.utils import BackoffStrategy, RetryConfig
+
+    path = tmp_path / "ledger.db"
+    database = f"sqlite:///{path}"
+    secret = create_key(database, "k")
+    with (
+        FakeOpenAIInThread() as fake,
+        GatewayServer.build(**gateway_settings(database, fake.api_url)) as gateway,
+    ):
+        client = openai.OpenAI(api_key=secret, base_url=gateway.base_url, max_retries=0)
+        kept = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "keep me"}])
+        with sqlite3.connect(path) as db:
+            db.execute("ALTER TABLE generations RENAME TO generations_away")
+        no_retries = RetryConfig("none", BackoffStrategy(1, 1, 1, 1), False)
+        with OpenRouter(api_key=secret, server_url=gateway.base_url, retry_config=no_retries) as sdk:
+            with pytest.raises(or_errors.InternalServerResponseError) as caught:
+                sdk.generations.get_generation(id=kept.id)
+            assert caught.value.data.error.code == 500
+            assert "generations" not in caught.value.data.error.message
+            with sqlite3.connect(path) as db:
+                db.execute("ALTER TABLE generations_away RENAME TO generations")
+            assert sdk.generations.get_generation(id=kept.id).data.id == kept.id
