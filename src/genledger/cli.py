@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from genledger.config import ConfigError, Settings, load_settings
-from genledger.core.money import PriceError, to_decimal, usd_to_pico
+from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_decimal
 from genledger.ledger import KeyExists, Ledger
 
 app = typer.Typer(
@@ -84,12 +84,11 @@ def _usd(value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        amount = Decimal(value)
-        if amount < 0:
-            raise InvalidOperation
-        return usd_to_pico(amount)
+        return limit_to_pico(Decimal(value))
     except (InvalidOperation, PriceError):
-        _err().print(f"[red]error:[/red] --limit must be a non-negative USD amount, got {value!r}")
+        _err().print(
+            f"[red]error:[/red] --limit must be a USD amount from 0 to {MAX_LIMIT_USD}, got {value!r}"
+        )
         raise typer.Exit(2) from None
 
 

@@ -13,7 +13,7 @@ def test_per_token_pico_is_exact():
     assert per_token_pico(Decimal("0.000001")) == 1
 
 
-@pytest.mark.parametrize("bad", [Decimal("0.0000001"), Decimal("-1")])
+@pytest.mark.parametrize("bad", [Decimal("0.0000001"), Decimal("-1"), Decimal("10000.5")])
 def test_prices_that_cannot_be_exact_are_refused(bad):
     with pytest.raises(PriceError):
         per_token_pico(bad)
@@ -76,3 +76,20 @@ def test_usage_from_openai_reads_details_and_tolerates_junk():
     assert usage == Usage(prompt_tokens=12, completion_tokens=5, cached_tokens=4, reasoning_tokens=2)
     assert from_openai(None) is None
     assert from_openai({"prompt_tokens": "x", "completion_tokens": -3, "prompt_tokens_details": 7}) == Usage()
+
+
+@pytest.mark.parametrize("bad", [Decimal("-0.01"), Decimal("1000000.01"), Decimal("NaN"), Decimal("1e-13")])
+def test_key_limits_are_bounded_and_exact(bad):
+    from genledger.core.money import limit_to_pico
+
+    with pytest.raises(PriceError):
+        limit_to_pico(bad)
+
+
+def test_the_largest_bounded_cost_fits_a_64_bit_column():
+    from genledger.api.wire import MAX_TOKENS
+    from genledger.core.money import MAX_LIMIT_USD, MAX_PRICE_PER_MILLION, limit_to_pico
+
+    price = Price(prompt=MAX_PRICE_PER_MILLION, completion=MAX_PRICE_PER_MILLION)
+    biggest = worst_case(4 * 1024 * 1024, MAX_TOKENS, price)  # a whole 4 MiB body, the most tokens
+    assert biggest + limit_to_pico(MAX_LIMIT_USD) < 2**63

@@ -94,6 +94,7 @@ def test_create_use_read_update_delete(gateway: GatewayServer, manage: httpx.Cli
         ("POST", {"name": ""}, "'name'"),
         ("POST", {"name": "x", "limit": -1}, "'limit'"),
         ("POST", {"name": "x", "limit": "lots"}, "'limit'"),
+        ("POST", {"name": "x", "limit": 1e30}, "'limit'"),
         ("POST", {"name": "x", "limit_reset": "hourly"}, "'limit_reset'"),
         ("POST", {"name": "x", "requests_per_minute": -5}, "'requests_per_minute'"),
         ("POST", {"name": "x", "management": "yes"}, "'management'"),

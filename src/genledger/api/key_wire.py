@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from genledger.core.limits import LIMIT_RESETS, period_start
-from genledger.core.money import PriceError, to_usd, usd_to_pico
+from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_usd
 from genledger.errors import BadRequest
 from genledger.ledger.keys import KeyRecord
 
@@ -112,17 +112,15 @@ def _body(raw: bytes) -> dict[str, Any]:
 def _limit(value: Any) -> int | None:
     if value is None:
         return None
+    problem = BadRequest(
+        f"'limit' must be a number of USD from 0 to {MAX_LIMIT_USD}, or null", metadata={"param": "limit"}
+    )
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise BadRequest("'limit' must be a non-negative number of USD or null", metadata={"param": "limit"})
+        raise problem
     try:
-        amount = Decimal(str(value))
-        if amount < 0 or not amount.is_finite():
-            raise InvalidOperation
-        return usd_to_pico(amount)
+        return limit_to_pico(Decimal(str(value)))
     except (InvalidOperation, PriceError):
-        raise BadRequest(
-            "'limit' must be a non-negative number of USD or null", metadata={"param": "limit"}
-        ) from None
+        raise problem from None
 
 
 def _per_minute(name: str, value: Any) -> int | None:

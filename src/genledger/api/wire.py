@@ -48,6 +48,7 @@ _CONSUMED = {
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_ID_LENGTH = 200
 MAX_FALLBACK_MODELS = 8
+MAX_TOKENS = 10_000_000
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -100,9 +101,11 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
 
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_TOKENS
     ):
-        raise BadRequest("'max_tokens' must be a positive integer", metadata={"param": "max_tokens"})
+        raise BadRequest(
+            f"'max_tokens' must be an integer from 1 to {MAX_TOKENS}", metadata={"param": "max_tokens"}
+        )
 
     user = body.get("user")
     if user is not None and not isinstance(user, str):

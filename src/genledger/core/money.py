@@ -12,6 +12,10 @@ from decimal import Decimal
 
 PICO_PER_USD = 10**12
 _TOKENS_PER_PRICE_UNIT = 10**6  # prices are per million tokens
+# Bounds that keep every amount within a 64-bit column: a cost is at most
+# MAX_OUTPUT_TOKENS-ish tokens at MAX_PRICE, far below 2**63 picodollars.
+MAX_PRICE_PER_MILLION = Decimal(10_000)
+MAX_LIMIT_USD = Decimal(1_000_000)
 
 
 class PriceError(ValueError):
@@ -26,6 +30,8 @@ def per_token_pico(price_per_million: Decimal) -> int:
     """
     if price_per_million < 0:
         raise PriceError(f"price must not be negative, got {price_per_million}")
+    if price_per_million > MAX_PRICE_PER_MILLION:
+        raise PriceError(f"price must be at most {MAX_PRICE_PER_MILLION} USD per million tokens")
     pico = price_per_million * PICO_PER_USD / _TOKENS_PER_PRICE_UNIT
     if pico != pico.to_integral_value():
         raise PriceError(f"price {price_per_million} has more than 6 decimals")
@@ -48,3 +54,10 @@ def to_decimal(pico: int) -> Decimal:
 def to_usd(pico: int) -> float:
     """The USD value of a picodollar amount as a float, for JSON only."""
     return float(to_decimal(pico))
+
+
+def limit_to_pico(usd: Decimal) -> int:
+    """A key's spending limit in picodollars: non-negative, at most ``MAX_LIMIT_USD``, exact."""
+    if not usd.is_finite() or usd < 0 or usd > MAX_LIMIT_USD:
+        raise PriceError(f"a limit must be between 0 and {MAX_LIMIT_USD} USD")
+    return usd_to_pico(usd)
