@@ -198,18 +198,14 @@ class CompletionService:
                 continue
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
+                failures.append(self._out_of_time(candidate))
                 break
             call.served_started = time.perf_counter()
             try:
                 async with asyncio.timeout(remaining):
                     result = await start(candidate)
             except TimeoutError:
-                failure = UpstreamFailure(
-                    FailureKind.TIMEOUT,
-                    f"no answer within the total timeout of {self._total_timeout:g}s",
-                    provider_name=candidate.provider.display_name,
-                    raw="timeout",
-                )
+                failure = self._out_of_time(candidate)
             except UpstreamFailure as exc:
                 failure = exc
             else:
@@ -229,6 +225,14 @@ class CompletionService:
             if failure.kind not in RETRYABLE_KINDS:
                 break
         raise self._exhausted(call, failures)
+
+    def _out_of_time(self, candidate: Candidate) -> UpstreamFailure:
+        return UpstreamFailure(
+            FailureKind.TIMEOUT,
+            f"no answer within the total timeout of {self._total_timeout:g}s",
+            provider_name=candidate.provider.display_name,
+            raw="timeout",
+        )
 
     def _exhausted(self, call: _Call, failures: list[UpstreamFailure]) -> GatewayError:
         if not failures:
