@@ -72,26 +72,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     if not isinstance(model, str) or not model:
         raise BadRequest("'model' is required and must be a non-empty string", metadata={"param": "model"})
 
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest(
-            "'messages' is required and must be a non-empty array", metadata={"param": "messages"}
-        )
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise BadRequest(f"'{where}' must be an object", metadata={"param": where})
-        if message.get("role") not in _ROLES:
-            raise BadRequest(
-                f"'{where}.role' must be one of {', '.join(sorted(_ROLES))}",
-                metadata={"param": f"{where}.role"},
-            )
-        content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
-            raise BadRequest(
-                f"'{where}.content' must be a string, an array of parts or null",
-                metadata={"param": f"{where}.content"},
-            )
+    messages = _messages(body.get("messages"))
 
     stream = body.get("stream", False)
     if stream is None:
@@ -111,6 +92,43 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     if user is not None and not isinstance(user, str):
         raise BadRequest("'user' must be a string", metadata={"param": "user"})
 
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        stream=stream,
+        max_tokens=max_tokens,
+        user=user,
+        params=_params(body),
+        fallback_models=fallback_models,
+        provider=_provider_preferences(body.get("provider")),
+    )
+
+
+def _messages(messages: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest(
+            "'messages' is required and must be a non-empty array", metadata={"param": "messages"}
+        )
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise BadRequest(f"'{where}' must be an object", metadata={"param": where})
+        if message.get("role") not in _ROLES:
+            raise BadRequest(
+                f"'{where}.role' must be one of {', '.join(sorted(_ROLES))}",
+                metadata={"param": f"{where}.role"},
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise BadRequest(
+                f"'{where}.content' must be a string, an array of parts or null",
+                metadata={"param": f"{where}.content"},
+            )
+    return tuple(messages)
+
+
+def _params(body: dict[str, Any]) -> dict[str, Any]:
+    """The sampling options to pass on, each checked for its JSON type."""
     params: dict[str, Any] = {}
     for name, value in body.items():
         if name in _CONSUMED or value is None:
@@ -118,22 +136,10 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         types = _PASSTHROUGH.get(name)
         if types is None:
             continue  # unknown options are ignored, as OpenAI-compatible servers do
-        if isinstance(value, bool) and bool not in types:
-            raise BadRequest(f"'{name}' must be {_type_name(types)}", metadata={"param": name})
-        if not isinstance(value, types):
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             raise BadRequest(f"'{name}' must be {_type_name(types)}", metadata={"param": name})
         params[name] = value
-
-    return ChatRequest(
-        model=model,
-        messages=tuple(messages),
-        stream=stream,
-        max_tokens=max_tokens,
-        user=user,
-        params=params,
-        fallback_models=fallback_models,
-        provider=_provider_preferences(body.get("provider")),
-    )
+    return params
 
 
 def _strings(name: str, value: Any) -> tuple[str, ...]:
