@@ -219,6 +219,9 @@ def test_a_primary_that_keeps_failing_is_skipped_then_probed(database, secret, p
             assert ask(gateway, secret).status_code == 200
         assert primary.stats()["requests"] == 3  # the circuit opened after three
         assert secondary.stats()["requests"] == 10
+        admin = create_key(database, f"admin-{time.monotonic_ns()}", management=True)
+        page = httpx.get(gateway.url + "/metrics", headers={"Authorization": f"Bearer {admin}"}).text
+        assert 'genledger_circuit_open{endpoint="primary/acme/ha"} 1.0' in page
         # Circuits are per endpoint (provider and upstream model). A model the primary
         # alone serves fails like its upstream until its own circuit opens, then fast.
         assert [ask(gateway, secret, model="acme/solo").status_code for _ in range(3)] == [502] * 3

@@ -23,13 +23,14 @@ from genledger.api.routes.keys import (
     list_keys,
     update_key,
 )
-from genledger.api.routes.models import health, list_models
+from genledger.api.routes.models import health, list_models, metrics
 from genledger.config import Settings
 from genledger.errors import GatewayError
 from genledger.gateway.services import Services
 
 ROUTES = [
     Route("/health", health, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/api/v1/generation", get_generation, methods=["GET"]),
     Route("/api/v1/models", list_models, methods=["GET"]),

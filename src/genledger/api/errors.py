@@ -14,18 +14,24 @@ from genledger.errors import ERROR_BY_STATUS, GatewayError
 log = logging.getLogger("genledger.api")
 
 
-def error_response(error: GatewayError) -> Response:
+def error_response(
+    error: GatewayError, request: Request | None = None, status: int | None = None
+) -> Response:
+    status = status or error.status
+    services = getattr(request.app.state, "services", None) if request is not None else None
+    if services is not None:
+        services.metrics.error(status)
     return Response(
         orjson.dumps(error.envelope()),
-        status_code=error.status,
+        status_code=status,
         headers=error.headers,
         media_type="application/json",
     )
 
 
-async def on_gateway_error(_request: Request, exc: Exception) -> Response:
+async def on_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return error_response(exc)
+    return error_response(exc, request)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:
@@ -37,13 +43,10 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
         message = f"Method {request.method} not allowed on {request.url.path}"
     else:
         message = exc.detail
-    error = cls(message, headers=exc.headers)
-    response = error_response(error)
-    response.status_code = exc.status_code
-    return response
+    return error_response(cls(message, headers=exc.headers), request, exc.status_code)
 
 
-async def on_unexpected(_request: Request, exc: Exception) -> Response:
+async def on_unexpected(request: Request, exc: Exception) -> Response:
     # The traceback goes to the log, never to the caller.
     log.error("unhandled error", exc_info=exc)
-    return error_response(GatewayError("Internal Server Error"))
+    return error_response(GatewayError("Internal Server Error"), request)

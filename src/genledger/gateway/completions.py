@@ -31,6 +31,7 @@ from genledger.gateway.health import Breakers
 from genledger.gateway.routing import Candidate, plan
 from genledger.ledger.generations import GenerationStore
 from genledger.ledger.keys import KeyRecord
+from genledger.metrics import Metrics
 from genledger.providers.base import ChatStream, Provider, UpstreamCall
 
 log = logging.getLogger("genledger.completions")
@@ -164,6 +165,7 @@ class CompletionService:
         generations: GenerationStore,
         admission: Admission,
         breakers: Breakers,
+        metrics: Metrics,
         *,
         total_timeout: float,
         data_region: str = "global",
@@ -174,6 +176,7 @@ class CompletionService:
         self._generations = generations
         self.admission = admission
         self._breakers = breakers
+        self._metrics = metrics
         self._total_timeout = total_timeout
         self._data_region = data_region
         self._spawn = spawn
@@ -210,8 +213,14 @@ class CompletionService:
                 failure = exc
             else:
                 self._breakers.succeeded(endpoint)
+                self._metrics.attempt(
+                    candidate.provider.display_name, "ok", time.perf_counter() - call.served_started
+                )
                 call.served = candidate
                 return result
+            self._metrics.attempt(
+                candidate.provider.display_name, failure.kind.value, time.perf_counter() - call.served_started
+            )
             call.attempts.append(
                 ProviderAttempt(
                     status=failure.upstream_status or failure.status,
@@ -254,11 +263,13 @@ class CompletionService:
 
         If the commit fails nothing was charged, so the reservation is released.
         """
+        started = time.perf_counter()
         try:
             await self._generations.record(generation, reserved=call.reserved)
         except Exception:
             await self.admission.release(call.key, call.reserved)
             raise
+        self._metrics.recorded(generation, time.perf_counter() - started)
         tokens = (generation.tokens_prompt or 0) + (generation.tokens_completion or 0)
         if tokens:
             await self.admission.used_tokens(call.key, tokens)

@@ -59,3 +59,8 @@ class Breakers:
     def is_open(self, endpoint: str) -> bool:
         circuit = self._circuits.get(endpoint)
         return circuit is not None and circuit.opened_at is not None
+
+    def open_endpoints(self) -> list[str]:
+        return sorted(
+            endpoint for endpoint, circuit in self._circuits.items() if circuit.opened_at is not None
+        )

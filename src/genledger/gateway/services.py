@@ -16,6 +16,7 @@ from genledger.gateway.health import Breakers
 from genledger.ledger import Ledger
 from genledger.limits import RateLimiter
 from genledger.limits.ratelimit import MemoryRateLimiter
+from genledger.metrics import Metrics, OpenCircuits
 from genledger.providers import Provider, build_provider
 
 log = logging.getLogger("genledger")
@@ -34,12 +35,16 @@ class Services:
         self.catalog = Catalog.from_settings(settings)
         self.auth = Authenticator(ledger.keys)
         self._background: set[asyncio.Task[None]] = set()
+        self.metrics = Metrics()
+        breakers = Breakers(settings.routing.breaker_failures, settings.routing.breaker_cooldown)
+        self.metrics.watch(OpenCircuits(breakers.open_endpoints))
         self.completions = CompletionService(
             self.catalog,
             providers,
             ledger.generations,
             Admission(ledger.keys, limiter, settings.limits),
-            Breakers(settings.routing.breaker_failures, settings.routing.breaker_cooldown),
+            breakers,
+            self.metrics,
             total_timeout=settings.routing.total_timeout,
             data_region=settings.data_region,
             spawn=self.spawn,
