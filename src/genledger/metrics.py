@@ -7,6 +7,7 @@ management key.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -22,6 +23,7 @@ _WRITE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._generations = Counter(
             "genledger_generations",
             "Generations recorded",
@@ -57,24 +59,29 @@ class Metrics:
             registry=self.registry,
         )
 
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        # labels() validates and locks on every call; on the hot path, look each child up once.
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def recorded(self, generation: Generation, write_seconds: float) -> None:
         model = generation.model
-        self._generations.labels(
-            model,
-            generation.provider_name or "",
-            str(bool(generation.streamed)).lower(),
-            generation.finish_reason or "",
-        ).inc()
+        streamed = "true" if generation.streamed else "false"
+        provider, finish = generation.provider_name or "", generation.finish_reason or ""
+        self._child(self._generations, model, provider, streamed, finish).inc()
         if generation.usage:
-            self._cost.labels(model).inc(to_usd(generation.usage))
-        self._tokens.labels(model, "prompt").inc(generation.tokens_prompt or 0)
-        self._tokens.labels(model, "completion").inc(generation.tokens_completion or 0)
+            self._child(self._cost, model).inc(to_usd(generation.usage))
+        self._child(self._tokens, model, "prompt").inc(generation.tokens_prompt or 0)
+        self._child(self._tokens, model, "completion").inc(generation.tokens_completion or 0)
         self._write_seconds.observe(write_seconds)
 
     def attempt(self, provider: str, outcome: str, seconds: float) -> None:
-        self._attempts.labels(provider, outcome).inc()
+        self._child(self._attempts, provider, outcome).inc()
         if outcome == "ok":
-            self._upstream_seconds.labels(provider).observe(seconds)
+            self._child(self._upstream_seconds, provider).observe(seconds)
 
     def error(self, status: int) -> None:
         self._errors.labels(str(status)).inc()

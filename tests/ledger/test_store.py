@@ -190,3 +190,18 @@ async def test_update_and_delete(ledger: Ledger):
     assert await ledger.keys.update("0" * 64, limit_pico=1) is None
     assert await ledger.keys.delete(key.hash)
     assert await ledger.keys.find_by_hash(key.hash) is None
+
+
+async def test_a_caller_that_goes_away_does_not_take_its_row_with_it(ledger: Ledger):
+    alice, _ = await ledger.keys.create("alice")
+    record = generation(alice.id)
+    waiting = asyncio.create_task(ledger.generations.record(record))
+    await asyncio.sleep(0)  # queued
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    for _ in range(100):
+        if await ledger.generations.get(record.id, alice.id) is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert await ledger.generations.get(record.id, alice.id) == record

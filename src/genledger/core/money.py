@@ -8,6 +8,7 @@ edge, through :func:`to_usd`.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 PICO_PER_USD = 10**12
@@ -22,6 +23,7 @@ class PriceError(ValueError):
     """A price that cannot be represented exactly."""
 
 
+@functools.lru_cache(maxsize=1024)  # a catalog has few prices; every request prices its usage
 def per_token_pico(price_per_million: Decimal) -> int:
     """Picodollars per token for a price in USD per million tokens.
 

@@ -55,8 +55,8 @@ class BatchWriter(Generic[T]):
         future.add_done_callback(_retrieve)
         self._pending.append((item, future))
         self._wakeup.set()
-        # Shielded: a caller that goes away must not take its row with it.
-        await asyncio.shield(future)
+        # A caller that goes away cancels only its wait: the row stays queued and is written.
+        await future
 
     async def _run(self) -> None:
         while not (self._closed and not self._pending):
