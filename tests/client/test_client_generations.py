@@ -7,6 +7,7 @@ from typing import Any
 import pydantic
 import pytest
 from client_kit import GENERATION_ID, Harness, fail, ok, scripted
+from tests.contract import GENERATION_KEYS
 
 from genledger.client import Generation, NotFoundResponseError, ProviderResponse, UnauthorizedResponseError
 from genledger.client._generations import PollSchedule
@@ -199,50 +200,4 @@ def test_poll_schedule_refuses_bad_arguments(
 
 def _contract_keys() -> list[str]:
     """The keys of the generation object in shared/reference/generation-api.md, in order."""
-    return [
-        "id",
-        "upstream_id",
-        "total_cost",
-        "cache_discount",
-        "upstream_inference_cost",
-        "created_at",
-        "model",
-        "app_id",
-        "streamed",
-        "cancelled",
-        "provider_name",
-        "latency",
-        "moderation_latency",
-        "generation_time",
-        "finish_reason",
-        "tokens_prompt",
-        "tokens_completion",
-        "native_tokens_prompt",
-        "native_tokens_completion",
-        "native_tokens_completion_images",
-        "native_tokens_reasoning",
-        "native_tokens_cached",
-        "num_media_prompt",
-        "num_input_audio_prompt",
-        "num_media_completion",
-        "num_search_results",
-        "origin",
-        "usage",
-        "is_byok",
-        "native_finish_reason",
-        "external_user",
-        "api_type",
-        "router",
-        "data_region",
-        "http_referer",
-        "user_agent",
-        "preset_id",
-        "service_tier",
-        "web_search_engine",
-        "workspace_id",
-        "num_fetches",
-        "provider_responses",
-        "request_id",
-        "session_id",
-        "response_cache_source_id",
-    ]
+    return list(GENERATION_KEYS)

@@ -5,53 +5,9 @@ from genledger.api.wire import generation_json, parse_chat_request, parse_genera
 from genledger.core.generation import Generation
 from genledger.core.ids import hash_key, new_api_key, new_generation_id
 from genledger.errors import BadRequest
+from tests.contract import GENERATION_KEYS, REQUIRED_KEYS
 
-CONTRACT_KEYS = set(
-    [
-        "id",
-        "upstream_id",
-        "total_cost",
-        "cache_discount",
-        "upstream_inference_cost",
-        "created_at",
-        "model",
-        "app_id",
-        "streamed",
-        "cancelled",
-        "provider_name",
-        "latency",
-        "moderation_latency",
-        "generation_time",
-        "finish_reason",
-        "tokens_prompt",
-        "tokens_completion",
-        "native_tokens_prompt",
-        "native_tokens_completion",
-        "native_tokens_completion_images",
-        "native_tokens_reasoning",
-        "native_tokens_cached",
-        "num_media_prompt",
-        "num_input_audio_prompt",
-        "num_media_completion",
-        "num_search_results",
-        "origin",
-        "usage",
-        "is_byok",
-        "native_finish_reason",
-        "external_user",
-        "api_type",
-        "router",
-        "data_region",
-        "http_referer",
-        "user_agent",
-        "preset_id",
-        "service_tier",
-        "web_search_engine",
-        "workspace_id",
-        "num_fetches",
-        "provider_responses",
-    ]
-)
+CONTRACT_KEYS = set(GENERATION_KEYS)
 
 
 def body(**fields):
@@ -130,7 +86,7 @@ def test_generation_json_has_every_contract_key_and_required_ones_set():
     )
     assert set(data) >= CONTRACT_KEYS
     assert data["created_at"] == "2024-07-15T23:33:19.433273+00:00"
-    for required in ("id", "total_cost", "created_at", "model", "origin", "usage", "is_byok", "data_region"):
+    for required in REQUIRED_KEYS:
         assert data[required] is not None
 
 
