@@ -1,6 +1,8 @@
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from genledger.core.money import PriceError, per_token_pico, to_decimal, to_usd, usd_to_pico
 from genledger.core.pricing import Price, cost, worst_case
@@ -93,3 +95,36 @@ def test_the_largest_bounded_cost_fits_a_64_bit_column():
     price = Price(prompt=MAX_PRICE_PER_MILLION, completion=MAX_PRICE_PER_MILLION)
     biggest = worst_case(4 * 1024 * 1024, MAX_TOKENS, price)  # a whole 4 MiB body, the most tokens
     assert biggest + limit_to_pico(MAX_LIMIT_USD) < 2**63
+
+
+prices = st.decimals(min_value=0, max_value=10_000, places=6, allow_nan=False, allow_infinity=False)
+tokens = st.integers(min_value=0, max_value=10_000_000)
+
+
+@given(
+    prompt=prices,
+    completion=prices,
+    cached_price=st.none() | prices,
+    reasoning_price=st.none() | prices,
+    prompt_tokens=tokens,
+    completion_tokens=tokens,
+    cached=tokens,
+    reasoning=tokens,
+)
+def test_cost_is_exactly_the_decimal_arithmetic(
+    prompt, completion, cached_price, reasoning_price, prompt_tokens, completion_tokens, cached, reasoning
+):
+    price = Price(prompt=prompt, completion=completion, cached_prompt=cached_price, reasoning=reasoning_price)
+    cached = min(cached, prompt_tokens)
+    reasoning = min(reasoning, completion_tokens)
+    usage = Usage(prompt_tokens, completion_tokens, cached_tokens=cached, reasoning_tokens=reasoning)
+    per_token = Decimal(1_000_000)
+    expected = (
+        (prompt_tokens - cached) * prompt
+        + cached * (cached_price if cached_price is not None else prompt)
+        + (completion_tokens - reasoning) * completion
+        + reasoning * (reasoning_price if reasoning_price is not None else completion)
+    ) / per_token
+    result = cost(usage, price)
+    assert to_decimal(result.total) == expected
+    assert result.total <= worst_case(prompt_tokens, completion_tokens, price)
