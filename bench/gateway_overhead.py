@@ -554,7 +554,12 @@ async def _bench(
         child.check_alive()
     # Counted while the gateway still runs: each row was committed before its answer.
     counted = await database.count_generations()
-    peak_rss_mib = round(_status_kib(gateway_process.pid, "VmHWM") / 1024, 1)
+    # Memory as a ratio too: the baseline is the fake upstream, a Python aiohttp server that
+    # served the same requests (and twice as many: direct and through the gateway).
+    peak_rss_mib = {
+        name: round(_status_kib(child.pid, "VmHWM") / 1024, 1)
+        for name, child in (("gateway", gateway_process), ("upstream", upstream))
+    }
     return assemble(args, revision, rounds, durability(counted, direct, gateway), peak_rss_mib)
 
 
@@ -595,7 +600,7 @@ def assemble(
     revision: str,
     rounds: list[dict[str, Any]],
     checks: dict[str, Any],
-    peak_rss_mib: float,
+    peak_rss_mib: dict[str, float],
 ) -> dict[str, Any]:
     summary = median_of_rounds(rounds)
     added = summary["sequential"]["non_streamed"]["added_p50_ms"]
@@ -615,7 +620,9 @@ def assemble(
         },
         "median_of_rounds": summary,
         "rounds": rounds,
-        "gateway_peak_rss_mib": peak_rss_mib,
+        "gateway_peak_rss_mib": peak_rss_mib["gateway"],
+        "upstream_peak_rss_mib": peak_rss_mib["upstream"],
+        "gateway_rss_vs_upstream": round(peak_rss_mib["gateway"] / peak_rss_mib["upstream"], 2),
         "durability": checks,
         "targets": {
             "added_median_ms": {"limit": TARGET_ADDED_MEDIAN_MS, "measured": added},
@@ -665,7 +672,8 @@ def report(result: dict[str, Any]) -> str:
     d, targets = result["durability"], result["targets"]
     lines += [
         "",
-        f"gateway peak RSS (VmHWM): {result['gateway_peak_rss_mib']} MiB",
+        f"gateway peak RSS (VmHWM): {result['gateway_peak_rss_mib']} MiB, "
+        f"{result['gateway_rss_vs_upstream']}x the fake upstream's {result['upstream_peak_rss_mib']} MiB",
         f"ledger: {d['rows']} generations rows ({d['streamed_rows']} streamed, "
         f"{d['cancelled_rows']} cancelled) for {d['gateway_ok']} successful gateway requests "
         f"({d['gateway_ok_streamed']} streamed); "
