@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, Generic, Protocol, TypeVar
-
-from sqlalchemy.sql import Executable
+from collections.abc import Sequence
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
-Statements = Callable[[Sequence[T]], list[tuple[Executable, Any]]]
 MAX_BATCH = 512
 
 log = logging.getLogger("genledger.ledger")

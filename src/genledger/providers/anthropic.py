@@ -18,13 +18,11 @@ express, ``INVALID_RESPONSE`` for an answer without the documented shape, and th
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-import aiohttp
 import orjson
 
 from genledger.config import ProviderConfig
@@ -32,7 +30,7 @@ from genledger.core.chat import Completion, normalize_finish_reason
 from genledger.core.failures import FailureKind, UpstreamFailure
 from genledger.core.usage import Usage
 from genledger.providers.base import ChatStream, UpstreamCall
-from genledger.providers.http import FailureFactory, HttpUpstream
+from genledger.providers.http import FailureFactory, HttpProvider
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires max_tokens; OpenAI callers may omit it
@@ -492,14 +490,11 @@ class StreamTranslator:
 # --------------------------------------------------------------------------------------- provider
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     """``POST {base_url}/v1/messages``, streamed or not, with the key in ``x-api-key``."""
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
-        self.name = name
-        self.display_name = config.display_name or name
         assert config.base_url is not None
-        self._url = messages_url(config.base_url)
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
@@ -508,49 +503,27 @@ class AnthropicProvider:
                     f"providers.{name}.api_key_env: the environment variable {config.api_key_env} is not set"
                 )
             headers["x-api-key"] = key
-        self._http = HttpUpstream(config, headers)
-
-    def _failure(self, kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
-        return UpstreamFailure(kind, message, provider_name=self.display_name, **kwargs)
+        super().__init__(name, config, messages_url(config.base_url), headers)
 
     def _payload(self, call: UpstreamCall, *, stream: bool) -> bytes:
         return orjson.dumps(messages_body(call, self._failure, stream=stream))
 
-    async def complete(self, call: UpstreamCall) -> Completion:
-        async with self._http.post(self._url, self._payload(call, stream=False), self._failure) as response:
-            if response.status != 200:
-                raise await self._http.failure_from(response, self._failure, self.display_name)
-            raw = await self._http.read(response, self._failure)
+    def _completion(self, raw: bytes) -> Completion:
         return completion_from_message(raw, self._failure)
 
-    async def stream(self, call: UpstreamCall) -> ChatStream:
-        context, response = await self._http.open_stream(
-            self._url, self._payload(call, stream=True), self._failure, self.display_name
-        )
-        stream = ChatStream()
-        return stream.attach(self._chunks(context, response, stream))
-
-    async def _chunks(
-        self, context: Any, response: aiohttp.ClientResponse, stream: ChatStream
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def _events(self, data: AsyncIterator[bytes], stream: ChatStream) -> AsyncIterator[dict[str, Any]]:
         translator = StreamTranslator(stream, self._failure)
-        try:
-            async for data in self._http.sse_data(response, self._failure):
-                try:
-                    event = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    raise self._failure(
-                        FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid event", raw=data
-                    ) from None
-                for chunk in translator.feed(event):
-                    yield chunk
-                if translator.finished:
-                    return
-            raise self._failure(
-                FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream before message_stop"
-            )
-        finally:
-            await asyncio.shield(context.__aexit__(None, None, None))
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        async for line in data:
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                raise self._failure(
+                    FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid event", raw=line
+                ) from None
+            for chunk in translator.feed(event):
+                yield chunk
+            if translator.finished:
+                return
+        raise self._failure(
+            FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream before message_stop"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import email.utils
@@ -13,7 +14,9 @@ import aiohttp
 import orjson
 
 from genledger.config import ProviderConfig
+from genledger.core.chat import Completion
 from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
+from genledger.providers.base import ChatStream, UpstreamCall
 
 FailureFactory = Callable[..., UpstreamFailure]
 _MAX_SSE_LINE = 1024 * 1024
@@ -155,3 +158,60 @@ class HttpUpstream:
             await self._session.close()
             # Let the connector's transports close before the loop goes away.
             await asyncio.sleep(0)
+
+
+class HttpProvider(abc.ABC):
+    """What every HTTP provider shares: one pooled client, failures in its name, the call shapes.
+
+    A provider says what to send (:meth:`_payload`), how to read a whole answer
+    (:meth:`_completion`) and how to turn a stream's ``data:`` payloads into OpenAI chunks
+    (:meth:`_events`).
+    """
+
+    def __init__(self, name: str, config: ProviderConfig, url: str, headers: Mapping[str, str]) -> None:
+        self.name = name
+        self.display_name = config.display_name or name
+        self._url = url
+        self._http = HttpUpstream(config, headers)
+
+    def _failure(self, kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
+        return UpstreamFailure(kind, message, provider_name=self.display_name, **kwargs)
+
+    @abc.abstractmethod
+    def _payload(self, call: UpstreamCall, *, stream: bool) -> bytes: ...
+
+    @abc.abstractmethod
+    def _completion(self, raw: bytes) -> Completion: ...
+
+    @abc.abstractmethod
+    def _events(self, data: AsyncIterator[bytes], stream: ChatStream) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def complete(self, call: UpstreamCall) -> Completion:
+        async with self._http.post(self._url, self._payload(call, stream=False), self._failure) as response:
+            if response.status != 200:
+                raise await self._http.failure_from(response, self._failure, self.display_name)
+            raw = await self._http.read(response, self._failure)
+        return self._completion(raw)
+
+    async def stream(self, call: UpstreamCall) -> ChatStream:
+        context, response = await self._http.open_stream(
+            self._url, self._payload(call, stream=True), self._failure, self.display_name
+        )
+        stream = ChatStream()
+        return stream.attach(self._relay(context, response, stream))
+
+    async def _relay(
+        self,
+        context: contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse],
+        response: aiohttp.ClientResponse,
+        stream: ChatStream,
+    ) -> AsyncIterator[dict[str, Any]]:
+        try:
+            async for chunk in self._events(self._http.sse_data(response, self._failure), stream):
+                yield chunk
+        finally:
+            # Also when the caller went away: releasing an unfinished response drops its connection.
+            await asyncio.shield(context.__aexit__(None, None, None))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

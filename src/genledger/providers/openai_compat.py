@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from genledger.config import ProviderConfig
 from genledger.core.chat import Completion, normalize_finish_reason
-from genledger.core.failures import FailureKind, UpstreamFailure
+from genledger.core.failures import FailureKind
 from genledger.core.usage import from_openai
 from genledger.providers.base import ChatStream, UpstreamCall
-from genledger.providers.http import HttpUpstream
+from genledger.providers.http import HttpProvider
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(HttpProvider):
     """``POST {base_url}/chat/completions``, streamed or not, asking for usage on streams."""
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
-        self.name = name
-        self.display_name = config.display_name or name
         assert config.base_url is not None
-        self._url = config.base_url.rstrip("/") + "/chat/completions"
         headers = {"Content-Type": "application/json"}
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
             if key:
                 headers["Authorization"] = f"Bearer {key}"
-        self._http = HttpUpstream(config, headers)
+        super().__init__(name, config, config.base_url.rstrip("/") + "/chat/completions", headers)
 
     def _payload(self, call: UpstreamCall, *, stream: bool) -> bytes:
         request = call.request
@@ -47,14 +42,7 @@ class OpenAICompatProvider:
             body["stream_options"] = {"include_usage": True}
         return orjson.dumps(body)
 
-    def _failure(self, kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
-        return UpstreamFailure(kind, message, provider_name=self.display_name, **kwargs)
-
-    async def complete(self, call: UpstreamCall) -> Completion:
-        async with self._http.post(self._url, self._payload(call, stream=False), self._failure) as response:
-            if response.status != 200:
-                raise await self._http.failure_from(response, self._failure, self.display_name)
-            raw = await self._http.read(response, self._failure)
+    def _completion(self, raw: bytes) -> Completion:
         try:
             body = orjson.loads(raw)
             choice = body["choices"][0]
@@ -74,46 +62,31 @@ class OpenAICompatProvider:
             upstream_id=upstream_id if isinstance(upstream_id, str) else None,
         )
 
-    async def stream(self, call: UpstreamCall) -> ChatStream:
-        context, response = await self._http.open_stream(
-            self._url, self._payload(call, stream=True), self._failure, self.display_name
-        )
-        stream = ChatStream()
-        return stream.attach(self._chunks(context, response, stream))
-
-    async def _chunks(
-        self, context: Any, response: aiohttp.ClientResponse, stream: ChatStream
-    ) -> AsyncIterator[dict[str, Any]]:
-        try:
-            async for data in self._http.sse_data(response, self._failure):
-                if data == b"[DONE]":
-                    return
-                try:
-                    chunk = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    raise self._failure(
-                        FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid chunk", raw=data
-                    ) from None
-                if not isinstance(chunk, dict):
-                    raise self._failure(FailureKind.INVALID_RESPONSE, "chunk is not an object", raw=data)
-                if "error" in chunk:
-                    raise self._failure(FailureKind.SERVER_ERROR, "error in stream", raw=chunk["error"])
-                if isinstance(chunk.get("id"), str):
-                    stream.upstream_id = chunk["id"]
-                usage = from_openai(chunk.get("usage"))
-                if usage is not None:
-                    stream.usage = usage
-                choices = chunk.get("choices")
-                if not choices:
-                    continue  # the usage-only chunk: the gateway sends its own
-                native = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
-                if native:
-                    stream.native_finish_reason = native
-                    stream.finish_reason = normalize_finish_reason(native)
-                yield chunk
-            raise self._failure(FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream early")
-        finally:
-            await asyncio.shield(context.__aexit__(None, None, None))
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    async def _events(self, data: AsyncIterator[bytes], stream: ChatStream) -> AsyncIterator[dict[str, Any]]:
+        async for line in data:
+            if line == b"[DONE]":
+                return
+            try:
+                chunk = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                raise self._failure(
+                    FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid chunk", raw=line
+                ) from None
+            if not isinstance(chunk, dict):
+                raise self._failure(FailureKind.INVALID_RESPONSE, "chunk is not an object", raw=line)
+            if "error" in chunk:
+                raise self._failure(FailureKind.SERVER_ERROR, "error in stream", raw=chunk["error"])
+            if isinstance(chunk.get("id"), str):
+                stream.upstream_id = chunk["id"]
+            usage = from_openai(chunk.get("usage"))
+            if usage is not None:
+                stream.usage = usage
+            choices = chunk.get("choices")
+            if not choices:
+                continue  # the usage-only chunk: the gateway sends its own
+            native = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
+            if native:
+                stream.native_finish_reason = native
+                stream.finish_reason = normalize_finish_reason(native)
+            yield chunk
+        raise self._failure(FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream early")
