@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletion
 
 from tests.e2e.conftest import MODEL, gateway_settings
 from tests.fakes import FakeOpenAIInThread
 from tests.gateway import GatewayServer, create_key
 
 
-def test_a_broken_ledger_is_a_clean_500_and_keeps_what_was_recorded(tmp_path):
-    path = tmp_path / "ledger.db"
+@contextmanager
+def running(path: Path, **key: Any) -> Iterator[tuple[GatewayServer, str, ChatCompletion]]:
+    """A gateway on a SQLite file at ``path``, a key, and one completion already recorded."""
     database = f"sqlite:///{path}"
-    secret = create_key(database, "k", limit_pico=10**12)
+    secret = create_key(database, "k", **key)
     with (
         FakeOpenAIInThread() as fake,
         GatewayServer.build(**gateway_settings(database, fake.api_url)) as gateway,
     ):
         client = openai.OpenAI(api_key=secret, base_url=gateway.base_url, max_retries=0)
         kept = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "keep me"}])
+        yield gateway, secret, kept
 
+
+def test_a_broken_ledger_is_a_clean_500_and_keeps_what_was_recorded(tmp_path):
+    path = tmp_path / "ledger.db"
+    with running(path, limit_pico=10**12) as (gateway, secret, kept):
         # Break the ledger under the running gateway: its generations can no longer be written.
         with sqlite3.connect(path) as db:
             db.execute(
@@ -66,14 +77,7 @@ def test_a_failing_read_is_a_typed_500_for_the_official_client(tmp_path):
     from openrouter.utils import BackoffStrategy, RetryConfig
 
     path = tmp_path / "ledger.db"
-    database = f"sqlite:///{path}"
-    secret = create_key(database, "k")
-    with (
-        FakeOpenAIInThread() as fake,
-        GatewayServer.build(**gateway_settings(database, fake.api_url)) as gateway,
-    ):
-        client = openai.OpenAI(api_key=secret, base_url=gateway.base_url, max_retries=0)
-        kept = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "keep me"}])
+    with running(path) as (gateway, secret, kept):
         with sqlite3.connect(path) as db:
             db.execute("ALTER TABLE generations RENAME TO generations_away")
         no_retries = RetryConfig("none", BackoffStrategy(1, 1, 1, 1), False)
