@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from genledger.core.limits import DEFAULT_MAX_OUTPUT_TOKENS
+from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
 from genledger.core.money import PriceError, per_token_pico
 from genledger.core.pricing import Price
 

@@ -9,8 +9,8 @@ import pytest
 from genledger.config import load_settings
 from genledger.core.chat import ChatRequest, ProviderPreferences
 from genledger.errors import BadRequest
+from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog
-from genledger.gateway.health import Breakers
 from genledger.gateway.routing import plan
 from genledger.providers import build_provider
 
@@ -77,7 +77,7 @@ def test_nothing_left_or_unknown_models_are_400():
 
 
 def test_the_dearest_fallback_model_sets_the_reservation():
-    from genledger.core.limits import reservation
+    from genledger.core.credits import reservation
 
     entries = [CATALOG.resolve("m/one"), CATALOG.resolve("m/two")]
     request = ChatRequest(model="m/one", messages=({"role": "user", "content": "x"},), max_tokens=10)

@@ -23,7 +23,8 @@ from genledger.api.routes.keys import (
     list_keys,
     update_key,
 )
-from genledger.api.routes.models import health, list_models, metrics
+from genledger.api.routes.models import list_models
+from genledger.api.routes.ops import health, metrics
 from genledger.config import Settings
 from genledger.errors import GatewayError
 from genledger.gateway.services import Services

@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 
-from genledger.core.limits import LIMIT_RESETS, period_start
+from genledger.core.credits import LIMIT_RESETS, period_start
+from genledger.core.keys import KeyRecord
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_usd
 from genledger.errors import BadRequest
-from genledger.ledger.keys import KeyRecord
 
 _NAME_MAX = 200
 

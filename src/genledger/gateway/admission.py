@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 from genledger.config import LimitsConfig
 from genledger.core.chat import ChatRequest
-from genledger.core.limits import period_start, reservation
+from genledger.core.credits import period_start, reservation
+from genledger.core.keys import KeyRecord, Refusal
 from genledger.core.money import to_decimal
 from genledger.errors import Forbidden, PaymentRequired, TooManyRequests
 from genledger.gateway.catalog import ModelEntry
-from genledger.ledger.keys import KeyRecord, KeyStore, Refusal
+from genledger.ledger.keys import KeyStore
 from genledger.limits import Decision, RateLimiter, RateLimits
 
 IN_FLIGHT_RETRY_AFTER_S = 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 from genledger.core.ids import hash_key
+from genledger.core.keys import KeyRecord
 from genledger.errors import Unauthorized
-from genledger.ledger.keys import KeyRecord, KeyStore
+from genledger.ledger.keys import KeyStore
 
 KEY_CACHE_TTL_S = 2.0
 _MAX_KEY_LENGTH = 256

@@ -22,15 +22,15 @@ from genledger.core.chat import ChatRequest
 from genledger.core.failures import RETRYABLE_KINDS, FailureKind, UpstreamFailure
 from genledger.core.generation import Generation, ProviderAttempt
 from genledger.core.ids import new_generation_id
+from genledger.core.keys import KeyRecord
 from genledger.core.money import to_usd
 from genledger.core.usage import Usage
 from genledger.errors import BadGateway, GatewayError, from_upstream
 from genledger.gateway.admission import Admission
+from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog, ModelEntry
-from genledger.gateway.health import Breakers
 from genledger.gateway.routing import Candidate, plan
 from genledger.ledger.generations import GenerationStore
-from genledger.ledger.keys import KeyRecord
 from genledger.metrics import Metrics
 from genledger.providers.base import ChatStream, Provider, UpstreamCall
 

@@ -10,9 +10,9 @@ from typing import Any
 from genledger.config import Settings
 from genledger.gateway.admission import Admission
 from genledger.gateway.auth import Authenticator
+from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog
 from genledger.gateway.completions import CompletionService
-from genledger.gateway.health import Breakers
 from genledger.ledger import Ledger
 from genledger.limits import RateLimiter
 from genledger.limits.ratelimit import MemoryRateLimiter

@@ -1,6 +1,6 @@
 """The ledger: durable storage of keys and generations, SQLite or PostgreSQL, one code path."""
 
-from genledger.ledger.keys import KeyExists, KeyRecord, Refusal
+from genledger.core.keys import KeyExists, KeyRecord, Refusal
 from genledger.ledger.store import Ledger
 
 __all__ = ["KeyExists", "KeyRecord", "Ledger", "Refusal"]

@@ -16,10 +16,10 @@ from genledger.api.key_wire import (
     parse_key_update,
 )
 from genledger.api.responses import json_response, services_of
+from genledger.core.keys import KeyRecord
 from genledger.errors import BadRequest, Forbidden, NotFound
 from genledger.gateway.services import Services
 from genledger.ledger import KeyExists
-from genledger.ledger.keys import KeyRecord
 
 
 async def _usage(services: Services, key: KeyRecord) -> KeyUsage:

@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 
 from genledger.core.chat import ChatRequest
-from genledger.core.limits import max_output_tokens, period_start, prompt_tokens_upper_bound, reservation
+from genledger.core.credits import max_output_tokens, period_start, prompt_tokens_upper_bound, reservation
 from genledger.core.pricing import Price
 from genledger.limits import gcra
 
