@@ -260,7 +260,7 @@ def generations_get(
     config: ConfigOption = None,
 ) -> None:
     """Show one generation as a table."""
-    from genledger.api.wire import generation_json
+    from genledger.api.generation_wire import generation_json
 
     settings = _settings(config)
     generation = _with_ledger(settings, lambda ledger: ledger.generations.lookup(generation_id))

@@ -72,8 +72,8 @@ class Metrics:
         streamed = "true" if generation.streamed else "false"
         provider, finish = generation.provider_name or "", generation.finish_reason or ""
         self._child(self._generations, model, provider, streamed, finish).inc()
-        if generation.usage:
-            self._child(self._cost, model).inc(to_usd(generation.usage))
+        if generation.charge_pico:
+            self._child(self._cost, model).inc(to_usd(generation.charge_pico))
         self._child(self._tokens, model, "prompt").inc(generation.tokens_prompt or 0)
         self._child(self._tokens, model, "completion").inc(generation.tokens_completion or 0)
         self._write_seconds.observe(write_seconds)

@@ -1,7 +1,8 @@
 import orjson
 import pytest
 
-from genledger.api.wire import generation_json, parse_chat_request, parse_generation_id
+from genledger.api.generation_wire import generation_json
+from genledger.api.wire import parse_chat_request, parse_generation_id
 from genledger.core.generation import Generation
 from genledger.core.ids import hash_key, new_api_key, new_generation_id
 from genledger.errors import BadRequest

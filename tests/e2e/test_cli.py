@@ -135,8 +135,8 @@ def test_keys_show_limits_and_usage_by_day(folder: Path):
                     key_id=key.id,
                     created_at=datetime.now(UTC),
                     model="m",
-                    usage=usage,
-                    total_cost=usage,
+                    charge_pico=usage,
+                    total_cost_pico=usage,
                 )
             )
 

@@ -86,11 +86,18 @@ def key_state(database: str, secret: str):
 
 
 def generations_usage(database: str, key_id: str) -> int:
-    from datetime import datetime
+    from sqlalchemy import func, select
 
-    return run_with_ledger(
-        database, lambda ledger: ledger.generations.usage_since(key_id, datetime(2000, 1, 1))
-    )
+    from genledger.ledger.schema import generations
+
+    async def total(ledger):
+        query = select(func.coalesce(func.sum(generations.c.usage_pico), 0)).where(
+            generations.c.key_id == key_id
+        )
+        async with ledger.engine.connect() as connection:
+            return int((await connection.execute(query)).scalar_one())
+
+    return run_with_ledger(database, total)
 
 
 def test_200_concurrent_requests_never_overspend_a_limit_for_50(instances, database):

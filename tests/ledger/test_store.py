@@ -41,9 +41,9 @@ def generation(key_id: str, **fields) -> Generation:
         created_at=datetime.now(UTC),
         model="acme/fast-chat",
         provider_name="FakeAI",
-        total_cost=123_456_789,
-        usage=123_456_789,
-        cache_discount=0,
+        total_cost_pico=123_456_789,
+        charge_pico=123_456_789,
+        cache_discount_pico=0,
         streamed=True,
         cancelled=False,
         latency_ms=12.5,
@@ -85,12 +85,12 @@ async def test_a_generation_round_trips_exactly_and_only_for_its_owner(ledger: L
     assert await ledger.generations.get(record.id, bob.id) is None
     assert await ledger.generations.lookup(record.id) == record
     # The key is charged exactly what the generation cost.
-    assert (await ledger.keys.find_by_name("alice")).usage_pico == record.usage
+    assert (await ledger.keys.find_by_name("alice")).usage_pico == record.charge_pico
 
 
 async def test_concurrent_writes_are_all_committed_and_charged(ledger: Ledger):
     alice, _ = await ledger.keys.create("alice")
-    records = [generation(alice.id, usage=i, total_cost=i) for i in range(1, 201)]
+    records = [generation(alice.id, charge_pico=i, total_cost_pico=i) for i in range(1, 201)]
     await asyncio.gather(*(ledger.generations.record(r) for r in records))
     for r in records[::20]:
         assert await ledger.generations.get(r.id, alice.id) == r
@@ -102,7 +102,7 @@ async def test_one_bad_row_does_not_fail_its_batch(ledger: Ledger):
     first = generation(alice.id)
     await ledger.generations.record(first)
     good = [generation(alice.id) for _ in range(5)]
-    duplicate = replace(first, usage=1)
+    duplicate = replace(first, charge_pico=1)
     results = await asyncio.gather(
         *(ledger.generations.record(r) for r in [*good, duplicate]), return_exceptions=True
     )
@@ -151,7 +151,7 @@ async def test_reservations_never_exceed_the_limit_under_concurrency(ledger: Led
 async def test_settlement_charges_the_cost_and_releases_the_reservation(ledger: Ledger):
     key, _ = await ledger.keys.create("settle", limit_pico=1_000)
     assert await ledger.keys.reserve(key.id, 400, None) is None
-    await ledger.generations.record(generation(key.id, usage=250, total_cost=250), reserved=400)
+    await ledger.generations.record(generation(key.id, charge_pico=250, total_cost_pico=250), reserved=400)
     state = await ledger.keys.find_by_id(key.id)
     assert (state.usage_pico, state.reserved_pico) == (250, 0)
 
@@ -162,7 +162,7 @@ async def test_a_new_period_resets_what_the_limit_counts(ledger: Ledger):
     key, _ = await ledger.keys.create("daily", limit_pico=100, limit_reset="daily")
     day1 = datetime(2026, 1, 1, tzinfo=UTC)
     assert await ledger.keys.reserve(key.id, 100, day1) is None
-    await ledger.generations.record(generation(key.id, usage=100, total_cost=100), reserved=100)
+    await ledger.generations.record(generation(key.id, charge_pico=100, total_cost_pico=100), reserved=100)
     assert (await ledger.keys.reserve(key.id, 1, day1)).value == "key_limit"
     # The next day the period's usage starts from zero; lifetime usage is kept.
     assert await ledger.keys.reserve(key.id, 100, day1 + timedelta(days=1)) is None
@@ -176,7 +176,7 @@ async def test_a_new_period_resets_what_the_limit_counts(ledger: Ledger):
 
 async def test_a_limit_without_reset_counts_all_usage(ledger: Ledger):
     key, _ = await ledger.keys.create("lifetime", limit_pico=100)
-    await ledger.generations.record(generation(key.id, usage=90, total_cost=90))
+    await ledger.generations.record(generation(key.id, charge_pico=90, total_cost_pico=90))
     assert (await ledger.keys.reserve(key.id, 20, None)).value == "key_limit"
     assert await ledger.keys.reserve(key.id, 10, None) is None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -13,17 +12,9 @@ from genledger.core.credits import LIMIT_RESETS, period_start
 from genledger.core.keys import KeyRecord
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_usd
 from genledger.errors import BadRequest
+from genledger.gateway.keys import KeyView
 
 _NAME_MAX = 200
-
-
-@dataclass(frozen=True, slots=True)
-class KeyUsage:
-    """A key's usage in picodollars: the current UTC day, week (from Monday) and month."""
-
-    daily: int
-    weekly: int
-    monthly: int
 
 
 def limit_remaining(key: KeyRecord, now: datetime) -> int | None:
@@ -49,7 +40,8 @@ def rate_limit_json(requests_per_minute: int, tokens_per_minute: int) -> dict[st
     }
 
 
-def _limits_and_usage(key: KeyRecord, usage: KeyUsage) -> dict[str, Any]:
+def _limits_and_usage(view: KeyView) -> dict[str, Any]:
+    key, usage = view.key, view.usage
     return {
         "label": key.label,
         "limit": _usd(key.limit_pico),
@@ -65,13 +57,14 @@ def _limits_and_usage(key: KeyRecord, usage: KeyUsage) -> dict[str, Any]:
     }
 
 
-def key_json(key: KeyRecord, usage: KeyUsage) -> dict[str, Any]:
+def key_json(view: KeyView) -> dict[str, Any]:
     """A key as the management API shows it: never its secret."""
+    key = view.key
     return {
         "hash": key.hash,
         "name": key.name,
         "disabled": key.disabled,
-        **_limits_and_usage(key, usage),
+        **_limits_and_usage(view),
         "byok_usage_daily": 0.0,
         "byok_usage_weekly": 0.0,
         "byok_usage_monthly": 0.0,
@@ -82,15 +75,13 @@ def key_json(key: KeyRecord, usage: KeyUsage) -> dict[str, Any]:
     }
 
 
-def key_info_json(
-    key: KeyRecord, usage: KeyUsage, requests_per_minute: int, tokens_per_minute: int
-) -> dict[str, Any]:
-    """``GET /key``: the calling key's limits and usage."""
+def key_info_json(view: KeyView) -> dict[str, Any]:
+    """``GET /key``: the calling key's limits, usage and effective rate limits."""
     return {
-        **_limits_and_usage(key, usage),
+        **_limits_and_usage(view),
         "is_free_tier": False,
-        "is_provisioning_key": key.is_management,
-        "rate_limit": rate_limit_json(requests_per_minute, tokens_per_minute),
+        "is_provisioning_key": view.key.is_management,
+        "rate_limit": rate_limit_json(view.limits.requests_per_minute, view.limits.tokens_per_minute),
     }
 
 

@@ -8,8 +8,6 @@ from typing import Any
 import orjson
 
 from genledger.core.chat import ChatRequest, ProviderPreferences
-from genledger.core.generation import Generation
-from genledger.core.money import to_usd
 from genledger.errors import BadRequest
 from genledger.gateway.catalog import ModelEntry
 
@@ -185,61 +183,6 @@ def parse_generation_id(value: str | None) -> str:
     if len(value) > MAX_ID_LENGTH:
         raise BadRequest(f"'id' is longer than {MAX_ID_LENGTH} characters", metadata={"param": "id"})
     return value.strip()
-
-
-def _usd(pico: int | None) -> float | None:
-    return None if pico is None else to_usd(pico)
-
-
-def generation_json(generation: Generation) -> dict[str, Any]:
-    """The contract's generation object: every key present, nulls where unknown."""
-    return {
-        "id": generation.id,
-        "upstream_id": generation.upstream_id,
-        "total_cost": to_usd(generation.total_cost),
-        "cache_discount": _usd(generation.cache_discount),
-        "upstream_inference_cost": None,
-        "created_at": generation.created_at.isoformat(),
-        "model": generation.model,
-        "app_id": None,
-        "streamed": generation.streamed,
-        "cancelled": generation.cancelled,
-        "provider_name": generation.provider_name,
-        "latency": generation.latency_ms,
-        "moderation_latency": None,
-        "generation_time": generation.generation_time_ms,
-        "finish_reason": generation.finish_reason,
-        "tokens_prompt": generation.tokens_prompt,
-        "tokens_completion": generation.tokens_completion,
-        "native_tokens_prompt": generation.native_tokens_prompt,
-        "native_tokens_completion": generation.native_tokens_completion,
-        "native_tokens_completion_images": generation.native_tokens_completion_images,
-        "native_tokens_reasoning": generation.native_tokens_reasoning,
-        "native_tokens_cached": generation.native_tokens_cached,
-        "num_media_prompt": generation.num_media_prompt,
-        "num_input_audio_prompt": None,
-        "num_media_completion": None,
-        "num_search_results": None,
-        "origin": generation.origin,
-        "usage": to_usd(generation.usage),
-        "is_byok": False,
-        "native_finish_reason": generation.native_finish_reason,
-        "external_user": generation.external_user,
-        "api_type": generation.api_type,
-        "router": generation.router,
-        "data_region": generation.data_region,
-        "http_referer": generation.http_referer,
-        "user_agent": generation.user_agent,
-        "preset_id": None,
-        "service_tier": None,
-        "web_search_engine": None,
-        "workspace_id": None,
-        "num_fetches": None,
-        "provider_responses": [attempt.to_json() for attempt in generation.provider_responses],
-        "request_id": generation.request_id,
-        "session_id": None,
-        "response_cache_source_id": None,
-    }
 
 
 def _per_token(price_per_million: Decimal | None) -> str:

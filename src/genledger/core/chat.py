@@ -1,4 +1,7 @@
-"""Internal types of a chat completion: what was asked, and what came back."""
+"""Internal types of a chat completion: what was asked, and what came back whole.
+
+A streamed answer arrives as :mod:`genledger.core.events` instead.
+"""
 
 from __future__ import annotations
 
@@ -56,19 +59,49 @@ class ChatRequest:
         return total
 
 
-@dataclass(slots=True)
-class Completion:
-    """A provider's finished answer, already in the OpenAI ``chat.completion`` shape.
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model asked for; ``arguments`` is JSON text, as OpenAI sends it."""
 
-    ``body`` is the response object the caller will receive; the gateway replaces its
-    ``id`` with the generation id and adds the cost to its ``usage``.
+    id: str | None
+    name: str | None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One answer of a completion (most have one; OpenAI's ``n`` asks for more).
+
+    ``logprobs`` is kept as the provider sent it (its shape is OpenAI's, relayed as is).
     """
 
-    body: dict[str, Any]
-    usage: Usage | None
-    finish_reason: str | None
-    native_finish_reason: str | None
-    upstream_id: str | None
+    index: int = 0
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: str | None = None
+    refusal: str | None = None
+    finish_reason: str | None = None
+    native_finish_reason: str | None = None
+    logprobs: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A provider's whole answer, in no wire format: the edge renders it for the caller."""
+
+    choices: tuple[Choice, ...]
+    usage: Usage | None = None
+    upstream_id: str | None = None
+    created: int | None = None
+    system_fingerprint: str | None = None
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.choices[0].finish_reason if self.choices else None
+
+    @property
+    def native_finish_reason(self) -> str | None:
+        return self.choices[0].native_finish_reason if self.choices else None
 
 
 def normalize_finish_reason(native: str | None) -> str | None:

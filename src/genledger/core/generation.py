@@ -1,10 +1,24 @@
-"""The ledger's record of one generation."""
+"""The ledger's record of one generation: one definition, and the names it goes by.
+
+:class:`Generation` is the definition. The ledger's row and the contract's JSON
+(``GET /generation``, pinned by ``shared/reference/generation-api.md``) follow from it and
+two small rename tables; a test pins the row to the table, the JSON to the reference and
+the client's model to the JSON.
+
+* Money is integer picodollars, in attributes named ``*_pico`` (shown in USD).
+* Token counts are named ``tokens_*`` / ``native_tokens_*``; ``None`` when the provider
+  reported none.
+* ``*_ms`` are milliseconds (the contract's ``latency`` and ``generation_time``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
+
+from genledger.core.usage import Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +31,7 @@ class ProviderAttempt:
     upstream_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """As stored, and as the contract's ``provider_responses`` items show it."""
         return {
             "status": self.status,
             "provider_name": self.provider_name,
@@ -25,13 +40,22 @@ class ProviderAttempt:
             "is_byok": False,
         }
 
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> ProviderAttempt:
+        return cls(
+            status=item["status"],
+            provider_name=item.get("provider_name"),
+            latency_ms=item.get("latency"),
+            upstream_id=item.get("id"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Generation:
     """Everything genledger keeps about one generation.
 
-    Money is in picodollars. Token fields are ``None`` when the provider did not report
-    them. ``key_id`` owns the record: only that key may read it.
+    ``key_id`` owns the record: only that key may read it. ``charge_pico`` is what was
+    charged to the key's credit; ``total_cost_pico`` what the generation cost (equal today).
     """
 
     id: str
@@ -41,9 +65,9 @@ class Generation:
     api_type: str = "completions"
     upstream_id: str | None = None
     provider_name: str | None = None
-    total_cost: int = 0
-    cache_discount: int | None = None
-    usage: int = 0
+    total_cost_pico: int = 0
+    cache_discount_pico: int | None = None
+    charge_pico: int = 0
     streamed: bool | None = None
     cancelled: bool | None = None
     latency_ms: float | None = None
@@ -68,3 +92,88 @@ class Generation:
     data_region: str = "global"
     request_id: str | None = None
     provider_responses: tuple[ProviderAttempt, ...] = field(default_factory=tuple)
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens (0 when unknown)."""
+        return (self.tokens_prompt or 0) + (self.tokens_completion or 0)
+
+
+FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Generation))
+
+COLUMN_NAMES: dict[str, str] = {"charge_pico": "usage_pico"}
+"""Attributes whose ledger column is named otherwise (every other column is the attribute)."""
+
+CONTRACT_NAMES: dict[str, str] = {
+    "total_cost_pico": "total_cost",
+    "cache_discount_pico": "cache_discount",
+    "charge_pico": "usage",
+    "latency_ms": "latency",
+    "generation_time_ms": "generation_time",
+}
+"""Attributes the contract's JSON names otherwise."""
+
+NOT_IN_CONTRACT = frozenset({"key_id", "native_tokens_cache_write", "app_title"})
+"""Attributes the contract has no key for: kept in the ledger, not shown by ``/generation``."""
+
+CONTRACT_CONSTANTS: dict[str, Any] = {
+    "upstream_inference_cost": None,
+    "app_id": None,
+    "moderation_latency": None,
+    "num_input_audio_prompt": None,
+    "num_media_completion": None,
+    "num_search_results": None,
+    "is_byok": False,
+    "preset_id": None,
+    "service_tier": None,
+    "web_search_engine": None,
+    "workspace_id": None,
+    "num_fetches": None,
+    "session_id": None,
+    "response_cache_source_id": None,
+}
+"""Contract keys genledger has no value of its own for: the same for every generation."""
+
+
+def column_name(attribute: str) -> str:
+    return COLUMN_NAMES.get(attribute, attribute)
+
+
+def contract_name(attribute: str) -> str:
+    return CONTRACT_NAMES.get(attribute, attribute)
+
+
+class TokenCounts(TypedDict):
+    tokens_prompt: int | None
+    tokens_completion: int | None
+    native_tokens_prompt: int | None
+    native_tokens_completion: int | None
+    native_tokens_reasoning: int | None
+    native_tokens_cached: int | None
+    native_tokens_cache_write: int | None
+    native_tokens_completion_images: int | None
+
+
+def token_counts(usage: Usage | None) -> TokenCounts:
+    """A generation's token attributes for what the provider reported (``None``: nothing)."""
+    if usage is None:
+        return TokenCounts(
+            tokens_prompt=None,
+            tokens_completion=None,
+            native_tokens_prompt=None,
+            native_tokens_completion=None,
+            native_tokens_reasoning=None,
+            native_tokens_cached=None,
+            native_tokens_cache_write=None,
+            native_tokens_completion_images=None,
+        )
+    return {
+        "tokens_prompt": usage.prompt_tokens,
+        "tokens_completion": usage.completion_tokens,
+        "native_tokens_prompt": usage.prompt_tokens,
+        "native_tokens_completion": usage.completion_tokens,
+        "native_tokens_reasoning": usage.reasoning_tokens,
+        "native_tokens_cached": usage.cached_tokens,
+        "native_tokens_cache_write": usage.cache_write_tokens,
+        "native_tokens_completion_images": usage.completion_image_tokens,
+    }

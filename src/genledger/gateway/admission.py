@@ -10,9 +10,9 @@ from genledger.core.chat import ChatRequest
 from genledger.core.credits import period_start, reservation
 from genledger.core.keys import KeyRecord, Refusal
 from genledger.core.money import to_decimal
+from genledger.core.stores import KeyStore
 from genledger.errors import Forbidden, PaymentRequired, TooManyRequests
 from genledger.gateway.catalog import ModelEntry
-from genledger.ledger.keys import KeyStore
 from genledger.limits import Decision, RateLimiter, RateLimits
 
 IN_FLIGHT_RETRY_AFTER_S = 1

@@ -6,8 +6,8 @@ import time
 
 from genledger.core.ids import hash_key
 from genledger.core.keys import KeyRecord
+from genledger.core.stores import KeyStore
 from genledger.errors import Unauthorized
-from genledger.ledger.keys import KeyStore
 
 KEY_CACHE_TTL_S = 2.0
 _MAX_KEY_LENGTH = 256

@@ -10,33 +10,40 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import orjson
-
 from genledger.core import pricing
 from genledger.core.chat import ChatRequest
+from genledger.core.events import (
+    Answer,
+    Failed,
+    Finish,
+    Head,
+    Identified,
+    ProviderEvent,
+    Relay,
+    RelayEvent,
+    Settled,
+    UsageReport,
+)
 from genledger.core.failures import RETRYABLE_KINDS, FailureKind, UpstreamFailure
-from genledger.core.generation import Generation, ProviderAttempt
+from genledger.core.generation import Generation, ProviderAttempt, token_counts
 from genledger.core.ids import new_generation_id
 from genledger.core.keys import KeyRecord
-from genledger.core.money import to_usd
+from genledger.core.stores import GenerationStore
 from genledger.core.usage import Usage
 from genledger.errors import BadGateway, GatewayError, from_upstream
 from genledger.gateway.admission import Admission
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog, ModelEntry
 from genledger.gateway.routing import Candidate, plan
-from genledger.ledger.generations import GenerationStore
 from genledger.metrics import Metrics
-from genledger.providers.base import ChatStream, Provider, UpstreamCall
+from genledger.providers.base import EventStream, Provider, UpstreamCall
 
 log = logging.getLogger("genledger.completions")
-
-SSE_DONE = b"data: [DONE]\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +61,26 @@ def _ms_since(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
-def usage_json(usage: Usage, cost_pico: int) -> dict[str, Any]:
-    """An OpenAI ``usage`` object with OpenRouter's ``cost`` (USD)."""
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "cost": to_usd(cost_pico),
-        "is_byok": False,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-    }
+@dataclass(slots=True)
+class _Tally:
+    """What a stream has told so far: the gateway's view, kept as events pass."""
+
+    upstream_id: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    native_finish_reason: str | None = None
+
+    def add(self, event: ProviderEvent) -> bool:
+        """Take in ``event``; whether the caller should see it."""
+        if isinstance(event, UsageReport):
+            self.usage = event.usage
+            return False
+        if isinstance(event, Identified):
+            self.upstream_id = event.upstream_id
+            return False
+        if isinstance(event, Finish) and event.choice == 0:
+            self.finish_reason, self.native_finish_reason = event.reason, event.native
+        return True
 
 
 @dataclass(slots=True)
@@ -93,6 +109,9 @@ class _Call:
         assert self.served is not None
         return self.served.provider
 
+    def head(self) -> Head:
+        return Head(self.generation_id, self.entry.slug, self.provider.display_name, int(time.time()))
+
     def upstream(self, candidate: Candidate) -> UpstreamCall:
         return UpstreamCall(
             self.request, candidate.endpoint.upstream_model, candidate.entry.max_output_tokens
@@ -111,6 +130,7 @@ class _Call:
         data_region: str,
     ) -> Generation:
         cost = pricing.cost(usage, self.entry.price) if usage is not None else None
+        charge = cost.total if cost else 0
         served = ProviderAttempt(
             status=attempt_status,
             provider_name=self.provider.display_name,
@@ -124,23 +144,16 @@ class _Call:
             model=self.entry.slug,
             upstream_id=upstream_id,
             provider_name=self.provider.display_name,
-            total_cost=cost.total if cost else 0,
-            cache_discount=cost.cache_discount if cost else None,
-            usage=cost.total if cost else 0,
+            total_cost_pico=charge,
+            cache_discount_pico=cost.cache_discount if cost else None,
+            charge_pico=charge,
             streamed=streamed,
             cancelled=cancelled,
             latency_ms=self.first_token_ms if streamed else _ms_since(self.context.received_at),
             generation_time_ms=_ms_since(self.served_started),
             finish_reason=finish_reason,
             native_finish_reason=native_finish_reason,
-            tokens_prompt=usage.prompt_tokens if usage else None,
-            tokens_completion=usage.completion_tokens if usage else None,
-            native_tokens_prompt=usage.prompt_tokens if usage else None,
-            native_tokens_completion=usage.completion_tokens if usage else None,
-            native_tokens_reasoning=usage.reasoning_tokens if usage else None,
-            native_tokens_cached=usage.cached_tokens if usage else None,
-            native_tokens_cache_write=usage.cache_write_tokens if usage else None,
-            native_tokens_completion_images=usage.completion_image_tokens if usage else None,
+            **token_counts(usage),
             origin=self.context.http_referer or "",
             http_referer=self.context.http_referer,
             user_agent=self.context.user_agent,
@@ -270,12 +283,11 @@ class CompletionService:
             await self.admission.release(call.key, call.reserved)
             raise
         self._metrics.recorded(generation, time.perf_counter() - started)
-        tokens = (generation.tokens_prompt or 0) + (generation.tokens_completion or 0)
-        if tokens:
-            await self.admission.used_tokens(call.key, tokens)
+        if generation.tokens:
+            await self.admission.used_tokens(call.key, generation.tokens)
 
-    async def complete(self, key: KeyRecord, request: ChatRequest, context: RequestContext) -> dict[str, Any]:
-        """The ``chat.completion`` body for the caller, after its generation is committed."""
+    async def complete(self, key: KeyRecord, request: ChatRequest, context: RequestContext) -> Answer:
+        """The whole answer, after its generation is committed."""
         call = await self._admit(key, request, context)
         try:
             completion = await self._first_success(call, lambda c: c.provider.complete(call.upstream(c)))
@@ -291,31 +303,21 @@ class CompletionService:
             data_region=self._data_region,
         )
         await self._record(call, generation)
-        body = completion.body
-        body["id"] = generation.id
-        body["model"] = call.entry.slug
-        body["provider"] = call.provider.display_name
-        if completion.usage is not None:
-            body["usage"] = usage_json(completion.usage, generation.total_cost)
-        return body
+        return Answer(call.head(), completion, generation.total_cost_pico)
 
-    async def stream(
-        self, key: KeyRecord, request: ChatRequest, context: RequestContext
-    ) -> AsyncIterator[bytes]:
-        """Start the upstream stream; failures before its first chunk raise with their status.
+    async def stream(self, key: KeyRecord, request: ChatRequest, context: RequestContext) -> Relay:
+        """Start the upstream stream; failures before its first event raise with their status.
 
-        Returns the server-sent events for the caller. Once iteration has begun, failures
-        end the stream with an error chunk instead.
+        Once iteration of the relay's events has begun, failures end it with a
+        :class:`Failed` event instead; every relay that runs to its end closes with
+        :class:`Settled` once the generation is recorded.
         """
         call = await self._admit(key, request, context)
 
-        async def open_stream(
-            candidate: Candidate,
-        ) -> tuple[ChatStream, AsyncIterator[dict[str, Any]], dict[str, Any]]:
+        async def open_stream(candidate: Candidate) -> tuple[EventStream, ProviderEvent]:
             stream = await candidate.provider.stream(call.upstream(candidate))
             try:
-                chunks = aiter(stream)
-                return stream, chunks, await anext(chunks)
+                return stream, await anext(stream)
             except StopAsyncIteration:
                 await stream.aclose()
                 raise UpstreamFailure(
@@ -328,21 +330,21 @@ class CompletionService:
                 raise
 
         try:
-            stream, chunks, first = await self._first_success(call, open_stream)
+            stream, first = await self._first_success(call, open_stream)
         except BaseException:
             await self.admission.release(key, call.reserved)
             raise
         call.first_token_ms = _ms_since(context.received_at)
-        return self._relay(call, stream, chunks, first)
+        return Relay(call.head(), self._relay(call, stream, first))
 
     def _stream_generation(
-        self, call: _Call, stream: ChatStream, failure: UpstreamFailure | None, *, cancelled: bool = False
+        self, call: _Call, tally: _Tally, failure: UpstreamFailure | None, *, cancelled: bool = False
     ) -> Generation:
         return call.generation(
-            usage=stream.usage,
-            upstream_id=stream.upstream_id,
-            finish_reason="error" if failure else stream.finish_reason,
-            native_finish_reason="error" if failure else stream.native_finish_reason,
+            usage=tally.usage,
+            upstream_id=tally.upstream_id,
+            finish_reason="error" if failure else tally.finish_reason,
+            native_finish_reason="error" if failure else tally.native_finish_reason,
             streamed=True,
             cancelled=cancelled,
             attempt_status=failure.status if failure else 200,
@@ -350,16 +352,18 @@ class CompletionService:
         )
 
     async def _relay(
-        self, call: _Call, stream: ChatStream, chunks: AsyncIterator[dict[str, Any]], first: dict[str, Any]
-    ) -> AsyncIterator[bytes]:
-        frames = _Frames(call)
+        self, call: _Call, stream: EventStream, first: ProviderEvent
+    ) -> AsyncGenerator[RelayEvent, None]:
+        tally = _Tally()
         failure: UpstreamFailure | None = None
         finished = False
         try:
-            yield frames.chunk(first)
+            if tally.add(first):
+                yield first  # type: ignore[misc]  # add() is True only for deltas
             try:
-                async for chunk in chunks:
-                    yield frames.chunk(chunk)
+                async for event in stream:
+                    if tally.add(event):
+                        yield event  # type: ignore[misc]
             except UpstreamFailure as exc:
                 failure = exc
             finished = True
@@ -367,67 +371,24 @@ class CompletionService:
             if not finished:
                 # The caller went away: stop the upstream and record what is known, in the
                 # background, since this task is being torn down.
-                self._spawn(self._record_cancelled(call, stream))
-        generation = self._stream_generation(call, stream, failure)
+                self._spawn(self._record_cancelled(call, stream, tally))
+        generation = self._stream_generation(call, tally, failure)
         try:
             await self._record(call, generation)
         except Exception:
             # Too late for a status: say so in the stream, without internals.
             log.exception("recording a streamed generation failed")
-            yield frames.error(500, "Internal Server Error", None)
-            yield SSE_DONE
+            yield Failed(500, "Internal Server Error")
             return
         if failure is not None:
-            metadata = {"provider_name": failure.provider_name, "raw": failure.raw}
-            yield frames.error(failure.status, failure.message, metadata)
-        yield frames.usage(generation, stream.usage)
-        yield SSE_DONE
+            yield Failed(
+                failure.status, failure.message, {"provider_name": failure.provider_name, "raw": failure.raw}
+            )
+        yield Settled(tally.usage, generation.total_cost_pico)
 
-    async def _record_cancelled(self, call: _Call, stream: ChatStream) -> None:
+    async def _record_cancelled(self, call: _Call, stream: EventStream, tally: _Tally) -> None:
         try:
             await stream.aclose()
         except Exception:
             log.warning("closing a cancelled upstream stream failed", exc_info=True)
-        await self._record(call, self._stream_generation(call, stream, None, cancelled=True))
-
-
-class _Frames:
-    """Server-sent events for the caller: upstream chunks under our id, slug and provider."""
-
-    __slots__ = ("_base", "_created")
-
-    def __init__(self, call: _Call) -> None:
-        self._created = int(time.time())
-        self._base = {
-            "id": call.generation_id,
-            "model": call.entry.slug,
-            "provider": call.provider.display_name,
-        }
-
-    @staticmethod
-    def _frame(chunk: dict[str, Any]) -> bytes:
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-    def chunk(self, chunk: dict[str, Any]) -> bytes:
-        chunk.update(self._base)
-        chunk.pop("usage", None)
-        return self._frame(chunk)
-
-    def _own(self) -> dict[str, Any]:
-        return {"object": "chat.completion.chunk", "created": self._created, **self._base}
-
-    def error(self, status: int, message: str, metadata: dict[str, Any] | None) -> bytes:
-        chunk = self._own()
-        chunk["error"] = {"code": status, "message": message}
-        if metadata is not None:
-            chunk["error"]["metadata"] = metadata
-        chunk["choices"] = [
-            {"index": 0, "delta": {"content": ""}, "finish_reason": "error", "native_finish_reason": "error"}
-        ]
-        return self._frame(chunk)
-
-    def usage(self, generation: Generation, usage: Usage | None) -> bytes:
-        chunk = self._own()
-        chunk["choices"] = []
-        chunk["usage"] = usage_json(usage or Usage(), generation.total_cost)
-        return self._frame(chunk)
+        await self._record(call, self._stream_generation(call, tally, None, cancelled=True))

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from genledger.config import Settings
+from genledger.core.stores import GenerationStore, KeyStore
 from genledger.gateway.admission import Admission
 from genledger.gateway.auth import Authenticator
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog
 from genledger.gateway.completions import CompletionService
+from genledger.gateway.keys import KeyManager
 from genledger.ledger import Ledger
 from genledger.limits import RateLimiter
 from genledger.limits.ratelimit import MemoryRateLimiter
@@ -23,27 +25,41 @@ log = logging.getLogger("genledger")
 
 
 class Services:
-    """The gateway's state: handed to the routes, never kept in module globals."""
+    """The gateway's state: handed to the routes, never kept in module globals.
+
+    Built on the storage protocols, so tests can hand in-memory stores; :meth:`start`
+    opens the real ledger. ``close_storage`` is awaited last by :meth:`aclose`.
+    """
 
     def __init__(
-        self, settings: Settings, ledger: Ledger, providers: dict[str, Provider], limiter: RateLimiter
+        self,
+        settings: Settings,
+        *,
+        keys: KeyStore,
+        generations: GenerationStore,
+        providers: dict[str, Provider],
+        limiter: RateLimiter,
+        close_storage: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
-        self.ledger = ledger
+        self.generations = generations
         self.providers = providers
         self.limiter = limiter
+        self._close_storage = close_storage
         self.catalog = Catalog.from_settings(settings)
-        self.auth = Authenticator(ledger.keys)
+        self.auth = Authenticator(keys)
         self._background: set[asyncio.Task[None]] = set()
         self.metrics = Metrics()
-        breakers = Breakers(settings.routing.breaker_failures, settings.routing.breaker_cooldown)
-        self.metrics.watch(OpenCircuits(breakers.open_endpoints))
+        self.breakers = Breakers(settings.routing.breaker_failures, settings.routing.breaker_cooldown)
+        self.metrics.watch(OpenCircuits(self.breakers.open_endpoints))
+        admission = Admission(keys, limiter, settings.limits)
+        self.keys = KeyManager(keys, generations, self.auth, admission)
         self.completions = CompletionService(
             self.catalog,
             providers,
-            ledger.generations,
-            Admission(ledger.keys, limiter, settings.limits),
-            breakers,
+            generations,
+            admission,
+            self.breakers,
             self.metrics,
             total_timeout=settings.routing.total_timeout,
             data_region=settings.data_region,
@@ -52,9 +68,17 @@ class Services:
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
+
         ledger = await Ledger.open(settings.database_url)
         providers = {name: build_provider(name, config) for name, config in settings.providers.items()}
-        return cls(settings, ledger, providers, build_limiter(settings))
+        return cls(
+            settings,
+            keys=ledger.keys,
+            generations=ledger.generations,
+            providers=providers,
+            limiter=build_limiter(settings),
+            close_storage=ledger.close,
+        )
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run work that must finish even though the request that started it is gone."""
@@ -77,7 +101,8 @@ class Services:
         for provider in self.providers.values():
             await provider.aclose()
         await self.limiter.aclose()
-        await self.ledger.close()
+        if self._close_storage is not None:
+            await self._close_storage()
 
 
 def build_limiter(settings: Settings) -> RateLimiter:

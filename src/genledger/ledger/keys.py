@@ -53,7 +53,9 @@ _UPDATABLE = frozenset(
 )
 
 
-class KeyStore:
+class SqlKeyStore:
+    """:class:`~genledger.core.stores.KeyStore` over the ledger's database."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 

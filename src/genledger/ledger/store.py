@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genledger.ledger.engine import create_engine, migrate
-from genledger.ledger.generations import GenerationStore, Settlement
-from genledger.ledger.keys import KeyStore
+from genledger.ledger.generations import Settlement, SqlGenerationStore
+from genledger.ledger.keys import SqlKeyStore
 from genledger.ledger.sinks import PostgresSink, SQLiteSink
 from genledger.ledger.writer import Sink
 
@@ -16,8 +16,8 @@ class Ledger:
 
     def __init__(self, engine: AsyncEngine, sink: Sink[Settlement]) -> None:
         self.engine = engine
-        self.keys = KeyStore(engine)
-        self.generations = GenerationStore(engine, sink)
+        self.keys = SqlKeyStore(engine)
+        self.generations = SqlGenerationStore(engine, sink)
 
     @classmethod
     async def open(cls, database_url: str) -> Ledger:

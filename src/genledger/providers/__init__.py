@@ -6,7 +6,7 @@ One module per provider; :func:`build_provider` turns a provider's config into o
 from __future__ import annotations
 
 from genledger.config import ProviderConfig
-from genledger.providers.base import ChatStream, Provider, UpstreamCall
+from genledger.providers.base import EventStream, Provider, UpstreamCall
 
 
 def build_provider(name: str, config: ProviderConfig) -> Provider:
@@ -26,4 +26,4 @@ def build_provider(name: str, config: ProviderConfig) -> Provider:
     raise ValueError(f"unknown provider kind {config.kind!r}")
 
 
-__all__ = ["ChatStream", "Provider", "UpstreamCall", "build_provider"]
+__all__ = ["EventStream", "Provider", "UpstreamCall", "build_provider"]

@@ -6,9 +6,8 @@ here, once, in three pure pieces that tests use on their own:
 * :func:`messages_body`: an :class:`~genledger.providers.base.UpstreamCall` -> the Messages
   request (system prompt hoisted, roles merged to alternate, tools and tool results
   rewritten as blocks, ``max_tokens`` always set).
-* :func:`completion_from_message`: a Message -> a ``chat.completion`` :class:`Completion`.
-* :class:`StreamTranslator`: stream events -> ``chat.completion.chunk`` dicts, keeping the
-  :class:`~genledger.providers.base.ChatStream` facts (id, usage, finish reasons) current.
+* :func:`completion_from_message`: a Message -> a :class:`Completion`.
+* :class:`StreamTranslator`: stream events -> :mod:`genledger.core.events`.
 
 Each takes a failure factory (as :mod:`genledger.providers.http` does) and raises the
 ``UpstreamFailure`` it builds: ``BAD_REQUEST`` for a request the Messages API cannot
@@ -26,10 +25,19 @@ from typing import Any
 import orjson
 
 from genledger.config import ProviderConfig
-from genledger.core.chat import Completion, normalize_finish_reason
+from genledger.core.chat import Choice, Completion, ToolCall, normalize_finish_reason
+from genledger.core.events import (
+    Finish,
+    Identified,
+    ProviderEvent,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
 from genledger.core.failures import FailureKind, UpstreamFailure
 from genledger.core.usage import Usage
-from genledger.providers.base import ChatStream, UpstreamCall
+from genledger.providers.base import UpstreamCall
 from genledger.providers.http import FailureFactory, HttpProvider
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -312,28 +320,8 @@ def usage_from_anthropic(usage: Any) -> Usage | None:
     )
 
 
-def _openai_usage(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {
-            "cached_tokens": usage.cached_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-        },
-    }
-
-
-def _tool_call(block: dict[str, Any], arguments: str) -> dict[str, Any]:
-    return {
-        "id": block.get("id"),
-        "type": "function",
-        "function": {"name": block.get("name"), "arguments": arguments},
-    }
-
-
 def completion_from_message(raw: bytes, failure: FailureFactory, *, created: int | None = None) -> Completion:
-    """A non-streamed Message (its JSON bytes) as a ``chat.completion``."""
+    """A non-streamed Message (its JSON bytes) as a :class:`Completion`."""
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -342,68 +330,54 @@ def completion_from_message(raw: bytes, failure: FailureFactory, *, created: int
     if not isinstance(message, dict) or not isinstance(content, list):
         raise failure(FailureKind.INVALID_RESPONSE, "Anthropic sent an invalid message", raw=raw)
     texts: list[str] = []
-    tool_calls: list[dict[str, Any]] = []
+    thinking: list[str] = []
+    tool_calls: list[ToolCall] = []
     for block in content:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
+        elif kind == "thinking" and isinstance(block.get("thinking"), str):
+            thinking.append(block["thinking"])
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
-            tool_calls.append(_tool_call(block, arguments))
-        # thinking and server-tool blocks have no place in a chat.completion message
-    reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
-    if tool_calls:
-        reply["tool_calls"] = tool_calls
-    native = message.get("stop_reason") if isinstance(message.get("stop_reason"), str) else None
-    finish_reason = normalize_finish_reason(native)
-    usage = usage_from_anthropic(message.get("usage"))
-    upstream_id = message.get("id") if isinstance(message.get("id"), str) else None
-    body: dict[str, Any] = {
-        "id": upstream_id,
-        "object": "chat.completion",
-        "created": created if created is not None else int(time.time()),
-        "model": message.get("model"),
-        "choices": [
-            {
-                "index": 0,
-                "message": reply,
-                "finish_reason": finish_reason,
-                "native_finish_reason": native,
-                "logprobs": None,
-            }
-        ],
-    }
-    if usage is not None:
-        body["usage"] = _openai_usage(usage)
-    return Completion(
-        body=body,
-        usage=usage,
-        finish_reason=finish_reason,
+            tool_calls.append(ToolCall(_str(block.get("id")), _str(block.get("name")), arguments))
+        # redacted thinking and server-tool blocks have no place in a chat completion
+    native = _str(message.get("stop_reason"))
+    choice = Choice(
+        content="".join(texts) if texts else None,
+        tool_calls=tuple(tool_calls),
+        reasoning="".join(thinking) if thinking else None,
+        finish_reason=normalize_finish_reason(native),
         native_finish_reason=native,
-        upstream_id=upstream_id,
+    )
+    return Completion(
+        choices=(choice,),
+        usage=usage_from_anthropic(message.get("usage")),
+        upstream_id=_str(message.get("id")),
+        created=created if created is not None else int(time.time()),
     )
 
 
-class StreamTranslator:
-    """Anthropic stream events in, OpenAI chunks out.
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
-    :meth:`feed` takes one parsed event and returns the chunks it makes (often none), and
-    updates the :class:`ChatStream` as facts arrive: the id and prompt usage with
-    ``message_start``, the output tokens and stop reason with ``message_delta``.
+
+class StreamTranslator:
+    """Anthropic stream events in, :mod:`genledger.core.events` out.
+
+    :meth:`feed` takes one parsed event and returns the events it makes (often none): the
+    id and prompt usage with ``message_start``, text, thinking and tool-call deltas from the
+    content blocks, the output tokens and stop reason with ``message_delta``.
     :attr:`finished` turns true at ``message_stop``; a stream that ends before it is broken.
     """
 
-    def __init__(self, stream: ChatStream, failure: FailureFactory, *, created: int | None = None) -> None:
+    def __init__(self, failure: FailureFactory) -> None:
         self.finished = False
-        self._stream = stream
         self._failure = failure
-        self._created = created if created is not None else int(time.time())
-        self._id: str | None = None
-        self._model: str | None = None
         self._usage: dict[str, Any] = {}
         self._tool_index: dict[Any, int] = {}  # content block index -> OpenAI tool call index
 
-    def feed(self, event: Any) -> list[dict[str, Any]]:
+    def feed(self, event: Any) -> list[ProviderEvent]:
         kind = event.get("type") if isinstance(event, dict) else None
         if kind == "message_start":
             return self._message_start(event.get("message"))
@@ -429,62 +403,50 @@ class StreamTranslator:
         # ping, content_block_stop and event types newer than this adapter carry nothing to relay
         return []
 
-    def _chunk(
-        self, delta: dict[str, Any], finish_reason: str | None = None, native: str | None = None
-    ) -> dict[str, Any]:
-        return {
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self._model,
-            "choices": [
-                {"index": 0, "delta": delta, "finish_reason": finish_reason, "native_finish_reason": native}
-            ],
-        }
-
-    def _add_usage(self, usage: Any) -> None:
+    def _add_usage(self, usage: Any, events: list[ProviderEvent]) -> None:
         if isinstance(usage, dict):
             self._usage.update((k, v) for k, v in usage.items() if isinstance(v, int))
-            self._stream.usage = usage_from_anthropic(self._usage)
+            total = usage_from_anthropic(self._usage)
+            if total is not None:
+                events.append(UsageReport(total))
 
-    def _message_start(self, message: Any) -> list[dict[str, Any]]:
+    def _message_start(self, message: Any) -> list[ProviderEvent]:
         if not isinstance(message, dict):
             raise self._failure(FailureKind.INVALID_RESPONSE, "message_start without a message", raw=message)
+        events: list[ProviderEvent] = []
         if isinstance(message.get("id"), str):
-            self._id = self._stream.upstream_id = message["id"]
-        self._model = message.get("model")
-        self._add_usage(message.get("usage"))
-        return [self._chunk({"role": "assistant", "content": ""})]
+            events.append(Identified(message["id"]))
+        self._add_usage(message.get("usage"), events)
+        events.append(TextDelta(""))  # the assistant's turn begins
+        return events
 
-    def _block_start(self, index: Any, block: Any) -> list[dict[str, Any]]:
+    def _block_start(self, index: Any, block: Any) -> list[ProviderEvent]:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text" and block.get("text"):
-            return [self._chunk({"content": block["text"]})]
+            return [TextDelta(block["text"])]
         if kind == "tool_use":
             position = self._tool_index[index] = len(self._tool_index)
             arguments = orjson.dumps(block["input"]).decode() if block.get("input") else ""
-            call = {"index": position, **_tool_call(block, arguments)}
-            return [self._chunk({"tool_calls": [call]})]
+            return [ToolCallDelta(position, _str(block.get("id")), _str(block.get("name")), arguments)]
         return []
 
-    def _block_delta(self, index: Any, delta: Any) -> list[dict[str, Any]]:
+    def _block_delta(self, index: Any, delta: Any) -> list[ProviderEvent]:
         kind = delta.get("type") if isinstance(delta, dict) else None
         if kind == "text_delta" and delta.get("text"):
-            return [self._chunk({"content": delta["text"]})]
+            return [TextDelta(delta["text"])]
+        if kind == "thinking_delta" and delta.get("thinking"):
+            return [ReasoningDelta(delta["thinking"])]
         if kind == "input_json_delta" and delta.get("partial_json") and index in self._tool_index:
-            call = {"index": self._tool_index[index], "function": {"arguments": delta["partial_json"]}}
-            return [self._chunk({"tool_calls": [call]})]
-        return []  # thinking, signatures and citations are not part of OpenAI's chunks
+            return [ToolCallDelta(self._tool_index[index], arguments=delta["partial_json"])]
+        return []  # signatures and citations have no place in a chat completion
 
-    def _message_delta(self, delta: Any, usage: Any) -> list[dict[str, Any]]:
-        self._add_usage(usage)
+    def _message_delta(self, delta: Any, usage: Any) -> list[ProviderEvent]:
+        events: list[ProviderEvent] = []
+        self._add_usage(usage, events)
         native = delta.get("stop_reason") if isinstance(delta, dict) else None
-        if not isinstance(native, str):
-            return []
-        finish_reason = normalize_finish_reason(native)
-        self._stream.native_finish_reason = native
-        self._stream.finish_reason = finish_reason
-        return [self._chunk({}, finish_reason, native)]
+        if isinstance(native, str):
+            events.append(Finish(normalize_finish_reason(native), native))
+        return events
 
 
 # --------------------------------------------------------------------------------------- provider
@@ -511,8 +473,8 @@ class AnthropicProvider(HttpProvider):
     def _completion(self, raw: bytes) -> Completion:
         return completion_from_message(raw, self._failure)
 
-    async def _events(self, data: AsyncIterator[bytes], stream: ChatStream) -> AsyncIterator[dict[str, Any]]:
-        translator = StreamTranslator(stream, self._failure)
+    async def _events(self, data: AsyncIterator[bytes]) -> AsyncIterator[ProviderEvent]:
+        translator = StreamTranslator(self._failure)
         async for line in data:
             try:
                 event = orjson.loads(line)
@@ -520,8 +482,8 @@ class AnthropicProvider(HttpProvider):
                 raise self._failure(
                     FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid event", raw=line
                 ) from None
-            for chunk in translator.feed(event):
-                yield chunk
+            for translated in translator.feed(event):
+                yield translated
             if translator.finished:
                 return
         raise self._failure(

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 from genledger.config import ProviderConfig
-from genledger.core.chat import Completion
+from genledger.core.chat import Choice, Completion
+from genledger.core.events import Finish, Identified, TextDelta, UsageReport
 from genledger.core.usage import Usage
-from genledger.providers.base import ChatStream, UpstreamCall
+from genledger.providers.base import EventStream, UpstreamCall
 
 _CHARS_PER_TOKEN = 4
 _TOKENS_PER_MESSAGE = 4  # role markers and separators, as chat templates add them
@@ -63,52 +62,25 @@ class DemoProvider:
         if self._delay:
             await asyncio.sleep(self._delay)
         words, usage, finish = self._answer(call)
-        upstream_id = f"demo-{uuid.uuid4().hex}"
-        body: dict[str, Any] = {
-            "id": upstream_id,
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": call.upstream_model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": " ".join(words)},
-                    "finish_reason": finish,
-                    "logprobs": None,
-                }
-            ],
-        }
+        choice = Choice(content=" ".join(words), finish_reason=finish, native_finish_reason=finish)
         return Completion(
-            body=body, usage=usage, finish_reason=finish, native_finish_reason=finish, upstream_id=upstream_id
+            choices=(choice,), usage=usage, upstream_id=f"demo-{uuid.uuid4().hex}", created=int(time.time())
         )
 
-    async def stream(self, call: UpstreamCall) -> ChatStream:
-        stream = ChatStream()
-        return stream.attach(self._chunks(call, stream))
+    async def stream(self, call: UpstreamCall) -> EventStream:
+        return self._events(call)
 
-    async def _chunks(self, call: UpstreamCall, stream: ChatStream) -> AsyncIterator[dict[str, Any]]:
+    async def _events(self, call: UpstreamCall) -> EventStream:
         words, usage, finish = self._answer(call)
-        stream.upstream_id = f"demo-{uuid.uuid4().hex}"
-        created = int(time.time())
+        yield Identified(f"demo-{uuid.uuid4().hex}")
         step = self._delay / max(len(words), 1)
         for index, word in enumerate(words):
             if step:
                 await asyncio.sleep(step)
-            delta: dict[str, Any] = {"content": word if index == 0 else " " + word}
-            if index == 0:
-                delta["role"] = "assistant"
-            last = index == len(words) - 1
-            if last:
-                stream.usage, stream.finish_reason, stream.native_finish_reason = usage, finish, finish
-            else:
-                stream.usage = Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=index + 1)
-            yield {
-                "id": stream.upstream_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": call.upstream_model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish if last else None}],
-            }
+            yield TextDelta(word if index == 0 else " " + word)
+            # The usage so far, as a provider that reports it per chunk would.
+            yield UsageReport(Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=index + 1))
+        yield Finish(finish, finish)
 
     async def aclose(self) -> None:
         return None

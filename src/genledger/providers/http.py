@@ -15,8 +15,9 @@ import orjson
 
 from genledger.config import ProviderConfig
 from genledger.core.chat import Completion
+from genledger.core.events import ProviderEvent
 from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
-from genledger.providers.base import ChatStream, UpstreamCall
+from genledger.providers.base import EventStream, UpstreamCall
 
 FailureFactory = Callable[..., UpstreamFailure]
 _MAX_SSE_LINE = 1024 * 1024
@@ -164,7 +165,7 @@ class HttpProvider(abc.ABC):
     """What every HTTP provider shares: one pooled client, failures in its name, the call shapes.
 
     A provider says what to send (:meth:`_payload`), how to read a whole answer
-    (:meth:`_completion`) and how to turn a stream's ``data:`` payloads into OpenAI chunks
+    (:meth:`_completion`) and how to turn a stream's ``data:`` payloads into events
     (:meth:`_events`).
     """
 
@@ -184,7 +185,7 @@ class HttpProvider(abc.ABC):
     def _completion(self, raw: bytes) -> Completion: ...
 
     @abc.abstractmethod
-    def _events(self, data: AsyncIterator[bytes], stream: ChatStream) -> AsyncIterator[dict[str, Any]]: ...
+    def _events(self, data: AsyncIterator[bytes]) -> AsyncIterator[ProviderEvent]: ...
 
     async def complete(self, call: UpstreamCall) -> Completion:
         async with self._http.post(self._url, self._payload(call, stream=False), self._failure) as response:
@@ -193,22 +194,20 @@ class HttpProvider(abc.ABC):
             raw = await self._http.read(response, self._failure)
         return self._completion(raw)
 
-    async def stream(self, call: UpstreamCall) -> ChatStream:
+    async def stream(self, call: UpstreamCall) -> EventStream:
         context, response = await self._http.open_stream(
             self._url, self._payload(call, stream=True), self._failure, self.display_name
         )
-        stream = ChatStream()
-        return stream.attach(self._relay(context, response, stream))
+        return self._relay(context, response)
 
     async def _relay(
         self,
         context: contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse],
         response: aiohttp.ClientResponse,
-        stream: ChatStream,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> EventStream:
         try:
-            async for chunk in self._events(self._http.sse_data(response, self._failure), stream):
-                yield chunk
+            async for event in self._events(self._http.sse_data(response, self._failure)):
+                yield event
         finally:
             # Also when the caller went away: releasing an unfinished response drops its connection.
             await asyncio.shield(context.__aexit__(None, None, None))

@@ -1,4 +1,9 @@
-"""Any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, ...), over pooled aiohttp."""
+"""Any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, ...), over pooled aiohttp.
+
+The wire format is read here, once, by two pure functions that tests use on their own:
+:func:`completion_from_openai` (a ``chat.completion`` body) and :func:`chunk_events` (one
+``chat.completion.chunk``).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,134 @@ from typing import Any
 import orjson
 
 from genledger.config import ProviderConfig
-from genledger.core.chat import Completion, normalize_finish_reason
+from genledger.core.chat import Choice, Completion, ToolCall, normalize_finish_reason
+from genledger.core.events import (
+    Finish,
+    Identified,
+    ProviderEvent,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
 from genledger.core.failures import FailureKind
 from genledger.core.usage import from_openai
-from genledger.providers.base import ChatStream, UpstreamCall
+from genledger.providers.base import UpstreamCall
 from genledger.providers.http import HttpProvider
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _tool_calls(value: Any) -> tuple[ToolCall, ...]:
+    if not isinstance(value, list):
+        return ()
+    calls = []
+    for call in value:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            calls.append(
+                ToolCall(
+                    id=_str(call.get("id")),
+                    name=_str(function.get("name")),
+                    arguments=_str(function.get("arguments")) or "",
+                )
+            )
+    return tuple(calls)
+
+
+def _choice(position: int, choice: Any) -> Choice:
+    if not isinstance(choice, dict):
+        raise ValueError("a choice is not an object")
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise ValueError("a choice has no message")
+    native = _str(choice.get("finish_reason"))
+    return Choice(
+        index=_int(choice.get("index"), position),
+        content=_str(message.get("content")),
+        tool_calls=_tool_calls(message.get("tool_calls")),
+        reasoning=_str(message.get("reasoning")),
+        refusal=_str(message.get("refusal")),
+        finish_reason=normalize_finish_reason(native),
+        native_finish_reason=native,
+        logprobs=choice.get("logprobs"),
+    )
+
+
+def completion_from_openai(body: Any) -> Completion:
+    """A ``chat.completion`` body as a :class:`Completion`; ``ValueError`` if it is not one."""
+    if not isinstance(body, dict):
+        raise ValueError("the response is not an object")
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ValueError("the response has no choices")
+    created = body.get("created")
+    return Completion(
+        choices=tuple(_choice(position, choice) for position, choice in enumerate(choices)),
+        usage=from_openai(body.get("usage")),
+        upstream_id=_str(body.get("id")),
+        created=_int(created) if created is not None else None,
+        system_fingerprint=_str(body.get("system_fingerprint")),
+    )
+
+
+def _delta_events(choice: dict[str, Any], events: list[ProviderEvent]) -> None:
+    index = choice.get("index")
+    position = index if isinstance(index, int) else 0
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        reasoning = delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            events.append(ReasoningDelta(reasoning, position))
+        content = delta.get("content")
+        if isinstance(content, str):
+            events.append(TextDelta(content, position, choice.get("logprobs")))
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            events.append(RefusalDelta(refusal, position))
+        tool_calls = delta.get("tool_calls")
+        if isinstance(tool_calls, list):
+            for order, call in enumerate(tool_calls):
+                if not isinstance(call, dict):
+                    continue
+                function = call.get("function")
+                function = function if isinstance(function, dict) else {}
+                events.append(
+                    ToolCallDelta(
+                        index=_int(call.get("index"), order),
+                        id=_str(call.get("id")),
+                        name=_str(function.get("name")),
+                        arguments=_str(function.get("arguments")) or "",
+                        choice=position,
+                    )
+                )
+    native = choice.get("finish_reason")
+    if isinstance(native, str) and native:
+        events.append(Finish(normalize_finish_reason(native), native, position))
+
+
+def chunk_events(chunk: dict[str, Any], upstream_id: str | None) -> list[ProviderEvent]:
+    """The events of one ``chat.completion.chunk``; ``upstream_id`` is the id seen so far."""
+    events: list[ProviderEvent] = []
+    chunk_id = chunk.get("id")
+    if isinstance(chunk_id, str) and chunk_id != upstream_id:
+        events.append(Identified(chunk_id))
+    choices = chunk.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, dict):
+                _delta_events(choice, events)
+    usage = from_openai(chunk.get("usage"))
+    if usage is not None:
+        events.append(UsageReport(usage))
+    return events
 
 
 class OpenAICompatProvider(HttpProvider):
@@ -44,25 +172,14 @@ class OpenAICompatProvider(HttpProvider):
 
     def _completion(self, raw: bytes) -> Completion:
         try:
-            body = orjson.loads(raw)
-            choice = body["choices"][0]
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+            return completion_from_openai(orjson.loads(raw))
+        except (orjson.JSONDecodeError, ValueError) as exc:
             raise self._failure(
-                FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid response", raw=raw
+                FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid response: {exc}", raw=raw
             ) from None
-        if not isinstance(body, dict):
-            raise self._failure(FailureKind.INVALID_RESPONSE, "response is not an object", raw=raw)
-        native = choice.get("finish_reason") if isinstance(choice, dict) else None
-        upstream_id = body.get("id")
-        return Completion(
-            body=body,
-            usage=from_openai(body.get("usage")),
-            finish_reason=normalize_finish_reason(native),
-            native_finish_reason=native,
-            upstream_id=upstream_id if isinstance(upstream_id, str) else None,
-        )
 
-    async def _events(self, data: AsyncIterator[bytes], stream: ChatStream) -> AsyncIterator[dict[str, Any]]:
+    async def _events(self, data: AsyncIterator[bytes]) -> AsyncIterator[ProviderEvent]:
+        upstream_id: str | None = None
         async for line in data:
             if line == b"[DONE]":
                 return
@@ -76,17 +193,8 @@ class OpenAICompatProvider(HttpProvider):
                 raise self._failure(FailureKind.INVALID_RESPONSE, "chunk is not an object", raw=line)
             if "error" in chunk:
                 raise self._failure(FailureKind.SERVER_ERROR, "error in stream", raw=chunk["error"])
-            if isinstance(chunk.get("id"), str):
-                stream.upstream_id = chunk["id"]
-            usage = from_openai(chunk.get("usage"))
-            if usage is not None:
-                stream.usage = usage
-            choices = chunk.get("choices")
-            if not choices:
-                continue  # the usage-only chunk: the gateway sends its own
-            native = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
-            if native:
-                stream.native_finish_reason = native
-                stream.finish_reason = normalize_finish_reason(native)
-            yield chunk
+            for event in chunk_events(chunk, upstream_id):
+                if isinstance(event, Identified):
+                    upstream_id = event.upstream_id
+                yield event
         raise self._failure(FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream early")

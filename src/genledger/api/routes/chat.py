@@ -7,6 +7,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from genledger.api.openai_chat import completion_json, sse
 from genledger.api.responses import json_response, services_of
 from genledger.api.wire import parse_chat_request
 from genledger.gateway.completions import RequestContext
@@ -28,6 +29,6 @@ async def chat_completions(request: Request) -> Response:
         request_id=headers.get("x-request-id"),
     )
     if chat.stream:
-        events = await services.completions.stream(key, chat, context)
-        return StreamingResponse(events, media_type="text/event-stream", headers=_STREAM_HEADERS)
-    return json_response(await services.completions.complete(key, chat, context))
+        relay = await services.completions.stream(key, chat, context)
+        return StreamingResponse(sse(relay), media_type="text/event-stream", headers=_STREAM_HEADERS)
+    return json_response(completion_json(await services.completions.complete(key, chat, context)))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from genledger.api.generation_wire import generation_json
 from genledger.api.responses import json_response, services_of
-from genledger.api.wire import generation_json, parse_generation_id
+from genledger.api.wire import parse_generation_id
 from genledger.errors import NotFound
 
 
@@ -14,7 +15,7 @@ async def get_generation(request: Request) -> Response:
     services = services_of(request)
     key = await services.auth.authenticate(request.headers.get("authorization"))
     generation_id = parse_generation_id(request.query_params.get("id"))
-    generation = await services.ledger.generations.get(generation_id, key.id)
+    generation = await services.generations.get(generation_id, key.id)
     if generation is None:
         # Another key's generation is answered exactly like a missing one.
         raise NotFound(f"Generation {generation_id} not found", metadata={"id": generation_id})

@@ -1,0 +1,108 @@
+"""What the gateway needs of storage: one narrow protocol per family of queries.
+
+The ledger (``genledger.ledger``) implements them over SQLite and PostgreSQL; the
+in-process tests implement them in memory. Money is picodollars throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from genledger.core.generation import Generation
+from genledger.core.keys import KeyRecord, Refusal
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodUsage:
+    """A key's usage in picodollars: the current UTC day, week (from Monday) and month."""
+
+    daily: int = 0
+    weekly: int = 0
+    monthly: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodStarts:
+    """Where the current UTC day, week and month began."""
+
+    day: datetime
+    week: datetime
+    month: datetime
+
+
+class GenerationStore(Protocol):
+    async def record(self, generation: Generation, *, reserved: int = 0) -> None:
+        """Commit ``generation``, charge its ``charge_pico`` to its key and release ``reserved``,
+        in one transaction. Returns once durable."""
+        ...
+
+    async def get(self, generation_id: str, key_id: str) -> Generation | None:
+        """The generation, if it exists and belongs to ``key_id``."""
+        ...
+
+    async def lookup(self, generation_id: str) -> Generation | None:
+        """The generation whoever owns it: for operators, never for API callers."""
+        ...
+
+    async def usage_in_periods(self, key_ids: Sequence[str], starts: PeriodStarts) -> dict[str, PeriodUsage]:
+        """Each key's charges in the current day, week and month, in one query."""
+        ...
+
+    async def usage_by_day(self, key_id: str, since: datetime) -> list[tuple[str, int, int]]:
+        """(UTC day, generations, picodollars) for each day with usage since ``since``."""
+        ...
+
+
+class KeyStore(Protocol):
+    async def create(
+        self,
+        name: str,
+        *,
+        limit_pico: int | None = None,
+        limit_reset: str | None = None,
+        management: bool = False,
+        label: str | None = None,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+    ) -> tuple[KeyRecord, str]:
+        """A new key and its secret (shown once, never stored). ``KeyExists`` for a taken name."""
+        ...
+
+    async def rotate(self, name: str) -> tuple[KeyRecord, str] | None:
+        """A new secret for the key ``name``; None if there is no such key."""
+        ...
+
+    async def find_by_hash(self, key_hash: str) -> KeyRecord | None: ...
+
+    async def find_by_name(self, name: str) -> KeyRecord | None: ...
+
+    async def find_by_id(self, key_id: str) -> KeyRecord | None: ...
+
+    async def list(self) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        ...
+
+    async def set_disabled(self, name: str, disabled: bool = True) -> bool: ...
+
+    async def update(self, key_hash: str, **changes: Any) -> KeyRecord | None:
+        """Change name, label, limit_pico, limit_reset, disabled or rate limits; None if absent.
+
+        ``KeyExists`` for a taken name; ``ValueError`` for anything else.
+        """
+        ...
+
+    async def delete(self, key_hash: str) -> bool: ...
+
+    async def reserve(self, key_id: str, amount: int, period_start: datetime | None) -> Refusal | None:
+        """Reserve ``amount`` of the key's credit atomically; None when reserved.
+
+        A ``period_start`` later than the stored one starts a new limit period first.
+        """
+        ...
+
+    async def release(self, key_id: str, amount: int) -> None:
+        """Give back a reservation whose request produced nothing to charge."""
+        ...
