@@ -1,0 +1,130 @@
+"""The in-process tier: the completion service on in-memory stores and scripted providers.
+
+No sockets, no uvicorn, no database: each test builds exactly the gateway it needs and
+drives it directly (or through the ASGI app with httpx's ASGITransport).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from genledger.config import LimitsConfig, load_settings
+from genledger.core.chat import ChatRequest
+from genledger.core.keys import KeyRecord
+from genledger.gateway.admission import Admission
+from genledger.gateway.breakers import Breakers
+from genledger.gateway.catalog import Catalog
+from genledger.gateway.completions import CompletionService, RequestContext
+from genledger.limits.ratelimit import MemoryRateLimiter
+from genledger.metrics import Metrics
+from tests.inprocess.scripted import ScriptedProvider
+from tests.inprocess.stores import MemoryGenerationStore, MemoryKeyStore
+
+MODEL = "acme/chat"
+OTHER_MODEL = "acme/other"
+PROMPT_PRICE = Decimal("1")  # USD per million tokens: 1_000_000 picodollars per token
+COMPLETION_PRICE = Decimal("2")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Gateway:
+    """A completion service and everything it stands on, for one test."""
+
+    service: CompletionService
+    keys: MemoryKeyStore
+    generations: MemoryGenerationStore
+    primary: ScriptedProvider
+    secondary: ScriptedProvider
+    clock: Clock
+    background: list[Coroutine[Any, Any, None]] = field(default_factory=list)
+
+    async def key(self, name: str = "alice", **kwargs: Any) -> KeyRecord:
+        return (await self.keys.create(name, **kwargs))[0]
+
+    async def fresh(self, key: KeyRecord) -> KeyRecord:
+        found = await self.keys.find_by_id(key.id)
+        assert found is not None
+        return found
+
+    async def run_background(self) -> None:
+        """Run what the service spawned (records of cancelled streams), as the app would."""
+        while self.background:
+            await self.background.pop(0)
+
+
+def request(model: str = MODEL, *, stream: bool = False, **kwargs: Any) -> ChatRequest:
+    return ChatRequest(model=model, messages=({"role": "user", "content": "hi"},), stream=stream, **kwargs)
+
+
+def context() -> RequestContext:
+    import time
+
+    return RequestContext(received_at=time.perf_counter())
+
+
+BuildGateway = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+def build() -> BuildGateway:
+    async def make(
+        *,
+        total_timeout: float = 30.0,
+        breaker_failures: int = 3,
+        breaker_cooldown: float = 10.0,
+        **limits: Any,
+    ) -> Gateway:
+        settings = load_settings(
+            None,
+            providers={"primary": {"kind": "demo"}, "secondary": {"kind": "demo"}},
+            models={
+                MODEL: {
+                    "provider": "primary",
+                    "upstream_model": "up-chat",
+                    "fallbacks": [{"provider": "secondary", "upstream_model": "up-chat-2"}],
+                    "prompt_price": str(PROMPT_PRICE),
+                    "completion_price": str(COMPLETION_PRICE),
+                    "max_output_tokens": 100,
+                },
+                OTHER_MODEL: {
+                    "provider": "secondary",
+                    "prompt_price": "3",
+                    "completion_price": "4",
+                    "max_output_tokens": 100,
+                },
+            },
+        )
+        keys = MemoryKeyStore()
+        generations = MemoryGenerationStore(keys)
+        primary, secondary = (
+            ScriptedProvider("primary", "Primary"),
+            ScriptedProvider("secondary", "Secondary"),
+        )
+        clock = Clock()
+        gateway = Gateway(None, keys, generations, primary, secondary, clock)  # type: ignore[arg-type]
+        gateway.service = CompletionService(
+            Catalog.from_settings(settings),
+            {"primary": primary, "secondary": secondary},
+            generations,
+            Admission(keys, MemoryRateLimiter(), LimitsConfig(**limits)),
+            Breakers(breaker_failures, breaker_cooldown, clock=clock),
+            Metrics(),
+            total_timeout=total_timeout,
+            spawn=gateway.background.append,
+        )
+        return gateway
+
+    return make

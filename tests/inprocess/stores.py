@@ -1,0 +1,191 @@
+"""In-memory implementations of the storage protocols, for the in-process tier only.
+
+They keep the SQL stores' semantics (``tests/ledger/test_store_contract.py`` runs the same
+checks against both): a key's usage is the sum of its generations' charges, a reservation
+never lets usage plus reservations exceed the limit, names are unique.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from genledger.core.generation import Generation
+from genledger.core.ids import hash_key, new_api_key
+from genledger.core.keys import KeyExists, KeyRecord, Refusal
+from genledger.core.stores import PeriodStarts, PeriodUsage
+
+_UPDATABLE = frozenset(
+    {"name", "label", "limit_pico", "limit_reset", "disabled", "requests_per_minute", "tokens_per_minute"}
+)
+
+
+class MemoryKeyStore:
+    def __init__(self) -> None:
+        self.keys: dict[str, KeyRecord] = {}  # by id
+
+    def _by(self, attribute: str, value: Any) -> KeyRecord | None:
+        return next((k for k in self.keys.values() if getattr(k, attribute) == value), None)
+
+    async def create(
+        self,
+        name: str,
+        *,
+        limit_pico: int | None = None,
+        limit_reset: str | None = None,
+        management: bool = False,
+        label: str | None = None,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+    ) -> tuple[KeyRecord, str]:
+        if self._by("name", name) is not None:
+            raise KeyExists(f"a key named {name!r} exists already")
+        secret = new_api_key()
+        now = datetime.now(UTC)
+        key = KeyRecord(
+            id=str(uuid.uuid4()),
+            hash=hash_key(secret),
+            name=name,
+            label=label or f"{secret[:12]}...{secret[-3:]}",
+            is_management=management,
+            disabled=False,
+            limit_pico=limit_pico,
+            limit_reset=limit_reset,
+            usage_pico=0,
+            created_at=now,
+            updated_at=now,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+        )
+        self.keys[key.id] = key
+        return key, secret
+
+    async def rotate(self, name: str) -> tuple[KeyRecord, str] | None:
+        key = self._by("name", name)
+        if key is None:
+            return None
+        secret = new_api_key()
+        key = self.keys[key.id] = dataclasses.replace(key, hash=hash_key(secret), disabled=False)
+        return key, secret
+
+    async def find_by_hash(self, key_hash: str) -> KeyRecord | None:
+        return self._by("hash", key_hash)
+
+    async def find_by_name(self, name: str) -> KeyRecord | None:
+        return self._by("name", name)
+
+    async def find_by_id(self, key_id: str) -> KeyRecord | None:
+        return self.keys.get(key_id)
+
+    async def list(self) -> list[KeyRecord]:
+        return sorted(self.keys.values(), key=lambda k: k.created_at)
+
+    async def set_disabled(self, name: str, disabled: bool = True) -> bool:
+        key = self._by("name", name)
+        if key is None:
+            return False
+        self.keys[key.id] = dataclasses.replace(key, disabled=disabled)
+        return True
+
+    async def update(self, key_hash: str, **changes: Any) -> KeyRecord | None:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot change {', '.join(sorted(unknown))}")
+        key = self._by("hash", key_hash)
+        if key is None:
+            return None
+        other = self._by("name", changes.get("name"))
+        if other is not None and other.id != key.id:
+            raise KeyExists(f"a key named {changes['name']!r} exists already")
+        if "limit_reset" in changes:
+            changes.update(period_start=None, period_usage_pico=0)
+        key = self.keys[key.id] = dataclasses.replace(key, **changes, updated_at=datetime.now(UTC))
+        return key
+
+    async def delete(self, key_hash: str) -> bool:
+        key = self._by("hash", key_hash)
+        return key is not None and self.keys.pop(key.id, None) is not None
+
+    async def reserve(self, key_id: str, amount: int, period_start: datetime | None) -> Refusal | None:
+        key = self.keys.get(key_id)
+        if key is None:
+            return Refusal.KEY_LIMIT
+        if period_start is not None and (key.period_start is None or key.period_start < period_start):
+            key = dataclasses.replace(key, period_usage_pico=0, period_start=period_start)
+            self.keys[key_id] = key
+        if (
+            key.limit_pico is not None
+            and key.limited_usage_pico + key.reserved_pico + amount > key.limit_pico
+        ):
+            if key.limited_usage_pico + amount > key.limit_pico:
+                return Refusal.KEY_LIMIT
+            return Refusal.IN_FLIGHT_BUDGET
+        self.keys[key_id] = dataclasses.replace(key, reserved_pico=key.reserved_pico + amount)
+        return None
+
+    async def release(self, key_id: str, amount: int) -> None:
+        key = self.keys.get(key_id)
+        if key is not None and amount:
+            self.keys[key_id] = dataclasses.replace(key, reserved_pico=key.reserved_pico - amount)
+
+    def charge(self, key_id: str, amount: int, reserved: int) -> None:
+        key = self.keys.get(key_id)
+        if key is not None:
+            self.keys[key_id] = dataclasses.replace(
+                key,
+                usage_pico=key.usage_pico + amount,
+                period_usage_pico=key.period_usage_pico + amount,
+                reserved_pico=key.reserved_pico - reserved,
+            )
+
+
+class MemoryGenerationStore:
+    """Records generations and charges them to a :class:`MemoryKeyStore`, as one step."""
+
+    def __init__(self, keys: MemoryKeyStore) -> None:
+        self._keys = keys
+        self.generations: dict[str, Generation] = {}
+        self.fail_next: BaseException | None = None  # a test makes the next record fail with this
+
+    async def record(self, generation: Generation, *, reserved: int = 0) -> None:
+        if self.fail_next is not None:
+            failure, self.fail_next = self.fail_next, None
+            raise failure
+        if generation.id in self.generations:
+            raise ValueError(f"duplicate generation id {generation.id}")
+        self.generations[generation.id] = generation
+        self._keys.charge(generation.key_id, generation.charge_pico, reserved)
+
+    async def get(self, generation_id: str, key_id: str) -> Generation | None:
+        generation = self.generations.get(generation_id)
+        return generation if generation is not None and generation.key_id == key_id else None
+
+    async def lookup(self, generation_id: str) -> Generation | None:
+        return self.generations.get(generation_id)
+
+    async def usage_in_periods(self, key_ids: Sequence[str], starts: PeriodStarts) -> dict[str, PeriodUsage]:
+        def since(key_id: str, start: datetime) -> int:
+            return sum(
+                g.charge_pico
+                for g in self.generations.values()
+                if g.key_id == key_id and g.created_at >= start
+            )
+
+        return {
+            key_id: PeriodUsage(
+                since(key_id, starts.day), since(key_id, starts.week), since(key_id, starts.month)
+            )
+            for key_id in key_ids
+        }
+
+    async def usage_by_day(self, key_id: str, since: datetime) -> list[tuple[str, int, int]]:
+        days: dict[str, list[int]] = {}
+        for g in self.generations.values():
+            if g.key_id == key_id and g.created_at >= since:
+                day = days.setdefault(g.created_at.date().isoformat(), [0, 0])
+                day[0] += 1
+                day[1] += g.charge_pico
+        return [(day, count, usage) for day, (count, usage) in sorted(days.items())]

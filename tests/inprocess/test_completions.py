@@ -1,0 +1,267 @@
+"""Routing, fallbacks, breakers, reservations and stream endings, in process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from genledger.core.events import Failed, Finish, Settled, TextDelta, UsageReport
+from genledger.core.failures import FailureKind
+from genledger.core.usage import Usage
+from genledger.errors import (
+    BadGateway,
+    BadRequest,
+    GatewayError,
+    PaymentRequired,
+    TooManyRequests,
+    UpstreamTimeout,
+)
+from tests.inprocess.conftest import MODEL, OTHER_MODEL, BuildGateway, context, request
+from tests.inprocess.scripted import Script, answer
+
+PER_PROMPT_TOKEN = 1_000_000  # picodollars, at 1 USD per million
+PER_COMPLETION_TOKEN = 2_000_000
+
+
+async def drain(relay) -> list:
+    return [event async for event in relay.events]
+
+
+async def test_a_whole_answer_is_recorded_priced_and_charged(build: BuildGateway):
+    gw = await build()
+    key = await gw.key(limit_pico=10**12)
+    answer_ = await gw.service.complete(key, request(), context())
+    assert (answer_.head.model, answer_.head.provider_name) == (MODEL, "Primary")
+    assert answer_.completion.choices[0].content == "Hello there"
+    cost = 10 * PER_PROMPT_TOKEN + 5 * PER_COMPLETION_TOKEN
+    assert answer_.cost_pico == cost
+    record = gw.generations.generations[answer_.head.generation_id]
+    assert (record.charge_pico, record.total_cost_pico, record.streamed) == (cost, cost, False)
+    assert (record.tokens_prompt, record.tokens_completion, record.upstream_id) == (10, 5, "up-1")
+    assert [a.status for a in record.provider_responses] == [200]
+    state = await gw.fresh(key)
+    assert (state.usage_pico, state.reserved_pico) == (cost, 0)
+    assert gw.primary.calls[0].upstream_model == "up-chat"
+
+
+async def test_a_stream_relays_its_deltas_then_settles(build: BuildGateway):
+    gw = await build()
+    key = await gw.key()
+    relay = await gw.service.stream(key, request(stream=True), context())
+    events = await drain(relay)
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hello", " there"]
+    assert not any(isinstance(e, UsageReport) for e in events)  # the caller gets usage once, settled
+    assert isinstance(events[-2], Finish) and events[-1] == Settled(Usage(10, 5), 20_000_000)
+    record = gw.generations.generations[relay.head.generation_id]
+    assert (record.streamed, record.cancelled, record.finish_reason) == (True, False, "stop")
+    assert record.latency_ms is not None and record.upstream_id == "up-1"
+
+
+async def test_a_failing_endpoint_falls_back_and_every_attempt_is_recorded(build: BuildGateway):
+    gw = await build()
+    gw.primary.then(Script(fail=gw.primary.failure(FailureKind.SERVER_ERROR, upstream_status=500)))
+    key = await gw.key()
+    answer_ = await gw.service.complete(key, request(), context())
+    assert answer_.head.provider_name == "Secondary"
+    record = gw.generations.generations[answer_.head.generation_id]
+    assert [(a.status, a.provider_name) for a in record.provider_responses] == [
+        (500, "Primary"),
+        (200, "Secondary"),
+    ]
+    assert gw.secondary.calls[0].upstream_model == "up-chat-2"
+
+
+async def test_a_bad_request_stops_the_search_and_releases_the_reservation(build: BuildGateway):
+    gw = await build()
+    gw.primary.then(Script(fail=gw.primary.failure(FailureKind.BAD_REQUEST, upstream_status=400)))
+    key = await gw.key(limit_pico=10**12)
+    with pytest.raises(BadRequest):
+        await gw.service.complete(key, request(), context())
+    assert gw.secondary.calls == []
+    assert (await gw.fresh(key)).reserved_pico == 0
+    assert gw.generations.generations == {}
+
+
+async def test_when_every_endpoint_is_rate_limited_the_shortest_retry_after_wins(build: BuildGateway):
+    gw = await build()
+    gw.primary.then(Script(fail=gw.primary.failure(FailureKind.RATE_LIMITED, retry_after=30.0)))
+    gw.secondary.then(Script(fail=gw.secondary.failure(FailureKind.RATE_LIMITED, retry_after=7.0)))
+    with pytest.raises(TooManyRequests) as caught:
+        await gw.service.complete(await gw.key(), request(), context())
+    assert caught.value.headers["Retry-After"] == "7"
+
+
+async def test_fallback_models_are_tried_after_the_models_own_endpoints(build: BuildGateway):
+    gw = await build()
+    down = gw.primary.failure(FailureKind.UNREACHABLE)
+    gw.primary.then(Script(fail=down))
+    gw.secondary.then(Script(fail=gw.secondary.failure(FailureKind.OVERLOADED)), Script())
+    answer_ = await gw.service.complete(await gw.key(), request(fallback_models=(OTHER_MODEL,)), context())
+    assert answer_.head.model == OTHER_MODEL  # what served, and priced, it
+    assert answer_.cost_pico == 10 * 3_000_000 + 5 * 4_000_000
+
+
+async def test_a_breaker_skips_a_failing_endpoint_then_probes_it_after_the_cooldown(build: BuildGateway):
+    gw = await build(breaker_failures=2, breaker_cooldown=10)
+    key = await gw.key()
+    for _ in range(2):
+        gw.primary.then(Script(fail=gw.primary.failure(FailureKind.SERVER_ERROR)))
+        await gw.service.complete(key, request(), context())
+    assert len(gw.primary.calls) == 2
+    await gw.service.complete(key, request(), context())
+    assert len(gw.primary.calls) == 2, "an open circuit skips its endpoint"
+    gw.clock.now += 10
+    answer_ = await gw.service.complete(key, request(), context())
+    assert len(gw.primary.calls) == 3 and answer_.head.provider_name == "Primary"  # the probe closed it
+
+
+async def test_every_circuit_open_fails_at_once_with_retry_after(build: BuildGateway):
+    gw = await build(breaker_failures=1, breaker_cooldown=10)
+    key = await gw.key(limit_pico=10**12)
+    gw.primary.then(Script(fail=gw.primary.failure(FailureKind.SERVER_ERROR)))
+    gw.secondary.then(Script(fail=gw.secondary.failure(FailureKind.SERVER_ERROR)))
+    with pytest.raises(BadGateway):
+        await gw.service.complete(key, request(), context())
+    gw.clock.now += 4
+    with pytest.raises(BadGateway) as caught:
+        await gw.service.complete(key, request(), context())
+    assert caught.value.headers["Retry-After"] == "6"
+    assert caught.value.metadata == {"provider_name": "Primary", "raw": "circuit open"}
+    assert (len(gw.primary.calls), len(gw.secondary.calls)) == (1, 1)
+    assert (await gw.fresh(key)).reserved_pico == 0
+
+
+async def test_the_total_deadline_ends_a_stalled_attempt_with_a_timeout(build: BuildGateway):
+    gw = await build(total_timeout=0.05)
+    gw.primary.then(Script(stall=asyncio.Event()))
+    with pytest.raises(UpstreamTimeout):
+        await gw.service.complete(await gw.key(), request(), context())
+    assert gw.secondary.calls == [], "no time was left for the fallback"
+
+
+async def test_the_reservation_is_held_while_a_stream_runs_and_settled_at_its_end(build: BuildGateway):
+    gw = await build()
+    key = await gw.key(limit_pico=10**12)
+    gate = asyncio.Event()
+    steps = answer()
+    gw.primary.then(Script(steps=[*steps[:2], gate, *steps[2:]]))
+    relay = await gw.service.stream(key, request(stream=True, max_tokens=50), context())
+    first = await anext(relay.events)
+    assert first == TextDelta("Hello")
+    prompt_bound = 8 + len("hi")  # the worst case: every prompt byte a token, plus a message's overhead
+    reserved = prompt_bound * PER_PROMPT_TOKEN + 50 * PER_COMPLETION_TOKEN
+    assert (await gw.fresh(key)).reserved_pico == reserved
+    gate.set()
+    await drain(relay)
+    state = await gw.fresh(key)
+    assert (state.reserved_pico, state.usage_pico) == (0, 20_000_000)
+
+
+async def test_a_request_the_limit_cannot_cover_is_refused_before_any_upstream_call(build: BuildGateway):
+    gw = await build()
+    key = await gw.key(limit_pico=1_000)
+    with pytest.raises(PaymentRequired) as caught:
+        await gw.service.complete(key, request(), context())
+    assert caught.value.metadata["limit_source"] == "key_limit"
+    assert gw.primary.calls == []
+
+
+async def test_credit_held_by_requests_in_flight_is_an_in_flight_refusal(build: BuildGateway):
+    gw = await build()
+    one_request = (8 + 2) * PER_PROMPT_TOKEN + 100 * PER_COMPLETION_TOKEN
+    key = await gw.key(limit_pico=one_request)
+    gate = asyncio.Event()
+    gw.primary.then(Script(steps=[answer()[1], gate, *answer()[2:]]))
+    relay = await gw.service.stream(key, request(stream=True), context())
+    with pytest.raises(PaymentRequired) as caught:
+        await gw.service.complete(key, request(), context())
+    assert caught.value.metadata["limit_source"] == "in_flight_budget"
+    assert caught.value.headers["Retry-After"] == "1"
+    gate.set()
+    await drain(relay)
+
+
+async def test_a_caller_that_goes_away_leaves_a_cancelled_record_and_closes_the_upstream(build: BuildGateway):
+    gw = await build()
+    key = await gw.key(limit_pico=10**12)
+    gate = asyncio.Event()
+    gw.primary.then(Script(steps=[UsageReport(Usage(10, 1)), TextDelta("Hel"), gate, TextDelta("lo")]))
+    relay = await gw.service.stream(key, request(stream=True), context())
+    assert await anext(relay.events) == TextDelta("Hel")
+    await relay.events.aclose()  # the caller disconnected
+    await gw.run_background()
+    record = gw.generations.generations[relay.head.generation_id]
+    assert (record.cancelled, record.streamed, record.tokens_completion) == (True, True, 1)
+    assert record.charge_pico == 10 * PER_PROMPT_TOKEN + 1 * PER_COMPLETION_TOKEN
+    assert (gw.primary.open_streams, gw.primary.closed_streams) == (0, 1)
+    state = await gw.fresh(key)
+    assert (state.reserved_pico, state.usage_pico) == (0, record.charge_pico)
+
+
+async def test_an_upstream_that_dies_midway_ends_the_stream_with_an_error_and_charges_what_was_used(
+    build: BuildGateway,
+):
+    gw = await build()
+    key = await gw.key()
+    died = gw.primary.failure(FailureKind.INVALID_RESPONSE, raw="broken")
+    gw.primary.then(Script(steps=[TextDelta("Hel"), UsageReport(Usage(10, 1)), died]))
+    relay = await gw.service.stream(key, request(stream=True), context())
+    events = await drain(relay)
+    assert events[0] == TextDelta("Hel")
+    assert events[1] == Failed(502, died.message, {"provider_name": "Primary", "raw": "broken"})
+    assert events[2] == Settled(Usage(10, 1), 12_000_000)
+    record = gw.generations.generations[relay.head.generation_id]
+    assert (record.finish_reason, record.native_finish_reason) == ("error", "error")
+    assert [a.status for a in record.provider_responses] == [502]
+    assert (await gw.fresh(key)).usage_pico == 12_000_000
+
+
+async def test_an_empty_upstream_stream_is_a_failed_attempt_and_the_next_endpoint_serves(build: BuildGateway):
+    gw = await build()
+    gw.primary.then(Script(steps=[]))
+    relay = await gw.service.stream(await gw.key(), request(stream=True), context())
+    assert relay.head.provider_name == "Secondary"
+    record_events = await drain(relay)
+    assert isinstance(record_events[-1], Settled)
+    record = gw.generations.generations[relay.head.generation_id]
+    assert [a.status for a in record.provider_responses] == [502, 200]
+
+
+async def test_a_reply_without_usage_is_recorded_with_unknown_tokens_and_no_charge(build: BuildGateway):
+    gw = await build()
+    gw.primary.then(Script(steps=answer(usage=None)))
+    answer_ = await gw.service.complete(await gw.key(), request(), context())
+    assert answer_.completion.usage is None and answer_.cost_pico == 0
+    record = gw.generations.generations[answer_.head.generation_id]
+    assert (record.tokens_prompt, record.tokens_completion, record.charge_pico) == (None, None, 0)
+    assert record.cache_discount_pico is None
+
+
+async def test_a_stream_whose_record_cannot_be_written_ends_with_a_bare_500_and_releases_credit(
+    build: BuildGateway,
+):
+    gw = await build()
+    key = await gw.key(limit_pico=10**12)
+    relay = await gw.service.stream(key, request(stream=True), context())
+    gw.generations.fail_next = RuntimeError("disk full at /var/lib/secret")
+    events = await drain(relay)
+    assert events[-1] == Failed(500, "Internal Server Error")
+    assert not any(isinstance(e, Settled) for e in events)
+    assert (await gw.fresh(key)).reserved_pico == 0
+
+
+async def test_a_failed_whole_answer_record_releases_the_reservation_and_raises(build: BuildGateway):
+    gw = await build()
+    key = await gw.key(limit_pico=10**12)
+    gw.generations.fail_next = RuntimeError("disk full")
+    with pytest.raises(RuntimeError):
+        await gw.service.complete(key, request(), context())
+    assert (await gw.fresh(key)).reserved_pico == 0
+
+
+async def test_a_management_key_cannot_make_completions(build: BuildGateway):
+    gw = await build()
+    with pytest.raises(GatewayError) as caught:
+        await gw.service.complete(await gw.key(management=True), request(), context())
+    assert caught.value.status == 403
