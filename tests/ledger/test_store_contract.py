@@ -1,0 +1,134 @@
+"""The storage protocols' contract, held by every implementation: SQLite, PostgreSQL and the
+in-memory stores of the in-process tier (so that tier cannot drift from the real ledger)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from genledger.core.generation import Generation
+from genledger.core.ids import new_generation_id
+from genledger.core.keys import KeyExists, Refusal
+from genledger.core.stores import GenerationStore, KeyStore, PeriodStarts, PeriodUsage
+from genledger.ledger import Ledger
+from tests.inprocess.stores import MemoryGenerationStore, MemoryKeyStore
+from tests.services import postgres_database
+
+
+@dataclass
+class Stores:
+    keys: KeyStore
+    generations: GenerationStore
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str | None]:
+    if request.param == "memory":
+        yield None
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/contract.db"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+async def stores(database_url: str | None) -> AsyncIterator[Stores]:
+    if database_url is None:
+        keys = MemoryKeyStore()
+        yield Stores(keys, MemoryGenerationStore(keys))
+        return
+    ledger = await Ledger.open(database_url)
+    try:
+        yield Stores(ledger.keys, ledger.generations)
+    finally:
+        await ledger.close()
+
+
+def generation(key_id: str, charge: int, created_at: datetime | None = None) -> Generation:
+    return Generation(
+        id=new_generation_id(),
+        key_id=key_id,
+        created_at=created_at or datetime.now(UTC),
+        model="m",
+        total_cost_pico=charge,
+        charge_pico=charge,
+    )
+
+
+async def test_names_are_unique_on_create_and_on_rename(stores: Stores):
+    alice, _ = await stores.keys.create("alice")
+    await stores.keys.create("bob")
+    with pytest.raises(KeyExists):
+        await stores.keys.create("alice")
+    with pytest.raises(KeyExists):
+        await stores.keys.update(alice.hash, name="bob")
+    with pytest.raises(ValueError, match="usage_pico"):
+        await stores.keys.update(alice.hash, usage_pico=0)
+    assert await stores.keys.update("no-such-hash", label="x") is None
+    assert [k.name for k in await stores.keys.list()] == ["alice", "bob"]
+
+
+async def test_a_reservation_never_lets_usage_and_reservations_pass_the_limit(stores: Stores):
+    key, _ = await stores.keys.create("limited", limit_pico=100)
+    assert await stores.keys.reserve(key.id, 60, None) is None
+    assert await stores.keys.reserve(key.id, 50, None) is Refusal.IN_FLIGHT_BUDGET
+    assert await stores.keys.reserve(key.id, 101, None) is Refusal.KEY_LIMIT
+    await stores.generations.record(generation(key.id, 30), reserved=60)
+    state = await stores.keys.find_by_id(key.id)
+    assert (state.usage_pico, state.reserved_pico) == (30, 0)
+    assert await stores.keys.reserve(key.id, 71, None) is Refusal.KEY_LIMIT
+    assert await stores.keys.reserve(key.id, 70, None) is None
+    await stores.keys.release(key.id, 70)
+    assert (await stores.keys.find_by_id(key.id)).reserved_pico == 0
+
+
+async def test_a_new_period_starts_the_limited_usage_over(stores: Stores):
+    key, _ = await stores.keys.create("daily", limit_pico=100, limit_reset="daily")
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert await stores.keys.reserve(key.id, 90, today) is None
+    await stores.generations.record(generation(key.id, 90), reserved=90)
+    assert await stores.keys.reserve(key.id, 20, today) is Refusal.KEY_LIMIT
+    assert await stores.keys.reserve(key.id, 20, today + timedelta(days=1)) is None
+    state = await stores.keys.find_by_id(key.id)
+    assert (state.usage_pico, state.period_usage_pico, state.reserved_pico) == (90, 0, 20)
+
+
+async def test_a_generation_is_read_only_by_its_owner(stores: Stores):
+    alice, _ = await stores.keys.create("alice")
+    bob, _ = await stores.keys.create("bob")
+    record = generation(alice.id, 5)
+    await stores.generations.record(record)
+    assert await stores.generations.get(record.id, alice.id) == record
+    assert await stores.generations.get(record.id, bob.id) is None
+    assert await stores.generations.lookup(record.id) == record
+
+
+async def test_usage_in_periods_sums_each_keys_day_week_and_month_in_one_call(stores: Stores):
+    alice, _ = await stores.keys.create("alice")
+    bob, _ = await stores.keys.create("bob")
+    idle, _ = await stores.keys.create("idle")
+    day = datetime(2026, 11, 26, tzinfo=UTC)  # a Thursday
+    starts = PeriodStarts(day=day, week=day - timedelta(days=3), month=day.replace(day=1))
+    for key_id, charge, created in [
+        (alice.id, 1, day + timedelta(hours=5)),
+        (alice.id, 10, day - timedelta(days=1)),  # this week
+        (alice.id, 100, day - timedelta(days=10)),  # this month
+        (alice.id, 1000, day - timedelta(days=40)),  # before
+        (bob.id, 7, day + timedelta(minutes=1)),
+    ]:
+        await stores.generations.record(generation(key_id, charge, created))
+    usage = await stores.generations.usage_in_periods([alice.id, bob.id, idle.id], starts)
+    assert usage == {
+        alice.id: PeriodUsage(daily=1, weekly=11, monthly=111),
+        bob.id: PeriodUsage(7, 7, 7),
+        idle.id: PeriodUsage(0, 0, 0),
+    }
+    assert await stores.generations.usage_in_periods([], starts) == {}
+    assert await stores.generations.usage_by_day(alice.id, day - timedelta(days=1)) == [
+        ("2026-11-25", 1, 10),
+        ("2026-11-26", 1, 1),
+    ]
