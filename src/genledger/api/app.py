@@ -58,7 +58,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             if owned:
                 await app.state.services.aclose()
 
-    return Starlette(
+    app = Starlette(
         routes=ROUTES,
         middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
         exception_handlers={
@@ -68,3 +68,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         },
         lifespan=lifespan,
     )
+    if services is not None:
+        app.state.services = services  # usable without a lifespan (httpx's ASGITransport)
+    return app
