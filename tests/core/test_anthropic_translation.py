@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from typing import Any
 
 import orjson
 import pytest
 
-from genledger.core.chat import ChatRequest
+from genledger.core.chat import ChatRequest, Choice, Completion, ToolCall
+from genledger.core.events import (
+    Finish,
+    Identified,
+    ProviderEvent,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
 from genledger.core.failures import FailureKind, UpstreamFailure
 from genledger.core.usage import Usage
 from genledger.providers.anthropic import (
@@ -20,7 +30,7 @@ from genledger.providers.anthropic import (
     messages_url,
     usage_from_anthropic,
 )
-from genledger.providers.base import ChatStream, UpstreamCall
+from genledger.providers.base import UpstreamCall
 
 failure = functools.partial(UpstreamFailure, provider_name="Anthropic")
 WEATHER_TOOL = {
@@ -302,56 +312,63 @@ def message(content: list[dict[str, Any]], stop_reason: str, **usage: int) -> by
     )
 
 
-def test_a_text_message_becomes_a_chat_completion():
+def test_a_text_message_becomes_a_completion():
     completion = completion_from_message(
         message([{"type": "text", "text": "Hello "}, {"type": "text", "text": "there"}], "end_turn"),
         failure,
         created=1700000000,
     )
-    assert completion.upstream_id == "msg_01"
+    assert completion == Completion(
+        choices=(
+            Choice(index=0, content="Hello there", finish_reason="stop", native_finish_reason="end_turn"),
+        ),
+        usage=Usage(prompt_tokens=10, completion_tokens=5),
+        upstream_id="msg_01",
+        created=1700000000,
+    )
     assert (completion.finish_reason, completion.native_finish_reason) == ("stop", "end_turn")
-    assert completion.usage == Usage(prompt_tokens=10, completion_tokens=5)
-    assert completion.body == {
-        "id": "msg_01",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": "claude-sonnet-4-5",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "Hello there"},
-                "finish_reason": "stop",
-                "native_finish_reason": "end_turn",
-                "logprobs": None,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": 10,
-            "completion_tokens": 5,
-            "total_tokens": 15,
-            "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        },
-    }
+
+
+def test_a_completion_is_created_now_unless_told_otherwise():
+    before = int(time.time())
+    created = completion_from_message(message([], "end_turn"), failure).created
+    assert created is not None and before <= created <= int(time.time())
 
 
 def test_tool_use_blocks_become_tool_calls():
     content = [
         {"type": "text", "text": "Checking."},
         {"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {"city": "Paris"}},
+        {"type": "tool_use", "id": "toolu_10", "name": "now", "input": {}},
     ]
     completion = completion_from_message(message(content, "tool_use"), failure)
-    reply = completion.body["choices"][0]["message"]
-    assert reply["content"] == "Checking."
-    assert reply["tool_calls"] == [
-        {
-            "id": "toolu_9",
-            "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
-        }
-    ]
-    assert (completion.finish_reason, completion.native_finish_reason) == ("tool_calls", "tool_use")
+    assert completion.choices == (
+        Choice(
+            content="Checking.",
+            tool_calls=(
+                ToolCall(id="toolu_9", name="get_weather", arguments='{"city":"Paris"}'),
+                ToolCall(id="toolu_10", name="now", arguments="{}"),
+            ),
+            finish_reason="tool_calls",
+            native_finish_reason="tool_use",
+        ),
+    )
     only_tools = completion_from_message(message(content[1:], "tool_use"), failure)
-    assert only_tools.body["choices"][0]["message"]["content"] is None
+    assert only_tools.choices[0].content is None
+    assert [call.id for call in only_tools.choices[0].tool_calls] == ["toolu_9", "toolu_10"]
+
+
+def test_thinking_blocks_become_reasoning_and_redacted_thinking_is_dropped():
+    content = [
+        {"type": "thinking", "thinking": "First, ", "signature": "s1"},
+        {"type": "redacted_thinking", "data": "opaque"},
+        {"type": "thinking", "thinking": "the weather.", "signature": "s2"},
+        {"type": "text", "text": "Sunny."},
+    ]
+    choice = completion_from_message(message(content, "end_turn"), failure).choices[0]
+    assert (choice.reasoning, choice.content) == ("First, the weather.", "Sunny.")
+    plain = completion_from_message(message([{"type": "text", "text": "x"}], "end_turn"), failure)
+    assert plain.choices[0].reasoning is None
 
 
 @pytest.mark.parametrize(
@@ -367,9 +384,9 @@ def test_tool_use_blocks_become_tool_calls():
 )
 def test_stop_reasons_map_to_finish_reasons_and_the_native_one_is_kept(native, finish):
     completion = completion_from_message(message([{"type": "text", "text": "x"}], native), failure)
+    choice = completion.choices[0]
+    assert (choice.finish_reason, choice.native_finish_reason) == (finish, native)
     assert (completion.finish_reason, completion.native_finish_reason) == (finish, native)
-    choice = completion.body["choices"][0]
-    assert (choice["finish_reason"], choice["native_finish_reason"]) == (finish, native)
 
 
 def test_usage_counts_cache_reads_and_writes_in_the_prompt():
@@ -378,10 +395,6 @@ def test_usage_counts_cache_reads_and_writes_in_the_prompt():
     assert completion.usage == Usage(
         prompt_tokens=150, completion_tokens=5, cached_tokens=100, cache_write_tokens=30
     )
-    assert completion.body["usage"]["prompt_tokens_details"] == {
-        "cached_tokens": 100,
-        "cache_write_tokens": 30,
-    }
     assert usage_from_anthropic(None) is None
     assert usage_from_anthropic({"input_tokens": -3, "output_tokens": True}) == Usage()
 
@@ -393,9 +406,13 @@ def test_a_message_without_the_documented_shape_is_an_invalid_response(raw):
     with pytest.raises(UpstreamFailure) as caught:
         completion_from_message(raw, failure)
     assert caught.value.kind is FailureKind.INVALID_RESPONSE
+    assert caught.value.raw == raw.decode()
 
 
 # -------------------------------------------------------------------------------------------- stream
+
+START_USAGE = Usage(prompt_tokens=60, completion_tokens=1, cached_tokens=40, cache_write_tokens=8)
+"""message_start's usage: 12 input tokens plus 40 read from and 8 written to the cache."""
 
 
 def events(*stop: dict[str, Any], blocks: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -465,48 +482,38 @@ def message_end(stop_reason: str, output_tokens: int) -> list[dict[str, Any]]:
     ]
 
 
-def translate(
-    stream_events: list[dict[str, Any]],
-) -> tuple[ChatStream, StreamTranslator, list[dict[str, Any]]]:
-    stream = ChatStream()
-    translator = StreamTranslator(stream, failure, created=1700000000)
-    chunks = [chunk for event in stream_events for chunk in translator.feed(event)]
-    return stream, translator, chunks
+def translate(stream_events: list[dict[str, Any]]) -> tuple[StreamTranslator, list[ProviderEvent]]:
+    translator = StreamTranslator(failure)
+    return translator, [out for event in stream_events for out in translator.feed(event)]
 
 
-def deltas(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [chunk["choices"][0]["delta"] for chunk in chunks]
-
-
-def test_a_text_stream_becomes_chunks_and_fills_in_the_stream_facts():
-    stream, translator, chunks = translate(
-        events(*message_end("end_turn", 3), blocks=[text_block(0, "Hel", "lo")])
-    )
+def test_a_text_stream_becomes_identified_usage_text_and_finish_events():
+    translator, out = translate(events(*message_end("end_turn", 3), blocks=[text_block(0, "Hel", "lo")]))
     assert translator.finished
-    assert deltas(chunks) == [{"role": "assistant", "content": ""}, {"content": "Hel"}, {"content": "lo"}, {}]
-    assert all(c["id"] == "msg_02" and c["object"] == "chat.completion.chunk" for c in chunks)
-    assert all(c["model"] == "claude-sonnet-4-5" and c["created"] == 1700000000 for c in chunks)
-    final = chunks[-1]["choices"][0]
-    assert (final["finish_reason"], final["native_finish_reason"]) == ("stop", "end_turn")
-    assert [c["choices"][0]["finish_reason"] for c in chunks[:-1]] == [None] * 3
-    assert stream.upstream_id == "msg_02"
-    assert (stream.finish_reason, stream.native_finish_reason) == ("stop", "end_turn")
-    assert stream.usage == Usage(
-        prompt_tokens=60, completion_tokens=3, cached_tokens=40, cache_write_tokens=8
-    )
+    assert out == [
+        Identified("msg_02"),
+        UsageReport(START_USAGE),
+        TextDelta(""),
+        TextDelta("Hel"),
+        TextDelta("lo"),
+        UsageReport(Usage(prompt_tokens=60, completion_tokens=3, cached_tokens=40, cache_write_tokens=8)),
+        Finish("stop", "end_turn"),
+    ]
+
+
+def test_text_in_a_content_block_start_is_relayed():
+    start = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "Hi"}}
+    assert StreamTranslator(failure).feed(start) == [TextDelta("Hi")]
 
 
 def test_usage_is_known_from_message_start_before_the_stream_ends():
-    stream, translator, _ = translate(events(blocks=[text_block(0, "Hel")]))
+    translator, out = translate(events(blocks=[text_block(0, "Hel")]))
     assert not translator.finished
-    assert stream.usage == Usage(
-        prompt_tokens=60, completion_tokens=1, cached_tokens=40, cache_write_tokens=8
-    )
-    assert stream.finish_reason is None
+    assert out == [Identified("msg_02"), UsageReport(START_USAGE), TextDelta(""), TextDelta("Hel")]
 
 
 def test_tool_use_streams_become_indexed_tool_call_deltas():
-    stream, _, chunks = translate(
+    translator, out = translate(
         events(
             *message_end("tool_use", 30),
             blocks=[
@@ -516,55 +523,49 @@ def test_tool_use_streams_become_indexed_tool_call_deltas():
             ],
         )
     )
-    assert deltas(chunks)[1:] == [
-        {"content": "Checking."},
-        {
-            "tool_calls": [
-                {
-                    "index": 0,
-                    "id": "toolu_a",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": ""},
-                }
-            ]
-        },
-        {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]},
-        {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
-        {
-            "tool_calls": [
-                {
-                    "index": 1,
-                    "id": "toolu_b",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": ""},
-                }
-            ]
-        },
-        {"tool_calls": [{"index": 1, "function": {"arguments": '{"city": "Rome"}'}}]},
-        {},
+    assert translator.finished
+    assert out[3:] == [
+        TextDelta("Checking."),
+        ToolCallDelta(0, id="toolu_a", name="get_weather", arguments=""),
+        ToolCallDelta(0, arguments='{"city": '),
+        ToolCallDelta(0, arguments='"Paris"}'),
+        ToolCallDelta(1, id="toolu_b", name="get_weather", arguments=""),
+        ToolCallDelta(1, arguments='{"city": "Rome"}'),
+        UsageReport(Usage(prompt_tokens=60, completion_tokens=30, cached_tokens=40, cache_write_tokens=8)),
+        Finish("tool_calls", "tool_use"),
     ]
-    assert (stream.finish_reason, stream.native_finish_reason) == ("tool_calls", "tool_use")
-    arguments = "".join(
-        call["function"]["arguments"]
-        for delta in deltas(chunks)
-        for call in delta.get("tool_calls", [])
-        if call["index"] == 0
-    )
-    assert json.loads(arguments) == {"city": "Paris"}
+
+    def arguments(index: int) -> str:
+        return "".join(e.arguments for e in out if isinstance(e, ToolCallDelta) and e.index == index)
+
+    assert json.loads(arguments(0)) == {"city": "Paris"}
+    assert json.loads(arguments(1)) == {"city": "Rome"}
 
 
-def test_thinking_and_unknown_events_are_skipped():
+def test_thinking_is_relayed_as_reasoning_and_signatures_and_unknown_events_are_skipped():
     thinking = [
         {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hmm"}},
         {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "s"}},
         {"type": "content_block_stop", "index": 0},
         {"type": "some_future_event", "data": 1},
+        # arguments for a block that never started as a tool call have no tool call to join
+        {
+            "type": "content_block_delta",
+            "index": 7,
+            "delta": {"type": "input_json_delta", "partial_json": "{"},
+        },
     ]
-    _, translator, chunks = translate(
-        events(*message_end("end_turn", 2), blocks=[thinking, text_block(1, "ok")])
-    )
-    assert deltas(chunks) == [{"role": "assistant", "content": ""}, {"content": "ok"}, {}]
+    translator, out = translate(events(*message_end("end_turn", 2), blocks=[thinking, text_block(1, "ok")]))
+    assert out == [
+        Identified("msg_02"),
+        UsageReport(START_USAGE),
+        TextDelta(""),
+        ReasoningDelta("hmm"),
+        TextDelta("ok"),
+        UsageReport(Usage(prompt_tokens=60, completion_tokens=2, cached_tokens=40, cache_write_tokens=8)),
+        Finish("stop", "end_turn"),
+    ]
     assert translator.finished
 
 
@@ -574,18 +575,26 @@ def test_thinking_and_unknown_events_are_skipped():
 )
 def test_an_error_event_mid_stream_is_a_failure_with_the_raw_error(error_type, kind):
     error = {"type": error_type, "message": "Overloaded"}
-    stream = ChatStream()
-    translator = StreamTranslator(stream, failure)
-    translator.feed(events(blocks=[])[0])
+    translator = StreamTranslator(failure)
+    # what was known before the error has already gone out
+    assert UsageReport(START_USAGE) in translator.feed(events(blocks=[])[0])
     with pytest.raises(UpstreamFailure) as caught:
         translator.feed({"type": "error", "error": error})
     assert caught.value.kind is kind
     assert caught.value.raw == error
-    assert stream.usage is not None  # what was known before the error stays known
+    assert caught.value.message == f"Anthropic stream error: {error_type}: Overloaded"
+    assert not translator.finished
+
+
+def test_an_error_event_without_an_error_object_is_a_server_error():
+    with pytest.raises(UpstreamFailure) as caught:
+        StreamTranslator(failure).feed({"type": "error"})
+    assert caught.value.kind is FailureKind.SERVER_ERROR
+    assert caught.value.raw is None
 
 
 @pytest.mark.parametrize("event", [[], "x", {"no": "type"}, {"type": "message_start"}])
 def test_malformed_events_are_invalid_responses(event):
     with pytest.raises(UpstreamFailure) as caught:
-        StreamTranslator(ChatStream(), failure).feed(event)
+        StreamTranslator(failure).feed(event)
     assert caught.value.kind is FailureKind.INVALID_RESPONSE

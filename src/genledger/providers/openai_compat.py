@@ -67,7 +67,7 @@ def _choice(position: int, choice: Any) -> Choice:
         index=_int(choice.get("index"), position),
         content=_str(message.get("content")),
         tool_calls=_tool_calls(message.get("tool_calls")),
-        reasoning=_str(message.get("reasoning")),
+        reasoning=_str(message.get("reasoning")) or _str(message.get("reasoning_content")),
         refusal=_str(message.get("refusal")),
         finish_reason=normalize_finish_reason(native),
         native_finish_reason=native,
@@ -87,7 +87,7 @@ def completion_from_openai(body: Any) -> Completion:
         choices=tuple(_choice(position, choice) for position, choice in enumerate(choices)),
         usage=from_openai(body.get("usage")),
         upstream_id=_str(body.get("id")),
-        created=_int(created) if created is not None else None,
+        created=created if isinstance(created, int) and not isinstance(created, bool) else None,
         system_fingerprint=_str(body.get("system_fingerprint")),
     )
 
@@ -97,11 +97,13 @@ def _delta_events(choice: dict[str, Any], events: list[ProviderEvent]) -> None:
     position = index if isinstance(index, int) else 0
     delta = choice.get("delta")
     if isinstance(delta, dict):
-        reasoning = delta.get("reasoning")
+        # OpenRouter says "reasoning"; DeepSeek and vLLM say "reasoning_content".
+        reasoning = delta.get("reasoning") or delta.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning:
             events.append(ReasoningDelta(reasoning, position))
         content = delta.get("content")
-        if isinstance(content, str):
+        # An empty content says nothing beside other parts (it only opens the turn alone).
+        if isinstance(content, str) and (content or not (reasoning or delta.get("tool_calls"))):
             events.append(TextDelta(content, position, choice.get("logprobs")))
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:
