@@ -56,18 +56,22 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
 
 
 def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]]) -> T:
+    """``work`` on the open ledger; exit 1 if it cannot be opened. ``work``'s errors propagate."""
+
     async def run() -> T:
-        ledger = await Ledger.open(settings.database_url)
+        # Only the opening is guarded: work raises ValueErrors of its own (KeyExists) that its
+        # command reports, and they must not read as a ledger that failed to open.
+        try:
+            ledger = await Ledger.open(settings.database_url)
+        except (OSError, ValueError) as exc:
+            _err().print(f"[red]error:[/red] cannot open the ledger at {settings.database_url}: {exc}")
+            raise typer.Exit(1) from None
         try:
             return await work(ledger)
         finally:
             await ledger.close()
 
-    try:
-        return asyncio.run(run())
-    except (OSError, ValueError) as exc:
-        _err().print(f"[red]error:[/red] cannot open the ledger at {settings.database_url}: {exc}")
-        raise typer.Exit(1) from None
+    return asyncio.run(run())
 
 
 class LimitResetChoice(StrEnum):
@@ -157,7 +161,10 @@ def keys_create(
     management: Annotated[bool, typer.Option("--management", help="A key for the management API.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Create a key and print its secret (shown once; only a hash is stored)."""
+    """Create a key and print its secret (shown once; only a hash is stored).
+
+    Exits 1 if a key with that name exists already, 2 on a bad option.
+    """
     settings = _settings(config)
     limit_pico = _usd(limit)
 

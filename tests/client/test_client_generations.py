@@ -98,7 +98,13 @@ async def test_generation_is_immutable(harness: Harness, generation_data: dict[s
     with pytest.raises(pydantic.ValidationError):
         generation.provider_responses[0].status = 500
     assert isinstance(generation.provider_responses, tuple)
-    assert hash(generation.provider_responses[0]) == hash(generation.provider_responses[0])
+    # Frozen, so hashed by value: equal to one built from the fixture's values, as a set member too.
+    built = ProviderResponse(
+        status=200, provider_name="OpenAI", id="chatcmpl-abc123", latency=400.0, is_byok=False
+    )
+    assert hash(generation.provider_responses[0]) == hash(built)
+    assert {generation.provider_responses[0], built} == {built}
+    assert built.model_copy(update={"status": 500}) not in {generation.provider_responses[0]}
 
 
 @pytest.mark.parametrize("bad_id", ["", "   ", None, 123])

@@ -41,11 +41,22 @@ def test_keys_create_list_disable(folder: Path):
     assert code == 0 and "ci" in out and "2.5" in out
     assert KEY.search(out) is None, "a secret must never be listed"
     code, out = run("keys", "create", "--name", "ci")
-    assert code == 1 and "exists" in out
+    assert code == 1
+    assert "error: a key named 'ci' exists already" in out
+    # The ledger opened fine: a taken name must not be reported as a failure to open it.
+    assert "cannot open the ledger" not in out
+    assert KEY.search(out) is None
     code, out = run("keys", "disable", "ci")
     assert code == 0
     code, out = run("keys", "disable", "nobody")
     assert code == 1 and "no key" in out
+
+
+def test_a_ledger_that_cannot_be_opened_is_named(folder: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("GENLEDGER_DATABASE_URL", "mysql://somewhere/ledger")
+    code, out = run("keys", "create", "--name", "ci")
+    assert code == 1
+    assert "error: cannot open the ledger at mysql://somewhere/ledger: unsupported database" in out
 
 
 @pytest.mark.parametrize("limit", ["-1", "abc", "0.0000000000001"])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import httpx
 import openai
 import pytest
 from openrouter import OpenRouter
+from openrouter import errors as or_errors
 from openrouter.utils import BackoffStrategy, RetryConfig
 
 from tests.e2e.conftest import FAKE_PROVIDER, MAX_BODY_BYTES, MODEL, Keys
@@ -122,21 +125,65 @@ def test_unknown_routes_and_wrong_methods(gateway, keys: Keys):
     assert_envelope(httpx.get(gateway.base_url + "/chat/completions", headers=headers), 405)
 
 
+def sse_data(response: httpx.Response) -> list[str]:
+    """The ``data:`` payloads of a server-sent event stream, in order."""
+    return [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
+
+
+def poll_record(sdk: OpenRouter, generation_id: str, within: float) -> Any:
+    """The generation's record once it is written; only "not found yet" is waited out."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return sdk.generations.get_generation(id=generation_id).data
+        except or_errors.NotFoundResponseError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.02)
+
+
 def test_a_stream_that_dies_midway_ends_with_an_error_chunk_and_is_recorded(gateway, keys: Keys, upstream):
     upstream.set_behavior("die_mid_stream", times=1, chunks=3)
-    client = openai.OpenAI(api_key=keys.alice, base_url=gateway.base_url, max_retries=0)
-    seen = []
-    with pytest.raises(openai.APIError) as caught:
-        for chunk in client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True):
-            seen.append(chunk)
-    assert len(seen) >= 3  # the role chunk and the content before the upstream died
-    assert "error" in str(caught.value).lower() or caught.value.body is not None
-    generation_id = seen[0].id
+    response = post(gateway, keys.alice, stream=True)
+    assert response.status_code == 200
+    *chunks, done = sse_data(response)
+    assert done == "[DONE]"
+    role, *content, error, usage = (json.loads(chunk) for chunk in chunks)
+    # What the upstream sent before it died is relayed, then one error chunk, then usage.
+    assert role["choices"][0]["delta"]["role"] == "assistant"
+    assert [c["choices"][0]["delta"] for c in content] == [
+        {"content": "tok"},
+        {"content": " tok"},
+        {"content": " tok"},
+    ]
+    assert all(c["choices"][0]["finish_reason"] is None for c in [role, *content])
+    assert error["error"]["code"] == 502
+    assert error["error"]["message"] == "the stream broke"
+    assert error["error"]["metadata"]["provider_name"] == FAKE_PROVIDER
+    assert error["choices"] == [
+        {"index": 0, "delta": {"content": ""}, "finish_reason": "error", "native_finish_reason": "error"}
+    ]
+    assert usage["choices"] == [] and "error" not in usage
+    generation_id = role["id"]
+    assert {c["id"] for c in (role, *content, error, usage)} == {generation_id}
+    # The error chunk goes out only after the record is written: no polling needed here.
     with OpenRouter(api_key=keys.alice, server_url=gateway.base_url, retry_config=NO_RETRIES) as sdk:
         record = sdk.generations.get_generation(id=generation_id).data
     assert record.finish_reason == "error"
     assert record.streamed is True and record.cancelled is False
     assert record.provider_responses[0].status == 502
+
+
+def test_the_openai_sdk_raises_at_the_error_chunk_after_the_relayed_ones(gateway, keys: Keys, upstream):
+    upstream.set_behavior("die_mid_stream", times=1, chunks=3)
+    client = openai.OpenAI(api_key=keys.alice, base_url=gateway.base_url, max_retries=0)
+    chunks = iter(client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
+    before = [next(chunks) for _ in range(4)]
+    assert [c.choices[0].delta.content for c in before] == ["", "tok", " tok", " tok"]
+    with pytest.raises(openai.APIError) as caught:
+        next(chunks)
+    assert caught.value.message == "the stream broke"
+    assert caught.value.body["code"] == 502
 
 
 def test_a_caller_that_disconnects_leaves_a_cancelled_record(gateway, keys: Keys, upstream):
@@ -152,19 +199,12 @@ def test_a_caller_that_disconnects_leaves_a_cancelled_record(gateway, keys: Keys
     ):
         assert response.status_code == 200
         first = next(response.iter_lines())
-        generation_id = httpx.Response(200, content=first.removeprefix("data: ")).json()["id"]
-    # The gateway must drop the upstream call at once, and record the generation as cancelled.
-    deadline = time.monotonic() + 5
-    record = None
+        generation_id = json.loads(first.removeprefix("data: "))["id"]
+    # The gateway must drop the upstream call (well before its 30 s stall ends), and record the
+    # generation as cancelled.
     with OpenRouter(api_key=keys.alice, server_url=gateway.base_url, retry_config=NO_RETRIES) as sdk:
-        while time.monotonic() < deadline:
-            try:
-                record = sdk.generations.get_generation(id=generation_id).data
-                break
-            except Exception:
-                time.sleep(0.05)
-    assert record is not None, "no record for the cancelled stream"
+        record = poll_record(sdk, generation_id, within=5)
     assert record.cancelled is True and record.streamed is True
-    stats = upstream.stats()
-    assert stats["open_streams"] == 0
+    stats = upstream.wait_until(lambda s: s["open_streams"] == 0, within=5)
     assert stats["cancelled_streams"] == 1
+    assert stats["completed_streams"] == 0

@@ -89,3 +89,26 @@ def test_a_failing_read_is_a_typed_500_for_the_official_client(tmp_path):
             with sqlite3.connect(path) as db:
                 db.execute("ALTER TABLE generations_away RENAME TO generations")
             assert sdk.generations.get_generation(id=kept.id).data.id == kept.id
+
+
+def test_a_500_leaves_the_keep_alive_connection_open_for_the_next_request(tmp_path):
+    path = tmp_path / "ledger.db"
+    with running(path) as (gateway, secret, kept):
+        with sqlite3.connect(path) as db:
+            db.execute("ALTER TABLE generations RENAME TO generations_away")
+        headers = {"Authorization": f"Bearer {secret}"}
+        with httpx.Client(base_url=gateway.base_url, headers=headers) as client:
+            failed = client.get("/generation", params={"id": kept.id})
+            assert failed.status_code == 500
+            assert failed.json() == {"error": {"code": 500, "message": "Internal Server Error"}}
+            assert failed.headers.get("connection") != "close"
+            socket_of_the_500 = failed.extensions["network_stream"].get_extra_info("socket")
+            local_address = socket_of_the_500.getsockname()
+            with sqlite3.connect(path) as db:
+                db.execute("ALTER TABLE generations_away RENAME TO generations")
+            served = client.get("/generation", params={"id": kept.id})
+            assert served.status_code == 200
+            assert served.json()["data"]["id"] == kept.id
+            # The same socket carried both answers: the 500 did not cost the caller its connection.
+            assert served.extensions["network_stream"] is failed.extensions["network_stream"]
+            assert served.extensions["network_stream"].get_extra_info("socket").getsockname() == local_address

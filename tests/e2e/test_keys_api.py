@@ -117,12 +117,19 @@ def test_duplicate_names_and_unknown_hashes(manage: httpx.Client):
     assert manage.delete("/keys/" + "0" * 64).status_code == 404
 
 
-def test_the_client_maps_403(gateway: GatewayServer, keys: Keys):
-    # genledger.client has no management calls; its error table still types the 403.
-    response = httpx.get(gateway.base_url + "/keys", headers={"Authorization": f"Bearer {keys.alice}"})
-    from genledger.client.errors import STATUS_ERRORS
-
-    assert STATUS_ERRORS[response.status_code] is ForbiddenResponseError
+def test_the_client_raises_the_gateways_403_as_forbidden(gateway: GatewayServer, keys: Keys):
+    # genledger.client has no management calls. Rooted under /keys/, its GET "key" is
+    # GET /keys/key: a management route, which refuses an ordinary key before reading the hash.
+    client = Client(api_key=keys.alice, base_url=gateway.base_url + "/keys/", max_retries=0)
+    with client, pytest.raises(ForbiddenResponseError) as caught:
+        client.key.get()
+    forbidden = caught.value
+    assert forbidden.response.request.url.path == "/api/v1/keys/key"
+    assert forbidden.status_code == 403
+    assert forbidden.error is not None and forbidden.error.code == 403
+    assert forbidden.error.message == (
+        "Only management keys may manage keys (genledger keys create --management)"
+    )
 
 
 def test_keys_without_a_limit(gateway: GatewayServer, keys: Keys):

@@ -10,8 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from genledger.api.errors import on_gateway_error, on_http_exception, on_unexpected
-from genledger.api.middleware import BodyLimit
+from genledger.api.errors import on_gateway_error, on_http_exception
+from genledger.api.middleware import BodyLimit, UnexpectedErrors
 from genledger.api.routes.chat import chat_completions
 from genledger.api.routes.generations import get_generation
 from genledger.api.routes.keys import (
@@ -60,12 +60,13 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
 
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_bytes)],
-        exception_handlers={
-            GatewayError: on_gateway_error,
-            HTTPException: on_http_exception,
-            Exception: on_unexpected,
-        },
+        # Outermost of ours, so that it also answers for a failure in BodyLimit; Starlette's own
+        # ServerErrorMiddleware is left only what this one re-raises.
+        middleware=[
+            Middleware(UnexpectedErrors),
+            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers={GatewayError: on_gateway_error, HTTPException: on_http_exception},
         lifespan=lifespan,
     )
     if services is not None:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.errors import ERROR_BY_STATUS, GatewayError
-
-log = logging.getLogger("genledger.api")
 
 
 def error_response(
@@ -44,9 +40,3 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     else:
         message = exc.detail
     return error_response(cls(message, headers=exc.headers), request, exc.status_code)
-
-
-async def on_unexpected(request: Request, exc: Exception) -> Response:
-    # The traceback goes to the log, never to the caller.
-    log.error("unhandled error", exc_info=exc)
-    return error_response(GatewayError("Internal Server Error"), request)

@@ -2,9 +2,57 @@
 
 from __future__ import annotations
 
+import logging
+
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from genledger.errors import PayloadTooLarge
+from genledger.api.errors import error_response
+from genledger.errors import GatewayError, PayloadTooLarge
+
+log = logging.getLogger("genledger.api")
+
+
+class UnexpectedErrors:
+    """Answer an exception no handler took with the 500 envelope, and keep the connection.
+
+    Contract, for an ``Exception`` raised below this middleware:
+
+    - before ``http.response.start`` went out: it is logged once (``genledger.api``, with its
+      traceback), counted as a 500 in the app's metrics, answered with
+      ``{"error": {"code": 500, "message": "Internal Server Error"}}``, and not re-raised;
+    - after it: it is re-raised untouched, since the status is gone and the body cannot be
+      ended cleanly; the server logs it and closes the connection.
+
+    It must not be a Starlette exception handler for ``Exception``: those run inside
+    ``ServerErrorMiddleware``, which re-raises after sending, and uvicorn then closes the
+    keep-alive connection, so the caller's next request on it fails with ECONNRESET.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise
+            # The traceback goes to the log, never to the caller.
+            log.error("unhandled error", exc_info=exc)
+            response = error_response(GatewayError("Internal Server Error"), Request(scope))
+            await response(scope, receive, send)
 
 
 class BodyLimit:
