@@ -32,6 +32,7 @@ from genledger.core.money import to_usd
 from genledger.core.usage import Usage
 
 SSE_DONE = b"data: [DONE]\n\n"
+_TEXT_SUFFIX = b'},"finish_reason":null,"native_finish_reason":null}]}\n\n'
 
 
 def usage_json(usage: Usage, cost_pico: int) -> dict[str, Any]:
@@ -95,7 +96,7 @@ class ChunkFrames:
     ``orjson.dumps`` of its choice.
     """
 
-    __slots__ = ("_head", "_open", "_prefix", "_spoken")
+    __slots__ = ("_head", "_open", "_prefix", "_spoken", "_text_prefix")
 
     def __init__(self, head: Head) -> None:
         self._head = head
@@ -109,6 +110,7 @@ class ChunkFrames:
         # '{"id":...,"provider":...' + ',"choices":[' + choice + ']}'
         self._prefix = b"data: " + orjson.dumps(self._open)[:-1] + b',"choices":['
         self._spoken: set[int] = set()  # choices whose first delta (with the role) went out
+        self._text_prefix = self._prefix + b'{"index":0,"delta":{"content":'
 
     def _choice(self, index: int, delta: dict[str, Any], finish: Finish | None = None) -> dict[str, Any]:
         if index not in self._spoken:
@@ -125,6 +127,9 @@ class ChunkFrames:
         return self._prefix + orjson.dumps(choice) + b"]}\n\n"
 
     def delta(self, event: RelayEvent) -> bytes:
+        if event.__class__ is TextDelta and event.choice == 0 and event.logprobs is None and self._spoken:
+            # The commonest frame, more text of the first choice, spliced from constant parts.
+            return self._text_prefix + orjson.dumps(event.text) + _TEXT_SUFFIX
         if isinstance(event, TextDelta):
             choice = self._choice(event.choice, {"content": event.text})
             if event.logprobs is not None:
@@ -178,10 +183,11 @@ async def sse(relay: Relay) -> AsyncIterator[bytes]:
     frames = ChunkFrames(relay.head)
     async with contextlib.aclosing(relay.events) as events:
         async for event in events:
-            if isinstance(event, Settled):
-                yield frames.settled(event)
-            elif isinstance(event, Failed):
-                yield frames.failed(event)
+            kind = event.__class__
+            if kind is Settled:
+                yield frames.settled(event)  # type: ignore[arg-type]
+            elif kind is Failed:
+                yield frames.failed(event)  # type: ignore[arg-type]
             else:
                 yield frames.delta(event)
     yield SSE_DONE

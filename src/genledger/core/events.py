@@ -8,6 +8,10 @@ response JSON or server-sent events.
 
 A provider's stream raises :class:`~genledger.core.failures.UpstreamFailure` when the
 upstream fails midway; the gateway turns that into :class:`Failed`.
+
+Events are values: nothing changes one after it is made. The per-chunk ones are not
+``frozen`` only because a frozen dataclass takes twice as long to build (measured), and a
+stream makes one or more per chunk.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from genledger.core.chat import Completion
 from genledger.core.usage import Usage
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TextDelta:
     """More of a choice's text. ``logprobs`` as the provider sent them, if any."""
 
@@ -29,7 +33,7 @@ class TextDelta:
     logprobs: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReasoningDelta:
     """More of a choice's reasoning (thinking) text."""
 
@@ -37,7 +41,7 @@ class ReasoningDelta:
     choice: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RefusalDelta:
     """More of a choice's refusal text."""
 
@@ -45,7 +49,7 @@ class RefusalDelta:
     choice: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ToolCallDelta:
     """The start (with ``id`` and ``name``) or more ``arguments`` of a tool call.
 
@@ -59,7 +63,7 @@ class ToolCallDelta:
     choice: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finish:
     """A choice ended: OpenAI's finish reason, and the provider's own."""
 
@@ -68,14 +72,14 @@ class Finish:
     choice: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UsageReport:
     """The tokens used so far (each report replaces the previous one)."""
 
     usage: Usage
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Identified:
     """The upstream's own id for the answer."""
 

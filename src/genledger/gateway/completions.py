@@ -27,6 +27,7 @@ from genledger.core.events import (
     Relay,
     RelayEvent,
     Settled,
+    TextDelta,
     UsageReport,
 )
 from genledger.core.failures import RETRYABLE_KINDS, FailureKind, UpstreamFailure
@@ -72,6 +73,9 @@ class _Tally:
 
     def add(self, event: ProviderEvent) -> bool:
         """Take in ``event``; whether the caller should see it."""
+        kind = event.__class__
+        if kind is TextDelta:
+            return True
         if isinstance(event, UsageReport):
             self.usage = event.usage
             return False

@@ -94,55 +94,66 @@ def completion_from_openai(body: Any) -> Completion:
 
 def _delta_events(choice: dict[str, Any], events: list[ProviderEvent]) -> None:
     index = choice.get("index")
-    position = index if isinstance(index, int) else 0
+    position = index if index.__class__ is int else 0
     delta = choice.get("delta")
-    if isinstance(delta, dict):
-        # OpenRouter says "reasoning"; DeepSeek and vLLM say "reasoning_content".
-        reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-        if isinstance(reasoning, str) and reasoning:
-            events.append(ReasoningDelta(reasoning, position))
+    if delta and isinstance(delta, dict):
         content = delta.get("content")
-        # An empty content says nothing beside other parts (it only opens the turn alone).
-        if isinstance(content, str) and (content or not (reasoning or delta.get("tool_calls"))):
+        if len(delta) == 1 and content.__class__ is str:  # the common chunk: more text, nothing else
             events.append(TextDelta(content, position, choice.get("logprobs")))
-        refusal = delta.get("refusal")
-        if isinstance(refusal, str) and refusal:
-            events.append(RefusalDelta(refusal, position))
-        tool_calls = delta.get("tool_calls")
-        if isinstance(tool_calls, list):
-            for order, call in enumerate(tool_calls):
-                if not isinstance(call, dict):
-                    continue
-                function = call.get("function")
-                function = function if isinstance(function, dict) else {}
-                events.append(
-                    ToolCallDelta(
-                        index=_int(call.get("index"), order),
-                        id=_str(call.get("id")),
-                        name=_str(function.get("name")),
-                        arguments=_str(function.get("arguments")) or "",
-                        choice=position,
-                    )
-                )
+        else:
+            _parts(delta, content, position, choice.get("logprobs"), events)
     native = choice.get("finish_reason")
-    if isinstance(native, str) and native:
+    if native and isinstance(native, str):
         events.append(Finish(normalize_finish_reason(native), native, position))
+
+
+def _parts(
+    delta: dict[str, Any], content: Any, position: int, logprobs: Any, events: list[ProviderEvent]
+) -> None:
+    # OpenRouter says "reasoning"; DeepSeek and vLLM say "reasoning_content".
+    reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        events.append(ReasoningDelta(reasoning, position))
+    tool_calls = delta.get("tool_calls")
+    # An empty content says nothing beside other parts (alone, it opens the turn).
+    if isinstance(content, str) and (content or not (reasoning or tool_calls)):
+        events.append(TextDelta(content, position, logprobs))
+    refusal = delta.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        events.append(RefusalDelta(refusal, position))
+    if isinstance(tool_calls, list):
+        for order, call in enumerate(tool_calls):
+            if not isinstance(call, dict):
+                continue
+            function = call.get("function")
+            function = function if isinstance(function, dict) else {}
+            events.append(
+                ToolCallDelta(
+                    index=_int(call.get("index"), order),
+                    id=_str(call.get("id")),
+                    name=_str(function.get("name")),
+                    arguments=_str(function.get("arguments")) or "",
+                    choice=position,
+                )
+            )
 
 
 def chunk_events(chunk: dict[str, Any], upstream_id: str | None) -> list[ProviderEvent]:
     """The events of one ``chat.completion.chunk``; ``upstream_id`` is the id seen so far."""
     events: list[ProviderEvent] = []
     chunk_id = chunk.get("id")
-    if isinstance(chunk_id, str) and chunk_id != upstream_id:
+    if chunk_id != upstream_id and isinstance(chunk_id, str):
         events.append(Identified(chunk_id))
     choices = chunk.get("choices")
-    if isinstance(choices, list):
+    if choices and isinstance(choices, list):
         for choice in choices:
             if isinstance(choice, dict):
                 _delta_events(choice, events)
-    usage = from_openai(chunk.get("usage"))
+    usage = chunk.get("usage")
     if usage is not None:
-        events.append(UsageReport(usage))
+        report = from_openai(usage)
+        if report is not None:
+            events.append(UsageReport(report))
     return events
 
 
@@ -195,8 +206,9 @@ class OpenAICompatProvider(HttpProvider):
                 raise self._failure(FailureKind.INVALID_RESPONSE, "chunk is not an object", raw=line)
             if "error" in chunk:
                 raise self._failure(FailureKind.SERVER_ERROR, "error in stream", raw=chunk["error"])
-            for event in chunk_events(chunk, upstream_id):
-                if isinstance(event, Identified):
-                    upstream_id = event.upstream_id
+            events = chunk_events(chunk, upstream_id)
+            if events and events[0].__class__ is Identified:  # it comes first, when it comes
+                upstream_id = events[0].upstream_id
+            for event in events:
                 yield event
         raise self._failure(FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream early")
