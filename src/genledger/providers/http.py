@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -17,8 +17,9 @@ from genledger.config import ProviderConfig
 from genledger.core.chat import Completion
 from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
 from genledger.providers.base import ChatStream, UpstreamCall
+from genledger.providers.transport import TRANSPORT_ERRORS, transport_failure
+from genledger.providers.transport import FailureFactory as FailureFactory
 
-FailureFactory = Callable[..., UpstreamFailure]
 _MAX_SSE_LINE = 1024 * 1024
 _ERROR_DETAIL_LIMIT = 300  # characters of an upstream's error message quoted in ours
 
@@ -42,9 +43,10 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
 class HttpUpstream:
     """A keep-alive connection pool to one provider, opened on first use in the running loop."""
 
-    def __init__(self, config: ProviderConfig, headers: Mapping[str, str]) -> None:
+    def __init__(self, config: ProviderConfig, headers: Mapping[str, str], *, provider_name: str) -> None:
         self._config = config
         self._headers = dict(headers)
+        self._provider_name = provider_name
         self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
@@ -74,25 +76,15 @@ class HttpUpstream:
                 yield response
         except UpstreamFailure:
             raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise failure(
-                FailureKind.TIMEOUT, f"no answer within {self._config.timeout:g}s", raw="timeout"
-            ) from None
-        except aiohttp.ClientPayloadError as exc:
-            raise failure(FailureKind.INVALID_RESPONSE, "broken response body", raw=str(exc)) from None
-        except aiohttp.ClientError as exc:
-            raise failure(
-                FailureKind.UNREACHABLE, f"cannot reach the provider: {exc}", raw=str(exc)
-            ) from None
+        except TRANSPORT_ERRORS as exc:
+            raise self._failure(exc, failure, answered=False) from None
 
     async def read(self, response: aiohttp.ClientResponse, failure: FailureFactory) -> bytes:
         """The whole body, mapping a read that stalls or breaks."""
         try:
             return await response.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise failure(FailureKind.TIMEOUT, "the response body stalled", raw="timeout") from None
-        except aiohttp.ClientError as exc:
-            raise failure(FailureKind.INVALID_RESPONSE, "broken response body", raw=str(exc)) from None
+        except TRANSPORT_ERRORS as exc:
+            raise self._failure(exc, failure, answered=True) from None
 
     async def failure_from(
         self, response: aiohttp.ClientResponse, failure: FailureFactory, provider_name: str
@@ -148,10 +140,13 @@ class HttpUpstream:
                     raise failure(FailureKind.INVALID_RESPONSE, "oversized stream line")
         except UpstreamFailure:
             raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise failure(FailureKind.TIMEOUT, "the stream stalled", raw="timeout") from None
-        except (aiohttp.ClientError, ValueError) as exc:
-            raise failure(FailureKind.INVALID_RESPONSE, "the stream broke", raw=str(exc)) from None
+        except TRANSPORT_ERRORS as exc:
+            raise self._failure(exc, failure, answered=True) from None
+
+    def _failure(self, exc: BaseException, failure: FailureFactory, *, answered: bool) -> UpstreamFailure:
+        return transport_failure(
+            exc, failure, self._provider_name, answered=answered, limit=self._config.timeout
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -172,7 +167,7 @@ class HttpProvider(abc.ABC):
         self.name = name
         self.display_name = config.display_name or name
         self._url = url
-        self._http = HttpUpstream(config, headers)
+        self._http = HttpUpstream(config, headers, provider_name=self.display_name)
 
     def _failure(self, kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
         return UpstreamFailure(kind, message, provider_name=self.display_name, **kwargs)
