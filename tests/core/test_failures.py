@@ -56,3 +56,26 @@ def test_from_upstream_carries_provider_raw_and_retry_after():
 def test_raw_errors_are_bounded():
     failure = UpstreamFailure(FailureKind.SERVER_ERROR, "x", provider_name="p", raw="y" * 10_000)
     assert len(failure.raw) <= RAW_ERROR_LIMIT + 1
+
+
+def readme_kind(status: int, body: str) -> FailureKind:
+    """The README's table, written out independently of classify_status."""
+    if status == 429:
+        return FailureKind.RATE_LIMITED
+    if status == 529 or (status == 503 and "overload" in body.lower()):
+        return FailureKind.OVERLOADED
+    if status in {400, 413, 422}:
+        return FailureKind.BAD_REQUEST
+    if status in {408, 504}:
+        return FailureKind.TIMEOUT
+    return FailureKind.SERVER_ERROR  # other 5xx, and 401/403/404 and the other 4xx: our configuration
+
+
+@pytest.mark.parametrize(
+    "body", ["", '{"error": {"message": "The server is Overloaded"}}'], ids=["plain", "overload"]
+)
+@pytest.mark.parametrize("status", range(400, 600))
+def test_every_error_status_maps_to_the_kind_the_readme_names(status, body):
+    kind = classify_status(status, body)
+    assert kind is readme_kind(status, body)
+    assert STATUS_BY_KIND[kind] in ERROR_BY_STATUS
