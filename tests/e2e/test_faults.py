@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -68,9 +70,17 @@ def test_upstream_failures_map_to_statuses(gateway, keys: Keys, upstream, behavi
         assert response.headers["Retry-After"] == "7"
 
 
-def test_an_unreachable_provider_is_502(gateway, keys: Keys):
-    error = assert_envelope(post(gateway, keys.alice, model="acme/unreachable"), 502)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_an_unreachable_provider_is_502_and_its_address_stays_in_the_log(gateway, keys: Keys, stream, caplog):
+    port = str(urlsplit(gateway.settings.providers["nowhere"].base_url).port)
+    with caplog.at_level(logging.WARNING, logger="genledger.providers"):
+        response = post(gateway, keys.alice, model="acme/unreachable", stream=stream)
+    error = assert_envelope(response, 502)
     assert error["metadata"]["provider_name"] == "Nowhere"
+    assert error["message"] == "Nowhere: cannot connect (connection refused)"
+    assert error["metadata"]["raw"] == "ClientConnectorError: connection refused"
+    assert "127.0.0.1" not in response.text and port not in response.text
+    assert any("127.0.0.1" in r.getMessage() and port in r.getMessage() for r in caplog.records)
 
 
 def test_the_official_client_sees_typed_errors(gateway, keys: Keys, upstream):
