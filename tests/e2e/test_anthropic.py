@@ -320,21 +320,33 @@ def test_upstream_failures_map_to_statuses(gateway, key, fake, behavior, params,
         assert response.headers["Retry-After"] == "7"
 
 
-def test_an_error_event_mid_stream_ends_with_an_error_chunk_and_is_recorded(gateway, key, fake):
-    fake.set_behavior("error_mid_stream", times=1, chunks=2)
+@pytest.mark.parametrize(
+    ("error_type", "status"),
+    [
+        ("overloaded_error", 529),
+        ("rate_limit_error", 429),
+        ("api_error", 502),
+        ("invalid_request_error", 400),
+        ("timeout_error", 524),
+    ],
+)
+def test_an_error_event_mid_stream_ends_with_an_error_chunk_and_is_recorded(
+    gateway, key, fake, error_type, status
+):
+    fake.set_behavior("error_mid_stream", times=1, chunks=2, error_type=error_type, message="Overloaded")
     response = post(gateway, key, stream=True)
     assert response.status_code == 200
     assert response.text.endswith("data: [DONE]\n\n")
     events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
     assert "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"]) == "tok tok"
     error_chunk = next(e for e in events if "error" in e)
-    assert error_chunk["error"]["code"] == 529
-    assert error_chunk["error"]["metadata"]["raw"] == {"type": "overloaded_error", "message": "Overloaded"}
+    assert error_chunk["error"]["code"] == status
+    assert error_chunk["error"]["metadata"]["raw"] == {"type": error_type, "message": "Overloaded"}
     assert error_chunk["choices"][0]["finish_reason"] == "error"
 
     record = record_of(gateway, key, events[0]["id"])
     assert record.finish_reason == "error" and record.streamed is True
-    assert record.provider_responses is not None and record.provider_responses[0].status == 529
+    assert record.provider_responses is not None and record.provider_responses[0].status == status
     assert record.tokens_prompt is not None and record.tokens_prompt > 0  # known from message_start
 
 

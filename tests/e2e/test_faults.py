@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from urllib.parse import urlsplit
@@ -147,6 +148,34 @@ def test_a_stream_that_dies_midway_ends_with_an_error_chunk_and_is_recorded(gate
     assert record.finish_reason == "error"
     assert record.streamed is True and record.cancelled is False
     assert record.provider_responses[0].status == 502
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({}, 502),  # {"type": "server_error", "code": null}
+        ({"code": "429", "message": "Rate limit exceeded"}, 429),  # OpenRouter: the status as a number
+        ({"code": "503", "message": "The model is overloaded"}, 529),
+        ({"code": "rate_limit_exceeded", "error_type": "requests"}, 429),  # OpenAI: a code string
+        ({"error_type": "invalid_request_error"}, 400),
+    ],
+)
+def test_an_error_object_mid_stream_ends_the_stream_with_its_status(
+    gateway, keys: Keys, upstream, params, status
+):
+    upstream.set_behavior("error_mid_stream", times=1, chunks=2, **params)
+    response = post(gateway, keys.alice, stream=True)
+    assert response.status_code == 200
+    assert response.text.endswith("data: [DONE]\n\n")
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+    error_chunk = next(e for e in events if "error" in e)
+    assert error_chunk["error"]["code"] == status
+    assert error_chunk["error"]["metadata"]["provider_name"] == FAKE_PROVIDER
+    assert error_chunk["choices"][0]["finish_reason"] == "error"
+    with OpenRouter(api_key=keys.alice, server_url=gateway.base_url, retry_config=NO_RETRIES) as sdk:
+        record = sdk.generations.get_generation(id=events[0]["id"]).data
+    assert record.finish_reason == "error" and record.streamed is True
+    assert record.provider_responses[0].status == status
 
 
 def test_a_caller_that_disconnects_leaves_a_cancelled_record(gateway, keys: Keys, upstream):

@@ -13,7 +13,7 @@ here, once, in three pure pieces that tests use on their own:
 Each takes a failure factory (as :mod:`genledger.providers.http` does) and raises the
 ``UpstreamFailure`` it builds: ``BAD_REQUEST`` for a request the Messages API cannot
 express, ``INVALID_RESPONSE`` for an answer without the documented shape, and the kind
-:data:`STREAM_ERROR_KINDS` names for an ``error`` event mid-stream.
+:func:`~genledger.core.failures.stream_error_kind` names for an ``error`` event mid-stream.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import orjson
 
 from genledger.config import ProviderConfig
 from genledger.core.chat import Completion, normalize_finish_reason
-from genledger.core.failures import FailureKind, UpstreamFailure
+from genledger.core.failures import FailureKind, UpstreamFailure, stream_error_kind
 from genledger.core.usage import Usage
 from genledger.providers.base import ChatStream, UpstreamCall
 from genledger.providers.http import FailureFactory, HttpProvider
@@ -35,8 +35,6 @@ from genledger.providers.http import FailureFactory, HttpProvider
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires max_tokens; OpenAI callers may omit it
 MESSAGES_PATH = "/v1/messages"
-STREAM_ERROR_KINDS: dict[str, FailureKind] = {"overloaded_error": FailureKind.OVERLOADED}
-"""Failure kinds of in-stream ``error`` events by ``error.type``; any other is SERVER_ERROR."""
 
 Unsupported = Callable[[str], UpstreamFailure]
 """Builds the BAD_REQUEST failure for a request the Messages API cannot express."""
@@ -420,7 +418,7 @@ class StreamTranslator:
             error_type = error.get("type") if isinstance(error, dict) else None
             message = error.get("message") if isinstance(error, dict) else None
             raise self._failure(
-                STREAM_ERROR_KINDS.get(str(error_type), FailureKind.SERVER_ERROR),
+                stream_error_kind(error),
                 f"Anthropic stream error: {error_type}: {message}",
                 raw=error,
             )

@@ -10,7 +10,7 @@ import orjson
 
 from genledger.config import ProviderConfig
 from genledger.core.chat import Completion, normalize_finish_reason
-from genledger.core.failures import FailureKind
+from genledger.core.failures import FailureKind, stream_error_kind
 from genledger.core.usage import from_openai
 from genledger.providers.base import ChatStream, UpstreamCall
 from genledger.providers.http import HttpProvider
@@ -75,7 +75,7 @@ class OpenAICompatProvider(HttpProvider):
             if not isinstance(chunk, dict):
                 raise self._failure(FailureKind.INVALID_RESPONSE, "chunk is not an object", raw=line)
             if "error" in chunk:
-                raise self._failure(FailureKind.SERVER_ERROR, "error in stream", raw=chunk["error"])
+                raise self._failure(stream_error_kind(chunk["error"]), "error in stream", raw=chunk["error"])
             if isinstance(chunk.get("id"), str):
                 stream.upstream_id = chunk["id"]
             usage = from_openai(chunk.get("usage"))
