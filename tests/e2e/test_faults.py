@@ -72,6 +72,22 @@ def test_upstream_failures_map_to_statuses(gateway, keys: Keys, upstream, behavi
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize(
+    ("retry_after", "relayed"),
+    [(float("nan"), None), (float("inf"), None), (-5.0, None), (1e20, "3600"), (2.5, "3")],
+    ids=["nan", "inf", "negative", "huge", "fraction"],
+)
+def test_an_upstream_retry_after_is_relayed_only_when_sane(
+    gateway, keys: Keys, upstream, retry_after, relayed, stream
+):
+    upstream.set_behavior("status", times=1, status=429, retry_after=retry_after)
+    response = post(gateway, keys.alice, stream=stream)
+    error = assert_envelope(response, 429)
+    assert error["metadata"]["provider_name"] == FAKE_PROVIDER
+    assert response.headers.get("Retry-After") == relayed
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_an_unreachable_provider_is_502_and_its_address_stays_in_the_log(gateway, keys: Keys, stream, caplog):
     port = str(urlsplit(gateway.settings.providers["nowhere"].base_url).port)
     with caplog.at_level(logging.WARNING, logger="genledger.providers"):

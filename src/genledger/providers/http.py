@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import email.utils
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -16,28 +15,13 @@ import orjson
 from genledger.config import ProviderConfig
 from genledger.core.chat import Completion
 from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
+from genledger.core.retry_after import parse_retry_after
 from genledger.providers.base import ChatStream, UpstreamCall
 from genledger.providers.transport import TRANSPORT_ERRORS, transport_failure
 from genledger.providers.transport import FailureFactory as FailureFactory
 
 _MAX_SSE_LINE = 1024 * 1024
 _ERROR_DETAIL_LIMIT = 300  # characters of an upstream's error message quoted in ours
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``."""
-    value = headers.get("retry-after-ms")
-    if value:
-        with contextlib.suppress(ValueError):
-            return max(float(value) / 1000, 0.0)
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(float(value), 0.0)
-    with contextlib.suppress(TypeError, ValueError):
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    return None
 
 
 class HttpUpstream:
@@ -109,7 +93,7 @@ class HttpUpstream:
             message,
             raw=raw,
             upstream_status=response.status,
-            retry_after=parse_retry_after(response.headers),
+            retry_after=parse_retry_after(response.headers, time.time()),
         )
 
     async def open_stream(
