@@ -18,7 +18,6 @@ express, ``INVALID_RESPONSE`` for an answer without the documented shape, and th
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -494,13 +493,8 @@ class AnthropicProvider(HttpProvider):
     def __init__(self, name: str, config: ProviderConfig) -> None:
         assert config.base_url is not None
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
-        if config.api_key_env:
-            key = os.environ.get(config.api_key_env)
-            if not key:
-                raise ValueError(
-                    f"providers.{name}.api_key_env: the environment variable {config.api_key_env} is not set"
-                )
-            headers["x-api-key"] = key
+        if config.api_key is not None:
+            headers["x-api-key"] = config.api_key.get_secret_value()
         super().__init__(name, config, messages_url(config.base_url), headers)
 
     def _payload(self, call: UpstreamCall, *, stream: bool) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,10 +21,8 @@ class OpenAICompatProvider(HttpProvider):
     def __init__(self, name: str, config: ProviderConfig) -> None:
         assert config.base_url is not None
         headers = {"Content-Type": "application/json"}
-        if config.api_key_env:
-            key = os.environ.get(config.api_key_env)
-            if key:
-                headers["Authorization"] = f"Bearer {key}"
+        if config.api_key is not None:
+            headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         super().__init__(name, config, config.base_url.rstrip("/") + "/chat/completions", headers)
 
     def _payload(self, call: UpstreamCall, *, stream: bool) -> bytes:
