@@ -62,9 +62,15 @@ class ProviderConfig(_Strict):
     )
     api_key_env: str | None = Field(default=None, description="environment variable holding the API key")
     display_name: str | None = Field(default=None, description="recorded as provider_name")
-    timeout: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, description="seconds to the first byte")
+    timeout: float = Field(
+        default=DEFAULT_TIMEOUT_S,
+        gt=0,
+        description="seconds for the response, and for a stream's first chunk",
+    )
     connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT_S, gt=0)
-    stream_idle_timeout: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, description="seconds between chunks")
+    stream_idle_timeout: float = Field(
+        default=DEFAULT_TIMEOUT_S, gt=0, description="seconds between a stream's later chunks"
+    )
     max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
     delay: float = Field(default=0.0, ge=0, description="demo only: seconds before answering")
 

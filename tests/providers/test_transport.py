@@ -173,3 +173,12 @@ def test_a_connection_that_breaks_after_the_status_line_broke_the_answer():
     stalled = transport_failure(aiohttp.SocketTimeoutError(), factory, "Acme", answered=True, limit=2.5)
     assert stalled.kind is FailureKind.TIMEOUT
     assert stalled.message == "Acme: timed out (nothing received for 2.5s)"
+
+
+def test_our_own_stall_is_a_timeout_that_says_which_wait_ran_out():
+    from genledger.providers.transport import Stalled
+
+    failure = transport_failure(Stalled("no chunk for 0.3s"), factory, "Acme", answered=True, limit=60)
+    assert failure.kind is FailureKind.TIMEOUT
+    assert failure.message == "Acme: timed out (no chunk for 0.3s)"
+    assert failure.raw == "Stalled: no chunk for 0.3s"

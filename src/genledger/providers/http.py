@@ -17,7 +17,8 @@ from genledger.core.chat import Completion
 from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
 from genledger.core.retry_after import parse_retry_after
 from genledger.providers.base import ChatStream, UpstreamCall
-from genledger.providers.transport import TRANSPORT_ERRORS, transport_failure
+from genledger.providers.idle import ReadDeadline
+from genledger.providers.transport import TRANSPORT_ERRORS, Stalled, transport_failure
 from genledger.providers.transport import FailureFactory as FailureFactory
 
 _MAX_SSE_LINE = 1024 * 1024
@@ -34,6 +35,11 @@ class HttpUpstream:
         self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
+        )
+        # A stream's reads are timed by open_stream and sse_data instead: the first chunk
+        # gets `timeout`, later ones `stream_idle_timeout`, which aiohttp cannot switch between.
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout, sock_read=None
         )
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -52,11 +58,22 @@ class HttpUpstream:
 
     @contextlib.asynccontextmanager
     async def post(
-        self, url: str, body: bytes, failure: FailureFactory, headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        body: bytes,
+        failure: FailureFactory,
+        headers: Mapping[str, str] | None = None,
+        *,
+        stream: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST and yield the response once its headers arrived, mapping transport failures."""
+        """POST and yield the response once its headers arrived, mapping transport failures.
+
+        Each read may wait the provider's ``timeout``, except in a ``stream``, whose reader
+        times its reads itself (:meth:`open_stream`, :meth:`sse_data`).
+        """
+        timeout = self._stream_timeout if stream else self._timeout
         try:
-            async with self._get_session().post(url, data=body, headers=headers) as response:
+            async with self._get_session().post(url, data=body, headers=headers, timeout=timeout) as response:
                 yield response
         except UpstreamFailure:
             raise
@@ -101,24 +118,46 @@ class HttpUpstream:
     ) -> tuple[contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse], aiohttp.ClientResponse]:
         """POST a streaming request; the open response, or the failure its error status means.
 
+        The response (and an error's body) must come within the provider's ``timeout``.
         The caller owns the returned context and must exit it when done with the stream.
         """
-        context = self.post(url, body, failure)
-        response = await context.__aenter__()
-        if response.status != 200:
-            try:
-                raise await self.failure_from(response, failure, provider_name)
-            finally:
-                await context.__aexit__(None, None, None)
+        context = self.post(url, body, failure, stream=True)
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                response = await context.__aenter__()
+                if response.status != 200:
+                    try:
+                        raise await self.failure_from(response, failure, provider_name)
+                    finally:
+                        await context.__aexit__(None, None, None)
+        except TimeoutError:
+            stalled = Stalled(f"no response for {self._config.timeout:g}s")
+            raise self._failure(stalled, failure, answered=False) from None
         return context, response
 
     async def sse_data(
         self, response: aiohttp.ClientResponse, failure: FailureFactory
     ) -> AsyncIterator[bytes]:
-        """The ``data:`` payloads of a server-sent event stream (one per event)."""
+        """The ``data:`` payloads of a server-sent event stream (one per event).
+
+        The first may take the provider's ``timeout`` to come, each later one
+        ``stream_idle_timeout`` (any line, a comment or ping too, restarts the wait);
+        a longer wait ends the stream with a TIMEOUT failure.
+        """
+        content = response.content
+        deadline = ReadDeadline(content, self._config.timeout, "first chunk")
+        idle = True
         try:
-            async for line in response.content:
+            while True:
+                deadline.start()
+                line = await content.readline()
+                deadline.stop()
+                if not line:
+                    return
                 if line.startswith(b"data:"):
+                    if idle:
+                        idle = False
+                        deadline.expect(self._config.stream_idle_timeout, "chunk")
                     yield line[5:].strip()
                 elif len(line) > _MAX_SSE_LINE:
                     raise failure(FailureKind.INVALID_RESPONSE, "oversized stream line")
@@ -126,6 +165,8 @@ class HttpUpstream:
             raise
         except TRANSPORT_ERRORS as exc:
             raise self._failure(exc, failure, answered=True) from None
+        finally:
+            deadline.cancel()
 
     def _failure(self, exc: BaseException, failure: FailureFactory, *, answered: bool) -> UpstreamFailure:
         return transport_failure(

@@ -35,6 +35,13 @@ _INVALID = FailureKind.INVALID_RESPONSE
 _CONFIG = FailureKind.SERVER_ERROR  # our configuration is wrong, not the caller's request
 
 
+class Stalled(TimeoutError):
+    """A wait of ours ran out: the provider sent nothing for longer than a configured limit.
+
+    Its message is ours (it names the wait and the limit), so the caller may read it.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class TransportRule:
     """Exceptions of type ``exception`` are failures of ``kind``; the caller reads ``reason``."""
@@ -49,6 +56,7 @@ TRANSPORT_RULES: tuple[TransportRule, ...] = (
     TransportRule(aiohttp.ConnectionTimeoutError, _UNREACHABLE, "connection timed out"),
     TransportRule(aiohttp.SocketTimeoutError, _TIMEOUT, "timed out"),
     TransportRule(aiohttp.ServerTimeoutError, _TIMEOUT, "timed out"),
+    TransportRule(Stalled, _TIMEOUT, "timed out"),
     TransportRule(TimeoutError, _TIMEOUT, "timed out"),
     # No connection.
     TransportRule(aiohttp.ClientConnectorDNSError, _UNREACHABLE, "DNS lookup failed"),
@@ -126,7 +134,9 @@ def transport_failure(
 
 
 def _detail(exc: BaseException) -> str | None:
-    """What more ``exc`` says that is safe to show: an errno's name, never an address."""
+    """What more ``exc`` says that is safe to show: our own words, an errno's name, never an address."""
+    if isinstance(exc, Stalled):
+        return str(exc)
     if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError):
         # The number, not exc.strerror: some exceptions put the host there.
         code = exc.errno
