@@ -14,7 +14,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
@@ -47,13 +56,43 @@ class ProviderConfig(_Strict):
 
     kind: Literal["openai", "anthropic", "demo"]
     base_url: str | None = None
+    # Declared before api_key_env so that api_key_env's validator sees it.
+    api_key: SecretStr | None = Field(
+        default=None, exclude=True, description="read from api_key_env when the settings are built"
+    )
     api_key_env: str | None = Field(default=None, description="environment variable holding the API key")
     display_name: str | None = Field(default=None, description="recorded as provider_name")
-    timeout: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, description="seconds to the first byte")
+    timeout: float = Field(
+        default=DEFAULT_TIMEOUT_S,
+        gt=0,
+        description="seconds for the response, and for a stream's first chunk",
+    )
     connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT_S, gt=0)
-    stream_idle_timeout: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, description="seconds between chunks")
+    stream_idle_timeout: float = Field(
+        default=DEFAULT_TIMEOUT_S, gt=0, description="seconds between a stream's later chunks"
+    )
     max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
     delay: float = Field(default=0.0, ge=0, description="demo only: seconds before answering")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_api_key(cls, data: Any) -> Any:
+        """The key is read here, once, from the variable ``api_key_env`` names; never from a file."""
+        if not isinstance(data, dict):
+            return data
+        if "api_key" in data:
+            raise ValueError("api_key cannot be configured; name the variable holding it in api_key_env")
+        name = data.get("api_key_env")
+        if not isinstance(name, str) or not name:
+            return data
+        return {**data, "api_key": os.environ.get(name) or None}
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _variable_is_set(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if name and info.data.get("api_key") is None:
+            raise ValueError(f"the environment variable {name} is not set")
+        return name
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> ProviderConfig:

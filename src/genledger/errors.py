@@ -20,11 +20,11 @@ one whose status ``STATUS_BY_KIND`` names.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from genledger.core.failures import UpstreamFailure
+from genledger.core.retry_after import retry_after_header
 
 
 class GatewayError(Exception):
@@ -122,7 +122,8 @@ def from_upstream(failure: UpstreamFailure) -> GatewayError:
     """The caller-facing error for an upstream failure, with the provider's raw error."""
     cls = ERROR_BY_STATUS[failure.status]
     headers = {}
-    if failure.retry_after is not None:
-        headers["Retry-After"] = str(math.ceil(failure.retry_after))
+    retry_after = retry_after_header(failure.retry_after) if failure.retry_after is not None else None
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
     metadata = {"provider_name": failure.provider_name, "raw": failure.raw}
     return cls(failure.message, metadata=metadata, headers=headers)

@@ -28,6 +28,11 @@ completion_price = "0.60"
 """
 
 
+@pytest.fixture(autouse=True)
+def _local_key(monkeypatch):
+    monkeypatch.setenv("LOCAL_KEY", "sk-local")
+
+
 def test_defaults_run_the_demo_on_a_sqlite_file(monkeypatch):
     monkeypatch.delenv("GENLEDGER_CONFIG", raising=False)
     monkeypatch.delenv("GENLEDGER_DATABASE_URL", raising=False)
@@ -85,6 +90,44 @@ def test_the_example_config_is_valid(monkeypatch):
     from pathlib import Path
 
     monkeypatch.delenv("GENLEDGER_DATABASE_URL", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant")
     example = Path(__file__).parents[2] / "examples" / "genledger.toml"
     settings = load_settings(example)
     assert settings.models
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_provider_key_is_read_once_from_the_variable_named(tmp_path, monkeypatch, kind):
+    path = write(tmp_path, GOOD.replace('kind = "openai"', f'kind = "{kind}"'))
+    settings = load_settings(path)
+    provider = settings.providers["local"]
+    assert provider.api_key is not None and provider.api_key.get_secret_value() == "sk-local"
+    assert "sk-local" not in repr(settings) and "sk-local" not in str(settings.model_dump())
+    monkeypatch.setenv("LOCAL_KEY", "sk-changed")
+    assert provider.api_key.get_secret_value() == "sk-local"
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_a_key_variable_that_is_not_set_names_the_key(tmp_path, monkeypatch, kind, value):
+    if value is None:
+        monkeypatch.delenv("LOCAL_KEY")
+    else:
+        monkeypatch.setenv("LOCAL_KEY", value)
+    path = write(tmp_path, GOOD.replace('kind = "openai"', f'kind = "{kind}"'))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "providers.local.api_key_env: the environment variable LOCAL_KEY is not set" in str(caught.value)
+
+
+def test_a_provider_without_api_key_env_has_no_key(tmp_path):
+    settings = load_settings(write(tmp_path, GOOD.replace('api_key_env = "LOCAL_KEY"', "")))
+    assert settings.providers["local"].api_key is None
+
+
+def test_a_key_cannot_be_written_into_the_config(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, GOOD.replace('api_key_env = "LOCAL_KEY"', 'api_key = "sk-in-file"')))
+    assert "providers.local" in str(caught.value) and "api_key_env" in str(caught.value)
+    assert "sk-in-file" not in str(caught.value)

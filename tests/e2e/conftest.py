@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import FakeOpenAIInThread
+from tests.fakes import FakeOpenAIInThread, unused_port
 from tests.gateway import GatewayServer, create_key
 from tests.services import postgres_database
 
@@ -53,7 +53,11 @@ def gateway_settings(database_url: str, upstream_url: str, **extra: Any) -> dict
                 "display_name": FAKE_PROVIDER,
                 "timeout": UPSTREAM_TIMEOUT_S,
             },
-            "nowhere": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "display_name": "Nowhere"},
+            "nowhere": {
+                "kind": "openai",
+                "base_url": f"http://127.0.0.1:{unused_port()}/v1",
+                "display_name": "Nowhere",
+            },
             "demo": {"kind": "demo"},
         },
         "models": {

@@ -15,8 +15,7 @@ from openrouter import OpenRouter
 from openrouter import errors as or_errors
 from openrouter.utils import BackoffStrategy, RetryConfig
 
-from genledger.config import ProviderConfig
-from genledger.providers.anthropic import DEFAULT_MAX_TOKENS, AnthropicProvider
+from genledger.providers.anthropic import DEFAULT_MAX_TOKENS
 from tests.fakes import FakeAnthropicInThread
 from tests.fakes.anthropic_upstream import TOOL_USE_TOKENS, prompt_usage
 from tests.gateway import GatewayServer, create_key
@@ -320,21 +319,33 @@ def test_upstream_failures_map_to_statuses(gateway, key, fake, behavior, params,
         assert response.headers["Retry-After"] == "7"
 
 
-def test_an_error_event_mid_stream_ends_with_an_error_chunk_and_is_recorded(gateway, key, fake):
-    fake.set_behavior("error_mid_stream", times=1, chunks=2)
+@pytest.mark.parametrize(
+    ("error_type", "status"),
+    [
+        ("overloaded_error", 529),
+        ("rate_limit_error", 429),
+        ("api_error", 502),
+        ("invalid_request_error", 400),
+        ("timeout_error", 524),
+    ],
+)
+def test_an_error_event_mid_stream_ends_with_an_error_chunk_and_is_recorded(
+    gateway, key, fake, error_type, status
+):
+    fake.set_behavior("error_mid_stream", times=1, chunks=2, error_type=error_type, message="Overloaded")
     response = post(gateway, key, stream=True)
     assert response.status_code == 200
     assert response.text.endswith("data: [DONE]\n\n")
     events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
     assert "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"]) == "tok tok"
     error_chunk = next(e for e in events if "error" in e)
-    assert error_chunk["error"]["code"] == 529
-    assert error_chunk["error"]["metadata"]["raw"] == {"type": "overloaded_error", "message": "Overloaded"}
+    assert error_chunk["error"]["code"] == status
+    assert error_chunk["error"]["metadata"]["raw"] == {"type": error_type, "message": "Overloaded"}
     assert error_chunk["choices"][0]["finish_reason"] == "error"
 
     record = record_of(gateway, key, events[0]["id"])
     assert record.finish_reason == "error" and record.streamed is True
-    assert record.provider_responses is not None and record.provider_responses[0].status == 529
+    assert record.provider_responses is not None and record.provider_responses[0].status == status
     assert record.tokens_prompt is not None and record.tokens_prompt > 0  # known from message_start
 
 
@@ -362,10 +373,3 @@ def test_a_caller_that_disconnects_stops_the_upstream_and_leaves_a_cancelled_rec
             time.sleep(0.02)
     assert record.cancelled is True and record.streamed is True
     assert record.tokens_prompt is not None and record.tokens_prompt > 0  # known from message_start
-
-
-def test_a_missing_api_key_variable_is_refused_at_start(monkeypatch):
-    monkeypatch.delenv(KEY_ENV, raising=False)
-    config = ProviderConfig(kind="anthropic", base_url="http://127.0.0.1:9", api_key_env=KEY_ENV)
-    with pytest.raises(ValueError, match=KEY_ENV):
-        AnthropicProvider("claude", config)

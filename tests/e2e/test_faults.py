@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -71,9 +73,33 @@ def test_upstream_failures_map_to_statuses(gateway, keys: Keys, upstream, behavi
         assert response.headers["Retry-After"] == "7"
 
 
-def test_an_unreachable_provider_is_502(gateway, keys: Keys):
-    error = assert_envelope(post(gateway, keys.alice, model="acme/unreachable"), 502)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize(
+    ("retry_after", "relayed"),
+    [(float("nan"), None), (float("inf"), None), (-5.0, None), (1e20, "3600"), (2.5, "3")],
+    ids=["nan", "inf", "negative", "huge", "fraction"],
+)
+def test_an_upstream_retry_after_is_relayed_only_when_sane(
+    gateway, keys: Keys, upstream, retry_after, relayed, stream
+):
+    upstream.set_behavior("status", times=1, status=429, retry_after=retry_after)
+    response = post(gateway, keys.alice, stream=stream)
+    error = assert_envelope(response, 429)
+    assert error["metadata"]["provider_name"] == FAKE_PROVIDER
+    assert response.headers.get("Retry-After") == relayed
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_an_unreachable_provider_is_502_and_its_address_stays_in_the_log(gateway, keys: Keys, stream, caplog):
+    port = str(urlsplit(gateway.settings.providers["nowhere"].base_url).port)
+    with caplog.at_level(logging.WARNING, logger="genledger.providers"):
+        response = post(gateway, keys.alice, model="acme/unreachable", stream=stream)
+    error = assert_envelope(response, 502)
     assert error["metadata"]["provider_name"] == "Nowhere"
+    assert error["message"] == "Nowhere: cannot connect (connection refused)"
+    assert error["metadata"]["raw"] == "ClientConnectorError: connection refused"
+    assert "127.0.0.1" not in response.text and port not in response.text
+    assert any("127.0.0.1" in r.getMessage() and port in r.getMessage() for r in caplog.records)
 
 
 def test_the_official_client_sees_typed_errors(gateway, keys: Keys, upstream):
@@ -158,7 +184,7 @@ def test_a_stream_that_dies_midway_ends_with_an_error_chunk_and_is_recorded(gate
     ]
     assert all(c["choices"][0]["finish_reason"] is None for c in [role, *content])
     assert error["error"]["code"] == 502
-    assert error["error"]["message"] == "the stream broke"
+    assert error["error"]["message"] == "FakeAI: broken response body"
     assert error["error"]["metadata"]["provider_name"] == FAKE_PROVIDER
     assert error["choices"] == [
         {"index": 0, "delta": {"content": ""}, "finish_reason": "error", "native_finish_reason": "error"}
@@ -182,8 +208,36 @@ def test_the_openai_sdk_raises_at_the_error_chunk_after_the_relayed_ones(gateway
     assert [c.choices[0].delta.content for c in before] == ["", "tok", " tok", " tok"]
     with pytest.raises(openai.APIError) as caught:
         next(chunks)
-    assert caught.value.message == "the stream broke"
+    assert caught.value.message == "FakeAI: broken response body"
     assert caught.value.body["code"] == 502
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({}, 502),  # {"type": "server_error", "code": null}
+        ({"code": "429", "message": "Rate limit exceeded"}, 429),  # OpenRouter: the status as a number
+        ({"code": "503", "message": "The model is overloaded"}, 529),
+        ({"code": "rate_limit_exceeded", "error_type": "requests"}, 429),  # OpenAI: a code string
+        ({"error_type": "invalid_request_error"}, 400),
+    ],
+)
+def test_an_error_object_mid_stream_ends_the_stream_with_its_status(
+    gateway, keys: Keys, upstream, params, status
+):
+    upstream.set_behavior("error_mid_stream", times=1, chunks=2, **params)
+    response = post(gateway, keys.alice, stream=True)
+    assert response.status_code == 200
+    assert response.text.endswith("data: [DONE]\n\n")
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+    error_chunk = next(e for e in events if "error" in e)
+    assert error_chunk["error"]["code"] == status
+    assert error_chunk["error"]["metadata"]["provider_name"] == FAKE_PROVIDER
+    assert error_chunk["choices"][0]["finish_reason"] == "error"
+    with OpenRouter(api_key=keys.alice, server_url=gateway.base_url, retry_config=NO_RETRIES) as sdk:
+        record = sdk.generations.get_generation(id=events[0]["id"]).data
+    assert record.finish_reason == "error" and record.streamed is True
+    assert record.provider_responses[0].status == status
 
 
 def test_a_caller_that_disconnects_leaves_a_cancelled_record(gateway, keys: Keys, upstream):

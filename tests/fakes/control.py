@@ -70,6 +70,7 @@ PARAM_TYPES: Final[dict[str, type]] = {
     "delay": float,  # seconds: stall / slow before the first byte, stall_mid_stream mid-way
     "delay_ms": float,  # milliseconds of added latency before any answer (benchmarks)
     "chunk_delay_ms": float,  # milliseconds between stream events
+    "head_delay": float,  # seconds between a stream's response headers and its first event
     "chunks": int,  # content chunks sent before *_mid_stream strikes
     "status": int,  # HTTP status of ``status``
     "retry_after": float,  # seconds, sent as Retry-After and retry-after-ms

@@ -244,11 +244,14 @@ class FakeOpenAIUpstream(FakeUpstream):
 
     def stream_error_event(self, behavior: Behavior) -> bytes:
         message = behavior.get_str("message") or "The server had an error while processing your request."
+        code: str | int | None = behavior.get_str("code")
+        if code is not None and code.isdigit():
+            code = int(code)  # OpenRouter puts the HTTP status, a number, in an in-stream error's code
         error = {
             "message": message,
             "type": behavior.get_str("error_type") or "server_error",
             "param": None,
-            "code": behavior.get_str("code"),
+            "code": code,
         }
         return _sse({"error": error})
 

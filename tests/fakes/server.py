@@ -324,7 +324,10 @@ class FakeUpstream(abc.ABC):
         response = web.StreamResponse(headers=SSE_HEADERS)
         state.open_streams += 1
         try:
-            await response.prepare(request)
+            await response.prepare(request)  # sends the headers at once
+            head_delay = behavior.get_float("head_delay")
+            if head_delay:
+                await asyncio.sleep(head_delay)
             if name in _MID_STREAM:
                 cut = behavior.get_int("chunks", 2) or 0
                 await _write(response, plan.head + plan.content[:cut], pause)

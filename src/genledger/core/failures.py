@@ -78,6 +78,59 @@ def classify_status(status: int, body_text: str = "") -> FailureKind:
     return FailureKind.SERVER_ERROR
 
 
+STREAM_ERROR_TYPES: dict[str, FailureKind] = {
+    # Anthropic's error.type values
+    "overloaded_error": FailureKind.OVERLOADED,
+    "rate_limit_error": FailureKind.RATE_LIMITED,
+    "timeout_error": FailureKind.TIMEOUT,
+    "invalid_request_error": FailureKind.BAD_REQUEST,
+    "request_too_large": FailureKind.BAD_REQUEST,
+    "api_error": FailureKind.SERVER_ERROR,
+    "authentication_error": FailureKind.SERVER_ERROR,
+    "permission_error": FailureKind.SERVER_ERROR,
+    "not_found_error": FailureKind.SERVER_ERROR,
+    "billing_error": FailureKind.SERVER_ERROR,
+    # OpenAI's error.code and error.type values
+    "rate_limit_exceeded": FailureKind.RATE_LIMITED,
+    "overloaded": FailureKind.OVERLOADED,
+    "context_length_exceeded": FailureKind.BAD_REQUEST,
+    "server_error": FailureKind.SERVER_ERROR,
+    "insufficient_quota": FailureKind.SERVER_ERROR,
+    "invalid_api_key": FailureKind.SERVER_ERROR,
+}
+"""Failure kinds of an in-stream error by its ``code`` or ``type`` string; others are SERVER_ERROR."""
+
+
+def stream_error_kind(error: Any) -> FailureKind:
+    """The failure kind of an error object sent inside a stream, in either provider's shape.
+
+    OpenAI and OpenRouter send ``{"code": 429 | "rate_limit_exceeded" | ..., "message", "type"}``;
+    Anthropic sends ``{"type": "overloaded_error" | ..., "message"}``. An HTTP status in
+    ``code`` (a number, or digits) goes through :func:`classify_status` with the message;
+    otherwise ``code``, then ``type``, is looked up in :data:`STREAM_ERROR_TYPES`. Anything
+    else, including an error that is not an object, is SERVER_ERROR.
+    """
+    if not isinstance(error, dict):
+        return FailureKind.SERVER_ERROR
+    code = error.get("code")
+    status = _status_code(code)
+    if status is not None:
+        message = error.get("message")
+        return classify_status(status, message if isinstance(message, str) else "")
+    for name in (code, error.get("type")):
+        if isinstance(name, str) and name in STREAM_ERROR_TYPES:
+            return STREAM_ERROR_TYPES[name]
+    return FailureKind.SERVER_ERROR
+
+
+def _status_code(code: Any) -> int | None:
+    if isinstance(code, str) and code.isascii() and code.isdigit():
+        code = int(code)
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
+        return code
+    return None
+
+
 def bound_raw(raw: Any) -> Any:
     """Keep an upstream error body small enough to echo in ``metadata.raw``."""
     if raw is None:

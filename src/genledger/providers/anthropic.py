@@ -12,12 +12,11 @@ here, once, in three pure pieces that tests use on their own:
 Each takes a failure factory (as :mod:`genledger.providers.http` does) and raises the
 ``UpstreamFailure`` it builds: ``BAD_REQUEST`` for a request the Messages API cannot
 express, ``INVALID_RESPONSE`` for an answer without the documented shape, and the kind
-:data:`STREAM_ERROR_KINDS` names for an ``error`` event mid-stream.
+:func:`~genledger.core.failures.stream_error_kind` names for an ``error`` event mid-stream.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -35,7 +34,7 @@ from genledger.core.events import (
     ToolCallDelta,
     UsageReport,
 )
-from genledger.core.failures import FailureKind, UpstreamFailure
+from genledger.core.failures import FailureKind, UpstreamFailure, stream_error_kind
 from genledger.core.usage import Usage
 from genledger.providers.base import UpstreamCall
 from genledger.providers.http import FailureFactory, HttpProvider
@@ -43,8 +42,6 @@ from genledger.providers.http import FailureFactory, HttpProvider
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # the Messages API requires max_tokens; OpenAI callers may omit it
 MESSAGES_PATH = "/v1/messages"
-STREAM_ERROR_KINDS: dict[str, FailureKind] = {"overloaded_error": FailureKind.OVERLOADED}
-"""Failure kinds of in-stream ``error`` events by ``error.type``; any other is SERVER_ERROR."""
 
 Unsupported = Callable[[str], UpstreamFailure]
 """Builds the BAD_REQUEST failure for a request the Messages API cannot express."""
@@ -394,7 +391,7 @@ class StreamTranslator:
             error_type = error.get("type") if isinstance(error, dict) else None
             message = error.get("message") if isinstance(error, dict) else None
             raise self._failure(
-                STREAM_ERROR_KINDS.get(str(error_type), FailureKind.SERVER_ERROR),
+                stream_error_kind(error),
                 f"Anthropic stream error: {error_type}: {message}",
                 raw=error,
             )
@@ -458,13 +455,8 @@ class AnthropicProvider(HttpProvider):
     def __init__(self, name: str, config: ProviderConfig) -> None:
         assert config.base_url is not None
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
-        if config.api_key_env:
-            key = os.environ.get(config.api_key_env)
-            if not key:
-                raise ValueError(
-                    f"providers.{name}.api_key_env: the environment variable {config.api_key_env} is not set"
-                )
-            headers["x-api-key"] = key
+        if config.api_key is not None:
+            headers["x-api-key"] = config.api_key.get_secret_value()
         super().__init__(name, config, messages_url(config.base_url), headers)
 
     def _payload(self, call: UpstreamCall, *, stream: bool) -> bytes:

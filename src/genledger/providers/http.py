@@ -5,9 +5,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import email.utils
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -17,38 +16,31 @@ from genledger.config import ProviderConfig
 from genledger.core.chat import Completion
 from genledger.core.events import ProviderEvent
 from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
+from genledger.core.retry_after import parse_retry_after
 from genledger.providers.base import EventStream, UpstreamCall
+from genledger.providers.idle import ReadDeadline
+from genledger.providers.transport import TRANSPORT_ERRORS, Stalled, transport_failure
+from genledger.providers.transport import FailureFactory as FailureFactory
 
-FailureFactory = Callable[..., UpstreamFailure]
 _MAX_SSE_LINE = 1024 * 1024
 _ERROR_DETAIL_LIMIT = 300  # characters of an upstream's error message quoted in ours
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``."""
-    value = headers.get("retry-after-ms")
-    if value:
-        with contextlib.suppress(ValueError):
-            return max(float(value) / 1000, 0.0)
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(float(value), 0.0)
-    with contextlib.suppress(TypeError, ValueError):
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    return None
 
 
 class HttpUpstream:
     """A keep-alive connection pool to one provider, opened on first use in the running loop."""
 
-    def __init__(self, config: ProviderConfig, headers: Mapping[str, str]) -> None:
+    def __init__(self, config: ProviderConfig, headers: Mapping[str, str], *, provider_name: str) -> None:
         self._config = config
         self._headers = dict(headers)
+        self._provider_name = provider_name
         self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
+        )
+        # A stream's reads are timed by open_stream and sse_data instead: the first chunk
+        # gets `timeout`, later ones `stream_idle_timeout`, which aiohttp cannot switch between.
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout, sock_read=None
         )
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -67,33 +59,34 @@ class HttpUpstream:
 
     @contextlib.asynccontextmanager
     async def post(
-        self, url: str, body: bytes, failure: FailureFactory, headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        body: bytes,
+        failure: FailureFactory,
+        headers: Mapping[str, str] | None = None,
+        *,
+        stream: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST and yield the response once its headers arrived, mapping transport failures."""
+        """POST and yield the response once its headers arrived, mapping transport failures.
+
+        Each read may wait the provider's ``timeout``, except in a ``stream``, whose reader
+        times its reads itself (:meth:`open_stream`, :meth:`sse_data`).
+        """
+        timeout = self._stream_timeout if stream else self._timeout
         try:
-            async with self._get_session().post(url, data=body, headers=headers) as response:
+            async with self._get_session().post(url, data=body, headers=headers, timeout=timeout) as response:
                 yield response
         except UpstreamFailure:
             raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise failure(
-                FailureKind.TIMEOUT, f"no answer within {self._config.timeout:g}s", raw="timeout"
-            ) from None
-        except aiohttp.ClientPayloadError as exc:
-            raise failure(FailureKind.INVALID_RESPONSE, "broken response body", raw=str(exc)) from None
-        except aiohttp.ClientError as exc:
-            raise failure(
-                FailureKind.UNREACHABLE, f"cannot reach the provider: {exc}", raw=str(exc)
-            ) from None
+        except TRANSPORT_ERRORS as exc:
+            raise self._failure(exc, failure, answered=False) from None
 
     async def read(self, response: aiohttp.ClientResponse, failure: FailureFactory) -> bytes:
         """The whole body, mapping a read that stalls or breaks."""
         try:
             return await response.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise failure(FailureKind.TIMEOUT, "the response body stalled", raw="timeout") from None
-        except aiohttp.ClientError as exc:
-            raise failure(FailureKind.INVALID_RESPONSE, "broken response body", raw=str(exc)) from None
+        except TRANSPORT_ERRORS as exc:
+            raise self._failure(exc, failure, answered=True) from None
 
     async def failure_from(
         self, response: aiohttp.ClientResponse, failure: FailureFactory, provider_name: str
@@ -118,7 +111,7 @@ class HttpUpstream:
             message,
             raw=raw,
             upstream_status=response.status,
-            retry_after=parse_retry_after(response.headers),
+            retry_after=parse_retry_after(response.headers, time.time()),
         )
 
     async def open_stream(
@@ -126,33 +119,60 @@ class HttpUpstream:
     ) -> tuple[contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse], aiohttp.ClientResponse]:
         """POST a streaming request; the open response, or the failure its error status means.
 
+        The response (and an error's body) must come within the provider's ``timeout``.
         The caller owns the returned context and must exit it when done with the stream.
         """
-        context = self.post(url, body, failure)
-        response = await context.__aenter__()
-        if response.status != 200:
-            try:
-                raise await self.failure_from(response, failure, provider_name)
-            finally:
-                await context.__aexit__(None, None, None)
+        context = self.post(url, body, failure, stream=True)
+        try:
+            async with asyncio.timeout(self._config.timeout):
+                response = await context.__aenter__()
+                if response.status != 200:
+                    try:
+                        raise await self.failure_from(response, failure, provider_name)
+                    finally:
+                        await context.__aexit__(None, None, None)
+        except TimeoutError:
+            stalled = Stalled(f"no response for {self._config.timeout:g}s")
+            raise self._failure(stalled, failure, answered=False) from None
         return context, response
 
     async def sse_data(
         self, response: aiohttp.ClientResponse, failure: FailureFactory
     ) -> AsyncIterator[bytes]:
-        """The ``data:`` payloads of a server-sent event stream (one per event)."""
+        """The ``data:`` payloads of a server-sent event stream (one per event).
+
+        The first may take the provider's ``timeout`` to come, each later one
+        ``stream_idle_timeout`` (any line, a comment or ping too, restarts the wait);
+        a longer wait ends the stream with a TIMEOUT failure.
+        """
+        content = response.content
+        deadline = ReadDeadline(content, self._config.timeout, "first chunk")
+        idle = True
         try:
-            async for line in response.content:
+            while True:
+                deadline.start()
+                line = await content.readline()
+                deadline.stop()
+                if not line:
+                    return
                 if line.startswith(b"data:"):
+                    if idle:
+                        idle = False
+                        deadline.expect(self._config.stream_idle_timeout, "chunk")
                     yield line[5:].strip()
                 elif len(line) > _MAX_SSE_LINE:
                     raise failure(FailureKind.INVALID_RESPONSE, "oversized stream line")
         except UpstreamFailure:
             raise
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise failure(FailureKind.TIMEOUT, "the stream stalled", raw="timeout") from None
-        except (aiohttp.ClientError, ValueError) as exc:
-            raise failure(FailureKind.INVALID_RESPONSE, "the stream broke", raw=str(exc)) from None
+        except TRANSPORT_ERRORS as exc:
+            raise self._failure(exc, failure, answered=True) from None
+        finally:
+            deadline.cancel()
+
+    def _failure(self, exc: BaseException, failure: FailureFactory, *, answered: bool) -> UpstreamFailure:
+        return transport_failure(
+            exc, failure, self._provider_name, answered=answered, limit=self._config.timeout
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -173,7 +193,7 @@ class HttpProvider(abc.ABC):
         self.name = name
         self.display_name = config.display_name or name
         self._url = url
-        self._http = HttpUpstream(config, headers)
+        self._http = HttpUpstream(config, headers, provider_name=self.display_name)
 
     def _failure(self, kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
         return UpstreamFailure(kind, message, provider_name=self.display_name, **kwargs)

@@ -7,7 +7,6 @@ The wire format is read here, once, by two pure functions that tests use on thei
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,7 +24,7 @@ from genledger.core.events import (
     ToolCallDelta,
     UsageReport,
 )
-from genledger.core.failures import FailureKind
+from genledger.core.failures import FailureKind, stream_error_kind
 from genledger.core.usage import from_openai
 from genledger.providers.base import UpstreamCall
 from genledger.providers.http import HttpProvider
@@ -163,10 +162,8 @@ class OpenAICompatProvider(HttpProvider):
     def __init__(self, name: str, config: ProviderConfig) -> None:
         assert config.base_url is not None
         headers = {"Content-Type": "application/json"}
-        if config.api_key_env:
-            key = os.environ.get(config.api_key_env)
-            if key:
-                headers["Authorization"] = f"Bearer {key}"
+        if config.api_key is not None:
+            headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         super().__init__(name, config, config.base_url.rstrip("/") + "/chat/completions", headers)
 
     def _payload(self, call: UpstreamCall, *, stream: bool) -> bytes:
@@ -205,7 +202,7 @@ class OpenAICompatProvider(HttpProvider):
             if not isinstance(chunk, dict):
                 raise self._failure(FailureKind.INVALID_RESPONSE, "chunk is not an object", raw=line)
             if "error" in chunk:
-                raise self._failure(FailureKind.SERVER_ERROR, "error in stream", raw=chunk["error"])
+                raise self._failure(stream_error_kind(chunk["error"]), "error in stream", raw=chunk["error"])
             events = chunk_events(chunk, upstream_id)
             if events and events[0].__class__ is Identified:  # it comes first, when it comes
                 upstream_id = events[0].upstream_id
