@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from genledger.core.generation import Generation, ProviderAttempt
-from genledger.core.ids import hash_key, new_generation_id
+from genledger.core.ids import hash_key
 from genledger.ledger import KeyExists, Ledger
 from genledger.ledger.engine import DatabaseURLError, async_url, create_engine, migrate
 from genledger.ledger.generations import Settlement
 from genledger.ledger.sinks import PostgresSink, SQLiteSink
 from genledger.ledger.writer import Sink
 from tests.deadlines import eventually
+from tests.ledger.records import generation
 from tests.services import postgres_database
 
 DEADLINE_S = 5.0
@@ -40,26 +40,6 @@ async def ledger(database_url: str) -> AsyncIterator[Ledger]:
         yield ledger
     finally:
         await ledger.close()
-
-
-def generation(key_id: str, **fields) -> Generation:
-    base = Generation(
-        id=new_generation_id(),
-        key_id=key_id,
-        created_at=datetime.now(UTC),
-        model="acme/fast-chat",
-        provider_name="FakeAI",
-        total_cost=123_456_789,
-        usage=123_456_789,
-        cache_discount=0,
-        streamed=True,
-        cancelled=False,
-        latency_ms=12.5,
-        tokens_prompt=10,
-        tokens_completion=20,
-        provider_responses=(ProviderAttempt(status=200, provider_name="FakeAI", latency_ms=3.0),),
-    )
-    return replace(base, **fields)
 
 
 async def test_keys_are_stored_by_hash_only(ledger: Ledger):
