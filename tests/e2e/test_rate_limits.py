@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -14,7 +11,7 @@ import pytest
 from tests.e2e.conftest import MODEL, gateway_settings
 from tests.fakes import FakeOpenAIInThread
 from tests.gateway import GatewayServer, create_key
-from tests.services import unavailable
+from tests.services import RedisProcess
 
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "count my tokens"}], "max_tokens": 10}
 
@@ -55,55 +52,6 @@ def test_a_configured_default_applies_to_every_key(tmp_path, fake):
     with GatewayServer.build(**settings) as gateway:
         assert [post(gateway, secret).status_code for _ in range(3)] == [200, 200, 429]
         assert [post(gateway, own).status_code for _ in range(6)] == [200] * 5 + [429]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisProcess:
-    """A redis-server of the test's own, so it can be stopped and started again."""
-
-    def __init__(self) -> None:
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
-            unavailable("redis-server binary")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert self.binary is not None
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 @pytest.fixture
