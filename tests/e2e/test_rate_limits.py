@@ -11,14 +11,16 @@ import pytest
 from tests.e2e.conftest import MODEL, gateway_settings
 from tests.fakes import FakeOpenAIInThread
 from tests.gateway import GatewayServer, create_key
-from tests.services import RedisProcess
+from tests.services import RedisProcess, redis_url
 
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "count my tokens"}], "max_tokens": 10}
 
 
-def post(gateway: GatewayServer, secret: str) -> httpx.Response:
+def post(gateway: GatewayServer, secret: str, body: dict | None = None) -> httpx.Response:
     return httpx.post(
-        gateway.base_url + "/chat/completions", json=BODY, headers={"Authorization": f"Bearer {secret}"}
+        gateway.base_url + "/chat/completions",
+        json=body or BODY,
+        headers={"Authorization": f"Bearer {secret}"},
     )
 
 
@@ -42,6 +44,23 @@ def test_tokens_per_minute_refuse_once_used_up(tmp_path, fake):
     assert refused.json()["error"]["metadata"]["limit_source"] == "tokens"
     assert refused.headers["X-RateLimit-Limit"] == "50"
     assert int(refused.headers["Retry-After"]) >= 1
+
+
+def test_tokens_per_minute_are_shared_by_instances_through_redis(tmp_path, fake):
+    database = f"sqlite:///{tmp_path}/ledger.db"
+    secret = create_key(database, "shared-tpm", tokens_per_minute=80)
+    settings = gateway_settings(database, fake.api_url, limits={"backend": "redis", "redis_url": redis_url()})
+    body = {**BODY, "max_tokens": 20}  # about 24 tokens a request, with the prompt's
+    with GatewayServer.build(**settings) as one, GatewayServer.build(**settings) as two:
+        responses = [post(gateway, secret, body) for gateway in (one, two, one, two, one)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 200, 429]
+    used = [r.json()["usage"]["total_tokens"] for r in responses[:4]]
+    # Neither instance used 80 tokens by itself; both debit one count in Redis, and the
+    # first instance refuses on what the other used too.
+    assert used[0] + used[2] < 80 and used[1] + used[3] < 80 <= sum(used)
+    refused = responses[4]
+    assert refused.json()["error"]["metadata"]["limit_source"] == "tokens"
+    assert refused.headers["X-RateLimit-Limit"] == "80"
 
 
 def test_a_configured_default_applies_to_every_key(tmp_path, fake):
