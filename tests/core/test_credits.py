@@ -1,7 +1,5 @@
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -11,6 +9,7 @@ from genledger.core.chat import ChatRequest
 from genledger.core.credits import max_output_tokens, period_start, prompt_tokens_upper_bound, reservation
 from genledger.core.pricing import Price
 from genledger.limits import gcra
+from tests.prompts import prompt_bytes
 
 NOW = datetime(2026, 11, 25, 19, 38, 27, tzinfo=UTC)  # a Wednesday
 
@@ -69,23 +68,6 @@ def test_tokens_are_debited_after_the_fact():
     assert gcra.exhausted(tat, now + refused.retry_after_ms, limit=100).allowed
 
 
-# What the upstream reads as the prompt, in UTF-8 bytes: each message's text, every other
-# field of it but its role as compact JSON, and the tools. A token covers at least one byte.
-def compact_bytes(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
-
-
-def prompt_bytes(request: ChatRequest) -> int:
-    total = compact_bytes(request.params["tools"]) if "tools" in request.params else 0
-    for message in request.messages:
-        for field, value in message.items():
-            if field == "content" and isinstance(value, str):
-                total += len(value.encode())
-            elif field != "role" and value is not None:
-                total += compact_bytes(value)
-    return total
-
-
 texts = st.text(max_size=40)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
@@ -132,7 +114,7 @@ def test_the_prompt_bound_covers_every_byte_the_upstream_reads(messages, tools):
     request = ChatRequest(
         model="m", messages=tuple(messages), params={} if tools is None else {"tools": tools}
     )
-    assert prompt_tokens_upper_bound(request) >= prompt_bytes(request)
+    assert prompt_tokens_upper_bound(request) >= prompt_bytes(request.messages, request.params)
 
 
 LONG = "Zürich, 12°C ☁️ " * 20  # 440 bytes of UTF-8, from 320 characters
