@@ -14,11 +14,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from genledger.config import ConfigError, Settings, load_settings
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_decimal
-from genledger.ledger import KeyExists, Ledger
+from genledger.ledger import KeyExists, Ledger, MigrationError
 
 app = typer.Typer(
     help="genledger: an LLM gateway that records what every call did and cost.", no_args_is_help=True
@@ -63,8 +64,9 @@ def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]]) -> 
         # command reports, and they must not read as a ledger that failed to open.
         try:
             ledger = await Ledger.open(settings.database_url)
-        except (OSError, ValueError) as exc:
-            _err().print(f"[red]error:[/red] cannot open the ledger at {settings.database_url}: {exc}")
+        except (OSError, ValueError, MigrationError) as exc:
+            where, why = escape(settings.database_url), escape(str(exc))
+            _err().print(f"[red]error:[/red] cannot open the ledger at {where}: {why}", soft_wrap=True)
             raise typer.Exit(1) from None
         try:
             return await work(ledger)
@@ -115,8 +117,10 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = _settings(config, **overrides)
-    if demo:
-        secret = _with_ledger(settings, _demo_key)
+    # The ledger is opened (and migrated) before serving, so a database that cannot be used
+    # is one line on stderr, not the traceback of a failed lifespan.
+    secret = _with_ledger(settings, _demo_key if demo else _opened)
+    if secret is not None:
         _out().print(f"[bold]demo key[/bold] (shown once): {secret}", soft_wrap=True)
         _out().print(f"models: {', '.join(settings.models)}")
         base = f"http://{settings.host}:{settings.port}/api/v1"
@@ -138,6 +142,10 @@ def serve(
         http="auto",
         timeout_graceful_shutdown=10,
     )
+
+
+async def _opened(ledger: Ledger) -> str | None:
+    return None
 
 
 async def _demo_key(ledger: Ledger) -> str:

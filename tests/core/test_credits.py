@@ -2,11 +2,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from genledger.core.chat import ChatRequest
 from genledger.core.credits import max_output_tokens, period_start, prompt_tokens_upper_bound, reservation
 from genledger.core.pricing import Price
 from genledger.limits import gcra
+from tests.prompts import prompt_bytes
 
 NOW = datetime(2026, 11, 25, 19, 38, 27, tzinfo=UTC)  # a Wednesday
 
@@ -63,3 +66,84 @@ def test_tokens_are_debited_after_the_fact():
     refused = gcra.exhausted(tat, now, limit=100)
     assert not refused.allowed and refused.retry_after_ms > 0
     assert gcra.exhausted(tat, now + refused.retry_after_ms, limit=100).allowed
+
+
+texts = st.text(max_size=40)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
+    max_leaves=12,
+)
+images = st.fixed_dictionaries({"url": texts}, optional={"detail": texts})
+audio = st.fixed_dictionaries({"data": texts, "format": texts})
+parts = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": texts}),
+    st.fixed_dictionaries({"type": st.just("image_url"), "image_url": images}),
+    st.fixed_dictionaries({"type": st.just("input_audio"), "input_audio": audio}),
+)
+functions = st.fixed_dictionaries({"name": texts, "arguments": texts})
+tool_calls = st.lists(
+    st.fixed_dictionaries({"id": texts, "type": st.just("function"), "function": functions}), max_size=3
+)
+messages = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "developer", "user", "assistant", "tool", "function"])},
+    optional={
+        "content": st.none() | texts | st.lists(parts, max_size=4),
+        "name": texts,
+        "tool_calls": tool_calls,
+        "tool_call_id": texts,
+        "function_call": functions,  # the legacy form of tool_calls, still accepted upstream
+        "refusal": texts,
+    },
+)
+tools = st.lists(
+    st.fixed_dictionaries(
+        {
+            "type": st.just("function"),
+            "function": st.fixed_dictionaries(
+                {"name": texts}, optional={"description": texts, "parameters": json_values}
+            ),
+        }
+    ),
+    max_size=3,
+)
+
+
+@given(st.lists(messages, min_size=1, max_size=5), st.none() | tools)
+def test_the_prompt_bound_covers_every_byte_the_upstream_reads(messages, tools):
+    request = ChatRequest(
+        model="m", messages=tuple(messages), params={} if tools is None else {"tools": tools}
+    )
+    assert prompt_tokens_upper_bound(request) >= prompt_bytes(request.messages, request.params)
+
+
+LONG = "Zürich, 12°C ☁️ " * 20  # 440 bytes of UTF-8, from 320 characters
+
+
+@pytest.mark.parametrize(
+    ("message", "params"),
+    [
+        ({"role": "user", "content": [{"type": "text", "text": LONG}]}, {}),
+        ({"role": "user", "content": "x", "name": LONG}, {}),
+        (
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "1", "type": "function", "function": {"name": "w", "arguments": LONG}}],
+            },
+            {},
+        ),
+        ({"role": "tool", "content": "x", "tool_call_id": LONG}, {}),
+        ({"role": "assistant", "content": None, "function_call": {"name": "w", "arguments": LONG}}, {}),
+        (
+            {"role": "user", "content": "x"},
+            {"tools": [{"type": "function", "function": {"name": "w", "description": LONG}}]},
+        ),
+    ],
+    ids=["content parts", "name", "tool_calls", "tool_call_id", "function_call", "tools"],
+)
+def test_each_part_of_the_prompt_raises_the_bound_by_at_least_its_bytes(message, params):
+    bare = ChatRequest(model="m", messages=({"role": message["role"], "content": "x"},))
+    full = ChatRequest(model="m", messages=(message,), params=params)
+    # Less the one byte of the bare message's content, which some of these replace.
+    assert prompt_tokens_upper_bound(full) - prompt_tokens_upper_bound(bare) >= len(LONG.encode()) - 1

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from genledger.cli import app
+from tests.services import postgres_database
 
 KEY = re.compile(r"sk-gl-v1-[0-9a-f]{64}")
 
@@ -159,3 +163,62 @@ def test_keys_show_limits_and_usage_by_day(folder: Path):
     assert datetime.now(UTC).date().isoformat() in out and "0.004" in out
     code, out = run("keys", "usage", "nobody")
     assert code == 1
+
+
+# A table of the ledger's name and another shape: the ledger's migrations cannot run.
+CONFLICTING = "CREATE TABLE generations (id INTEGER PRIMARY KEY, note VARCHAR(20))"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def unmigratable(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
+    """The URL of a database with a table in the ledger's way (SQLite: the folder's default file)."""
+    if request.param == "sqlite":
+        with sqlite3.connect(folder / "genledger.db") as connection:
+            connection.execute(CONFLICTING)
+        yield "sqlite:///genledger.db"
+        return
+    import asyncpg
+
+    async def conflict(url: str) -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(CONFLICTING)
+        finally:
+            await connection.close()
+
+    with postgres_database() as url:
+        asyncio.run(conflict(url))
+        yield url
+
+
+def assert_one_line_naming(output: str, database_url: str) -> None:
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert lines[0].startswith(f"error: cannot open the ledger at {database_url}: "), output
+    assert "generations" in lines[0] and "Traceback" not in output
+
+
+def test_a_ledger_that_cannot_be_migrated_is_one_line_naming_the_database(
+    unmigratable: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("GENLEDGER_DATABASE_URL", unmigratable)
+    code, out = run("keys", "list")
+    assert code == 1
+    assert_one_line_naming(out, unmigratable)
+
+
+def test_serve_refuses_a_database_it_cannot_migrate_in_one_line(folder: Path, unmigratable: str):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENLEDGER_")}
+    env["GENLEDGER_DATABASE_URL"] = unmigratable
+    env["COLUMNS"] = "80"  # a narrow terminal must not wrap the line either
+    result = subprocess.run(
+        [sys.executable, "-m", "genledger", "serve", "--port", str(free_port())],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert_one_line_naming(result.stderr, unmigratable)

@@ -86,18 +86,9 @@ def key_state(database: str, secret: str):
 
 
 def generations_usage(database: str, key_id: str) -> int:
-    from sqlalchemy import func, select
+    from tests.ledger.records import charged_to
 
-    from genledger.ledger.schema import generations
-
-    async def total(ledger):
-        query = select(func.coalesce(func.sum(generations.c.usage_pico), 0)).where(
-            generations.c.key_id == key_id
-        )
-        async with ledger.engine.connect() as connection:
-            return int((await connection.execute(query)).scalar_one())
-
-    return run_with_ledger(database, total)
+    return run_with_ledger(database, lambda ledger: charged_to(ledger, key_id))
 
 
 def test_200_concurrent_requests_never_overspend_a_limit_for_50(instances, database):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -14,14 +11,16 @@ import pytest
 from tests.e2e.conftest import MODEL, gateway_settings
 from tests.fakes import FakeOpenAIInThread
 from tests.gateway import GatewayServer, create_key
-from tests.services import unavailable
+from tests.services import RedisProcess, redis_url
 
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "count my tokens"}], "max_tokens": 10}
 
 
-def post(gateway: GatewayServer, secret: str) -> httpx.Response:
+def post(gateway: GatewayServer, secret: str, body: dict | None = None) -> httpx.Response:
     return httpx.post(
-        gateway.base_url + "/chat/completions", json=BODY, headers={"Authorization": f"Bearer {secret}"}
+        gateway.base_url + "/chat/completions",
+        json=body or BODY,
+        headers={"Authorization": f"Bearer {secret}"},
     )
 
 
@@ -47,6 +46,23 @@ def test_tokens_per_minute_refuse_once_used_up(tmp_path, fake):
     assert int(refused.headers["Retry-After"]) >= 1
 
 
+def test_tokens_per_minute_are_shared_by_instances_through_redis(tmp_path, fake):
+    database = f"sqlite:///{tmp_path}/ledger.db"
+    secret = create_key(database, "shared-tpm", tokens_per_minute=80)
+    settings = gateway_settings(database, fake.api_url, limits={"backend": "redis", "redis_url": redis_url()})
+    body = {**BODY, "max_tokens": 20}  # about 24 tokens a request, with the prompt's
+    with GatewayServer.build(**settings) as one, GatewayServer.build(**settings) as two:
+        responses = [post(gateway, secret, body) for gateway in (one, two, one, two, one)]
+    assert [r.status_code for r in responses] == [200, 200, 200, 200, 429]
+    used = [r.json()["usage"]["total_tokens"] for r in responses[:4]]
+    # Neither instance used 80 tokens by itself; both debit one count in Redis, and the
+    # first instance refuses on what the other used too.
+    assert used[0] + used[2] < 80 and used[1] + used[3] < 80 <= sum(used)
+    refused = responses[4]
+    assert refused.json()["error"]["metadata"]["limit_source"] == "tokens"
+    assert refused.headers["X-RateLimit-Limit"] == "80"
+
+
 def test_a_configured_default_applies_to_every_key(tmp_path, fake):
     database = f"sqlite:///{tmp_path}/ledger.db"
     secret = create_key(database, "default")
@@ -55,55 +71,6 @@ def test_a_configured_default_applies_to_every_key(tmp_path, fake):
     with GatewayServer.build(**settings) as gateway:
         assert [post(gateway, secret).status_code for _ in range(3)] == [200, 200, 429]
         assert [post(gateway, own).status_code for _ in range(6)] == [200] * 5 + [429]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisProcess:
-    """A redis-server of the test's own, so it can be stopped and started again."""
-
-    def __init__(self) -> None:
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
-            unavailable("redis-server binary")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert self.binary is not None
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
 
 
 @pytest.fixture

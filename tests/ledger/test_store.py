@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from genledger.core.generation import Generation, ProviderAttempt
-from genledger.core.ids import hash_key, new_generation_id
+from genledger.core.ids import hash_key
 from genledger.ledger import KeyExists, Ledger
-from genledger.ledger.engine import DatabaseURLError, async_url
+from genledger.ledger.engine import DatabaseURLError, async_url, create_engine, migrate
+from genledger.ledger.generations import Settlement
+from genledger.ledger.sinks import PostgresSink, SQLiteSink
+from genledger.ledger.writer import Sink
+from tests.deadlines import eventually
+from tests.ledger.records import generation
 from tests.services import postgres_database
+
+DEADLINE_S = 5.0
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -32,26 +40,6 @@ async def ledger(database_url: str) -> AsyncIterator[Ledger]:
         yield ledger
     finally:
         await ledger.close()
-
-
-def generation(key_id: str, **fields) -> Generation:
-    base = Generation(
-        id=new_generation_id(),
-        key_id=key_id,
-        created_at=datetime.now(UTC),
-        model="acme/fast-chat",
-        provider_name="FakeAI",
-        total_cost_pico=123_456_789,
-        charge_pico=123_456_789,
-        cache_discount_pico=0,
-        streamed=True,
-        cancelled=False,
-        latency_ms=12.5,
-        tokens_prompt=10,
-        tokens_completion=20,
-        provider_responses=(ProviderAttempt(status=200, provider_name="FakeAI", latency_ms=3.0),),
-    )
-    return replace(base, **fields)
 
 
 async def test_keys_are_stored_by_hash_only(ledger: Ledger):
@@ -192,42 +180,102 @@ async def test_update_and_delete(ledger: Ledger):
     assert await ledger.keys.find_by_hash(key.hash) is None
 
 
-async def test_a_caller_that_goes_away_does_not_take_its_row_with_it(ledger: Ledger):
-    alice, _ = await ledger.keys.create("alice")
-    record = generation(alice.id)
-    waiting = asyncio.create_task(ledger.generations.record(record))
-    await asyncio.sleep(0)  # queued
-    waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
-    for _ in range(100):
-        if await ledger.generations.get(record.id, alice.id) is not None:
-            break
-        await asyncio.sleep(0.01)
-    assert await ledger.generations.get(record.id, alice.id) == record
+class WatchedSink:
+    """The ledger's own sink, telling the test when a commit starts and ends (held if asked)."""
+
+    def __init__(self, sink: Sink[Settlement], *, hold: bool) -> None:
+        self._sink = sink
+        self.committing = asyncio.Event()
+        self.release = asyncio.Event()
+        self.written: set[str] = set()
+        self._changed = asyncio.Condition()
+        if not hold:
+            self.release.set()
+
+    async def commit(self, batch: Sequence[Settlement]) -> None:
+        self.committing.set()
+        await self.release.wait()
+        await self._sink.commit(batch)
+        async with self._changed:
+            self.written.update(settlement.generation.id for settlement in batch)
+            self._changed.notify_all()
+
+    async def wait_written(self, *generation_ids: str) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.written.issuperset(generation_ids))
+
+    async def close(self) -> None:
+        await self._sink.close()
+
+
+async def open_watched(database_url: str, *, hold: bool = False) -> tuple[Ledger, WatchedSink]:
+    """What ``Ledger.open`` builds, with the writer's sink watched by the test."""
+    engine = create_engine(database_url)
+    await migrate(engine)
+    own = SQLiteSink(database_url) if engine.dialect.name == "sqlite" else PostgresSink(database_url)
+    sink = WatchedSink(own, hold=hold)
+    ledger = Ledger(engine, sink)
+    ledger.generations.start()
+    return ledger, sink
+
+
+@pytest.mark.parametrize("moment", ["committing", "queued"])
+async def test_a_caller_that_goes_away_does_not_take_its_row_with_it(database_url: str, moment: str):
+    ledger, sink = await open_watched(database_url, hold=True)
+    try:
+        alice, _ = await ledger.keys.create("alice")
+        first, second = generation(alice.id, charge_pico=1), generation(alice.id, charge_pico=2)
+        committing = asyncio.create_task(ledger.generations.record(first))
+        async with asyncio.timeout(DEADLINE_S):
+            await sink.committing.wait()  # the writer holds `first` in a commit
+        queued = asyncio.create_task(ledger.generations.record(second))
+
+        async def second_is_queued() -> bool:
+            return any(s.generation.id == second.id for s, _ in ledger.generations._writer._pending)
+
+        assert await eventually(second_is_queued, within=DEADLINE_S)  # behind `first`
+        gone, staying = (committing, queued) if moment == "committing" else (queued, committing)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        sink.release.set()
+        async with asyncio.timeout(DEADLINE_S):
+            await staying
+            await sink.wait_written(first.id, second.id)
+        for record in (first, second):
+            assert await ledger.generations.get(record.id, alice.id) == record
+        assert (await ledger.keys.find_by_id(alice.id)).usage_pico == first.charge_pico + second.charge_pico
+    finally:
+        await ledger.close()
+
+
+def writer_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("genledger-ledger")}
 
 
 async def test_sqlite_writes_wait_in_the_writer_thread_while_another_connection_holds_the_lock(tmp_path):
-    import sqlite3
-    import time
-
-    ledger = await Ledger.open(f"sqlite:///{tmp_path}/ledger.db")
+    ledger, sink = await open_watched(f"sqlite:///{tmp_path}/ledger.db")
+    other = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None, check_same_thread=False)
     try:
         alice, _ = await ledger.keys.create("alice")
-        other = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")  # someone else holds the write lock
+        before = writer_threads()  # a sink's thread starts on first use
         record = generation(alice.id)
         writing = asyncio.create_task(ledger.generations.record(record))
-        # The loop is not blocked while the record waits: this sleep returns on time.
-        started = time.perf_counter()
-        await asyncio.sleep(0.2)
-        assert time.perf_counter() - started < 0.4
+        async with asyncio.timeout(DEADLINE_S):
+            await sink.committing.wait()
+            # The commit has begun and cannot end while the lock is held, yet this coroutine
+            # runs and the ledger serves a read: the write waits in the writer thread, not on
+            # the event loop (had it waited on the loop, this would run only once that wait ended).
+            assert await ledger.keys.find_by_id(alice.id) == alice
+        assert writer_threads() - before, "the write did not go to the writer thread"
         assert not writing.done()
         other.execute("COMMIT")
-        await asyncio.wait_for(writing, 5)
+        async with asyncio.timeout(DEADLINE_S):
+            await writing
         assert await ledger.generations.get(record.id, alice.id) == record
-        other.close()
     finally:
+        other.close()
         await ledger.close()
 
 

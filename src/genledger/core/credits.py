@@ -32,18 +32,22 @@ def period_start(reset: str | None, now: datetime) -> datetime | None:
 
 
 def prompt_tokens_upper_bound(request: ChatRequest) -> int:
-    """At least as many tokens as the prompt can have: every token covers one byte or more."""
+    """At least as many tokens as the prompt can have: every token covers one byte or more.
+
+    Messages go upstream as the caller sent them, so every field but the role counts (tool
+    calls, names, the legacy ``function_call``, ...): its JSON, whose quotes, escapes and
+    spaces only add bytes to the text inside.
+    """
     total = 0
     for message in request.messages:
         total += _TOKENS_PER_MESSAGE
-        content = message.get("content")
-        if isinstance(content, str):
-            total += len(content.encode())
-        elif content is not None:
-            total += len(json.dumps(content).encode())
-        for key in ("tool_calls", "name", "tool_call_id"):
-            if key in message:
-                total += len(json.dumps(message[key]).encode())
+        for key, value in message.items():
+            if key == "role" or value is None:
+                continue
+            if key == "content" and isinstance(value, str):
+                total += len(value.encode())
+            else:
+                total += len(json.dumps(value).encode())
     if "tools" in request.params:
         total += len(json.dumps(request.params["tools"]).encode())
     return total

@@ -7,8 +7,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -17,6 +19,10 @@ _PG_MIGRATION_LOCK = 0x67656E6C  # an advisory lock id, so instances starting to
 
 class DatabaseURLError(ValueError):
     """A database URL genledger cannot use."""
+
+
+class MigrationError(RuntimeError):
+    """The database's tables could not be migrated to the ledger's; none were changed."""
 
 
 def async_url(url: str) -> URL:
@@ -56,6 +62,11 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # The sqlite3 module begins a transaction only before INSERT, UPDATE and DELETE, so
+        # each CREATE TABLE would commit on its own: a failed migration would leave half a
+        # schema that the next attempt trips over. One explicit transaction makes it all or nothing.
+        connection.exec_driver_sql("BEGIN")
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_MIGRATION_LOCK})
     config = Config()
@@ -64,7 +75,23 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+def _reason(exc: Exception) -> str:
+    cause: BaseException = exc
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        # The driver's own error (asyncpg's sits under SQLAlchemy's adapter), without the SQL.
+        cause = exc.orig.__cause__ or exc.orig
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Apply every pending Alembic migration."""
+    """Apply every pending Alembic migration, all or nothing.
+
+    Raises :class:`MigrationError` when one fails (say, a table of that name is in the way,
+    or the database is at a revision this version does not know).
+    """
     async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+        try:
+            await connection.run_sync(_upgrade)
+        except (DBAPIError, CommandError) as exc:
+            raise MigrationError(f"cannot migrate the ledger's tables: {_reason(exc)}") from exc

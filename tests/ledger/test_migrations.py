@@ -1,0 +1,146 @@
+"""Migrations that fail: all or nothing, a clear error, and no connection left behind."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.engine import make_url
+
+from genledger.ledger import Ledger, MigrationError
+from genledger.ledger.engine import _MIGRATIONS, create_engine
+from tests.deadlines import eventually
+from tests.services import postgres_database
+
+# A table of the ledger's name and another shape, as an older tool or a hand-made schema leaves.
+CONFLICTING = "CREATE TABLE generations (id INTEGER PRIMARY KEY, note VARCHAR(20))"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ledger.db"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+async def run(database_url: str, *statements: str) -> None:
+    """Run ``statements`` in one transaction on a connection of the test's own."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def tables(database_url: str) -> set[str]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+def open_files_under(path: str) -> list[str]:
+    """Files this process holds open whose path starts with ``path`` (Linux's /proc)."""
+    targets = (os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd"))
+    return [target for target in targets if target.startswith(os.path.realpath(path))]
+
+
+async def assert_nothing_left_open(database_url: str) -> None:
+    """No connection of this process to the database is still open."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        # The engine's disposal is awaited, so its files are closed by now: nothing to wait for.
+        assert open_files_under(url.database or "") == []
+        return
+    admin = await asyncpg.connect(url.render_as_string(hide_password=False))
+
+    async def others() -> list[asyncpg.Record]:
+        return await admin.fetch(
+            "SELECT pid, state, query FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+    async def none_left() -> bool:
+        return not await others()
+
+    try:
+        # A closed connection's backend exits a moment after the client has closed it.
+        assert await eventually(none_left), f"connections left open: {await others()}"
+    finally:
+        await admin.close()
+
+
+async def test_a_table_in_the_way_fails_the_migration_and_changes_nothing(database_url: str):
+    await run(database_url, CONFLICTING, "INSERT INTO generations (id, note) VALUES (1, 'kept')")
+    with pytest.raises(MigrationError, match="generations") as caught:
+        await Ledger.open(database_url)
+    # One line saying what is in the way, not the SQL of the whole migration.
+    assert "\n" not in str(caught.value) and "CREATE TABLE" not in str(caught.value)
+    await assert_nothing_left_open(database_url)
+    # All or nothing: neither the ledger's other table nor Alembic's version table stays
+    # behind (on SQLite too, where each CREATE TABLE would otherwise commit by itself).
+    assert await tables(database_url) == {"generations"}
+    # So once the table in the way is gone, the ledger opens.
+    await run(database_url, "DROP TABLE generations")
+    ledger = await Ledger.open(database_url)
+    try:
+        key, _ = await ledger.keys.create("after")
+        assert await ledger.keys.find_by_id(key.id) == key
+    finally:
+        await ledger.close()
+
+
+async def test_a_database_at_an_unknown_revision_is_refused(database_url: str):
+    ledger = await Ledger.open(database_url)
+    await ledger.close()
+    # As a newer genledger, with migrations this one does not have, would leave it.
+    await run(database_url, "UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(MigrationError, match="9999"):
+        await Ledger.open(database_url)
+    await assert_nothing_left_open(database_url)
+
+
+def _upgrade_to(revision: str):
+    def upgrade(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    return upgrade
+
+
+async def test_a_database_at_the_first_revision_is_upgraded_with_its_keys(database_url: str):
+    # 0002 rebuilds api_keys on SQLite (batch mode): that must work inside the one transaction.
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_to("0001"))
+            await connection.execute(
+                text(
+                    "INSERT INTO api_keys (id, hash, name, label, is_management, disabled, usage_pico, "
+                    "created_at) VALUES ('k1', 'h1', 'old', 'sk-old', false, false, 42, '2026-01-01')"
+                )
+            )
+    finally:
+        await engine.dispose()
+    ledger = await Ledger.open(database_url)
+    try:
+        key = await ledger.keys.find_by_id("k1")
+        assert key is not None
+        assert (key.name, key.usage_pico, key.reserved_pico, key.period_usage_pico) == ("old", 42, 0, 0)
+        assert key.requests_per_minute is None and key.tokens_per_minute is None
+    finally:
+        await ledger.close()
