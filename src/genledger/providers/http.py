@@ -21,7 +21,7 @@ from genledger.providers.idle import ReadDeadline
 from genledger.providers.transport import TRANSPORT_ERRORS, Stalled, transport_failure
 from genledger.providers.transport import FailureFactory as FailureFactory
 
-_MAX_SSE_LINE = 1024 * 1024
+_MAX_SSE_LINE = 1024 * 1024  # a longer stream line is INVALID_RESPONSE (aiohttp's LineTooLong)
 _ERROR_DETAIL_LIMIT = 300  # characters of an upstream's error message quoted in ours
 
 
@@ -150,7 +150,7 @@ class HttpUpstream:
         try:
             while True:
                 deadline.start()
-                line = await content.readline()
+                line = await content.readline(max_line_length=_MAX_SSE_LINE)
                 deadline.stop()
                 if not line:
                     return
@@ -159,8 +159,6 @@ class HttpUpstream:
                         idle = False
                         deadline.expect(self._config.stream_idle_timeout, "chunk")
                     yield line[5:].strip()
-                elif len(line) > _MAX_SSE_LINE:
-                    raise failure(FailureKind.INVALID_RESPONSE, "oversized stream line")
         except UpstreamFailure:
             raise
         except TRANSPORT_ERRORS as exc:
