@@ -146,7 +146,7 @@ class HttpUpstream:
         """
         content = response.content
         deadline = ReadDeadline(content, self._config.timeout, "first chunk")
-        idle = True
+        first = True
         try:
             while True:
                 deadline.start()
@@ -155,12 +155,10 @@ class HttpUpstream:
                 if not line:
                     return
                 if line.startswith(b"data:"):
-                    if idle:
-                        idle = False
+                    if first:
+                        first = False
                         deadline.expect(self._config.stream_idle_timeout, "chunk")
                     yield line[5:].strip()
-        except UpstreamFailure:
-            raise
         except TRANSPORT_ERRORS as exc:
             raise self._failure(exc, failure, answered=True) from None
         finally:
