@@ -22,7 +22,7 @@ from genledger.providers.idle import ReadDeadline
 from genledger.providers.transport import TRANSPORT_ERRORS, Stalled, transport_failure
 from genledger.providers.transport import FailureFactory as FailureFactory
 
-_MAX_SSE_LINE = 1024 * 1024
+_MAX_SSE_LINE = 1024 * 1024  # a longer stream line is INVALID_RESPONSE (aiohttp's LineTooLong)
 _ERROR_DETAIL_LIMIT = 300  # characters of an upstream's error message quoted in ours
 
 
@@ -147,23 +147,19 @@ class HttpUpstream:
         """
         content = response.content
         deadline = ReadDeadline(content, self._config.timeout, "first chunk")
-        idle = True
+        first = True
         try:
             while True:
                 deadline.start()
-                line = await content.readline()
+                line = await content.readline(max_line_length=_MAX_SSE_LINE)
                 deadline.stop()
                 if not line:
                     return
                 if line.startswith(b"data:"):
-                    if idle:
-                        idle = False
+                    if first:
+                        first = False
                         deadline.expect(self._config.stream_idle_timeout, "chunk")
                     yield line[5:].strip()
-                elif len(line) > _MAX_SSE_LINE:
-                    raise failure(FailureKind.INVALID_RESPONSE, "oversized stream line")
-        except UpstreamFailure:
-            raise
         except TRANSPORT_ERRORS as exc:
             raise self._failure(exc, failure, answered=True) from None
         finally:
