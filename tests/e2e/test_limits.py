@@ -22,6 +22,7 @@ MAX_TOKENS = 10
 # Prompt tokens are free here, so a request's worst case is exactly max_tokens completion tokens.
 PRICES = {"prompt_price": "0", "completion_price": str(COMPLETION_PRICE)}
 PER_REQUEST = MAX_TOKENS * COMPLETION_PRICE / 1_000_000  # USD
+HELD_STREAM_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,9 @@ def instances(database: str, fake: FakeOpenAIInThread) -> Iterator[tuple[Gateway
         limits={"backend": "redis", "redis_url": redis_url(), "on_redis_failure": "closed"},
     )
     settings["models"][MODEL] = {"provider": "fake", "upstream_model": "fast", **PRICES}
+    # A stream a test holds open against a stalled upstream stays open (and reserved) until the
+    # test lets go, rather than until the usual 1 s read timeout strikes.
+    settings["providers"]["fake"]["timeout"] = HELD_STREAM_S
     with GatewayServer.build(**settings) as one, GatewayServer.build(**settings) as two:
         yield one, two
 
@@ -116,7 +120,9 @@ def test_200_concurrent_requests_never_overspend_a_limit_for_50(instances, datab
 
 def test_worst_case_above_actual_cost_refuses_nothing_once_settled(instances, database, fake):
     one, two = instances
-    fake.set_behavior("ok", tokens=4)  # answers 4 tokens while 10 are reserved
+    actual_tokens = 4
+    fake.set_behavior("ok", tokens=actual_tokens)  # answers 4 tokens while 10 are reserved
+    actual = usd_pico(actual_tokens * COMPLETION_PRICE / 1_000_000)
     limit = usd_pico(50 * PER_REQUEST)
     secret = key(database, "overestimate", limit_pico=limit)
     responses = asyncio.run(burst([one.base_url, two.base_url], secret, 200))
@@ -126,46 +132,45 @@ def test_worst_case_above_actual_cost_refuses_nothing_once_settled(instances, da
     assert state.usage_pico <= limit, "overspent"
     assert state.reserved_pico == 0
     assert state.usage_pico == generations_usage(database, state.id)
-    # With nothing in flight, every request the remaining credit covers is admitted.
+    assert state.usage_pico == len(ok) * actual
+    # With nothing in flight, every request the remaining credit covers is admitted: exactly
+    # those that leave a worst case's worth, then a 402. That bounds the loop.
+    admissible = max(0, (limit - state.usage_pico - usd_pico(PER_REQUEST)) // actual + 1)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": MAX_TOKENS}
     with httpx.Client(base_url=one.base_url, headers={"Authorization": f"Bearer {secret}"}) as http:
-        while True:
-            remaining = limit - key_state(database, secret).usage_pico
-            response = http.post(
-                "/chat/completions",
-                json={
-                    "model": MODEL,
-                    "messages": [{"role": "user", "content": "x"}],
-                    "max_tokens": MAX_TOKENS,
-                },
-            )
-            if remaining >= usd_pico(PER_REQUEST):
-                assert response.status_code == 200, (remaining, response.text)
-            else:
-                assert response.status_code == 402
-                assert response.json()["error"]["metadata"]["limit_source"] == "key_limit"
-                break
-    assert key_state(database, secret).usage_pico <= limit
+        responses = [http.post("/chat/completions", json=body) for _ in range(admissible + 1)]
+    assert [r.status_code for r in responses] == [200] * admissible + [402]
+    assert responses[-1].json()["error"]["metadata"]["limit_source"] == "key_limit"
+    final = key_state(database, secret)
+    assert final.usage_pico == (len(ok) + admissible) * actual
+    assert limit - final.usage_pico < usd_pico(PER_REQUEST)
 
 
 def test_in_flight_reservations_refuse_with_retry_after(instances, database, fake):
     one, _ = instances
     secret = key(database, "inflight", limit_pico=usd_pico(PER_REQUEST * 3 / 2))
-    fake.set_behavior("slow", times=1, delay=0.6)
-
-    async def both() -> tuple[httpx.Response, httpx.Response]:
-        async with httpx.AsyncClient(base_url=one.base_url, timeout=10) as http:
-            body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": MAX_TOKENS}
-            headers = {"Authorization": f"Bearer {secret}"}
-            slow = asyncio.create_task(http.post("/chat/completions", json=body, headers=headers))
-            await asyncio.sleep(0.3)
-            second = await http.post("/chat/completions", json=body, headers=headers)
-            return await slow, second
-
-    slow, second = asyncio.run(both())
-    assert slow.status_code == 200
-    assert second.status_code == 402
-    assert second.json()["error"]["metadata"]["limit_source"] == "in_flight_budget"
-    assert second.headers["Retry-After"] == "1"
+    # The first request is a stream the upstream leaves hanging after two chunks: while this
+    # test holds it open, its worst case stays reserved, with no timing involved.
+    fake.set_behavior("stall_mid_stream", times=1, delay=HELD_STREAM_S, chunks=2)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": MAX_TOKENS}
+    with httpx.Client(
+        base_url=one.base_url, headers={"Authorization": f"Bearer {secret}"}, timeout=10
+    ) as http:
+        with http.stream("POST", "/chat/completions", json=body | {"stream": True}) as held:
+            assert held.status_code == 200
+            # Keep the iterator: dropping it mid-body would close the connection, ending the stream.
+            lines = held.iter_lines()
+            assert next(lines).startswith("data: {")
+            second = http.post("/chat/completions", json=body)
+        assert second.status_code == 402
+        assert second.json()["error"]["metadata"]["limit_source"] == "in_flight_budget"
+        assert second.headers["Retry-After"] == "1"
+        # Leaving the stream settles its reservation (at what it used): the budget is back.
+        deadline = time.monotonic() + 5
+        while (reserved := key_state(database, secret).reserved_pico) != 0:
+            assert time.monotonic() < deadline, f"still reserved after the stream ended: {reserved}"
+            time.sleep(0.02)
+        assert http.post("/chat/completions", json=body).status_code == 200
 
 
 def test_requests_per_minute_hold_across_instances(instances, database):
