@@ -7,7 +7,7 @@
 # prints what each module misses. Without arguments (the whole suite) lines and branches must
 # each reach their floor; a subset covers less by design, so it is reported but not checked.
 LINES_FLOOR=95
-BRANCHES_FLOOR=87
+BRANCHES_FLOOR=90
 source "$(dirname "$0")/_env.sh"
 ensure_venv dev
 cd "$ROOT"

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from genledger.config import ConfigError, Settings, load_settings
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_decimal
@@ -64,8 +65,8 @@ def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]]) -> 
         # command reports, and they must not read as a ledger that failed to open.
         try:
             ledger = await Ledger.open(settings.database_url)
-        except (OSError, ValueError, MigrationError) as exc:
-            where, why = escape(settings.database_url), escape(str(exc))
+        except (OSError, ValueError, MigrationError, SQLAlchemyError) as exc:
+            where, why = escape(settings.database_url), escape(str(exc).splitlines()[0])
             _err().print(f"[red]error:[/red] cannot open the ledger at {where}: {why}", soft_wrap=True)
             raise typer.Exit(1) from None
         try:

@@ -63,6 +63,17 @@ def test_a_ledger_that_cannot_be_opened_is_named(folder: Path, monkeypatch: pyte
     assert "error: cannot open the ledger at mysql://somewhere/ledger: unsupported database" in out
 
 
+def test_a_database_file_that_cannot_be_created_is_one_line_not_a_traceback(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+):
+    url = f"sqlite:///{folder}/no-such-folder/ledger.db"
+    monkeypatch.setenv("GENLEDGER_DATABASE_URL", url)
+    code, out = run("keys", "list")
+    assert code == 1
+    assert f"error: cannot open the ledger at {url}: " in out and "unable to open database file" in out
+    assert "Traceback" not in out and "sqlalche.me" not in out
+
+
 @pytest.mark.parametrize("limit", ["-1", "abc", "0.0000000000001"])
 def test_bad_limits_are_refused(folder: Path, limit: str):
     code, out = run("keys", "create", "--name", "x", "--limit", limit)

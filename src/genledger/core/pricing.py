@@ -23,12 +23,6 @@ class Price:
     cache_write: Decimal | None = None
     reasoning: Decimal | None = None
 
-    def validate(self) -> None:
-        """Raise ``PriceError`` when any price cannot be applied exactly."""
-        for value in (self.prompt, self.completion, self.cached_prompt, self.cache_write, self.reasoning):
-            if value is not None:
-                per_token_pico(value)
-
 
 @dataclass(frozen=True, slots=True)
 class Cost:
