@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
 import pytest
 
 from tests.services import services_required
+
+if TYPE_CHECKING:
+    from genledger.ledger import Ledger
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -14,3 +20,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             red=True,
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+async def ledger(database_url: str) -> AsyncIterator[Ledger]:
+    """The ledger on the test module's ``database_url``, opened (migrated) and closed around a test."""
+    from genledger.ledger import Ledger  # the client's tests must not load the server
+
+    ledger = await Ledger.open(database_url)
+    try:
+        yield ledger
+    finally:
+        await ledger.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -80,16 +79,6 @@ def settings(database_url: str, upstream: FakeOpenAIInThread) -> dict[str, Any]:
     settings = gateway_settings(database_url, upstream.api_url)
     settings["models"][MODEL] = {"provider": "fake", "upstream_model": "fast", **PRICES}
     return settings
-
-
-@pytest.fixture
-async def ledger(database_url: str) -> AsyncIterator[Ledger]:
-    """The test's own view of the gateway's database."""
-    ledger = await Ledger.open(database_url)
-    try:
-        yield ledger
-    finally:
-        await ledger.close()
 
 
 async def new_key(ledger: Ledger, limit_pico: int) -> tuple[KeyRecord, str]:

@@ -37,15 +37,6 @@ async def admin(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
-@pytest.fixture
-async def ledger(database_url: str) -> AsyncIterator[Ledger]:
-    ledger = await Ledger.open(database_url)
-    try:
-        yield ledger
-    finally:
-        await ledger.close()
-
-
 async def terminate(admin: asyncpg.Connection, condition: str = "true") -> set[int]:
     """Terminate the database's other backends matching ``condition``; return once they have exited."""
     rows = await admin.fetch(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -31,15 +31,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     else:
         with postgres_database() as url:
             yield url
-
-
-@pytest.fixture
-async def ledger(database_url: str) -> AsyncIterator[Ledger]:
-    ledger = await Ledger.open(database_url)
-    try:
-        yield ledger
-    finally:
-        await ledger.close()
 
 
 async def test_keys_are_stored_by_hash_only(ledger: Ledger):
