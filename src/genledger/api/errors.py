@@ -10,13 +10,19 @@ from starlette.responses import Response
 from genledger.errors import ERROR_BY_STATUS, GatewayError
 
 
+def count_error(request: Request, status: int) -> None:
+    """Count an error answer in the app's metrics (when it has them)."""
+    services = getattr(request.app.state, "services", None)
+    if services is not None:
+        services.metrics.error(status)
+
+
 def error_response(
     error: GatewayError, request: Request | None = None, status: int | None = None
 ) -> Response:
     status = status or error.status
-    services = getattr(request.app.state, "services", None) if request is not None else None
-    if services is not None:
-        services.metrics.error(status)
+    if request is not None:
+        count_error(request, status)
     return Response(
         orjson.dumps(error.envelope()),
         status_code=status,

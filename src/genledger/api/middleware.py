@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import orjson
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from genledger.api.errors import error_response
+from genledger.api.errors import count_error
 from genledger.errors import GatewayError, PayloadTooLarge
 
 log = logging.getLogger("genledger.api")
@@ -36,23 +38,21 @@ class UnexpectedErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, receive, watched)
+            await self.app(scope, receive, send)
         except Exception as exc:
-            if started:
-                raise
+            # Nothing wraps ``send`` to learn whether the response began (that would cost a
+            # call per chunk of every stream): the server refuses a second start (ASGI), so a
+            # refused 500 means the response had begun, and the exception goes on untouched.
+            error = GatewayError("Internal Server Error")
+            response = Response(orjson.dumps(error.envelope()), 500, media_type="application/json")
+            try:
+                await response(scope, receive, send)
+            except Exception:
+                raise exc from None
             # The traceback goes to the log, never to the caller.
             log.error("unhandled error", exc_info=exc)
-            response = error_response(GatewayError("Internal Server Error"), Request(scope))
-            await response(scope, receive, send)
+            count_error(Request(scope), 500)
 
 
 class BodyLimit:

@@ -18,7 +18,7 @@ express, ``INVALID_RESPONSE`` for an answer without the documented shape, and th
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -368,11 +368,23 @@ class StreamTranslator:
     :attr:`finished` turns true at ``message_stop``; a stream that ends before it is broken.
     """
 
+    unfinished = "before message_stop"
+
     def __init__(self, failure: FailureFactory) -> None:
         self.finished = False
         self._failure = failure
         self._usage: dict[str, Any] = {}
         self._tool_index: dict[Any, int] = {}  # content block index -> OpenAI tool call index
+
+    def feed_data(self, data: bytes) -> list[ProviderEvent]:
+        """The events of one ``data:`` payload (a JSON event)."""
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise self._failure(
+                FailureKind.INVALID_RESPONSE, "Anthropic sent an invalid event", raw=data
+            ) from None
+        return self.feed(event)
 
     def feed(self, event: Any) -> list[ProviderEvent]:
         kind = event.get("type") if isinstance(event, dict) else None
@@ -465,19 +477,5 @@ class AnthropicProvider(HttpProvider):
     def _completion(self, raw: bytes) -> Completion:
         return completion_from_message(raw, self._failure)
 
-    async def _events(self, data: AsyncIterator[bytes]) -> AsyncIterator[ProviderEvent]:
-        translator = StreamTranslator(self._failure)
-        async for line in data:
-            try:
-                event = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                raise self._failure(
-                    FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid event", raw=line
-                ) from None
-            for translated in translator.feed(event):
-                yield translated
-            if translator.finished:
-                return
-        raise self._failure(
-            FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream before message_stop"
-        )
+    def _translator(self) -> StreamTranslator:
+        return StreamTranslator(self._failure)

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -177,12 +177,25 @@ class HttpUpstream:
             await asyncio.sleep(0)
 
 
+class StreamTranslator(Protocol):
+    """Turns a stream's ``data:`` payloads into events; pure, one per stream."""
+
+    finished: bool
+    """The provider said the answer is complete (after it, the stream is over)."""
+    unfinished: str
+    """How a stream that ends without finishing is described ("early", "before X")."""
+
+    def feed_data(self, data: bytes) -> list[ProviderEvent]:
+        """The events of one payload; raises ``UpstreamFailure`` for a broken or failed stream."""
+        ...
+
+
 class HttpProvider(abc.ABC):
     """What every HTTP provider shares: one pooled client, failures in its name, the call shapes.
 
     A provider says what to send (:meth:`_payload`), how to read a whole answer
     (:meth:`_completion`) and how to turn a stream's ``data:`` payloads into events
-    (:meth:`_events`).
+    (:meth:`_translator`, one per stream).
     """
 
     def __init__(self, name: str, config: ProviderConfig, url: str, headers: Mapping[str, str]) -> None:
@@ -201,7 +214,8 @@ class HttpProvider(abc.ABC):
     def _completion(self, raw: bytes) -> Completion: ...
 
     @abc.abstractmethod
-    def _events(self, data: AsyncIterator[bytes]) -> AsyncIterator[ProviderEvent]: ...
+    def _translator(self) -> StreamTranslator:
+        """A fresh translator for one stream's ``data:`` payloads."""
 
     async def complete(self, call: UpstreamCall) -> Completion:
         async with self._http.post(self._url, self._payload(call, stream=False), self._failure) as response:
@@ -221,9 +235,16 @@ class HttpProvider(abc.ABC):
         context: contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse],
         response: aiohttp.ClientResponse,
     ) -> EventStream:
+        translator = self._translator()
         try:
-            async for event in self._events(self._http.sse_data(response, self._failure)):
-                yield event
+            async for data in self._http.sse_data(response, self._failure):
+                for event in translator.feed_data(data):
+                    yield event
+                if translator.finished:
+                    return
+            raise self._failure(
+                FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream {translator.unfinished}"
+            )
         finally:
             # Also when the caller went away: releasing an unfinished response drops its connection.
             await asyncio.shield(context.__aexit__(None, None, None))

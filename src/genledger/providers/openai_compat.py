@@ -7,7 +7,6 @@ The wire format is read here, once, by two pure functions that tests use on thei
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -27,7 +26,7 @@ from genledger.core.events import (
 from genledger.core.failures import FailureKind, stream_error_kind
 from genledger.core.usage import from_openai
 from genledger.providers.base import UpstreamCall
-from genledger.providers.http import HttpProvider
+from genledger.providers.http import FailureFactory, HttpProvider
 
 
 def _str(value: Any) -> str | None:
@@ -156,6 +155,37 @@ def chunk_events(chunk: dict[str, Any], upstream_id: str | None) -> list[Provide
     return events
 
 
+class ChunkTranslator:
+    """One stream's ``chat.completion.chunk`` payloads in, events out (``[DONE]`` finishes it)."""
+
+    unfinished = "early"
+
+    def __init__(self, failure: FailureFactory, display_name: str) -> None:
+        self.finished = False
+        self._failure = failure
+        self._display_name = display_name
+        self._upstream_id: str | None = None
+
+    def feed_data(self, data: bytes) -> list[ProviderEvent]:
+        if data == b"[DONE]":
+            self.finished = True
+            return []
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise self._failure(
+                FailureKind.INVALID_RESPONSE, f"{self._display_name} sent an invalid chunk", raw=data
+            ) from None
+        if not isinstance(chunk, dict):
+            raise self._failure(FailureKind.INVALID_RESPONSE, "chunk is not an object", raw=data)
+        if "error" in chunk:
+            raise self._failure(stream_error_kind(chunk["error"]), "error in stream", raw=chunk["error"])
+        events = chunk_events(chunk, self._upstream_id)
+        if events and events[0].__class__ is Identified:  # it comes first, when it comes
+            self._upstream_id = events[0].upstream_id
+        return events
+
+
 class OpenAICompatProvider(HttpProvider):
     """``POST {base_url}/chat/completions``, streamed or not, asking for usage on streams."""
 
@@ -188,24 +218,5 @@ class OpenAICompatProvider(HttpProvider):
                 FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid response: {exc}", raw=raw
             ) from None
 
-    async def _events(self, data: AsyncIterator[bytes]) -> AsyncIterator[ProviderEvent]:
-        upstream_id: str | None = None
-        async for line in data:
-            if line == b"[DONE]":
-                return
-            try:
-                chunk = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                raise self._failure(
-                    FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid chunk", raw=line
-                ) from None
-            if not isinstance(chunk, dict):
-                raise self._failure(FailureKind.INVALID_RESPONSE, "chunk is not an object", raw=line)
-            if "error" in chunk:
-                raise self._failure(stream_error_kind(chunk["error"]), "error in stream", raw=chunk["error"])
-            events = chunk_events(chunk, upstream_id)
-            if events and events[0].__class__ is Identified:  # it comes first, when it comes
-                upstream_id = events[0].upstream_id
-            for event in events:
-                yield event
-        raise self._failure(FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream early")
+    def _translator(self) -> ChunkTranslator:
+        return ChunkTranslator(self._failure, self.display_name)
