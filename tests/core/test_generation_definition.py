@@ -19,6 +19,7 @@ from genledger.core.generation import (
     COLUMN_NAMES,
     CONTRACT_CONSTANTS,
     CONTRACT_NAMES,
+    EXTENSIONS,
     FIELDS,
     NOT_IN_CONTRACT,
     Generation,
@@ -80,6 +81,8 @@ def every_field_set() -> Generation:
         data_region="europe",
         request_id="req-1",
         provider_responses=(ProviderAttempt(502, "Other", 3.5), ProviderAttempt(200, "Acme", 70.0, "up-1")),
+        session_id="session-9",
+        metadata={"team": "search", "env": "prod"},
     )
 
 
@@ -88,13 +91,14 @@ def test_the_contract_keys_are_the_references_keys():
     assert list(GENERATION_KEYS) == reference_keys()
 
 
-def test_the_json_shows_every_contract_key_and_nothing_else():
-    assert set(generation_json(every_field_set())) == set(GENERATION_KEYS)
+def test_the_json_shows_every_contract_key_and_its_extensions_only():
+    assert set(generation_json(every_field_set())) == set(GENERATION_KEYS) | EXTENSIONS
 
 
 def test_every_attribute_is_in_the_contract_or_deliberately_not():
-    shown = {contract_name(a) for a in FIELDS if a not in NOT_IN_CONTRACT}
+    shown = {contract_name(a) for a in FIELDS if a not in NOT_IN_CONTRACT | EXTENSIONS}
     assert shown | set(CONTRACT_CONSTANTS) == set(GENERATION_KEYS)
+    assert not EXTENSIONS & set(GENERATION_KEYS) and not EXTENSIONS & NOT_IN_CONTRACT
     assert not shown & set(CONTRACT_CONSTANTS)
     assert set(CONTRACT_NAMES) <= set(FIELDS) and set(COLUMN_NAMES) <= set(FIELDS)
     assert set(FIELDS) >= NOT_IN_CONTRACT
@@ -134,7 +138,7 @@ def test_the_row_has_a_column_for_every_attribute_and_round_trips():
 
 
 def test_the_clients_model_has_exactly_the_contract_keys_and_parses_the_json():
-    assert set(ClientGeneration.model_fields) == set(GENERATION_KEYS)
+    assert set(ClientGeneration.model_fields) == set(GENERATION_KEYS) | EXTENSIONS
     parsed = ClientGeneration.model_validate(generation_json(every_field_set()))
     assert parsed.usage == 0.0000014 and parsed.native_tokens_cached == 16
     assert parsed.provider_responses is not None and parsed.provider_responses[1].id == "up-1"

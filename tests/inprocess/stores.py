@@ -16,7 +16,7 @@ from typing import Any
 from genledger.core.generation import Generation
 from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import KeyExists, KeyRecord, Refusal
-from genledger.core.stores import PeriodStarts, PeriodUsage
+from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
 
 _UPDATABLE = frozenset(
     {"name", "label", "limit_pico", "limit_reset", "disabled", "requests_per_minute", "tokens_per_minute"}
@@ -189,3 +189,26 @@ class MemoryGenerationStore:
                 day[0] += 1
                 day[1] += g.charge_pico
         return [(day, count, usage) for day, (count, usage) in sorted(days.items())]
+
+    async def list(self, where: GenerationFilter, *, limit: int, after: Cursor | None = None) -> Page:
+        def matches(g: Generation) -> bool:
+            checks = [
+                where.key_id is None or g.key_id == where.key_id,
+                where.created_after is None or g.created_at >= where.created_after,
+                where.created_before is None or g.created_at < where.created_before,
+                where.min_cost_pico is None or g.total_cost_pico >= where.min_cost_pico,
+                all((g.metadata or {}).get(k) == v for k, v in where.metadata),
+                after is None or (g.created_at, g.id) < (after.created_at, after.id),
+            ]
+            for name in ("model", "provider_name", "finish_reason", "streamed", "cancelled"):
+                checks.append(getattr(where, name) is None or getattr(g, name) == getattr(where, name))
+            for name in ("external_user", "session_id"):
+                checks.append(getattr(where, name) is None or getattr(g, name) == getattr(where, name))
+            return all(checks)
+
+        found = sorted(
+            filter(matches, self.generations.values()), key=lambda g: (g.created_at, g.id), reverse=True
+        )
+        items = found[:limit]
+        more = len(found) > limit
+        return Page(items, Cursor(items[-1].created_at, items[-1].id) if more else None)

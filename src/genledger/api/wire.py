@@ -34,19 +34,22 @@ _PASSTHROUGH: dict[str, tuple[type, ...]] = {
     "reasoning_effort": (str,),
     "reasoning": (dict,),
     "modalities": (list,),
-    "metadata": (dict,),
     "prediction": (dict,),
     "verbosity": (str,),
 }
 # Accepted and not passed on: OpenRouter routing options and stream options we set ourselves.
 _CONSUMED = {
     "model", "messages", "stream", "max_tokens", "max_completion_tokens", "user", "stream_options",
-    "models", "provider", "route", "transforms", "usage", "plugins", "session_id", "store",
+    "models", "provider", "route", "transforms", "usage", "plugins", "session_id", "store", "metadata",
 }  # fmt: skip
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_ID_LENGTH = 200
 MAX_FALLBACK_MODELS = 8
 MAX_TOKENS = 10_000_000
+MAX_SESSION_ID = 256
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -54,8 +57,11 @@ def _type_name(types: tuple[type, ...]) -> str:
     return " or ".join(names[t] for t in types)
 
 
-def parse_chat_request(raw: bytes) -> ChatRequest:
-    """Validate a chat completion request body; 400 with the offending field otherwise."""
+def parse_chat_request(raw: bytes, *, session_header: str | None = None) -> ChatRequest:
+    """Validate a chat completion request body; 400 with the offending field otherwise.
+
+    ``session_header`` is the ``x-session-id`` header: the session when the body names none.
+    """
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -99,7 +105,48 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         params=_params(body),
         fallback_models=fallback_models,
         provider=_provider_preferences(body.get("provider")),
+        session_id=_session_id(body.get("session_id"), session_header),
+        metadata=_metadata(body.get("metadata")),
     )
+
+
+def _session_id(value: Any, header: str | None) -> str | None:
+    """The body's ``session_id``, else the ``x-session-id`` header (OpenRouter's rule)."""
+    name = "session_id"
+    if value is None:
+        value, name = header, "x-session-id"
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_SESSION_ID:
+        raise BadRequest(
+            f"'{name}' must be a non-empty string of at most {MAX_SESSION_ID} characters",
+            metadata={"param": name},
+        )
+    return value
+
+
+def _metadata(value: Any) -> dict[str, str] | None:
+    """OpenAI's request ``metadata``: at most 16 pairs of short strings."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest("'metadata' must be an object of strings", metadata={"param": "metadata"})
+    if len(value) > MAX_METADATA_PAIRS:
+        raise BadRequest(
+            f"'metadata' may have at most {MAX_METADATA_PAIRS} keys", metadata={"param": "metadata"}
+        )
+    for key, item in value.items():
+        if not key or len(key) > MAX_METADATA_KEY:
+            raise BadRequest(
+                f"'metadata' keys must have 1 to {MAX_METADATA_KEY} characters",
+                metadata={"param": f"metadata.{key[:MAX_METADATA_KEY]}"},
+            )
+        if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE:
+            raise BadRequest(
+                f"'metadata.{key}' must be a string of at most {MAX_METADATA_VALUE} characters",
+                metadata={"param": f"metadata.{key}"},
+            )
+    return dict(value)
 
 
 def _messages(messages: Any) -> tuple[dict[str, Any], ...]:

@@ -94,6 +94,10 @@ class Generation(_Model):
     request_id: str | None = None
     session_id: str | None = None
     response_cache_source_id: str | None = None
+    # genledger's extensions (absent from OpenRouter's answers): the app's X-Title and the
+    # request's metadata.
+    app_title: str | None = None
+    metadata: dict[str, str] | None = None
 
 
 class RateLimit(_Model):

@@ -33,7 +33,8 @@ class ChatRequest:
 
     ``messages`` are OpenAI-style message objects (already checked for shape);
     ``params`` holds the remaining sampling options (temperature, tools, ...) that
-    providers pass on.
+    providers pass on. ``session_id`` and ``metadata`` attribute the generation in the
+    ledger; they are not sent upstream.
     """
 
     model: str
@@ -44,6 +45,8 @@ class ChatRequest:
     params: dict[str, Any] = field(default_factory=dict)
     fallback_models: tuple[str, ...] = ()
     provider: ProviderPreferences = field(default_factory=ProviderPreferences)
+    session_id: str | None = None
+    metadata: dict[str, str] | None = None
 
     def prompt_chars(self) -> int:
         """Characters of text in the prompt, for estimates before the upstream answers."""

@@ -92,6 +92,8 @@ class Generation:
     data_region: str = "global"
     request_id: str | None = None
     provider_responses: tuple[ProviderAttempt, ...] = field(default_factory=tuple)
+    session_id: str | None = None
+    metadata: dict[str, str] | None = None
 
     @property
     def tokens(self) -> int:
@@ -113,8 +115,12 @@ CONTRACT_NAMES: dict[str, str] = {
 }
 """Attributes the contract's JSON names otherwise."""
 
-NOT_IN_CONTRACT = frozenset({"key_id", "native_tokens_cache_write", "app_title"})
-"""Attributes the contract has no key for: kept in the ledger, not shown by ``/generation``."""
+NOT_IN_CONTRACT = frozenset({"key_id", "native_tokens_cache_write"})
+"""Attributes neither the contract nor its extensions show: kept in the ledger only."""
+
+EXTENSIONS = frozenset({"app_title", "metadata"})
+"""Attributes the contract has no key for that genledger shows beside it, under their own names
+(clients ignore keys they do not know): the app's ``X-Title`` and the request's ``metadata``."""
 
 CONTRACT_CONSTANTS: dict[str, Any] = {
     "upstream_inference_cost": None,
@@ -129,7 +135,6 @@ CONTRACT_CONSTANTS: dict[str, Any] = {
     "web_search_engine": None,
     "workspace_id": None,
     "num_fetches": None,
-    "session_id": None,
     "response_cache_source_id": None,
 }
 """Contract keys genledger has no value of its own for: the same for every generation."""

@@ -33,6 +33,45 @@ class PeriodStarts:
     month: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class GenerationFilter:
+    """Which generations a read selects; every field that is set must match.
+
+    ``key_id`` None means every key's (operators and management keys only). Times are UTC:
+    ``created_after`` inclusive, ``created_before`` exclusive. ``metadata`` pairs must all be
+    in the generation's metadata.
+    """
+
+    key_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    model: str | None = None
+    provider_name: str | None = None
+    finish_reason: str | None = None
+    streamed: bool | None = None
+    cancelled: bool | None = None
+    external_user: str | None = None
+    session_id: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+    min_cost_pico: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a newest-first walk stopped: the last generation returned."""
+
+    created_at: datetime
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a newest-first walk, and where the next one starts (None: the last page)."""
+
+    items: list[Generation]
+    next: Cursor | None
+
+
 class GenerationStore(Protocol):
     async def record(self, generation: Generation, *, reserved: int = 0) -> None:
         """Commit ``generation``, charge its ``charge_pico`` to its key and release ``reserved``,
@@ -53,6 +92,11 @@ class GenerationStore(Protocol):
 
     async def usage_by_day(self, key_id: str, since: datetime) -> list[tuple[str, int, int]]:
         """(UTC day, generations, picodollars) for each day with usage since ``since``."""
+        ...
+
+    async def list(self, where: GenerationFilter, *, limit: int, after: Cursor | None = None) -> Page:
+        """Up to ``limit`` matching generations, newest first (``created_at``, then ``id``),
+        continuing after ``after``. Keyset paging: rows written meanwhile never shift a page."""
         ...
 
 

@@ -166,6 +166,8 @@ class _Call:
             data_region=data_region,
             request_id=self.context.request_id,
             provider_responses=(*self.attempts, served),
+            session_id=self.request.session_id,
+            metadata=self.request.metadata,
         )
 
 

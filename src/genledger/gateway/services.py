@@ -15,6 +15,7 @@ from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog
 from genledger.gateway.completions import CompletionService
 from genledger.gateway.keys import KeyManager
+from genledger.gateway.reads import LedgerReader
 from genledger.ledger import Ledger
 from genledger.limits import RateLimiter
 from genledger.limits.ratelimit import MemoryRateLimiter
@@ -54,6 +55,7 @@ class Services:
         self.metrics.watch(OpenCircuits(self.breakers.open_endpoints))
         admission = Admission(keys, limiter, settings.limits)
         self.keys = KeyManager(keys, generations, self.auth, admission)
+        self.reads = LedgerReader(keys, generations)
         self.completions = CompletionService(
             self.catalog,
             providers,

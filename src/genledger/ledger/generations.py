@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genledger.core.generation import FIELDS, Generation, ProviderAttempt, column_name
-from genledger.core.stores import PeriodStarts, PeriodUsage
+from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
+from genledger.ledger.filters import conditions
 from genledger.ledger.schema import generations
 from genledger.ledger.writer import BatchWriter, Sink
 
@@ -129,3 +130,20 @@ class SqlGenerationStore:
                 day[0] += 1
                 day[1] += usage
         return [(day, count, usage) for day, (count, usage) in sorted(days.items())]
+
+    async def list(self, where: GenerationFilter, *, limit: int, after: Cursor | None = None) -> Page:
+        found = conditions(where, self._engine.dialect.name)
+        if after is not None:
+            # A row value comparison, which walks the (..., created_at, id) indexes backwards.
+            found.append(tuple_(generations.c.created_at, generations.c.id) < (after.created_at, after.id))
+        query = (
+            select(generations)
+            .where(*found)
+            .order_by(generations.c.created_at.desc(), generations.c.id.desc())
+            .limit(limit + 1)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        items = [generation_from_row(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, Cursor(items[-1].created_at, items[-1].id) if more else None)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
@@ -81,5 +82,17 @@ generations = Table(
     Column("data_region", String(16), nullable=False),
     Column("request_id", String(200), nullable=True),
     Column("provider_responses", JSON, nullable=True),
-    Index("ix_generations_key_created", "key_id", "created_at"),
+    Column("session_id", String(256), nullable=True),
+    Column("metadata", JSON().with_variant(JSONB(), "postgresql"), nullable=True),
+    Index("ix_generations_key_created", "key_id", "created_at", "id"),
+    Index("ix_generations_created", "created_at", "id"),
+    Index("ix_generations_model_created", "model", "created_at"),
+    Index("ix_generations_session_created", "session_id", "created_at"),
+    Index("ix_generations_user_created", "external_user", "created_at"),
+    Index(
+        "ix_generations_metadata",
+        "metadata",
+        postgresql_using="gin",
+        postgresql_ops={"metadata": "jsonb_path_ops"},
+    ).ddl_if(dialect="postgresql"),
 )

@@ -19,8 +19,8 @@ async def chat_completions(request: Request) -> Response:
     received_at = time.perf_counter()
     services = services_of(request)
     key = await services.auth.authenticate(request.headers.get("authorization"))
-    chat = parse_chat_request(await request.body())
     headers = request.headers
+    chat = parse_chat_request(await request.body(), session_header=headers.get("x-session-id"))
     context = RequestContext(
         received_at=received_at,
         http_referer=headers.get("http-referer") or headers.get("referer"),

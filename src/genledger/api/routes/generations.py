@@ -1,4 +1,4 @@
-"""GET /api/v1/generation?id=..."""
+"""GET /api/v1/generation?id=... and GET /api/v1/generations (the list)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.api.generation_wire import generation_json
+from genledger.api.list_wire import encode_cursor, parse_list_query
 from genledger.api.responses import json_response, services_of
 from genledger.api.wire import parse_generation_id
 from genledger.errors import NotFound
@@ -20,3 +21,18 @@ async def get_generation(request: Request) -> Response:
         # Another key's generation is answered exactly like a missing one.
         raise NotFound(f"Generation {generation_id} not found", metadata={"id": generation_id})
     return json_response({"data": generation_json(generation)})
+
+
+async def list_generations(request: Request) -> Response:
+    services = services_of(request)
+    key = await services.auth.authenticate(request.headers.get("authorization"))
+    query = parse_list_query(request.query_params, list(request.query_params.keys()))
+    page = await services.reads.list(
+        key, query.where, limit=query.limit, after=query.after, api_key_hash=query.api_key_hash
+    )
+    return json_response(
+        {
+            "data": [generation_json(generation) for generation in page.items],
+            "next_cursor": encode_cursor(page.next) if page.next is not None else None,
+        }
+    )

@@ -1,0 +1,46 @@
+"""Reading the ledger: who may see which generations.
+
+An ordinary key sees its own generations; a management key sees every key's, or one key's
+when it names its hash. The rule lives here once, for the list, the export and activity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from genledger.core.keys import KeyRecord
+from genledger.core.stores import Cursor, GenerationFilter, GenerationStore, KeyStore, Page
+from genledger.errors import Forbidden, NotFound
+
+
+class LedgerReader:
+    def __init__(self, keys: KeyStore, generations: GenerationStore) -> None:
+        self._keys = keys
+        self._generations = generations
+
+    async def scope(
+        self, caller: KeyRecord, where: GenerationFilter, api_key_hash: str | None
+    ) -> GenerationFilter:
+        """``where`` narrowed to what ``caller`` may read."""
+        if not caller.is_management:
+            if api_key_hash is not None and api_key_hash != caller.hash:
+                raise Forbidden("Only management keys may read other keys' generations")
+            return dataclasses.replace(where, key_id=caller.id)
+        if api_key_hash is None:
+            return dataclasses.replace(where, key_id=None)
+        key = await self._keys.find_by_hash(api_key_hash)
+        if key is None:
+            raise NotFound(f"No key with hash {api_key_hash}", metadata={"param": "api_key_hash"})
+        return dataclasses.replace(where, key_id=key.id)
+
+    async def list(
+        self,
+        caller: KeyRecord,
+        where: GenerationFilter,
+        *,
+        limit: int,
+        after: Cursor | None = None,
+        api_key_hash: str | None = None,
+    ) -> Page:
+        scoped = await self.scope(caller, where, api_key_hash)
+        return await self._generations.list(scoped, limit=limit, after=after)
