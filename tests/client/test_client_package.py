@@ -21,7 +21,10 @@ CLIENT_ALL = {
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "ActivityItem",
     "AsyncClient",
+    "AsyncPage",
+    "AsyncPaginator",
     "BadGatewayResponseError",
     "BadRequestResponseError",
     "Client",
@@ -42,6 +45,7 @@ CLIENT_ALL = {
     "RateLimit",
     "ResponseValidationError",
     "RetryPolicy",
+    "SyncPage",
     "TooManyRequestsResponseError",
     "UnauthorizedResponseError",
     "__version__",
@@ -94,9 +98,17 @@ def test_everything_public_has_a_docstring() -> None:
         for name in CLIENT_ALL
         if isinstance(getattr(genledger.client, name), type)
     ]
-    objects += [type(resource) for resource in (client.generations, client.key, client.credits)]
     objects += [
-        type(resource) for resource in (async_client.generations, async_client.key, async_client.credits)
+        type(resource) for resource in (client.generations, client.key, client.credits, client.activity)
+    ]
+    objects += [
+        type(resource)
+        for resource in (
+            async_client.generations,
+            async_client.key,
+            async_client.credits,
+            async_client.activity,
+        )
     ]
     missing = []
     for obj in objects:

@@ -7,13 +7,16 @@ Usage::
     with Client() as client:  # GENLEDGER_API_KEY, GENLEDGER_BASE_URL from the environment
         generation = client.generations.get_generation(id="gen-...")
         print(generation.model, generation.total_cost)
+        for generation in client.generations.list(metadata={"team": "a"}):  # every page
+            print(generation.id)
 
 Depends only on httpx, pydantic and the standard library, never on the genledger server.
 Errors live in :mod:`genledger.client.errors` and are re-exported here.
 """
 
 from ._client import AsyncClient, Client
-from ._models import Credits, ErrorDetail, Generation, KeyInfo, ProviderResponse, RateLimit
+from ._models import ActivityItem, Credits, ErrorDetail, Generation, KeyInfo, ProviderResponse, RateLimit
+from ._pagination import AsyncPage, AsyncPaginator, SyncPage
 from ._retry import RETRYABLE_STATUS_CODES, RetryPolicy
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
@@ -44,7 +47,10 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "ActivityItem",
     "AsyncClient",
+    "AsyncPage",
+    "AsyncPaginator",
     "BadGatewayResponseError",
     "BadRequestResponseError",
     "Client",
@@ -65,6 +71,7 @@ __all__ = [
     "RateLimit",
     "ResponseValidationError",
     "RetryPolicy",
+    "SyncPage",
     "TooManyRequestsResponseError",
     "UnauthorizedResponseError",
     "__version__",

@@ -12,7 +12,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import httpx
 import pydantic
@@ -51,11 +51,16 @@ _MAX_LISTED_ERRORS = 5
 
 @dataclass(frozen=True, kw_only=True)
 class RequestSpec(Generic[ModelT]):
-    """One API call: what to send and what the ``data`` of a success must validate as."""
+    """One API call: what to send and what a success must validate as.
+
+    ``validates`` says what ``model`` describes: the body's ``data`` (single records), or the
+    whole body (lists, whose ``data`` has siblings such as ``next_cursor``).
+    """
 
     method: str
     path: str
     model: type[ModelT]
+    validates: Literal["data", "body"] = "data"
     params: Mapping[str, str] | None = None
     timeout: TimeoutTypes | NotGiven = NOT_GIVEN
     max_retries: int | NotGiven = NOT_GIVEN
@@ -165,7 +170,7 @@ class BaseClient:
 
     @staticmethod
     def _parse_response(spec: RequestSpec[ModelT], response: httpx.Response) -> ModelT:
-        """The validated ``data`` of a 2xx response; raises the matching error otherwise."""
+        """The validated ``data`` (or body) of a 2xx response; raises the matching error otherwise."""
         if not response.is_success:
             raise _status_error(response)
         where = f"{response.request.method} {response.request.url.path}"
@@ -181,11 +186,13 @@ class BaseClient:
                 response=response,
                 field="data",
             )
+        whole = spec.validates == "body"
+        prefix: tuple[str, ...] = () if whole else ("data",)
         try:
-            return spec.model.model_validate(body["data"])
+            return spec.model.model_validate(body if whole else body["data"])
         except pydantic.ValidationError as exc:
             problems = [
-                {"loc": ".".join(("data", *map(str, e["loc"]))), "msg": e["msg"], "type": e["type"]}
+                {"loc": ".".join((*prefix, *map(str, e["loc"]))), "msg": e["msg"], "type": e["type"]}
                 for e in exc.errors(include_url=False)
             ]
             listed = "; ".join(f"{p['loc']}: {p['msg']}" for p in problems[:_MAX_LISTED_ERRORS])

@@ -11,6 +11,7 @@ from typing import Self, TypeVar
 import httpx
 import pydantic
 
+from ._activity import ActivityResource, AsyncActivityResource
 from ._base import BaseClient, RequestSpec
 from ._credits import AsyncCreditsResource, CreditsResource
 from ._generations import AsyncGenerationsResource, GenerationsResource
@@ -47,15 +48,17 @@ class Client(BaseClient):
         retry_policy: backoff tuning; see :class:`~genledger.client.RetryPolicy`.
         sleep: how to wait between attempts and polls (default ``time.sleep``).
 
-    Resources: :attr:`generations`, :attr:`key`, :attr:`credits`.
+    Resources: :attr:`generations`, :attr:`key`, :attr:`credits`, :attr:`activity`.
     """
 
     generations: GenerationsResource
-    """``GET /generation``: ``get_generation`` and ``wait``."""
+    """``GET /generation`` and ``GET /generations``: ``get_generation``, ``wait`` and ``list``."""
     key: KeyResource
     """``GET /key``: limits and usage of the current API key."""
     credits: CreditsResource
     """``GET /credits``: the owner's credits and total usage."""
+    activity: ActivityResource
+    """``GET /activity``: usage totals per day and endpoint."""
 
     def __init__(
         self,
@@ -84,6 +87,7 @@ class Client(BaseClient):
         self.generations = GenerationsResource(self)
         self.key = KeyResource(self)
         self.credits = CreditsResource(self)
+        self.activity = ActivityResource(self)
 
     def _request(self, spec: RequestSpec[ModelT]) -> ModelT:
         """Send ``spec`` with retries and return its validated ``data``."""
@@ -142,11 +146,13 @@ class AsyncClient(BaseClient):
     """
 
     generations: AsyncGenerationsResource
-    """``GET /generation``: ``get_generation`` and ``wait`` (awaitable)."""
+    """``GET /generation`` and ``GET /generations``: ``get_generation``, ``wait`` and ``list``."""
     key: AsyncKeyResource
     """``GET /key``: limits and usage of the current API key."""
     credits: AsyncCreditsResource
     """``GET /credits``: the owner's credits and total usage."""
+    activity: AsyncActivityResource
+    """``GET /activity``: usage totals per day and endpoint."""
 
     def __init__(
         self,
@@ -177,6 +183,7 @@ class AsyncClient(BaseClient):
         self.generations = AsyncGenerationsResource(self)
         self.key = AsyncKeyResource(self)
         self.credits = AsyncCreditsResource(self)
+        self.activity = AsyncActivityResource(self)
 
     async def _request(self, spec: RequestSpec[ModelT]) -> ModelT:
         """Send ``spec`` with retries and return its validated ``data``."""

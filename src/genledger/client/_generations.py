@@ -1,14 +1,16 @@
-"""``client.generations``: one generation's request and usage metadata (``GET /generation``)."""
+"""``client.generations``: one generation (``GET /generation``) and the list (``GET /generations``)."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from ._base import RequestSpec
-from ._models import Generation
+from ._models import Generation, GenerationList
+from ._pagination import AsyncPage, AsyncPaginator, SyncPage
+from ._query import USD, Moment, generation_list_params
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 from .errors import NotFoundResponseError
 
@@ -30,6 +32,23 @@ def _spec(id: str, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
         path="generation",
         params={"id": id},
         model=Generation,
+        timeout=timeout,
+        max_retries=max_retries,
+    )
+
+
+def _list_spec(
+    filters: Mapping[str, str],
+    cursor: str | None,
+    timeout: TimeoutTypes | NotGiven,
+    max_retries: int | NotGiven,
+) -> RequestSpec[GenerationList]:
+    return RequestSpec(
+        method="GET",
+        path="generations",
+        params={**filters, "cursor": cursor} if cursor is not None else filters,
+        model=GenerationList,
+        validates="body",
         timeout=timeout,
         max_retries=max_retries,
     )
@@ -95,6 +114,73 @@ class GenerationsResource:
         """
         return self._client._request(_spec(id, timeout, max_retries))
 
+    def list(
+        self,
+        *,
+        created_after: Moment | None = None,
+        created_before: Moment | None = None,
+        model: str | None = None,
+        provider_name: str | None = None,
+        finish_reason: str | None = None,
+        streamed: bool | None = None,
+        cancelled: bool | None = None,
+        external_user: str | None = None,
+        session_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        api_key_hash: str | None = None,
+        min_cost: USD | None = None,
+        limit: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SyncPage[Generation]:
+        """List generations, newest first (``GET /generations``); returns the first page.
+
+        Iterating the page yields every matching generation, requesting the following pages
+        as needed (``limit`` per request, the server's default 100 when omitted, at most 1000);
+        ``page.iter_pages()`` walks page by page. Filters left as ``None`` are not applied;
+        given ones must all match:
+
+        - ``created_after`` / ``created_before``: bounds on ``created_at`` (a ``datetime``,
+          naive meaning UTC; a ``date``; or ISO 8601 text).
+        - ``model``, ``provider_name``, ``finish_reason``, ``external_user``, ``session_id``:
+          exact values. ``streamed``, ``cancelled``: flags.
+        - ``metadata``: every pair must be in the generation's metadata
+          (sent as ``metadata[key]=value``).
+        - ``min_cost``: the least ``total_cost`` in US dollars (``Decimal``, number or text).
+        - ``api_key_hash``: one key's generations; a management key may name any key, another
+          key only itself (else 403).
+
+        ``timeout`` and ``max_retries`` apply to each page's request.
+
+        Raises:
+            BadRequestResponseError: a filter the server refuses; ``error.metadata["param"]``
+                names it.
+            ForbiddenResponseError: ``api_key_hash`` of another key, without a management key.
+            APIStatusError, APIConnectionError, ResponseValidationError: as for
+                :meth:`get_generation`, from this call or from iterating later pages.
+        """
+        filters = generation_list_params(
+            created_after=created_after,
+            created_before=created_before,
+            model=model,
+            provider_name=provider_name,
+            finish_reason=finish_reason,
+            streamed=streamed,
+            cancelled=cancelled,
+            external_user=external_user,
+            session_id=session_id,
+            metadata=metadata,
+            api_key_hash=api_key_hash,
+            min_cost=min_cost,
+            limit=limit,
+        )
+
+        def fetch(cursor: str | None) -> SyncPage[Generation]:
+            body = self._client._request(_list_spec(filters, cursor, timeout, max_retries))
+            return SyncPage(data=body.data, next_cursor=body.next_cursor, fetch=fetch)
+
+        return fetch(None)
+
     def wait(
         self,
         *,
@@ -141,6 +227,52 @@ class AsyncGenerationsResource:
     ) -> Generation:
         """Awaitable :meth:`GenerationsResource.get_generation`; same arguments and errors."""
         return await self._client._request(_spec(id, timeout, max_retries))
+
+    def list(
+        self,
+        *,
+        created_after: Moment | None = None,
+        created_before: Moment | None = None,
+        model: str | None = None,
+        provider_name: str | None = None,
+        finish_reason: str | None = None,
+        streamed: bool | None = None,
+        cancelled: bool | None = None,
+        external_user: str | None = None,
+        session_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        api_key_hash: str | None = None,
+        min_cost: USD | None = None,
+        limit: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncPaginator[Generation]:
+        """Async :meth:`GenerationsResource.list`: same filters and errors.
+
+        ``await`` the result for the first :class:`AsyncPage`, or ``async for`` over it for
+        every matching generation across pages. Nothing is sent before either.
+        """
+        filters = generation_list_params(
+            created_after=created_after,
+            created_before=created_before,
+            model=model,
+            provider_name=provider_name,
+            finish_reason=finish_reason,
+            streamed=streamed,
+            cancelled=cancelled,
+            external_user=external_user,
+            session_id=session_id,
+            metadata=metadata,
+            api_key_hash=api_key_hash,
+            min_cost=min_cost,
+            limit=limit,
+        )
+
+        async def fetch(cursor: str | None) -> AsyncPage[Generation]:
+            body = await self._client._request(_list_spec(filters, cursor, timeout, max_retries))
+            return AsyncPage(data=body.data, next_cursor=body.next_cursor, fetch=fetch)
+
+        return AsyncPaginator(lambda: fetch(None))
 
     async def wait(
         self,

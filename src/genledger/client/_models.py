@@ -12,10 +12,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "ActivityItem",
+    "ActivityList",
     "Credits",
     "ErrorDetail",
     "ErrorEnvelope",
     "Generation",
+    "GenerationList",
     "KeyInfo",
     "ProviderResponse",
     "RateLimit",
@@ -98,6 +101,58 @@ class Generation(_Model):
     # request's metadata.
     app_title: str | None = None
     metadata: dict[str, str] | None = None
+
+
+class GenerationList(_Model):
+    """A whole ``GET /generations`` body: one page, newest first, and the next page's cursor."""
+
+    data: tuple[Generation, ...]
+    next_cursor: str | None = None
+    """Opaque; ``None`` (or absent) on the last page."""
+
+
+class ActivityItem(_Model):
+    """One row of ``GET /activity`` → ``data``: a day's (or hour's) totals for one endpoint.
+
+    The keys are OpenRouter's; amounts are US dollars. ``group_by`` adds grouping keys to every
+    row: ``hour``, ``api_key_hash``, ``external_user`` and ``session_id`` are fields here (``None``
+    when not grouped by), and ``metadata.<key>`` columns are read with :attr:`metadata_groups`.
+    """
+
+    date: str
+    """The UTC day, ``YYYY-MM-DD``."""
+    model: str
+    model_permaslug: str | None
+    endpoint_id: str | None
+    provider_name: str | None
+    usage: float
+    """Total cost in US dollars."""
+    byok_usage_inference: float
+    """Inference cost paid with the user's own provider keys (BYOK), in US dollars."""
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    # genledger's extension (absent from OpenRouter's answers).
+    cached_tokens: int | None = None
+    # Grouping keys, present only when ``group_by`` names them.
+    hour: str | None = None
+    api_key_hash: str | None = None
+    external_user: str | None = None
+    session_id: str | None = None
+
+    @property
+    def metadata_groups(self) -> dict[str, str | None]:
+        """The ``metadata.<key>`` grouping columns, by key (``{"team": "a"}`` for ``metadata.team``)."""
+        prefix = "metadata."
+        extra = self.model_extra or {}
+        return {name[len(prefix) :]: value for name, value in extra.items() if name.startswith(prefix)}
+
+
+class ActivityList(_Model):
+    """A whole ``GET /activity`` body."""
+
+    data: tuple[ActivityItem, ...]
 
 
 class RateLimit(_Model):
