@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
+
 import openai
 import pytest
 
@@ -9,6 +12,7 @@ from genledger.client import (
     AsyncClient,
     BadRequestResponseError,
     Client,
+    ForbiddenResponseError,
     NotFoundResponseError,
     UnauthorizedResponseError,
 )
@@ -63,3 +67,40 @@ def test_wait_gives_up_with_not_found(gateway: GatewayServer, keys: Keys):
         pytest.raises(NotFoundResponseError),
     ):
         client.generations.wait(id="gen-neverrecorded0000000000", timeout=0.3)
+
+
+def tagged_generations(gateway: GatewayServer, key: str, count: int) -> tuple[str, list[str]]:
+    """``count`` generations sharing fresh metadata; returns the tag and their ids, newest first."""
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    ids = [complete(gateway, key, metadata={"run": run, "i": str(i)}).id for i in range(count)]
+    return run, ids[::-1]
+
+
+def test_sync_list_walks_the_pages_of_what_the_gateway_recorded(gateway: GatewayServer, keys: Keys):
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    run, newest_first = tagged_generations(gateway, keys.alice, 5)
+    with Client(api_key=keys.alice, base_url=gateway.base_url) as client:
+        page = client.generations.list(metadata={"run": run}, created_after=since, limit=2)
+        pages = list(page.iter_pages())
+        walked = list(page)
+        assert list(client.generations.list(metadata={"run": run, "i": "3"})) == [walked[1]]
+        assert list(client.generations.list(metadata={"run": run}, model="no/such-model")) == []
+        with pytest.raises(BadRequestResponseError) as caught:
+            client.generations.list(limit=0)
+        assert caught.value.error.metadata == {"param": "limit"}
+    assert [len(p.data) for p in pages] == [2, 2, 1]
+    assert [p.next_cursor is None for p in pages] == [False, False, True]
+    assert [g.id for g in walked] == newest_first
+    assert [g.metadata for g in walked] == [{"run": run, "i": str(i)} for i in (4, 3, 2, 1, 0)]
+    assert all(g.model == MODEL and g.provider_name == FAKE_PROVIDER for g in walked)
+
+
+async def test_async_list_walks_the_pages_too(gateway: GatewayServer, keys: Keys):
+    run, newest_first = tagged_generations(gateway, keys.alice, 3)
+    async with AsyncClient(api_key=keys.alice, base_url=gateway.base_url) as client:
+        first = await client.generations.list(metadata={"run": run}, limit=2)
+        walked = [g.id async for g in client.generations.list(metadata={"run": run}, limit=2)]
+        with pytest.raises(ForbiddenResponseError):
+            await client.generations.list(api_key_hash="0" * 64)
+    assert [g.id for g in first.data] == newest_first[:2] and first.has_next_page()
+    assert walked == newest_first
