@@ -547,6 +547,9 @@ def generations_export(
         metadata=metadata,
         min_cost=min_cost,
     )
+    if not output.parent.is_dir():
+        _err().print(f"[red]error:[/red] --output: no folder {escape(str(output.parent))}", soft_wrap=True)
+        raise typer.Exit(2)
     parquet = _parquet_export() if format is ExportFormat.parquet else None
     # Newest first from --until (or now) down to --since: the bar is the part of that span done.
     top = where.created_before or datetime.now(UTC)

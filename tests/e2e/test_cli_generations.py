@@ -284,3 +284,8 @@ def test_an_export_of_nothing_is_an_empty_file_or_only_the_header(folder, known)
 def test_the_progress_bar_reports_the_rows(folder, known):
     code, out = run("generations", "export", "--since", "2026-04-30T00:00:00Z", "-o", "out.ndjson")
     assert code == 0 and f"{MINE + THEIRS} rows" in out, out
+
+
+def test_an_output_in_a_folder_that_does_not_exist_exits_2(folder, known):
+    code, out = run("generations", "export", "-o", "missing/out.ndjson")
+    assert code == 2 and "--output: no folder missing" in out, out
