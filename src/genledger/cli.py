@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,8 +20,14 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from genledger.config import ConfigError, Settings, load_settings
+from genledger.core.generation import Generation
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_decimal
+from genledger.core.stores import GenerationFilter, walk
+from genledger.errors import BadRequest
 from genledger.ledger import KeyExists, Ledger, MigrationError
+
+if TYPE_CHECKING:
+    from genledger.api.parquet_wire import ParquetExport
 
 app = typer.Typer(
     help="genledger: an LLM gateway that records what every call did and cost.", no_args_is_help=True
@@ -287,6 +294,305 @@ def generations_get(
     for field, value in generation_json(generation).items():
         table.add_row(field, "null" if value is None else str(value))
     _out().print(table)
+
+
+# The list's query-string grammar (api/list_wire.py) parses these options too: its parameter
+# names, and the options they come from.
+_OPTION_OF = {
+    "created_after": "--since",
+    "created_before": "--until",
+    "model": "--model",
+    "provider_name": "--provider",
+    "finish_reason": "--finish-reason",
+    "streamed": "--streamed",
+    "external_user": "--user",
+    "session_id": "--session",
+    "min_cost": "--min-cost",
+}
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since", help="From this ISO 8601 time on (UTC unless it names a zone).", show_default=False
+    ),
+]
+UntilOption = Annotated[
+    str | None, typer.Option("--until", help="Before this ISO 8601 time (exclusive).", show_default=False)
+]
+ModelOption = Annotated[str | None, typer.Option("--model", help="Only this model.", show_default=False)]
+ProviderOption = Annotated[
+    str | None, typer.Option("--provider", help="Only this provider (its display name).", show_default=False)
+]
+FinishReasonOption = Annotated[
+    str | None, typer.Option("--finish-reason", help="Only this finish reason.", show_default=False)
+]
+StreamedOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--streamed/--not-streamed", help="Only streamed, or only not streamed.", show_default=False
+    ),
+]
+UserOption = Annotated[
+    str | None, typer.Option("--user", help="Only this end user (the request's user).", show_default=False)
+]
+SessionOption = Annotated[
+    str | None, typer.Option("--session", help="Only this session id.", show_default=False)
+]
+MetadataOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--metadata",
+        metavar="KEY=VALUE",
+        help="Only with this metadata pair (repeatable).",
+        show_default=False,
+    ),
+]
+KeyOption = Annotated[
+    str | None, typer.Option("--key", help="Only this key's (by name).", show_default=False)
+]
+MinCostOption = Annotated[
+    str | None,
+    typer.Option("--min-cost", help="Only those costing at least this many USD.", show_default=False),
+]
+
+
+class ExportFormat(StrEnum):
+    ndjson = "ndjson"
+    csv = "csv"
+    parquet = "parquet"
+
+
+def _generation_filter(
+    *,
+    since: str | None,
+    until: str | None,
+    model: str | None,
+    provider: str | None,
+    finish_reason: str | None,
+    streamed: bool | None,
+    user: str | None,
+    session: str | None,
+    metadata: list[str] | None,
+    min_cost: str | None,
+) -> GenerationFilter:
+    """The options as a filter, parsed by the API's grammar; a bad one exits 2 naming it."""
+    from genledger.api.list_wire import parse_list_query
+
+    given = {
+        "created_after": since,
+        "created_before": until,
+        "model": model,
+        "provider_name": provider,
+        "finish_reason": finish_reason,
+        "streamed": None if streamed is None else str(streamed).lower(),
+        "external_user": user,
+        "session_id": session,
+        "min_cost": min_cost,
+    }
+    params = {name: value for name, value in given.items() if value is not None}
+    for pair in metadata or ():
+        key, equals, value = pair.partition("=")
+        if not equals:
+            _err().print(f"[red]error:[/red] --metadata must be KEY=VALUE, got {escape(repr(pair))}")
+            raise typer.Exit(2)
+        params[f"metadata[{key}]"] = value
+    try:
+        return parse_list_query(params, list(params)).where
+    except BadRequest as exc:
+        param = (exc.metadata or {}).get("param", "")
+        option = "--metadata" if param.startswith("metadata[") else _OPTION_OF[param]
+        _err().print(f"[red]error:[/red] {escape(exc.message.replace(repr(param), option, 1))}")
+        raise typer.Exit(2) from None
+
+
+async def _for_key(ledger: Ledger, where: GenerationFilter, key_name: str | None) -> GenerationFilter | None:
+    """``where`` narrowed to the key named ``key_name``; None if there is no such key."""
+    if key_name is None:
+        return where
+    key = await ledger.keys.find_by_name(key_name)
+    return None if key is None else dataclasses.replace(where, key_id=key.id)
+
+
+def _no_key(name: str | None) -> typer.Exit:
+    _err().print(f"[red]error:[/red] no key named {name!r}")
+    return typer.Exit(1)
+
+
+@generations_app.command("list")
+def generations_list(
+    since: SinceOption = None,
+    until: UntilOption = None,
+    model: ModelOption = None,
+    provider: ProviderOption = None,
+    finish_reason: FinishReasonOption = None,
+    streamed: StreamedOption = None,
+    user: UserOption = None,
+    session: SessionOption = None,
+    metadata: MetadataOption = None,
+    key: KeyOption = None,
+    min_cost: MinCostOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many, newest first.")] = 20,
+    config: ConfigOption = None,
+) -> None:
+    """Show the newest generations (every key's, or one key's) as a table."""
+    settings = _settings(config)
+    where = _generation_filter(
+        since=since,
+        until=until,
+        model=model,
+        provider=provider,
+        finish_reason=finish_reason,
+        streamed=streamed,
+        user=user,
+        session=session,
+        metadata=metadata,
+        min_cost=min_cost,
+    )
+
+    async def newest(ledger: Ledger) -> tuple[list[Generation], dict[str, str]] | None:
+        scoped = await _for_key(ledger, where, key)
+        if scoped is None:
+            return None
+        page = await ledger.generations.list(scoped, limit=limit)
+        return page.items, {record.id: record.name for record in await ledger.keys.list()}
+
+    found = _with_ledger(settings, newest)
+    if found is None:
+        raise _no_key(key)
+    generations, names = found
+    table = Table(
+        "created (UTC)",
+        "id",
+        "key",
+        "model",
+        "provider",
+        "tokens in",
+        "tokens out",
+        "cost (USD)",
+        "finish",
+        "streamed",
+        "user",
+        title=f"newest {len(generations)} generations",
+    )
+    for g in generations:
+        table.add_row(
+            g.created_at.isoformat(timespec="seconds"),
+            g.id,
+            names.get(g.key_id, g.key_id),
+            g.model,
+            g.provider_name or "-",
+            "-" if g.tokens_prompt is None else str(g.tokens_prompt),
+            "-" if g.tokens_completion is None else str(g.tokens_completion),
+            _dollars(g.total_cost_pico),
+            g.finish_reason or "-",
+            "-" if g.streamed is None else ("yes" if g.streamed else "no"),
+            g.external_user or "-",
+        )
+    _out().print(table)
+
+
+EXPORT_BATCH = 1000
+PARQUET_MISSING = "--format parquet needs pyarrow: pip install 'genledger[export]'"
+
+
+def _parquet_export() -> type[ParquetExport]:
+    """The Parquet writer, or exit 2 naming the extra that installs it."""
+    try:
+        from genledger.api.parquet_wire import ParquetExport
+    except ImportError:
+        _err().print(f"[red]error:[/red] {escape(PARQUET_MISSING)}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    return ParquetExport
+
+
+@generations_app.command("export")
+def generations_export(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", dir_okay=False, help="The file to write.", show_default=False)
+    ],
+    format: Annotated[
+        ExportFormat, typer.Option("--format", help="The file's format.")
+    ] = ExportFormat.ndjson,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    model: ModelOption = None,
+    provider: ProviderOption = None,
+    finish_reason: FinishReasonOption = None,
+    streamed: StreamedOption = None,
+    user: UserOption = None,
+    session: SessionOption = None,
+    metadata: MetadataOption = None,
+    key: KeyOption = None,
+    min_cost: MinCostOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write the matching generations to a file, newest first, a batch at a time.
+
+    NDJSON and CSV rows are exactly what GET /api/v1/generations/export gives; Parquet needs
+    pyarrow (pip install 'genledger[export]'). Exits 1 for an unknown --key, 2 on a bad option.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from genledger.api.export_wire import render
+
+    settings = _settings(config)
+    where = _generation_filter(
+        since=since,
+        until=until,
+        model=model,
+        provider=provider,
+        finish_reason=finish_reason,
+        streamed=streamed,
+        user=user,
+        session=session,
+        metadata=metadata,
+        min_cost=min_cost,
+    )
+    if not output.parent.is_dir():
+        _err().print(f"[red]error:[/red] --output: no folder {escape(str(output.parent))}", soft_wrap=True)
+        raise typer.Exit(2)
+    parquet = _parquet_export() if format is ExportFormat.parquet else None
+    # Newest first from --until (or now) down to --since: the bar is the part of that span done.
+    top = where.created_before or datetime.now(UTC)
+    span = None if where.created_after is None else max((top - where.created_after).total_seconds(), 0.0)
+    progress = Progress(
+        TextColumn("exporting"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TimeElapsedColumn(),
+        console=_err(),
+    )
+    task = progress.add_task("export", total=span, rows=0)
+    written = 0
+
+    async def tracked(batches: AsyncIterator[list[Generation]]) -> AsyncIterator[list[Generation]]:
+        nonlocal written
+        async for batch in batches:
+            yield batch  # written by the time the next one is asked for
+            written += len(batch)
+            done = (top - batch[-1].created_at).total_seconds()
+            progress.update(task, rows=written, completed=None if span is None else min(done, span))
+
+    async def export(ledger: Ledger) -> int | None:
+        scoped = await _for_key(ledger, where, key)
+        if scoped is None:
+            return None
+        batches = tracked(walk(ledger.generations, scoped, batch=EXPORT_BATCH))
+        with progress:
+            if parquet is not None:
+                with parquet(output) as out:
+                    async for batch in batches:
+                        out.write(batch)
+            else:
+                with output.open("wb") as out_file:
+                    async for chunk in render(batches, format.value):
+                        out_file.write(chunk)
+            progress.update(task, completed=span)
+        return written
+
+    count = _with_ledger(settings, export)
+    if count is None:
+        raise _no_key(key)
+    _out().print(f"exported {count} generations to {escape(str(output))}", soft_wrap=True)
 
 
 def main() -> None:

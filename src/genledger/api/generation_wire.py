@@ -22,6 +22,8 @@ from genledger.core.money import to_usd
 _SHOWN = tuple(
     (attribute, contract_name(attribute)) for attribute in FIELDS if attribute not in NOT_IN_CONTRACT
 )
+ITEM_KEYS: tuple[str, ...] = (*(name for _, name in _SHOWN), *CONTRACT_CONSTANTS)
+"""The generation object's keys, in the order :func:`generation_json` gives them."""
 
 
 def _json_value(attribute: str, value: Any) -> Any:

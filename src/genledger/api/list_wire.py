@@ -24,16 +24,12 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 _TEXT_FILTERS = ("model", "provider_name", "finish_reason", "external_user", "session_id")
 _BOOL_FILTERS = ("streamed", "cancelled")
-_KNOWN = {
-    "limit",
-    "cursor",
-    "created_after",
-    "created_before",
-    "api_key_hash",
-    "min_cost",
-    *_TEXT_FILTERS,
-    *_BOOL_FILTERS,
-}
+_FILTERS = frozenset(
+    {"created_after", "created_before", "api_key_hash", "min_cost", *_TEXT_FILTERS, *_BOOL_FILTERS}
+)
+_LIST_PARAMS = _FILTERS | {"limit", "cursor"}
+_EXPORT_PARAMS = _FILTERS | {"format"}
+EXPORT_FORMATS = ("ndjson", "csv")
 _MAX_TEXT = 1000
 _HASH = re.compile("[0-9a-f]{64}")
 
@@ -46,6 +42,15 @@ class ListQuery:
     limit: int
     after: Cursor | None
     api_key_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportQuery:
+    """A parsed export request: what to select (``key_id`` not yet decided), in which format."""
+
+    where: GenerationFilter
+    api_key_hash: str | None
+    format: str
 
 
 def _bad(name: str, message: str) -> BadRequest:
@@ -105,6 +110,29 @@ def decode_cursor(value: str) -> Cursor:
 
 def parse_list_query(params: Mapping[str, str], keys: list[str]) -> ListQuery:
     """The filters of a query string (``params``: last value per name; ``keys``: every name given)."""
+    where, api_key_hash = _filters(params, keys, _LIST_PARAMS, "list")
+    limit = DEFAULT_PAGE
+    if "limit" in params:
+        raw = params["limit"]
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+            raise _bad("limit", f"must be an integer from 1 to {MAX_PAGE}")
+        limit = int(raw)
+    after = decode_cursor(params["cursor"]) if "cursor" in params else None
+    return ListQuery(where, limit, after, api_key_hash)
+
+
+def parse_export_query(params: Mapping[str, str], keys: list[str]) -> ExportQuery:
+    """The list's filters and a ``format`` (default ``ndjson``); no limit or cursor."""
+    where, api_key_hash = _filters(params, keys, _EXPORT_PARAMS, "export")
+    format = params.get("format", EXPORT_FORMATS[0])
+    if format not in EXPORT_FORMATS:
+        raise _bad("format", f"must be one of {', '.join(EXPORT_FORMATS)}")
+    return ExportQuery(where, api_key_hash, format)
+
+
+def _filters(
+    params: Mapping[str, str], keys: list[str], known: frozenset[str], what: str
+) -> tuple[GenerationFilter, str | None]:
     metadata: list[tuple[str, str]] = []
     for name in keys:
         if name.startswith("metadata[") and name.endswith("]"):
@@ -112,16 +140,10 @@ def parse_list_query(params: Mapping[str, str], keys: list[str]) -> ListQuery:
             if not key or len(key) > 64:
                 raise _bad(name, "must name a metadata key of 1 to 64 characters")
             metadata.append((key, params[name]))
-        elif name not in _KNOWN:
-            raise _bad(name, "is not a filter of this list")
+        elif name not in known:
+            raise _bad(name, f"is not a parameter of this {what}")
     text = {name: _text(name, params.get(name)) for name in _TEXT_FILTERS}
     flags = {name: _bool(name, params[name]) if name in params else None for name in _BOOL_FILTERS}
-    limit = DEFAULT_PAGE
-    if "limit" in params:
-        raw = params["limit"]
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-            raise _bad("limit", f"must be an integer from 1 to {MAX_PAGE}")
-        limit = int(raw)
     where = GenerationFilter(
         created_after=_optional_time("created_after", params),
         created_before=_optional_time("created_before", params),
@@ -140,5 +162,4 @@ def parse_list_query(params: Mapping[str, str], keys: list[str]) -> ListQuery:
         len(api_key_hash) != 64 or not all(c in "0123456789abcdef" for c in api_key_hash)
     ):
         raise _bad("api_key_hash", "must be a key's hash: 64 lowercase hexadecimal digits")
-    after = decode_cursor(params["cursor"]) if "cursor" in params else None
-    return ListQuery(where, limit, after, api_key_hash)
+    return where, api_key_hash

@@ -6,7 +6,7 @@ in-process tests implement them in memory. Money is picodollars throughout.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -98,6 +98,23 @@ class GenerationStore(Protocol):
         """Up to ``limit`` matching generations, newest first (``created_at``, then ``id``),
         continuing after ``after``. Keyset paging: rows written meanwhile never shift a page."""
         ...
+
+
+async def walk(
+    store: GenerationStore, where: GenerationFilter, *, batch: int, first: Page | None = None
+) -> AsyncIterator[list[Generation]]:
+    """Every generation matching ``where``, newest first, ``batch`` at a time.
+
+    Keyset pages, one after the other: only the current batch is held, however many match.
+    ``first`` is the first page when the caller has read it already.
+    """
+    page = first if first is not None else await store.list(where, limit=batch)
+    while True:
+        if page.items:
+            yield page.items
+        if page.next is None:
+            return
+        page = await store.list(where, limit=batch, after=page.next)
 
 
 class KeyStore(Protocol):

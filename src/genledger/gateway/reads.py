@@ -7,10 +7,14 @@ when it names its hash. The rule lives here once, for the list, the export and a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 
+from genledger.core.generation import Generation
 from genledger.core.keys import KeyRecord
-from genledger.core.stores import Cursor, GenerationFilter, GenerationStore, KeyStore, Page
+from genledger.core.stores import Cursor, GenerationFilter, GenerationStore, KeyStore, Page, walk
 from genledger.errors import Forbidden, NotFound
+
+Batch = list[Generation]  # named here: inside LedgerReader, ``list`` is the method
 
 
 class LedgerReader:
@@ -44,3 +48,15 @@ class LedgerReader:
     ) -> Page:
         scoped = await self.scope(caller, where, api_key_hash)
         return await self._generations.list(scoped, limit=limit, after=after)
+
+    async def export(
+        self, caller: KeyRecord, where: GenerationFilter, *, batch: int, api_key_hash: str | None = None
+    ) -> AsyncIterator[Batch]:
+        """Every generation of ``where`` that ``caller`` may read, newest first, ``batch`` at a time.
+
+        The scope is checked and the first batch read before this returns, so a refusal or a
+        failing store is raised here, before a response has begun.
+        """
+        scoped = await self.scope(caller, where, api_key_hash)
+        first = await self._generations.list(scoped, limit=batch)
+        return walk(self._generations, scoped, batch=batch, first=first)

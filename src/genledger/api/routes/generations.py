@@ -1,12 +1,13 @@
-"""GET /api/v1/generation?id=... and GET /api/v1/generations (the list)."""
+"""GET /api/v1/generation?id=..., GET /api/v1/generations (the list) and its export."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
+from genledger.api.export_wire import MEDIA_TYPES, export_filename, render
 from genledger.api.generation_wire import generation_json
-from genledger.api.list_wire import encode_cursor, parse_list_query
+from genledger.api.list_wire import MAX_PAGE, encode_cursor, parse_export_query, parse_list_query
 from genledger.api.responses import json_response, services_of
 from genledger.api.wire import parse_generation_id
 from genledger.errors import NotFound
@@ -35,4 +36,22 @@ async def list_generations(request: Request) -> Response:
             "data": [generation_json(generation) for generation in page.items],
             "next_cursor": encode_cursor(page.next) if page.next is not None else None,
         }
+    )
+
+
+EXPORT_BATCH = MAX_PAGE
+
+
+async def export_generations(request: Request) -> Response:
+    services = services_of(request)
+    key = await services.auth.authenticate(request.headers.get("authorization"))
+    query = parse_export_query(request.query_params, list(request.query_params.keys()))
+    batches = await services.reads.export(
+        key, query.where, batch=EXPORT_BATCH, api_key_hash=query.api_key_hash
+    )
+    filename = export_filename(query.format)
+    return StreamingResponse(
+        render(batches, query.format),
+        media_type=MEDIA_TYPES[query.format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

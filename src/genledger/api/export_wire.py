@@ -1,0 +1,74 @@
+"""Generations as export rows: NDJSON and CSV, one batch at a time.
+
+Shared by ``GET /api/v1/generations/export`` and ``genledger generations export``, so a file
+is the same whichever made it.
+
+* NDJSON: one line per generation, exactly the list's item (:func:`generation_json`).
+* CSV: a header, then one row per generation with one column per item key, in the order
+  of :data:`CSV_COLUMNS` (the item's own order). A cell is the value as JSON text
+  (numbers, ``true``/``false``, ``provider_responses`` and ``metadata`` as compact JSON),
+  except strings, which are written as they are; an empty cell is ``null``.
+
+Both render a batch at a time: the writer holds one batch, never the whole export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from genledger.api.generation_wire import ITEM_KEYS, generation_json
+from genledger.core.generation import Generation
+
+CSV_COLUMNS: tuple[str, ...] = ITEM_KEYS
+MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+
+
+def ndjson(generations: Iterable[Generation]) -> bytes:
+    """One JSON line per generation, each ending in a newline."""
+    return b"".join(orjson.dumps(generation_json(generation)) + b"\n" for generation in generations)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def csv_header() -> str:
+    return _csv_lines([list(CSV_COLUMNS)])
+
+
+def csv_rows(generations: Iterable[Generation]) -> str:
+    """One CSV row per generation, in :data:`CSV_COLUMNS` order (no header)."""
+    return _csv_lines(
+        [_cell(item[column]) for column in CSV_COLUMNS]
+        for item in (generation_json(generation) for generation in generations)
+    )
+
+
+def _csv_lines(rows: Iterable[list[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue()
+
+
+async def render(batches: AsyncIterator[list[Generation]], format: str) -> AsyncIterator[bytes]:
+    """The export in ``format`` (``ndjson`` or ``csv``), one chunk per batch (CSV: the header first)."""
+    if format == "csv":
+        yield csv_header().encode()
+    async for batch in batches:
+        yield ndjson(batch) if format == "ndjson" else csv_rows(batch).encode()
+
+
+def export_filename(format: str, now: datetime | None = None) -> str:
+    """``generations-20261127T120000Z.ndjson``: when the export was made, in UTC."""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"generations-{stamp}.{format}"
