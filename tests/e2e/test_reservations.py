@@ -112,9 +112,14 @@ async def test_a_held_request_reserves_its_worst_case_and_gives_it_back(
             ) as response,
         ):
             assert response.status_code == 200
-            await anext(response.aiter_lines())  # answering: admitted, and held until we go
+            # Held in a name: a line iterator left to the garbage collector is closed at some
+            # moment, and closes the connection with it.
+            lines = response.aiter_lines()
+            await anext(lines)  # answering: admitted, and held until we go
             held = (await ledger.keys.find_by_id(key.id)).reserved_pico
             sent = upstream.requests()[-1]["json"]
+            assert upstream.stats()["open_streams"] == 1  # still held
+            await lines.aclose()  # we go
 
         # Gone: the gateway records the cancelled stream and settles the reservation.
         async def settled() -> bool:

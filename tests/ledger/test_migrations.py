@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,3 +145,13 @@ async def test_a_database_at_the_first_revision_is_upgraded_with_its_keys(databa
         assert key.requests_per_minute is None and key.tokens_per_minute is None
     finally:
         await ledger.close()
+
+
+async def test_instances_opening_a_new_database_together_migrate_it_once(database_url: str):
+    ledgers = await asyncio.gather(*(Ledger.open(database_url) for _ in range(4)))
+    try:
+        keys = [(await ledger.keys.create(f"instance-{i}"))[0] for i, ledger in enumerate(ledgers)]
+        assert {key.name for key in await ledgers[0].keys.list()} == {key.name for key in keys}
+    finally:
+        for ledger in ledgers:
+            await ledger.close()

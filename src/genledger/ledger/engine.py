@@ -65,8 +65,10 @@ def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "sqlite":
         # The sqlite3 module begins a transaction only before INSERT, UPDATE and DELETE, so
         # each CREATE TABLE would commit on its own: a failed migration would leave half a
-        # schema that the next attempt trips over. One explicit transaction makes it all or nothing.
-        connection.exec_driver_sql("BEGIN")
+        # schema that the next attempt trips over. One transaction makes it all or nothing,
+        # and taking the write lock first (as the advisory lock below) makes instances
+        # starting together migrate one after the other.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_MIGRATION_LOCK})
     config = Config()
