@@ -7,7 +7,9 @@ when it names its hash. The rule lives here once, for the list, the export and a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
+from genledger.core.activity import ActivityRows, By, Grouping
 from genledger.core.keys import KeyRecord
 from genledger.core.stores import Cursor, GenerationFilter, GenerationStore, KeyStore, Page
 from genledger.errors import Forbidden, NotFound
@@ -44,3 +46,30 @@ class LedgerReader:
     ) -> Page:
         scoped = await self.scope(caller, where, api_key_hash)
         return await self._generations.list(scoped, limit=limit, after=after)
+
+    async def activity(
+        self,
+        caller: KeyRecord,
+        where: GenerationFilter,
+        group_by: Sequence[Grouping],
+        *,
+        api_key_hash: str | None = None,
+        latency: bool = False,
+    ) -> ActivityRows:
+        """Activity is the account's, as on OpenRouter: management keys only. A row grouped by
+        key names it by its hash (None for a key deleted since)."""
+        if not caller.is_management:
+            raise Forbidden("Only management keys may read activity")
+        scoped = await self.scope(caller, where, api_key_hash)
+        rows = await self._generations.activity(scoped, group_by, latency=latency)
+        at = [i for i, grouping in enumerate(group_by) if grouping.by is By.KEY]
+        if not at:
+            return rows
+        hashes = {key.id: key.hash for key in await self._keys.list()}
+        return [
+            dataclasses.replace(
+                row,
+                group=tuple(hashes.get(v or "") if i in at else v for i, v in enumerate(row.group)),
+            )
+            for row in rows
+        ]
