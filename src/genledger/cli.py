@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,9 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from genledger.config import ConfigError, Settings, load_settings
+from genledger.core.activity import ActivityRows, By, Grouping, parse_groupings
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_decimal
+from genledger.core.stores import GenerationFilter
 from genledger.ledger import KeyExists, Ledger, MigrationError
 
 app = typer.Typer(
@@ -287,6 +290,132 @@ def generations_get(
     for field, value in generation_json(generation).items():
         table.add_row(field, "null" if value is None else str(value))
     _out().print(table)
+
+
+def _bad_option(message: str) -> typer.Exit:
+    _err().print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _moment(option: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad_option(f"{option} must be an ISO 8601 date or time (UTC), got {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        key, equals, text = value.partition("=")
+        if not key or not equals:
+            raise _bad_option(f"--metadata must be KEY=VALUE, got {value!r}")
+        pairs.append((key, text))
+    return tuple(pairs)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+@app.command()
+def report(
+    by: Annotated[
+        str,
+        typer.Option("--by", help="Group by: day, hour, model, provider, key, user, session, metadata.KEY."),
+    ] = "model",
+    since: Annotated[str | None, typer.Option(help="From this UTC date or time (inclusive).")] = None,
+    until: Annotated[str | None, typer.Option(help="Until this UTC date or time (exclusive).")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this provider (its display name).")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this end user (the request's user).")] = None,
+    session: Annotated[str | None, typer.Option(help="Only this session id.")] = None,
+    metadata: Annotated[
+        list[str] | None,
+        typer.Option("--metadata", help="Only with this metadata pair, KEY=VALUE (repeatable)."),
+    ] = None,
+    key: Annotated[str | None, typer.Option("--key", help="Only this key (its name).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Spending per group: requests, usage, tokens, p50/p95 latency and error share.
+
+    Exits 1 for an unknown --key, 2 for a bad option.
+    """
+    try:
+        groupings = parse_groupings(by)
+    except ValueError as exc:
+        raise _bad_option(f"--by: {exc}") from None
+    where = GenerationFilter(
+        created_after=_moment("--since", since),
+        created_before=_moment("--until", until),
+        model=model,
+        provider_name=provider,
+        external_user=user,
+        session_id=session,
+        metadata=_pairs(metadata or []),
+    )
+    settings = _settings(config)
+
+    async def summed(ledger: Ledger) -> tuple[ActivityRows, dict[str, str]] | None:
+        names = {k.id: k.name for k in await ledger.keys.list()}
+        scoped = where
+        if key is not None:
+            found = await ledger.keys.find_by_name(key)
+            if found is None:
+                return None
+            scoped = dataclasses.replace(where, key_id=found.id)
+        return await ledger.generations.activity(scoped, groupings, latency=True), names
+
+    result = _with_ledger(settings, summed)
+    if result is None:
+        _err().print(f"[red]error:[/red] no key named {key!r}")
+        raise typer.Exit(1)
+    rows, names = result
+    _out().print(_report_table(groupings, rows, names))
+
+
+def _report_table(groupings: tuple[Grouping, ...], rows: ActivityRows, names: dict[str, str]) -> Table:
+    headers = ["requests", "usage (USD)", "prompt tokens", "completion tokens", "p50 ms", "p95 ms", "errors"]
+    table = Table(*(str(g) for g in groupings), *headers, title=f"by {', '.join(map(str, groupings))}")
+    for column in table.columns[len(groupings) :]:
+        column.justify = "right"
+
+    def shown(grouping: Grouping, value: str | None) -> str:
+        if value is None:
+            return "-"
+        return names.get(value, value) if grouping.by is By.KEY else value
+
+    def share(errors: int, requests: int) -> str:
+        return f"{errors / requests:.1%}" if requests else "-"
+
+    for row in rows:
+        table.add_row(
+            *(escape(shown(g, v)) for g, v in zip(groupings, row.group, strict=True)),
+            str(row.requests),
+            _dollars(row.usage_pico),
+            str(row.prompt_tokens),
+            str(row.completion_tokens),
+            _ms(row.latency_p50_ms),
+            _ms(row.latency_p95_ms),
+            share(row.errors, row.requests),
+        )
+    requests = sum(r.requests for r in rows)
+    table.add_row(
+        "total",
+        *([""] * (len(groupings) - 1)),
+        str(requests),
+        _dollars(sum(r.usage_pico for r in rows)),
+        str(sum(r.prompt_tokens for r in rows)),
+        str(sum(r.completion_tokens for r in rows)),
+        "",
+        "",
+        share(sum(r.errors for r in rows), requests),
+        style="bold",
+    )
+    return table
 
 
 def main() -> None:
