@@ -68,9 +68,10 @@ def parse_activity_query(params: Mapping[str, str], names: list[str], today: dat
             if not _DAY.fullmatch(raw):
                 raise ValueError
             start = _midnight(date.fromisoformat(raw))
-        except ValueError:
+            end = start + timedelta(days=1)
+        except (ValueError, OverflowError):  # 9999-12-31 has no next day
             raise _bad("date", "must be a UTC day as YYYY-MM-DD") from None
-        where = GenerationFilter(created_after=start, created_before=start + timedelta(days=1))
+        where = GenerationFilter(created_after=start, created_before=end)
     else:
         start = _midnight(today - timedelta(days=WINDOW_DAYS - 1))
         where = GenerationFilter(created_after=start, created_before=_midnight(today + timedelta(days=1)))
