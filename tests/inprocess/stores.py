@@ -13,6 +13,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from genledger.core.activity import (
+    PERCENTILES,
+    ActivityRow,
+    ActivityRows,
+    By,
+    Grouping,
+    day_of,
+    group_order,
+    hour_of,
+    percentile,
+)
 from genledger.core.generation import Generation
 from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import KeyExists, KeyRecord, Refusal
@@ -190,7 +201,7 @@ class MemoryGenerationStore:
                 day[1] += g.charge_pico
         return [(day, count, usage) for day, (count, usage) in sorted(days.items())]
 
-    async def list(self, where: GenerationFilter, *, limit: int, after: Cursor | None = None) -> Page:
+    def _matching(self, where: GenerationFilter, after: Cursor | None = None) -> list[Generation]:
         def matches(g: Generation) -> bool:
             checks = [
                 where.key_id is None or g.key_id == where.key_id,
@@ -206,9 +217,57 @@ class MemoryGenerationStore:
                 checks.append(getattr(where, name) is None or getattr(g, name) == getattr(where, name))
             return all(checks)
 
-        found = sorted(
-            filter(matches, self.generations.values()), key=lambda g: (g.created_at, g.id), reverse=True
-        )
+        return [g for g in self.generations.values() if matches(g)]
+
+    async def list(self, where: GenerationFilter, *, limit: int, after: Cursor | None = None) -> Page:
+        found = sorted(self._matching(where, after), key=lambda g: (g.created_at, g.id), reverse=True)
         items = found[:limit]
         more = len(found) > limit
         return Page(items, Cursor(items[-1].created_at, items[-1].id) if more else None)
+
+    async def activity(
+        self, where: GenerationFilter, group_by: Sequence[Grouping], *, latency: bool = False
+    ) -> ActivityRows:
+        groups: dict[tuple[str | None, ...], list[Generation]] = {}
+        for g in self._matching(where):
+            groups.setdefault(tuple(_value(g, grouping) for grouping in group_by), []).append(g)
+        rows = []
+        for group, members in groups.items():
+            latencies = sorted(g.latency_ms for g in members if g.latency_ms is not None)
+            p50, p95 = (
+                (percentile(latencies, p) for p in PERCENTILES) if latency and latencies else (None, None)
+            )
+            rows.append(
+                ActivityRow(
+                    group,
+                    requests=len(members),
+                    usage_pico=sum(g.charge_pico for g in members),
+                    prompt_tokens=sum(g.tokens_prompt or 0 for g in members),
+                    completion_tokens=sum(g.tokens_completion or 0 for g in members),
+                    reasoning_tokens=sum(g.native_tokens_reasoning or 0 for g in members),
+                    cached_tokens=sum(g.native_tokens_cached or 0 for g in members),
+                    errors=sum(g.finish_reason == "error" for g in members),
+                    latency_p50_ms=p50,
+                    latency_p95_ms=p95,
+                )
+            )
+        return sorted(rows, key=lambda r: group_order(r.group))
+
+
+def _value(g: Generation, grouping: Grouping) -> str | None:
+    match grouping.by:
+        case By.DAY:
+            return day_of(g.created_at)
+        case By.HOUR:
+            return hour_of(g.created_at)
+        case By.METADATA:
+            return (g.metadata or {}).get(grouping.metadata_key or "")
+    attribute = {
+        By.MODEL: "model",
+        By.PROVIDER: "provider_name",
+        By.KEY: "key_id",
+        By.USER: "external_user",
+        By.SESSION: "session_id",
+    }[grouping.by]
+    value: str | None = getattr(g, attribute)
+    return value

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from genledger.api.errors import on_gateway_error, on_http_exception
 from genledger.api.middleware import BodyLimit, UnexpectedErrors
+from genledger.api.routes.activity import get_activity
 from genledger.api.routes.chat import chat_completions
 from genledger.api.routes.generations import export_generations, get_generation, list_generations
 from genledger.api.routes.keys import (
@@ -37,6 +38,7 @@ ROUTES = [
     Route("/api/v1/generations", list_generations, methods=["GET"]),
     # Before any /api/v1/generations/{...} route, which would otherwise take "export".
     Route("/api/v1/generations/export", export_generations, methods=["GET"]),
+    Route("/api/v1/activity", get_activity, methods=["GET"]),
     Route("/api/v1/models", list_models, methods=["GET"]),
     Route("/api/v1/key", current_key, methods=["GET"]),
     Route("/api/v1/credits", credits, methods=["GET"]),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from genledger.core.activity import ActivityRows, Grouping
 from genledger.core.generation import Generation
 from genledger.core.keys import KeyRecord, Refusal
 
@@ -97,6 +98,18 @@ class GenerationStore(Protocol):
     async def list(self, where: GenerationFilter, *, limit: int, after: Cursor | None = None) -> Page:
         """Up to ``limit`` matching generations, newest first (``created_at``, then ``id``),
         continuing after ``after``. Keyset paging: rows written meanwhile never shift a page."""
+        ...
+
+    async def activity(
+        self, where: GenerationFilter, group_by: Sequence[Grouping], *, latency: bool = False
+    ) -> ActivityRows:
+        """The matching generations summed per group (days and hours UTC), in group order.
+
+        Sums are exact integers over every matching generation (usage is ``charge_pico``;
+        unknown token counts add 0); ``errors`` counts ``finish_reason == "error"``. With
+        ``latency``, each row also has the p50 and p95 of ``latency_ms`` as PostgreSQL's
+        ``percentile_cont`` computes them.
+        """
         ...
 
 

@@ -7,8 +7,9 @@ when it names its hash. The rule lives here once, for the list, the export and a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
+from genledger.core.activity import ActivityRows, By, Grouping
 from genledger.core.generation import Generation
 from genledger.core.keys import KeyRecord
 from genledger.core.stores import Cursor, GenerationFilter, GenerationStore, KeyStore, Page, walk
@@ -60,3 +61,30 @@ class LedgerReader:
         scoped = await self.scope(caller, where, api_key_hash)
         first = await self._generations.list(scoped, limit=batch)
         return walk(self._generations, scoped, batch=batch, first=first)
+
+    async def activity(
+        self,
+        caller: KeyRecord,
+        where: GenerationFilter,
+        group_by: Sequence[Grouping],
+        *,
+        api_key_hash: str | None = None,
+        latency: bool = False,
+    ) -> ActivityRows:
+        """Activity is the account's, as on OpenRouter: management keys only. A row grouped by
+        key names it by its hash (None for a key deleted since)."""
+        if not caller.is_management:
+            raise Forbidden("Only management keys may read activity")
+        scoped = await self.scope(caller, where, api_key_hash)
+        rows = await self._generations.activity(scoped, group_by, latency=latency)
+        at = [i for i, grouping in enumerate(group_by) if grouping.by is By.KEY]
+        if not at:
+            return rows
+        hashes = {key.id: key.hash for key in await self._keys.list()}
+        return [
+            dataclasses.replace(
+                row,
+                group=tuple(hashes.get(v or "") if i in at else v for i, v in enumerate(row.group)),
+            )
+            for row in rows
+        ]

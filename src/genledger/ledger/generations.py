@@ -12,8 +12,10 @@ from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from genledger.core.activity import ActivityRows, Grouping
 from genledger.core.generation import FIELDS, Generation, ProviderAttempt, column_name
 from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
+from genledger.ledger.activity import activity
 from genledger.ledger.filters import conditions
 from genledger.ledger.schema import generations
 from genledger.ledger.writer import BatchWriter, Sink
@@ -147,3 +149,8 @@ class SqlGenerationStore:
         items = [generation_from_row(row) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(items, Cursor(items[-1].created_at, items[-1].id) if more else None)
+
+    async def activity(
+        self, where: GenerationFilter, group_by: Sequence[Grouping], *, latency: bool = False
+    ) -> ActivityRows:
+        return await activity(self._engine, where, group_by, latency=latency)
