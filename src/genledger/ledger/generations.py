@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, tuple_
+from sqlalchemy import Select, case, func, select, tuple_
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -73,6 +73,25 @@ def _sum_since(start: datetime) -> Any:
     )
 
 
+def list_statement(
+    where: GenerationFilter, dialect: str, *, limit: int, after: Cursor | None = None
+) -> Select[Any]:
+    """The list's query: ``where`` newest first by ``(created_at, id)``, ``limit`` rows after ``after``.
+
+    Its plans are pinned by ``tests/ledger/test_query_plans.py``: every first page walks an index.
+    """
+    found = conditions(where, dialect)
+    if after is not None:
+        # A row value comparison, which walks the (..., created_at, id) indexes backwards.
+        found.append(tuple_(generations.c.created_at, generations.c.id) < (after.created_at, after.id))
+    return (
+        select(generations)
+        .where(*found)
+        .order_by(generations.c.created_at.desc(), generations.c.id.desc())
+        .limit(limit)
+    )
+
+
 class SqlGenerationStore:
     """:class:`~genledger.core.stores.GenerationStore` over the ledger's database."""
 
@@ -134,16 +153,7 @@ class SqlGenerationStore:
         return [(day, count, usage) for day, (count, usage) in sorted(days.items())]
 
     async def list(self, where: GenerationFilter, *, limit: int, after: Cursor | None = None) -> Page:
-        found = conditions(where, self._engine.dialect.name)
-        if after is not None:
-            # A row value comparison, which walks the (..., created_at, id) indexes backwards.
-            found.append(tuple_(generations.c.created_at, generations.c.id) < (after.created_at, after.id))
-        query = (
-            select(generations)
-            .where(*found)
-            .order_by(generations.c.created_at.desc(), generations.c.id.desc())
-            .limit(limit + 1)
-        )
+        query = list_statement(where, self._engine.dialect.name, limit=limit + 1, after=after)
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
         items = [generation_from_row(row) for row in rows[:limit]]

@@ -1,0 +1,201 @@
+"""The list's first pages walk an index, on both databases: never a scan of generations, never a sort.
+
+(A sort of the ties of ``created_at`` within an index's order, SQLite's "right part of ORDER BY"
+and PostgreSQL's incremental sort, stops at the limit, and is allowed.)
+
+The statements are the store's own (``list_statement``), explained on a freshly migrated
+ledger holding 20,000 rows shaped like a real ledger's. SQLite: ``EXPLAIN QUERY PLAN``,
+without statistics (as a live ledger has none). PostgreSQL: ``EXPLAIN (FORMAT JSON)`` after
+``ANALYZE`` (as autovacuum runs it).
+Which index each filter should use was chosen by ``bench/ledger_reads.py`` (``bench/README.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import ClauseElement, Executable, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from genledger.core.stores import Cursor, GenerationFilter
+from genledger.ledger import Ledger
+from genledger.ledger.generations import list_statement
+from genledger.ledger.schema import generations
+from tests.services import postgres_database
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+KEY = "5b0c8d0e-0000-4000-8000-000000000000"
+
+
+class Explain(Executable, ClauseElement):
+    """``EXPLAIN ...`` of a statement, its parameters bound as the statement's own would be."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Any, prefix: str) -> None:
+        self.statement = statement
+        self.prefix = prefix
+
+
+@compiles(Explain)
+def _explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{element.prefix} {compiler.process(element.statement, **kw)}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/plans.db"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+def _seed_rows(count: int) -> list[dict[str, Any]]:
+    """A small ledger shaped like a real one: a few busy keys, 20 models, rare sessions and users."""
+    rng = random.Random(3)
+    keys = [KEY, *(str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(9))]
+    found = []
+    for i in range(count):
+        found.append(
+            {
+                "id": f"gen-{i:024d}",
+                "key_id": keys[min(int(rng.expovariate(0.5)), 9)],
+                "created_at": T0 + timedelta(seconds=i * 60),
+                "model": f"m-{min(int(rng.expovariate(0.2)), 19):02d}",
+                "provider_name": ("Acme", "Other", "Third")[i % 3],
+                "total_cost_pico": rng.randrange(10**10),
+                "usage_pico": 0,
+                "streamed": rng.random() < 0.4,
+                "cancelled": rng.random() < 0.01,
+                "finish_reason": "error" if rng.random() < 0.02 else "stop",
+                "origin": "",
+                "data_region": "global",
+                "external_user": f"u{rng.randrange(1000)}" if rng.random() < 0.6 else None,
+                "session_id": f"s{i // 40}" if rng.random() < 0.4 else None,
+                "metadata": {"team": rng.choice(("a", "b", "c"))} if rng.random() < 0.3 else None,
+            }
+        )
+    return found
+
+
+@pytest.fixture
+async def connection(ledger: Ledger) -> AsyncIterator[AsyncConnection]:
+    """The ledger with 20,000 rows; PostgreSQL analyzed (as autovacuum would), SQLite not (as live)."""
+    async with ledger.engine.begin() as connection:
+        await connection.execute(insert(generations), _seed_rows(20_000))
+    async with ledger.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("ANALYZE generations"))
+            await connection.commit()  # statistics are transactional
+        yield connection
+
+
+# (case, filter, the indexes its first page may walk). ``key_id`` is what an ordinary key's list
+# (and a management key naming a key) adds. Where two are listed, PostgreSQL's statistics pick
+# (e.g. the busiest key's rows are dense enough in the time index to walk that).
+CASES: list[tuple[str, GenerationFilter, set[str]]] = [
+    ("everyone", GenerationFilter(), {"ix_generations_created"}),
+    ("one key", GenerationFilter(key_id=KEY), {"ix_generations_key_created", "ix_generations_created"}),
+    (
+        "everyone, model",
+        GenerationFilter(model="m-03"),
+        {"ix_generations_model_created", "ix_generations_created"},
+    ),
+    ("everyone, user", GenerationFilter(external_user="u17"), {"ix_generations_user_created"}),
+    ("everyone, session", GenerationFilter(session_id="s20"), {"ix_generations_session_created"}),
+    ("one key, session", GenerationFilter(key_id=KEY, session_id="s20"), {"ix_generations_session_created"}),
+    ("one key, user", GenerationFilter(key_id=KEY, external_user="u17"), {"ix_generations_user_created"}),
+    (
+        "everyone, time range",
+        GenerationFilter(created_after=T0, created_before=T0.replace(day=2)),
+        {"ix_generations_created"},
+    ),
+    (
+        "one key, time range",
+        GenerationFilter(key_id=KEY, created_after=T0),
+        {"ix_generations_key_created", "ix_generations_created"},
+    ),
+    ("everyone, provider", GenerationFilter(provider_name="Acme"), {"ix_generations_created"}),
+    ("everyone, streamed", GenerationFilter(streamed=True), {"ix_generations_created"}),
+    ("everyone, min cost", GenerationFilter(min_cost_pico=10**9), {"ix_generations_created"}),
+    (
+        "one key, model",
+        GenerationFilter(key_id=KEY, model="m-03"),
+        {"ix_generations_key_created", "ix_generations_model_created", "ix_generations_created"},
+    ),
+    (
+        "one key, provider",
+        GenerationFilter(key_id=KEY, provider_name="Acme"),
+        {"ix_generations_key_created", "ix_generations_created"},
+    ),
+]
+
+
+_FEW_ROWS = {"ix_generations_session_created", "ix_generations_user_created"}
+
+
+def _sqlite_plan(rows: list[Any]) -> str:
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+def _postgres_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from _postgres_nodes(child)
+
+
+async def plan_of(connection: AsyncConnection, statement: Any) -> tuple[str, set[str], str]:
+    """(the plan as text, the indexes it reads, a reason it reads a whole table or sorts, else "")."""
+    if connection.dialect.name == "sqlite":
+        rows = (await connection.execute(Explain(statement, "EXPLAIN QUERY PLAN"))).all()
+        plan = _sqlite_plan(rows)
+        used = {word for line in plan.splitlines() for word in line.split() if word.startswith("ix_")}
+        bad = ""
+        for line in plan.splitlines():
+            if line.startswith("SCAN generations") and "INDEX" not in line:
+                bad = f"full scan: {line}"
+            # "RIGHT PART OF ORDER BY" sorts only rows with equal created_at (the index's
+            # order), stopping at the limit; a whole-result sort reads every match first.
+            if "TEMP B-TREE" in line and "RIGHT PART" not in line:
+                bad = f"sort: {line}"
+        return plan, used, bad
+    raw = (await connection.execute(Explain(statement, "EXPLAIN (FORMAT JSON)"))).scalar_one()
+    document = raw if isinstance(raw, list) else json.loads(raw)
+    nodes = list(_postgres_nodes(document[0]["Plan"]))
+    used = {node["Index Name"] for node in nodes if "Index Name" in node}
+    bad = ""
+    for node in nodes:
+        if node["Node Type"] == "Seq Scan":
+            bad = "sequential scan"
+        if node["Node Type"] == "Sort" and not used & _FEW_ROWS:
+            # A sort of one session's or one user's few rows is cheap; any other sort would read
+            # every match before the first row. (An Incremental Sort, of created_at's ties, is fine.)
+            bad = f"sort on {node.get('Sort Key')}"
+    return json.dumps(document, indent=1), used, bad
+
+
+@pytest.mark.parametrize(("case", "where", "indexes"), CASES, ids=[case for case, _, _ in CASES])
+async def test_first_and_next_pages_walk_the_intended_index(
+    connection: AsyncConnection, case: str, where: GenerationFilter, indexes: set[str]
+) -> None:
+    dialect = connection.dialect.name
+    for after in (None, Cursor(T0 + timedelta(minutes=15_000), "gen-x")):  # 3/4 of the rows
+        plan, used, bad = await plan_of(connection, list_statement(where, dialect, limit=101, after=after))
+        assert not bad, f"{case} ({dialect}, after={after}): {bad}\n{plan}"
+        assert used & indexes, f"{case} ({dialect}): expected one of {indexes}, got {used}\n{plan}"
+
+
+async def test_get_by_id_is_a_primary_key_lookup(connection: AsyncConnection) -> None:
+    statement = select(generations).where(generations.c.id == "gen-x", generations.c.key_id == KEY)
+    plan, used, bad = await plan_of(connection, statement)
+    assert not bad, plan
+    assert used <= {"generations_pkey"} or "sqlite_autoindex_generations_1" in plan, plan
