@@ -128,3 +128,8 @@ def test_cost_is_exactly_the_decimal_arithmetic(
     result = cost(usage, price)
     assert to_decimal(result.total) == expected
     assert result.total <= worst_case(prompt_tokens, completion_tokens, price)
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_to_usd_is_the_nearest_float_to_the_exact_amount(pico: int) -> None:
+    assert to_usd(pico) == float(to_decimal(pico))

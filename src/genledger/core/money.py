@@ -53,8 +53,18 @@ def to_decimal(pico: int) -> Decimal:
     return Decimal(pico).scaleb(-12)
 
 
+_EXACT_IN_FLOAT = 2**53  # integers below this are exact binary64 values
+
+
 def to_usd(pico: int) -> float:
-    """The USD value of a picodollar amount as a float, for JSON only."""
+    """The USD value of a picodollar amount as a float, for JSON only: the nearest float.
+
+    Below 2**53 picodollars (about $9,007) the amount and 10**12 are exact floats, so one
+    IEEE division is correctly rounded: the same float as the exact Decimal's, several
+    times faster (every answer and every listed record shows several amounts).
+    """
+    if -_EXACT_IN_FLOAT < pico < _EXACT_IN_FLOAT:
+        return pico / 1e12
     return float(to_decimal(pico))
 
 
