@@ -1,9 +1,10 @@
 """Attribution (session and metadata) on generations, and the indexes the read side uses.
 
 The list walks newest first by ``(created_at, id)``, overall or for one key, optionally
-narrowed by model, session or user; activity sums a key's or everyone's days. Each of those
-has an index that returns its first page without scanning; metadata filters use a GIN index
-on PostgreSQL (containment) and an expression-free scan within the time range on SQLite.
+narrowed by a session or a user (partial indexes: rows without one cost nothing to write);
+activity sums a key's or everyone's days. Other filters (model, provider, finish reason, ...)
+walk the time index; metadata filters use a GIN index on PostgreSQL (containment). Every index
+is paid for on the hot write path, so only these are kept (bench/README.md).
 
 Revision ID: 0003
 Revises: 0002
@@ -28,9 +29,15 @@ def upgrade() -> None:
     op.drop_index("ix_generations_key_created", table_name="generations")
     op.create_index("ix_generations_key_created", "generations", ["key_id", "created_at", "id"])
     op.create_index("ix_generations_created", "generations", ["created_at", "id"])
-    op.create_index("ix_generations_model_created", "generations", ["model", "created_at"])
-    op.create_index("ix_generations_session_created", "generations", ["session_id", "created_at"])
-    op.create_index("ix_generations_user_created", "generations", ["external_user", "created_at"])
+    for name, column in (("session", "session_id"), ("user", "external_user")):
+        present = sa.text(f"{column} IS NOT NULL")  # partial: rows without one pay nothing
+        op.create_index(
+            f"ix_generations_{name}_created",
+            "generations",
+            [column, "created_at"],
+            sqlite_where=present,
+            postgresql_where=present,
+        )
     if op.get_bind().dialect.name == "postgresql":
         op.create_index(
             "ix_generations_metadata",
@@ -47,7 +54,6 @@ def downgrade() -> None:
     for name in (
         "ix_generations_user_created",
         "ix_generations_session_created",
-        "ix_generations_model_created",
         "ix_generations_created",
         "ix_generations_key_created",
     ):
