@@ -505,18 +505,24 @@ async def run_case(session: aiohttp.ClientSession, base: str, case: Case, n: int
 
 
 async def optional_routes(
-    session: aiohttp.ClientSession, base: str, gateway_pid: int, n: int, last: datetime
+    session: aiohttp.ClientSession,
+    admin: aiohttp.ClientSession,
+    base: str,
+    gateway_pid: int,
+    n: int,
+    last: datetime,
 ) -> dict[str, Any]:
-    """``GET /api/v1/activity`` and ``GET /api/v1/generations/export``, when this tree has them."""
+    """``GET /api/v1/activity`` (a management key's) and ``GET /api/v1/generations/export``
+    (the ordinary key's), when this tree has them."""
     found: dict[str, Any] = {}
     since = (last - timedelta(days=30)).date().isoformat()
-    async with session.get(f"{base}/api/v1/activity") as probe:
+    async with admin.get(f"{base}/api/v1/activity") as probe:
         await probe.read()
     if probe.status == 404:
         found["activity"] = "absent (404): skipped"
     else:
         case = Case("activity 30 days", "/api/v1/activity", [{"date": since}, {}])
-        found["activity"] = await run_case(session, base, case, min(n, 50))
+        found["activity"] = await run_case(admin, base, case, min(n, 50))
     async with session.get(f"{base}/api/v1/generations/export", params={"limit": "1"}) as probe:
         await probe.read()
     if probe.status == 404:
@@ -590,7 +596,7 @@ async def _bench(
             results[case.name] = await run_case(admin if case.management else own, base, case, args.requests)
             r = results[case.name]
             print(f"  {case.name}: {r.get('p50_ms')} / {r.get('p99_ms')} ms", file=sys.stderr, flush=True)
-        extra = await optional_routes(own, base, gateway.pid, args.requests, values["last"])
+        extra = await optional_routes(own, admin, base, gateway.pid, args.requests, values["last"])
     gateway.check_alive()
     return {
         "meta": {
