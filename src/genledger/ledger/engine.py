@@ -43,9 +43,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the writer; NORMAL syncs at checkpoints, so a commit
     # survives a crash of the gateway (not of the machine) without an fsync per request.
+    # The wait first: switching a new file to WAL needs the lock another instance may hold
+    # while it migrates, and without a busy timeout that is an instant "database is locked".
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 

@@ -81,9 +81,9 @@ class SQLiteSink:
     def _connect(self, *, wait_ms: int, autocheckpoint: bool) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, isolation_level=None)
         # As the engine's connections (engine.py): WAL, and a sync at checkpoints only.
+        connection.execute(f"PRAGMA busy_timeout={wait_ms}")  # first: WAL may wait for the lock
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(f"PRAGMA busy_timeout={wait_ms}")
         if not autocheckpoint:
             connection.execute("PRAGMA wal_autocheckpoint=0")
         return connection
