@@ -25,10 +25,8 @@ from genledger.core.activity import (
 from genledger.core.generation import Generation
 from genledger.core.stores import GenerationFilter
 from tests.ledger import test_list_contract as contract
-from tests.ledger.test_store_contract import Stores
+from tests.ledger.conftest import Stores  # the `stores` fixture: memory, SQLite, PostgreSQL
 
-database_url = contract.database_url  # memory, SQLite, PostgreSQL
-stores = contract.stores
 record = contract.record
 
 T0 = datetime(2026, 11, 1, 22, 30, tzinfo=UTC)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,36 +10,9 @@ import pytest
 from genledger.core.generation import Generation
 from genledger.core.ids import new_generation_id
 from genledger.core.stores import Cursor, GenerationFilter
-from genledger.ledger import Ledger
-from tests.inprocess.stores import MemoryGenerationStore, MemoryKeyStore
-from tests.ledger.test_store_contract import Stores
-from tests.services import postgres_database
+from tests.ledger.conftest import Stores
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str | None]:
-    if request.param == "memory":
-        yield None
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/list.db"
-    else:
-        with postgres_database() as url:
-            yield url
-
-
-@pytest.fixture
-async def stores(database_url: str | None) -> AsyncIterator[Stores]:
-    if database_url is None:
-        keys = MemoryKeyStore()
-        yield Stores(keys, MemoryGenerationStore(keys))
-        return
-    ledger = await Ledger.open(database_url)
-    try:
-        yield Stores(ledger.keys, ledger.generations)
-    finally:
-        await ledger.close()
 
 
 def record(key_id: str, minute: int, **fields) -> Generation:

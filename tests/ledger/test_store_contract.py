@@ -3,8 +3,6 @@ in-memory stores of the in-process tier (so that tier cannot drift from the real
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,40 +10,8 @@ import pytest
 from genledger.core.generation import Generation
 from genledger.core.ids import new_generation_id
 from genledger.core.keys import KeyExists, Refusal
-from genledger.core.stores import GenerationStore, KeyStore, PeriodStarts, PeriodUsage
-from genledger.ledger import Ledger
-from tests.inprocess.stores import MemoryGenerationStore, MemoryKeyStore
-from tests.services import postgres_database
-
-
-@dataclass
-class Stores:
-    keys: KeyStore
-    generations: GenerationStore
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str | None]:
-    if request.param == "memory":
-        yield None
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/contract.db"
-    else:
-        with postgres_database() as url:
-            yield url
-
-
-@pytest.fixture
-async def stores(database_url: str | None) -> AsyncIterator[Stores]:
-    if database_url is None:
-        keys = MemoryKeyStore()
-        yield Stores(keys, MemoryGenerationStore(keys))
-        return
-    ledger = await Ledger.open(database_url)
-    try:
-        yield Stores(ledger.keys, ledger.generations)
-    finally:
-        await ledger.close()
+from genledger.core.stores import PeriodStarts, PeriodUsage
+from tests.ledger.conftest import Stores
 
 
 def generation(key_id: str, charge: int, created_at: datetime | None = None) -> Generation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_WAL_ATTEMPTS = 250  # 5 s of 20 ms waits
 _PG_MIGRATION_LOCK = 0x67656E6C  # an advisory lock id, so instances starting together migrate once
 
 
@@ -43,10 +45,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the writer; NORMAL syncs at checkpoints, so a commit
     # survives a crash of the gateway (not of the machine) without an fsync per request.
-    # The wait first: switching a new file to WAL needs the lock another instance may hold
-    # while it migrates, and without a busy timeout that is an instant "database is locked".
     cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Switching a new file to WAL takes an exclusive lock, and SQLite may refuse it at once,
+    # without its busy handler, while another instance is switching or migrating the same new
+    # file (seen: instances starting together, about one time in five): try again briefly.
+    # Once the file is in WAL mode the pragma needs no lock; this runs as a connection opens.
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except Exception as exc:
+            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.02)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
