@@ -1,0 +1,92 @@
+"""The command's Typer apps and what every command shares: consoles, settings, the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
+
+from genledger.config import ConfigError, Settings, load_settings
+from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_decimal
+from genledger.ledger import Ledger, MigrationError
+
+if TYPE_CHECKING:
+    pass
+
+
+app = typer.Typer(
+    help="genledger: an LLM gateway that records what every call did and cost.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Create, list and disable API keys.", no_args_is_help=True)
+generations_app = typer.Typer(help="Read generations from the ledger.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(generations_app, name="generations")
+
+
+def _out() -> Console:
+    # Built per call, so the terminal's width (COLUMNS) is read when printing.
+    return Console()
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (or $GENLEDGER_CONFIG).", show_default=False),
+]
+DEMO_KEY_NAME = "demo"
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        _err().print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]]) -> T:
+    """``work`` on the open ledger; exit 1 if it cannot be opened. ``work``'s errors propagate."""
+
+    async def run() -> T:
+        # Only the opening is guarded: work raises ValueErrors of its own (KeyExists) that its
+        # command reports, and they must not read as a ledger that failed to open.
+        try:
+            ledger = await Ledger.open(settings.database_url)
+        except (OSError, ValueError, MigrationError, SQLAlchemyError) as exc:
+            where, why = escape(settings.database_url), escape(str(exc).splitlines()[0])
+            _err().print(f"[red]error:[/red] cannot open the ledger at {where}: {why}", soft_wrap=True)
+            raise typer.Exit(1) from None
+        try:
+            return await work(ledger)
+        finally:
+            await ledger.close()
+
+    return asyncio.run(run())
+
+
+def _dollars(pico: int) -> str:
+    return f"{to_decimal(pico).normalize():f}"
+
+
+def _usd(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return limit_to_pico(Decimal(value))
+    except (InvalidOperation, PriceError):
+        _err().print(
+            f"[red]error:[/red] --limit must be a USD amount from 0 to {MAX_LIMIT_USD}, got {value!r}"
+        )
+        raise typer.Exit(2) from None

@@ -1,0 +1,145 @@
+"""``genledger keys ...``: create, list, read the usage of and disable API keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from genledger.ledger import KeyExists, Ledger
+
+if TYPE_CHECKING:
+    pass
+
+from genledger.cli._app import (
+    ConfigOption,
+    _dollars,
+    _err,
+    _out,
+    _settings,
+    _usd,
+    _with_ledger,
+    keys_app,
+)
+
+
+class LimitResetChoice(StrEnum):
+    daily = "daily"
+    weekly = "weekly"
+    monthly = "monthly"
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="A unique name for the key.")],
+    limit: Annotated[str | None, typer.Option("--limit", help="Spending limit in USD.")] = None,
+    limit_reset: Annotated[
+        LimitResetChoice | None,
+        typer.Option("--limit-reset", help="Reset the limit every day, week or month."),
+    ] = None,
+    rpm: Annotated[int | None, typer.Option("--rpm", min=0, help="Requests per minute (0: none).")] = None,
+    tpm: Annotated[int | None, typer.Option("--tpm", min=0, help="Tokens per minute (0: none).")] = None,
+    management: Annotated[bool, typer.Option("--management", help="A key for the management API.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Create a key and print its secret (shown once; only a hash is stored).
+
+    Exits 1 if a key with that name exists already, 2 on a bad option.
+    """
+    settings = _settings(config)
+    limit_pico = _usd(limit)
+
+    async def create(ledger: Ledger) -> str:
+        _, secret = await ledger.keys.create(
+            name,
+            limit_pico=limit_pico,
+            limit_reset=limit_reset.value if limit_reset else None,
+            management=management,
+            requests_per_minute=rpm,
+            tokens_per_minute=tpm,
+        )
+        return secret
+
+    try:
+        secret = _with_ledger(settings, create)
+    except KeyExists as exc:
+        _err().print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    _out().print(secret, soft_wrap=True, highlight=False)
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOption = None) -> None:
+    """List keys with their limits and usage."""
+    settings = _settings(config)
+    keys = _with_ledger(settings, lambda ledger: ledger.keys.list())
+    table = Table(
+        "name",
+        "label",
+        "limit (USD)",
+        "reset",
+        "usage (USD)",
+        "rpm",
+        "tpm",
+        "disabled",
+        "management",
+        "created",
+    )
+    for key in keys:
+        table.add_row(
+            key.name,
+            key.label,
+            "-" if key.limit_pico is None else _dollars(key.limit_pico),
+            key.limit_reset or "-",
+            _dollars(key.usage_pico),
+            "-" if key.requests_per_minute is None else str(key.requests_per_minute),
+            "-" if key.tokens_per_minute is None else str(key.tokens_per_minute),
+            "yes" if key.disabled else "no",
+            "yes" if key.is_management else "no",
+            key.created_at.isoformat(timespec="seconds"),
+        )
+    _out().print(table)
+
+
+@keys_app.command("usage")
+def keys_usage(
+    name: Annotated[str, typer.Argument(help="The key's name.")],
+    days: Annotated[int, typer.Option(min=1, help="How many days back.")] = 30,
+    config: ConfigOption = None,
+) -> None:
+    """Print a key's usage by UTC day."""
+    settings = _settings(config)
+
+    async def usage(ledger: Ledger) -> list[tuple[str, int, int]] | None:
+        key = await ledger.keys.find_by_name(name)
+        if key is None:
+            return None
+        since = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+            days=days - 1
+        )
+        return await ledger.generations.usage_by_day(key.id, since)
+
+    rows = _with_ledger(settings, usage)
+    if rows is None:
+        _err().print(f"[red]error:[/red] no key named {name!r}")
+        raise typer.Exit(1)
+    table = Table("day (UTC)", "generations", "usage (USD)", title=f"{name}: last {days} days")
+    for day, count, pico in rows:
+        table.add_row(day, str(count), _dollars(pico))
+    table.add_row("total", str(sum(r[1] for r in rows)), _dollars(sum(r[2] for r in rows)), style="bold")
+    _out().print(table)
+
+
+@keys_app.command("disable")
+def keys_disable(
+    name: Annotated[str, typer.Argument(help="The key's name.")], config: ConfigOption = None
+) -> None:
+    """Disable a key: its requests get 401 from then on."""
+    settings = _settings(config)
+    if not _with_ledger(settings, lambda ledger: ledger.keys.set_disabled(name)):
+        _err().print(f"[red]error:[/red] no key named {name!r}")
+        raise typer.Exit(1)
+    _out().print(f"disabled {name}")
