@@ -31,7 +31,15 @@ from genledger.ledger.generations import generation_from_row, generation_row
 from genledger.ledger.schema import generations as generations_table
 from tests.contract import GENERATION_KEYS
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "generation-api.md"
+# shared/ stands beside the checkout (as CI lays it out); any folder above it will do.
+REFERENCE = next(
+    (
+        folder / "shared" / "reference" / "generation-api.md"
+        for folder in Path(__file__).resolve().parents
+        if (folder / "shared" / "reference" / "generation-api.md").exists()
+    ),
+    Path("shared/reference/generation-api.md"),
+)
 
 
 def reference_keys() -> list[str]:
