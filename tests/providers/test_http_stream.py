@@ -1,7 +1,10 @@
-"""HttpUpstream.sse_data against a real aiohttp server: how long a stream line may be."""
+"""HttpUpstream.sse_data against a real aiohttp server: how lines are cut out of network reads,
+how long a stream line may be, and how long a line may take to arrive."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,10 +26,35 @@ async def one_long_event(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# What the upstream writes, one network write per item (a float is a pause in seconds).
+SCRIPTS: dict[str, list[bytes | float]] = {
+    "together": [b"data: one\n\ndata: two\n\n: ping\n\ndata: three\n\n"],
+    "byte by byte": [bytes([b]) for b in b"data: one\n\ndata: two\n\n"],
+    "split mid-line": [b"data: o", 0.01, b"ne\n", 0.01, b"\ndata: tw", 0.01, b"o\n\n"],
+    "crlf": [b"data: one\r\n\r\ndata: two\r\n\r\n"],
+    "no newline at the end": [b"data: one\n\ndata: two"],
+    # Bytes keep coming, but the line never ends: the wait for a line is what is timed.
+    "trickle": [b"data: one\n\n"] + [item for _ in range(40) for item in (b"x", 0.05)],
+}
+
+
+async def scripted(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    for item in SCRIPTS[request.query["script"]]:
+        if isinstance(item, float):
+            await asyncio.sleep(item)
+        else:
+            await response.write(item)
+    await response.write_eof()
+    return response
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/stream", one_long_event)
+    app.router.add_post("/scripted", scripted)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -42,10 +70,11 @@ def failure(kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
     return UpstreamFailure(kind, message, provider_name="Acme", **kwargs)
 
 
-async def payloads(url: str, size: int) -> list[bytes]:
-    upstream = HttpUpstream(ProviderConfig(kind="openai", base_url=url), {}, provider_name="Acme")
+async def payloads(url: str, size: int = 0, **config: Any) -> list[bytes]:
+    upstream = HttpUpstream(ProviderConfig(kind="openai", base_url=url, **config), {}, provider_name="Acme")
     try:
-        context, response = await upstream.open_stream(f"{url}?size={size}", b"{}", failure, "Acme")
+        target = f"{url}{'&' if '?' in url else '?'}size={size}"
+        context, response = await upstream.open_stream(target, b"{}", failure, "Acme")
         try:
             return [data async for data in upstream.sse_data(response, failure)]
         finally:
@@ -65,3 +94,29 @@ async def test_a_longer_line_is_an_invalid_response_not_an_internal_error(server
         await payloads(server, 2 * MiB)
     assert caught.value.kind is FailureKind.INVALID_RESPONSE
     assert caught.value.message == "Acme: oversized line"
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("together", [b"one", b"two", b"three"]),
+        ("byte by byte", [b"one", b"two"]),
+        ("split mid-line", [b"one", b"two"]),
+        ("crlf", [b"one", b"two"]),
+        ("no newline at the end", [b"one", b"two"]),
+    ],
+)
+async def test_events_are_cut_out_of_whatever_each_read_brings(server, script, expected):
+    url = server.replace("/stream", "/scripted")
+    assert await payloads(f"{url}?script={script}") == expected
+
+
+async def test_a_line_that_trickles_in_without_ending_is_a_stall(server):
+    # A byte every 50 ms for 2 s: each read gets data, but no line ends within the 0.5 s limit.
+    url = server.replace("/stream", "/scripted")
+    started = time.monotonic()
+    with pytest.raises(UpstreamFailure) as caught:
+        await payloads(f"{url}?script=trickle", stream_idle_timeout=0.5)
+    assert caught.value.kind is FailureKind.TIMEOUT
+    assert "no chunk for 0.5s" in caught.value.message
+    assert time.monotonic() - started < 1.9

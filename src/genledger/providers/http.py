@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import orjson
+from aiohttp import http_exceptions
 
 from genledger.config import ProviderConfig
 from genledger.core.chat import Completion
@@ -144,22 +145,54 @@ class HttpUpstream:
         The first may take the provider's ``timeout`` to come, each later one
         ``stream_idle_timeout`` (any line, a comment or ping too, restarts the wait);
         a longer wait ends the stream with a TIMEOUT failure.
+
+        Reads take whatever has arrived (one await per network read, not one per line: a
+        read often holds several events) and split it into lines here. The wait for a line
+        runs until the line is complete, so a peer that trickles a line byte by byte is
+        cut off all the same; a line longer than ``_MAX_SSE_LINE`` is INVALID_RESPONSE.
         """
         content = response.content
         deadline = ReadDeadline(content, self._config.timeout, "first chunk")
         first = True
+        pending: list[bytes] = []  # the start of a line whose end has not come yet
+        pending_size = 0
+        waiting = False  # for a line: from the first read after the last line, to its end
         try:
             while True:
-                deadline.start()
-                line = await content.readline(max_line_length=_MAX_SSE_LINE)
+                if not waiting:
+                    deadline.start()
+                    waiting = True
+                block = await content.readany()
+                end = block.find(b"\n")
+                if block and end < 0:  # no line ended yet: keep waiting for the rest of it
+                    pending.append(block)
+                    pending_size += len(block)
+                    if pending_size > _MAX_SSE_LINE:
+                        raise http_exceptions.LineTooLong(pending[0][:100], _MAX_SSE_LINE)
+                    continue
                 deadline.stop()
-                if not line:
+                waiting = False
+                if pending:
+                    if pending_size + end > _MAX_SSE_LINE:
+                        raise http_exceptions.LineTooLong(pending[0][:100], _MAX_SSE_LINE)
+                    pending.append(block)
+                    block = b"".join(pending)
+                    pending.clear()
+                    pending_size = 0
+                lines = block.split(b"\n")
+                if end >= 0:  # else the stream is over, and its last line ends with it
+                    rest = lines.pop()
+                    if rest:
+                        pending.append(rest)
+                        pending_size = len(rest)
+                for line in lines:
+                    if line.startswith(b"data:"):
+                        if first:
+                            first = False
+                            deadline.expect(self._config.stream_idle_timeout, "chunk")
+                        yield line[5:].strip()
+                if end < 0:
                     return
-                if line.startswith(b"data:"):
-                    if first:
-                        first = False
-                        deadline.expect(self._config.stream_idle_timeout, "chunk")
-                    yield line[5:].strip()
         except TRANSPORT_ERRORS as exc:
             raise self._failure(exc, failure, answered=True) from None
         finally:
