@@ -69,7 +69,9 @@ def _config(workdir: Path, upstream: str) -> Path:
     config = workdir / "bench.toml"
     config.write_text(
         f'database_url = "sqlite+aiosqlite:///{workdir / "ledger.db"}"\n\n'
-        f'[providers.fake]\nkind = "openai"\nbase_url = "{upstream}"\ndisplay_name = "Fake"\n\n'
+        f'[providers.fake]\nkind = "openai"\nbase_url = "{upstream}"\ndisplay_name = "Fake"\n'
+        # Under valgrind the gateway is ~50x slower: no timeout may fire for that.
+        "timeout = 600\nconnect_timeout = 120\nstream_idle_timeout = 600\n\n"
         f'[models."{MODEL}"]\nprovider = "fake"\nupstream_model = "fast"\n'
         'prompt_price = "0.15"\ncompletion_price = "0.60"\n'
     )

@@ -76,7 +76,7 @@ async def payloads(url: str, size: int = 0, **config: Any) -> list[bytes]:
         target = f"{url}{'&' if '?' in url else '?'}size={size}"
         context, response = await upstream.open_stream(target, b"{}", failure, "Acme")
         try:
-            return [data async for data in upstream.sse_data(response, failure)]
+            return [data async for payloads in upstream.sse_data(response, failure) for data in payloads]
         finally:
             await context.__aexit__(None, None, None)
     finally:

@@ -139,8 +139,8 @@ class HttpUpstream:
 
     async def sse_data(
         self, response: aiohttp.ClientResponse, failure: FailureFactory
-    ) -> AsyncIterator[bytes]:
-        """The ``data:`` payloads of a server-sent event stream (one per event).
+    ) -> AsyncIterator[list[bytes]]:
+        """The ``data:`` payloads of a server-sent event stream, as many as each read brought.
 
         The first may take the provider's ``timeout`` to come, each later one
         ``stream_idle_timeout`` (any line, a comment or ping too, restarts the wait);
@@ -185,12 +185,12 @@ class HttpUpstream:
                     if rest:
                         pending.append(rest)
                         pending_size = len(rest)
-                for line in lines:
-                    if line.startswith(b"data:"):
-                        if first:
-                            first = False
-                            deadline.expect(self._config.stream_idle_timeout, "chunk")
-                        yield line[5:].strip()
+                payloads = [line[5:].strip() for line in lines if line.startswith(b"data:")]
+                if payloads:
+                    if first:
+                        first = False
+                        deadline.expect(self._config.stream_idle_timeout, "chunk")
+                    yield payloads
                 if end < 0:
                     return
         except TRANSPORT_ERRORS as exc:
@@ -270,11 +270,12 @@ class HttpProvider(abc.ABC):
     ) -> EventStream:
         translator = self._translator()
         try:
-            async for data in self._http.sse_data(response, self._failure):
-                for event in translator.feed_data(data):
-                    yield event
-                if translator.finished:
-                    return
+            async for payloads in self._http.sse_data(response, self._failure):
+                for data in payloads:
+                    for event in translator.feed_data(data):
+                        yield event
+                    if translator.finished:
+                        return
             raise self._failure(
                 FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream {translator.unfinished}"
             )
