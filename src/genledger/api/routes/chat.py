@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
+from genledger.api.event_stream import EventStreamResponse
 from genledger.api.openai_chat import completion_json, sse
 from genledger.api.responses import json_response, services_of
 from genledger.api.wire import parse_chat_request
 from genledger.gateway.completions import RequestContext
-
-_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def chat_completions(request: Request) -> Response:
@@ -30,5 +29,5 @@ async def chat_completions(request: Request) -> Response:
     )
     if chat.stream:
         relay = await services.completions.stream(key, chat, context)
-        return StreamingResponse(sse(relay), media_type="text/event-stream", headers=_STREAM_HEADERS)
+        return EventStreamResponse(sse(relay))
     return json_response(completion_json(await services.completions.complete(key, chat, context)))

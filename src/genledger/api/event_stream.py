@@ -1,0 +1,62 @@
+"""A streamed answer (server-sent events) that stops its stream when the caller leaves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class EventStreamResponse(Response):
+    """Sends each frame of ``frames`` as it comes; closes ``frames`` however the answer ends.
+
+    Starlette's ``StreamingResponse`` learns that the caller left (on servers of ASGI spec
+    2.3, uvicorn's) from a task group per response, which cost about 5% of a streamed
+    request's CPU. Here one plain task waits for ``http.disconnect`` and cancels the
+    sending task; the cancellation is taken back once the frames are closed, so the
+    stream's own clean-up (recording the cancelled generation) runs and the app returns
+    normally.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, frames: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> None:
+        self.frames = frames
+        self.status_code = 200
+        self.background = None
+        self.init_headers({**_STREAM_HEADERS, **(headers or {})})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sender = asyncio.current_task()
+        assert sender is not None
+        ended = False  # the last frame is on its way: a disconnect now changes nothing
+        left = False
+
+        async def watch() -> None:
+            nonlocal left
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not ended:
+                left = True
+                sender.cancel()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for frame in self.frames:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            ended = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not left:
+                raise
+            sender.uncancel()
+        finally:
+            watcher.cancel()
+            aclose = getattr(self.frames, "aclose", None)
+            if aclose is not None:
+                await aclose()
