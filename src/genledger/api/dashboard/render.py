@@ -1,0 +1,91 @@
+"""HTML for the dashboard: the Jinja environment, its filters, and the headers every page has.
+
+Autoescaping is on for every template, so a model name, a user id or a metadata value is
+always text. No page has inline script or style: the Content-Security-Policy forbids both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import jinja2
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from genledger.core.money import to_decimal
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+def usd(pico: int | None, places: int = 6) -> str:
+    """Picodollars as dollars, exactly rounded to ``places`` decimals."""
+    if pico is None:
+        return "—"
+    return f"${to_decimal(pico):,.{places}f}"
+
+
+def amount(pico: int) -> str:
+    """Picodollars as a plain USD number a form field can send back: ``12.5``."""
+    return format(to_decimal(pico).normalize(), "f")
+
+
+def milliseconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} ms"
+
+
+def when(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def share(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(usd=usd, amount=amount, ms=milliseconds, when=when, share=share)
+    return env
+
+
+class SecurityHeaders:
+    """Pure ASGI: the CSP and friends on every dashboard response; no caching of pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/dashboard/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.extend(SECURITY_HEADERS)
+                if not static:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
