@@ -222,7 +222,12 @@ async def test_the_management_key_sees_every_key_and_the_detail_names_the_owner(
     detail = await dash.http.get(f"/dashboard/generations/{theirs.id}")
     assert detail.status_code == 200 and "key <b>bob</b>" in detail.text
     # The demo model's prices: 0.5 prompt, 1.5 completion, 0.25 cached, per million tokens.
-    assert "$0.000002" in detail.text and "$0.000003" in detail.text and "Reasoning" in detail.text
+    assert (
+        "$0.000002<" in detail.text
+        and "$0.0000015<" in detail.text
+        and "$0.000003<" in detail.text
+        and "Reasoning" in detail.text
+    )
     assert "today's prices" in detail.text  # the record says 3_000_000 pico, not the parts' sum
     overview = await dash.http.get("/dashboard/overview?window=30d")
     assert "Top keys" in overview.text and ">bob<" in overview.text
@@ -386,9 +391,9 @@ async def test_the_overview_sums_the_window_and_notes_reservations(dash: Dash):
     await dash.sign_in(dash.admin)
     day = await dash.http.get("/dashboard/overview")
     assert re.search(r'id="total-requests">1<', day.text)
-    assert re.search(r'id="reserved">\$0\.500000 <small>\(1 key\)', day.text)
+    assert re.search(r'id="reserved">\$0\.50 <small>\(1 key\)', day.text)
     week = await dash.http.get("/dashboard/overview?window=7d")
     assert re.search(r'id="total-requests">2<', week.text) and "50.0%" in week.text
     await dash.sign_in(dash.alice)
     own = await dash.http.get("/dashboard/overview")
-    assert re.search(r'id="reserved">\$0\.500000', own.text)
+    assert re.search(r'id="reserved">\$0\.50', own.text)

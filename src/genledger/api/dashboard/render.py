@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import jinja2
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genledger.core.money import to_decimal
@@ -31,11 +33,18 @@ SECURITY_HEADERS = [
 ]
 
 
-def usd(pico: int | None, places: int = 6) -> str:
-    """Picodollars as dollars, exactly rounded to ``places`` decimals."""
+def usd(pico: int | None) -> str:
+    """Picodollars as exact dollars: at least 2 decimals, at most the 12 a picodollar needs."""
     if pico is None:
         return "—"
-    return f"${to_decimal(pico):,.{places}f}"
+    text = f"{to_decimal(pico):,.12f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
+def json_value(value: Any) -> str:
+    """A contract field's value as its JSON text (strings as they are)."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 def amount(pico: int) -> str:
@@ -63,7 +72,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(usd=usd, amount=amount, ms=milliseconds, when=when, share=share)
+    env.filters.update(usd=usd, amount=amount, json_value=json_value, ms=milliseconds, when=when, share=share)
     return env
 
 

@@ -4,7 +4,7 @@
 
 function chartOptions(kind, width) {
   const usd = { label: "Spend (USD)", stroke: "#0b57d0", fill: "rgba(11,87,208,0.12)", width: 2,
-                value: (u, v) => v == null ? "" : "$" + v.toFixed(6), scale: "usd" };
+                value: (u, v) => v == null ? "" : "$" + Number(v.toPrecision(6)), scale: "usd" };
   const requests = { label: "Requests", stroke: "#8250df", width: 1.5, scale: "n" };
   const series = [{}, usd, requests];
   if (kind === "overview") {
@@ -17,7 +17,7 @@ function chartOptions(kind, width) {
     scales: { x: { time: true }, usd: {}, n: {} },
     axes: [
       {},
-      { scale: "usd", values: (u, vals) => vals.map((v) => "$" + v.toPrecision(3)) },
+      { scale: "usd", size: 90, values: (u, vals) => vals.map((v) => "$" + Number(v.toPrecision(2))) },
       { scale: "n", side: 1, grid: { show: false } },
     ],
   };
