@@ -7,6 +7,7 @@ generations, with no per-key ranking.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -132,7 +133,15 @@ class OverviewReader:
         async def by(grouping: Grouping, latency: bool = False) -> list[ActivityRow]:
             return await self._generations.activity(where, [grouping], latency=latency)
 
-        sums = {row.group[0]: row for row in await by(window.bucket)}
+        # The five groupings are independent reads: on SQLite each runs in its own pooled
+        # connection's thread, so they overlap instead of queueing.
+        every_key = await self._keys.list() if caller.is_management else []
+        groupings = [window.bucket, Grouping(By.USER), Grouping(By.SESSION)]
+        if caller.is_management:
+            groupings.append(Grouping(By.KEY))
+        models, *found = await asyncio.gather(by(MODEL, latency=True), *(by(g) for g in groupings))
+        series_rows, users, sessions, *by_key = found
+        sums = {row.group[0]: row for row in series_rows}
         series = [
             Point(label, row.requests, row.usage_pico, row.errors)
             if (row := sums.get(label)) is not None
@@ -140,9 +149,7 @@ class OverviewReader:
             for label in buckets(since, now, window.bucket)
         ]
         if caller.is_management:
-            every_key = await self._keys.list()
-            names = {key.id: key.name for key in every_key}
-            keys = _ranked(await by(Grouping(By.KEY)), names)
+            keys = _ranked(by_key[0], {key.id: key.name for key in every_key})
             in_flight = [key for key in every_key if key.reserved_pico > 0]
         else:
             own = await self._keys.find_by_id(caller.id)
@@ -151,10 +158,10 @@ class OverviewReader:
             window=window,
             since=since,
             series=series,
-            models=_ranked(await by(MODEL, latency=True)),
+            models=_ranked(models),
             keys=keys,
-            users=_ranked(await by(Grouping(By.USER))),
-            sessions=_ranked(await by(Grouping(By.SESSION))),
+            users=_ranked(users),
+            sessions=_ranked(sessions),
             reserved_pico=sum(key.reserved_pico for key in in_flight),
             reserving_keys=len(in_flight),
         )
