@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import secrets
 import statistics
 import sys
 import tempfile
@@ -205,6 +207,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Given to the gateway, so that it writes no secret file beside the bench's database.
+    os.environ.setdefault("GENLEDGER_DASHBOARD_SECRET", secrets.token_hex(32))
     children = Children()
     try:
         with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="genledger-dashbench-") as tmp:
