@@ -39,6 +39,7 @@ DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_MAX_CONNECTIONS = 256
 DEFAULT_TOTAL_TIMEOUT_S = 300.0
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+MIN_DASHBOARD_SECRET = 32
 DEMO_PROVIDER = "demo"
 DEMO_MODEL = "genledger/demo"
 
@@ -209,6 +210,12 @@ class Settings(BaseSettings):
     models: dict[str, ModelConfig] = Field(default_factory=_demo_models)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    dashboard_secret: SecretStr | None = Field(
+        default=None,
+        min_length=MIN_DASHBOARD_SECRET,
+        description="signs the dashboard's session cookies (GENLEDGER_DASHBOARD_SECRET); when unset, "
+        "a SQLite ledger keeps a generated one beside its file",
+    )
 
     @classmethod
     def settings_customise_sources(

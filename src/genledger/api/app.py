@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from genledger.api.dashboard import dashboard_mount, environment
 from genledger.api.errors import on_gateway_error, on_http_exception
 from genledger.api.middleware import BodyLimit, UnexpectedErrors
 from genledger.api.routes.activity import get_activity
@@ -64,7 +65,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 await app.state.services.aclose()
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, dashboard_mount()],
         # Outermost of ours, so that it also answers for a failure in BodyLimit; Starlette's own
         # ServerErrorMiddleware is left only what this one re-raises.
         middleware=[
@@ -74,6 +75,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         exception_handlers={GatewayError: on_gateway_error, HTTPException: on_http_exception},
         lifespan=lifespan,
     )
+    app.state.dashboard_templates = environment()
     if services is not None:
         app.state.services = services  # usable without a lifespan (httpx's ASGITransport)
     return app

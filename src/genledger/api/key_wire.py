@@ -151,7 +151,11 @@ def _changes(body: dict[str, Any]) -> dict[str, Any]:
 
 def parse_key_create(raw: bytes) -> dict[str, Any]:
     """Arguments of ``KeyStore.create`` from a ``POST /keys`` body."""
-    body = _body(raw)
+    return key_create_arguments(_body(raw))
+
+
+def key_create_arguments(body: dict[str, Any]) -> dict[str, Any]:
+    """Arguments of ``KeyStore.create`` from a parsed body (the API's, or the dashboard's form)."""
     if "name" not in body:
         raise BadRequest("'name' is required", metadata={"param": "name"})
     changes = _changes(body)
@@ -163,7 +167,11 @@ def parse_key_create(raw: bytes) -> dict[str, Any]:
 
 def parse_key_update(raw: bytes) -> dict[str, Any]:
     """Arguments of ``KeyStore.update`` from a ``PATCH /keys/{hash}`` body."""
-    body = _body(raw)
+    return key_update_changes(_body(raw))
+
+
+def key_update_changes(body: dict[str, Any]) -> dict[str, Any]:
+    """Arguments of ``KeyStore.update`` from a parsed body (the API's, or the dashboard's form)."""
     changes = _changes(body)
     if "disabled" in body:
         if not isinstance(body["disabled"], bool):

@@ -56,6 +56,9 @@ def serve(
             f"-H 'Content-Type: application/json' -d '{body}'",
             soft_wrap=True,
         )
+    _out().print(
+        f"dashboard: http://{settings.host}:{settings.port}/dashboard (sign in with a key)", soft_wrap=True
+    )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),

@@ -32,8 +32,24 @@ class Cost:
     cache_discount: int
 
 
-def cost(usage: Usage, price: Price) -> Cost:
-    """The exact cost of ``usage`` at ``price``.
+@dataclass(frozen=True, slots=True)
+class CostParts:
+    """A generation's cost in picodollars, part by part: the parts sum to its total."""
+
+    prompt: int
+    cached_prompt: int
+    cache_write: int
+    completion: int
+    reasoning: int
+    cache_discount: int
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.cached_prompt + self.cache_write + self.completion + self.reasoning
+
+
+def cost_parts(usage: Usage, price: Price) -> CostParts:
+    """The exact cost of ``usage`` at ``price``, part by part.
 
     Prompt tokens read from the cache are billed at the cached price and written ones at
     the cache-write price; the rest at the prompt price. Reasoning tokens are billed at
@@ -50,15 +66,20 @@ def cost(usage: Usage, price: Price) -> Cost:
     plain_prompt = usage.prompt_tokens - cached - written
     reasoning = min(usage.reasoning_tokens, usage.completion_tokens)
     plain_completion = usage.completion_tokens - reasoning
-
-    total = (
-        plain_prompt * prompt_rate
-        + cached * cached_rate
-        + written * write_rate
-        + plain_completion * completion_rate
-        + reasoning * reasoning_rate
+    return CostParts(
+        prompt=plain_prompt * prompt_rate,
+        cached_prompt=cached * cached_rate,
+        cache_write=written * write_rate,
+        completion=plain_completion * completion_rate,
+        reasoning=reasoning * reasoning_rate,
+        cache_discount=cached * (prompt_rate - cached_rate),
     )
-    return Cost(total=total, cache_discount=cached * (prompt_rate - cached_rate))
+
+
+def cost(usage: Usage, price: Price) -> Cost:
+    """The exact cost of ``usage`` at ``price`` (the sum of :func:`cost_parts`)."""
+    parts = cost_parts(usage, price)
+    return Cost(total=parts.total, cache_discount=parts.cache_discount)
 
 
 def worst_case(prompt_tokens: int, max_output_tokens: int, price: Price) -> int:

@@ -32,7 +32,10 @@ class Authenticator:
         secret = secret.strip()
         if scheme.lower() != "bearer" or not secret or len(secret) > _MAX_KEY_LENGTH:
             raise Unauthorized("Malformed Authorization header: expected 'Bearer <key>'")
-        key_hash = hash_key(secret)
+        return await self.by_hash(hash_key(secret))
+
+    async def by_hash(self, key_hash: str) -> KeyRecord:
+        """The enabled key of hash ``key_hash`` (a dashboard session's), or 401."""
         now = time.monotonic()
         cached = self._cache.get(key_hash)
         if cached is not None and cached[0] > now:

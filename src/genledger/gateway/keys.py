@@ -16,6 +16,9 @@ from genledger.gateway.admission import Admission
 from genledger.gateway.auth import Authenticator
 from genledger.limits import RateLimits
 
+Records = list[KeyRecord]  # named here: inside KeyManager, ``list`` is the method
+Days = list[tuple[str, int, int]]
+
 
 def period_starts(now: datetime) -> PeriodStarts:
     """Where the UTC day, week (from Monday) and month containing ``now`` began."""
@@ -77,9 +80,21 @@ class KeyManager:
         self.require_management(caller)
         return await self._views(await self._keys.list())
 
+    async def records(self, caller: KeyRecord) -> Records:
+        """Every key, without its usage (names for a page of generations)."""
+        self.require_management(caller)
+        return await self._keys.list()
+
     async def get(self, caller: KeyRecord, key_hash: str) -> KeyView:
         self.require_management(caller)
         return await self._view(await self._target(key_hash))
+
+    async def usage_by_day(self, caller: KeyRecord, key_hash: str, days: int) -> Days:
+        """(UTC day, generations, picodollars) of the key's last ``days`` days with usage."""
+        self.require_management(caller)
+        key = await self._target(key_hash)
+        since = period_starts(datetime.now(UTC)).day - timedelta(days=days - 1)
+        return await self._generations.usage_by_day(key.id, since)
 
     async def create(self, caller: KeyRecord, arguments: dict[str, Any]) -> tuple[KeyView, str]:
         """A new key and its secret (shown this once). ``arguments`` as ``KeyStore.create`` takes."""

@@ -38,6 +38,17 @@ class LedgerReader:
             raise NotFound(f"No key with hash {api_key_hash}", metadata={"param": "api_key_hash"})
         return dataclasses.replace(where, key_id=key.id)
 
+    async def get(self, caller: KeyRecord, generation_id: str) -> Generation:
+        """One generation: the caller's own, or any (a management key). Another key's is
+        answered exactly like a missing one."""
+        if caller.is_management:
+            found = await self._generations.lookup(generation_id)
+        else:
+            found = await self._generations.get(generation_id, caller.id)
+        if found is None:
+            raise NotFound(f"Generation {generation_id} not found", metadata={"id": generation_id})
+        return found
+
     async def list(
         self,
         caller: KeyRecord,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -14,7 +15,9 @@ from genledger.gateway.auth import Authenticator
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog
 from genledger.gateway.completions import CompletionService
+from genledger.gateway.cookie_secret import SECRET_BYTES, cookie_secret
 from genledger.gateway.keys import KeyManager
+from genledger.gateway.overview import OverviewReader
 from genledger.gateway.reads import LedgerReader
 from genledger.ledger import Ledger
 from genledger.limits import RateLimiter
@@ -30,6 +33,7 @@ class Services:
 
     Built on the storage protocols, so tests can hand in-memory stores; :meth:`start`
     opens the real ledger. ``close_storage`` is awaited last by :meth:`aclose`.
+    ``dashboard_secret`` signs the dashboard's cookies (a random one when not given).
     """
 
     def __init__(
@@ -41,8 +45,10 @@ class Services:
         providers: dict[str, Provider],
         limiter: RateLimiter,
         close_storage: Callable[[], Awaitable[None]] | None = None,
+        dashboard_secret: bytes | None = None,
     ) -> None:
         self.settings = settings
+        self.dashboard_secret = dashboard_secret or secrets.token_bytes(SECRET_BYTES)
         self.generations = generations
         self.providers = providers
         self.limiter = limiter
@@ -56,6 +62,7 @@ class Services:
         admission = Admission(keys, limiter, settings.limits)
         self.keys = KeyManager(keys, generations, self.auth, admission)
         self.reads = LedgerReader(keys, generations)
+        self.overview = OverviewReader(keys, generations)
         self.completions = CompletionService(
             self.catalog,
             providers,
@@ -80,6 +87,7 @@ class Services:
             providers=providers,
             limiter=build_limiter(settings),
             close_storage=ledger.close,
+            dashboard_secret=cookie_secret(settings),
         )
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:

@@ -1,0 +1,43 @@
+"""The generations page's query string: the list API's own filters, so a view can be shared.
+
+An HTML form sends every field, empty or not, and cannot name a field ``metadata[team]``;
+:func:`canonical` drops the empty ones and turns ``metadata_key``/``metadata_value`` into
+``metadata[key]=value``, and the page redirects to that URL. What remains is parsed by the
+list API's grammar (``parse_list_query``), so a bad value is the same 400 naming it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from genledger.errors import BadRequest
+
+FORM_ONLY = ("metadata_key", "metadata_value")
+
+
+def canonical(pairs: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """The query string without the form's artefacts; None when it has none already."""
+    changed = False
+    kept: list[tuple[str, str]] = []
+    form = {name: value for name, value in pairs if name in FORM_ONLY}
+    for name, value in pairs:
+        if name in FORM_ONLY or not value:
+            changed = True
+            continue
+        kept.append((name, value))
+    key, value = form.get("metadata_key", "").strip(), form.get("metadata_value", "")
+    if key and not value:
+        raise BadRequest("'metadata_value' is needed with metadata_key", metadata={"param": "metadata_value"})
+    if value and not key:
+        raise BadRequest("'metadata_key' is needed with metadata_value", metadata={"param": "metadata_key"})
+    if key:
+        kept.append((f"metadata[{key}]", value))
+    return kept if changed else None
+
+
+def without(pairs: list[tuple[str, str]], *names: str) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in pairs if name not in names]
+
+
+def encode(pairs: list[tuple[str, str]]) -> str:
+    return urlencode(pairs)

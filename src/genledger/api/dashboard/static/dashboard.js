@@ -1,0 +1,45 @@
+// Charts for the figures that carry data-chart (JSON rendered by the server). Without
+// JavaScript the same figures are in the tables beside them.
+"use strict";
+
+function chartOptions(kind, width) {
+  const usd = { label: "Spend (USD)", stroke: "#0b57d0", fill: "rgba(11,87,208,0.12)", width: 2,
+                value: (u, v) => v == null ? "" : "$" + Number(v.toPrecision(6)), scale: "usd" };
+  const requests = { label: "Requests", stroke: "#8250df", width: 1.5, scale: "n" };
+  const series = [{}, usd, requests];
+  if (kind === "overview") {
+    series.push({ label: "Errors", stroke: "#b3261e", width: 1.5, scale: "n" });
+  }
+  return {
+    width: width,
+    height: 260,
+    series: series,
+    scales: { x: { time: true }, usd: {}, n: {} },
+    axes: [
+      {},
+      { scale: "usd", size: 90, values: (u, vals) => vals.map((v) => "$" + Number(v.toPrecision(2))) },
+      { scale: "n", side: 1, grid: { show: false } },
+    ],
+  };
+}
+
+function draw(figure) {
+  if (typeof uPlot === "undefined") {
+    return;
+  }
+  const data = JSON.parse(figure.dataset.chart);
+  const kind = figure.dataset.kind;
+  const columns = [data.x, data.usd, data.requests];
+  if (kind === "overview") {
+    columns.push(data.errors);
+  }
+  const width = Math.max(320, figure.clientWidth || 800);
+  const plot = new uPlot(chartOptions(kind, width), columns, figure);
+  window.addEventListener("resize", () => {
+    plot.setSize({ width: Math.max(320, figure.clientWidth || 800), height: 260 });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("figure[data-chart]").forEach(draw);
+});
