@@ -1,9 +1,10 @@
 """What genledger adds over calling the upstream directly: latency, throughput, CPU, memory.
 
 Starts the fake OpenAI upstream (``tests.fakes.openai_upstream``) and a real gateway
-(``genledger serve``) as separate processes, sends the same chat completion to both, one
-at a time and then at ``--concurrency`` connections, and checks afterwards that every
-successful gateway request has its row in the ledger. See ``bench/README.md``.
+(``genledger serve``) as separate processes, sends the same chat completion (streamed and
+not) and the same embeddings request to both, one at a time and then at ``--concurrency``
+connections, and checks afterwards that every successful gateway request has its row in the
+ledger. See ``bench/README.md``.
 
     cd /work/main && .venv/bin/python bench/gateway_overhead.py [--requests N] [--seconds S]
         [--concurrency C] [--rounds R] [--database sqlite|postgres] [--json out.json]
@@ -43,6 +44,9 @@ from yarl import URL
 ROOT: Final = Path(__file__).resolve().parent.parent
 MODEL_SLUG: Final = "bench/model"
 UPSTREAM_MODEL: Final = "fast"
+EMBEDDING_SLUG: Final = "bench/embedding"
+UPSTREAM_EMBEDDING_MODEL: Final = "embed"
+EMBEDDING_INPUT: Final = ["The first text to embed for the benchmark.", "And a second one."]
 PROMPT: Final = [{"role": "user", "content": "Say hello to the benchmark in a few words."}]
 DONE: Final = b"data: [DONE]\n\n"
 POSTGRES_HOST: Final = "127.0.0.1:5432"
@@ -59,7 +63,7 @@ REQUEST_TIMEOUT_S: Final = 60.0
 TARGET_ADDED_MEDIAN_MS: Final = 1.0
 TARGET_THROUGHPUT_PCT: Final = 8.0
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
-MODES: Final = ("non_streamed", "streamed")
+MODES: Final = ("non_streamed", "streamed", "embeddings")
 
 T = TypeVar("T")
 
@@ -183,7 +187,13 @@ def write_config(workdir: Path, database_url: str, upstream_base_url: str) -> Pa
         'provider = "fake"\n'
         f'upstream_model = "{UPSTREAM_MODEL}"\n'
         'prompt_price = "0.15"\n'
-        'completion_price = "0.60"\n'
+        'completion_price = "0.60"\n\n'
+        f'[models."{EMBEDDING_SLUG}"]\n'
+        'provider = "fake"\n'
+        'kind = "embeddings"\n'
+        f'upstream_model = "{UPSTREAM_EMBEDDING_MODEL}"\n'
+        'prompt_price = "0.02"\n'
+        'completion_price = "0"\n'
     )
     return config
 
@@ -366,6 +376,10 @@ def chat_body(model: str, stream: bool) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def embedding_body(model: str) -> bytes:
+    return json.dumps({"model": model, "input": EMBEDDING_INPUT}, separators=(",", ":")).encode()
+
+
 async def sequential(targets: list[Target], stream: bool, n: int) -> dict[str, list[float]]:
     """``n`` requests one at a time per target, alternating blocks so machine noise hits both."""
     latencies: dict[str, list[float]] = {t.name: [] for t in targets}
@@ -399,7 +413,7 @@ async def throughput(target: Target, stream: bool, concurrency: int, seconds: fl
 
 
 async def warm_up(target: Target, concurrency: int) -> None:
-    for stream in (False, True):
+    for stream in target.bodies:
         for _ in range(WARMUP_REQUESTS):
             await target.call(stream)
 
@@ -464,13 +478,16 @@ def _ms(seconds: float) -> float:
 
 
 async def run_round(
-    index: int, direct: Target, gateway: Target, meters: dict[str, Meter], args: argparse.Namespace
+    index: int, targets: dict[str, tuple[Target, Target]], meters: dict[str, Meter], args: argparse.Namespace
 ) -> dict[str, Any]:
-    """One round's figures: sequential latency and throughput, non-streamed and streamed."""
+    """One round's figures: sequential latency and throughput of each mode (chat non-streamed and
+    streamed, embeddings); ``targets`` holds each mode's (direct, gateway) pair."""
     figures: dict[str, Any] = {"sequential": {}, "throughput": {}}
-    pair = [direct, gateway] if index % 2 == 0 else [gateway, direct]
-    for mode, stream in zip(MODES, (False, True), strict=True):
-        latencies, cpu = await meters["gateway"].measure(sequential(pair, stream, args.requests))
+    for mode in MODES:
+        direct, gateway = targets[mode]
+        stream = mode == "streamed"
+        pair = [direct, gateway] if index % 2 == 0 else [gateway, direct]
+        latencies, cpu = await meters[f"gateway/{mode}"].measure(sequential(pair, stream, args.requests))
         if not latencies["direct"] or not latencies["gateway"]:
             raise BenchError(f"no successful {mode} request: {direct.failures} {gateway.failures}")
         seq: dict[str, float] = {}
@@ -484,7 +501,7 @@ async def run_round(
 
         tput: dict[str, Any] = {}
         for target in pair:
-            rate, cpu = await meters[target.name].measure(
+            rate, cpu = await meters[f"{target.name}/{mode}"].measure(
                 throughput(target, stream, args.concurrency, args.seconds)
             )
             tput[f"{target.name}_rps"] = round(rate, 1)
@@ -545,11 +562,32 @@ async def _bench(
             gateway_session,
             {stream: chat_body(MODEL_SLUG, stream) for stream in (False, True)},
         )
+        direct_embeddings = Target(
+            "direct",
+            URL(upstream_base + "/embeddings"),
+            direct_session,
+            {False: embedding_body(UPSTREAM_EMBEDDING_MODEL)},
+        )
+        gateway_embeddings = Target(
+            "gateway",
+            URL(gateway_url + "/api/v1/embeddings"),
+            gateway_session,
+            {False: embedding_body(EMBEDDING_SLUG)},
+        )
+        targets = {
+            "non_streamed": (direct, gateway),
+            "streamed": (direct, gateway),
+            "embeddings": (direct_embeddings, gateway_embeddings),
+        }
         print(f"warming up ({args.database}) ...", file=sys.stderr, flush=True)
-        await warm_up(direct, args.concurrency)
-        await warm_up(gateway, args.concurrency)
-        meters = {t.name: Meter(gateway_process, upstream, t) for t in (direct, gateway)}
-        rounds = [await run_round(i, direct, gateway, meters, args) for i in range(args.rounds)]
+        for target in (direct, gateway, direct_embeddings, gateway_embeddings):
+            await warm_up(target, args.concurrency)
+        meters = {
+            f"{t.name}/{mode}": Meter(gateway_process, upstream, t)
+            for mode, pair in targets.items()
+            for t in pair
+        }
+        rounds = [await run_round(i, targets, meters, args) for i in range(args.rounds)]
     for child in (gateway_process, upstream):
         child.check_alive()
     # Counted while the gateway still runs: each row was committed before its answer.
@@ -560,21 +598,23 @@ async def _bench(
         name: round(_status_kib(child.pid, "VmHWM") / 1024, 1)
         for name, child in (("gateway", gateway_process), ("upstream", upstream))
     }
-    return assemble(args, revision, rounds, durability(counted, direct, gateway), peak_rss_mib)
+    checks = durability(counted, [direct, direct_embeddings], [gateway, gateway_embeddings])
+    return assemble(args, revision, rounds, checks, peak_rss_mib)
 
 
-def durability(counted: dict[str, int], direct: Target, gateway: Target) -> dict[str, Any]:
+def durability(counted: dict[str, int], directs: list[Target], gateways: list[Target]) -> dict[str, Any]:
     """Every successful gateway request has exactly its row in the ledger, and nothing failed."""
+    everyone = directs + gateways
     figures: dict[str, Any] = {
         **counted,
-        "gateway_ok": gateway.total_ok,
-        "gateway_ok_streamed": gateway.ok[True],
-        "non_200_or_failed": direct.failed + gateway.failed,
-        "failures": direct.failures + gateway.failures,
+        "gateway_ok": sum(g.total_ok for g in gateways),
+        "gateway_ok_streamed": sum(g.ok[True] for g in gateways),
+        "non_200_or_failed": sum(t.failed for t in everyone),
+        "failures": [failure for t in everyone for failure in t.failures],
     }
     figures["passed"] = (
-        counted["rows"] == gateway.total_ok
-        and counted["streamed_rows"] == gateway.ok[True]
+        counted["rows"] == figures["gateway_ok"]
+        and counted["streamed_rows"] == figures["gateway_ok_streamed"]
         and counted["cancelled_rows"] == 0
         and figures["non_200_or_failed"] == 0
     )

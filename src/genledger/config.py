@@ -42,6 +42,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIN_DASHBOARD_SECRET = 32
 DEMO_PROVIDER = "demo"
 DEMO_MODEL = "genledger/demo"
+DEMO_EMBEDDING_MODEL = "genledger/demo-embedding"
 
 
 class ConfigError(Exception):
@@ -103,10 +104,30 @@ class ProviderConfig(_Strict):
 
 
 class EndpointConfig(_Strict):
-    """Another provider that can serve a model, tried in order when the ones before fail."""
+    """Another provider that can serve a model, tried in order when the ones before fail.
+
+    Its prices default to the model's; set them when this provider charges otherwise
+    (``provider.sort`` and ``provider.max_price`` compare endpoints by them).
+    """
 
     provider: str
     upstream_model: str | None = None
+    prompt_price: Decimal | None = None
+    completion_price: Decimal | None = None
+
+    @field_validator("prompt_price", "completion_price")
+    @classmethod
+    def _exact(cls, value: Decimal | None) -> Decimal | None:
+        return _exact_price(value)
+
+
+def _exact_price(value: Decimal | None) -> Decimal | None:
+    if value is not None:
+        try:
+            per_token_pico(value)
+        except PriceError as exc:
+            raise ValueError(str(exc)) from None
+    return value
 
 
 class ModelConfig(_Strict):
@@ -116,6 +137,9 @@ class ModelConfig(_Strict):
     upstream_model: str | None = None
     fallbacks: list[EndpointConfig] = Field(default_factory=list)
     name: str | None = None
+    kind: Literal["chat", "embeddings"] = Field(
+        default="chat", description="chat: chat and prompt completions; embeddings: /embeddings"
+    )
     prompt_price: Decimal
     completion_price: Decimal
     cached_prompt_price: Decimal | None = None
@@ -129,12 +153,7 @@ class ModelConfig(_Strict):
     )
     @classmethod
     def _exact(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None:
-            try:
-                per_token_pico(value)
-            except PriceError as exc:
-                raise ValueError(str(exc)) from None
-        return value
+        return _exact_price(value)
 
     @property
     def price(self) -> Price:
@@ -190,7 +209,15 @@ def _demo_models() -> dict[str, ModelConfig]:
             cached_prompt_price=Decimal("0.25"),
             context_length=8192,
             max_output_tokens=1024,
-        )
+        ),
+        DEMO_EMBEDDING_MODEL: ModelConfig(
+            provider=DEMO_PROVIDER,
+            name="genledger: Demo Embedding",
+            kind="embeddings",
+            prompt_price=Decimal("0.02"),
+            completion_price=Decimal("0"),
+            context_length=8192,
+        ),
     }
 
 

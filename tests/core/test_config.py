@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from genledger.config import DEMO_MODEL, ConfigError, load_settings
+from genledger.config import DEMO_EMBEDDING_MODEL, DEMO_MODEL, ConfigError, load_settings
 
 
 def write(tmp_path, text):
@@ -38,7 +38,7 @@ def test_defaults_run_the_demo_on_a_sqlite_file(monkeypatch):
     monkeypatch.delenv("GENLEDGER_DATABASE_URL", raising=False)
     settings = load_settings()
     assert settings.database_url == "sqlite:///genledger.db"
-    assert list(settings.models) == [DEMO_MODEL]
+    assert list(settings.models) == [DEMO_MODEL, DEMO_EMBEDDING_MODEL]
     assert settings.providers["demo"].kind == "demo"
 
 

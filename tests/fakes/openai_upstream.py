@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible upstream: ``POST /v1/chat/completions`` (JSON and SSE), ``GET /v1/models``.
+"""A fake OpenAI-compatible upstream: ``POST /v1/chat/completions`` (JSON and SSE), ``POST /v1/embeddings``,
+``POST /v1/completions`` (legacy prompt completions, JSON and SSE), ``GET /v1/models``.
 
 Deterministic replies:
 
@@ -15,11 +16,20 @@ Deterministic replies:
   ``stream_options.include_usage`` a ``choices: []`` usage chunk (other chunks carry ``"usage": null``),
   then ``data: [DONE]``.
 
+* Embeddings: one vector per input of ``dimensions`` (default :data:`EMBEDDING_DIMENSIONS`) floats
+  from :func:`fake_vector`; ``prompt_tokens`` = characters of all inputs // 4 (at least 1 each),
+  a token array counting its length.
+* Prompt completions: the same ``n`` words as chat, as ``choices[].text``; ``prompt_tokens`` from the
+  prompt's characters; streams send one chunk per word, a finish chunk, the usage chunk, ``[DONE]``.
+
+Every behaviour (status, stall, die mid-stream, ...) applies to all three routes alike.
+
 Run: ``python -m tests.fakes.openai_upstream --port 9100``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -47,6 +57,21 @@ TOOL_ARGUMENTS: Final = dumps({"city": "Paris"}).decode()
 DONE_EVENT: Final = b"data: [DONE]\n\n"
 GARBAGE_EVENT: Final = b"data: " + GARBAGE_BODY + b"\n\n"
 DEFAULT_PORT: Final = 9100
+EMBEDDING_DIMENSIONS: Final = 8
+EMBEDDINGS_PATH: Final = "/v1/embeddings"
+COMPLETIONS_PATH: Final = "/v1/completions"
+
+
+def fake_vector(text: str, dimensions: int) -> list[float]:
+    """The fake's embedding of ``text``: deterministic, each float in [-1, 1)."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [(digest[i % 32] - 128) / 128 for i in range(dimensions)]
+
+
+def embedding_tokens(inputs: Any) -> int:
+    items = inputs if isinstance(inputs, list) and not all(isinstance(t, int) for t in inputs) else [inputs]
+    return sum(len(item) if isinstance(item, list) else char_tokens(len(str(item))) for item in items)
+
 
 _ERROR_TYPES: Final[dict[int, tuple[str, str | None]]] = {
     400: ("invalid_request_error", None),
@@ -106,20 +131,40 @@ class FakeOpenAIUpstream(FakeUpstream):
         data = [{"id": m, "object": "model", "created": created, "owned_by": "fake"} for m in self.models]
         return dumps({"object": "list", "data": data})
 
+    def make_app(self) -> web.Application:
+        app = super().make_app()
+        app.router.add_post(EMBEDDINGS_PATH, self.handle_generation)
+        app.router.add_post(COMPLETIONS_PATH, self.handle_generation)
+        return app
+
     # -- requests
 
     def check(self, request: web.Request, body: dict[str, Any]) -> web.Response | None:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return self.error_response(400, message="you must provide a model parameter")
+        # The renderers tell the routes apart by these fields, which only their own route accepts.
+        if request.path == EMBEDDINGS_PATH:
+            if not body.get("input") or "messages" in body or "prompt" in body:
+                return self.error_response(400, message="'input' is required")
+            if body.get("stream"):
+                return self.error_response(400, message="embeddings cannot be streamed")
+            return None
+        if request.path == COMPLETIONS_PATH:
+            if not isinstance(body.get("prompt"), str | list) or "messages" in body or "input" in body:
+                return self.error_response(400, message="'prompt' is required")
+            return None
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return self.error_response(400, message="'messages' must be a non-empty array")
         return None
 
     def _reply(self, body: dict[str, Any], behavior: Behavior) -> _Reply:
-        messages = body["messages"]
-        prompt_tokens = prompt_tokens_of(messages)
+        if "prompt" in body:
+            prompt = body["prompt"]
+            prompt_tokens = char_tokens(len(prompt if isinstance(prompt, str) else dumps(prompt)))
+        else:
+            prompt_tokens = prompt_tokens_of(body["messages"])
         tool_name = _tool_to_call(body)
         if tool_name is not None:
             n, finish, completion = 0, "tool_calls", TOOL_CALL_TOKENS
@@ -154,7 +199,75 @@ class FakeOpenAIUpstream(FakeUpstream):
 
     # -- responses
 
+    def _embeddings_json(self, body: dict[str, Any]) -> bytes:
+        inputs = body["input"]
+        items = (
+            inputs if isinstance(inputs, list) and not all(isinstance(t, int) for t in inputs) else [inputs]
+        )
+        dimensions = body.get("dimensions") or EMBEDDING_DIMENSIONS
+        tokens = embedding_tokens(inputs)
+        data = [
+            {"object": "embedding", "index": i, "embedding": fake_vector(dumps(item).decode(), dimensions)}
+            for i, item in enumerate(items)
+        ]
+        return dumps(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    def _text_json(self, body: dict[str, Any], behavior: Behavior) -> bytes:
+        reply = self._reply(body, behavior)
+        choice = {
+            "text": " " + words(reply.n),
+            "index": 0,
+            "logprobs": None,
+            "finish_reason": reply.finish_reason,
+        }
+        return dumps(
+            {
+                "id": f"cmpl-fake{self.next_id()}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": reply.model,
+                "system_fingerprint": "fp_fake",
+                "choices": [choice],
+                "usage": {
+                    key: reply.usage[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+                },
+            }
+        )
+
+    def _text_stream(self, body: dict[str, Any], behavior: Behavior) -> StreamPlan:
+        reply = self._reply(body, behavior)
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        base = {
+            "id": f"cmpl-fake{self.next_id()}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": reply.model,
+        }
+
+        def chunk(text: str, finish_reason: str | None = None) -> bytes:
+            choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}
+            return _sse({**base, "choices": [choice]})
+
+        tail = [chunk("", reply.finish_reason)]
+        if include_usage:
+            usage = {key: reply.usage[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
+            tail.append(_sse({**base, "choices": [], "usage": usage}))
+        tail.append(DONE_EVENT)
+        return StreamPlan([], [chunk(" " + WORD)] * reply.n, tail)
+
     def render_json(self, body: dict[str, Any], behavior: Behavior) -> bytes:
+        if "input" in body:
+            return self._embeddings_json(body)
+        if "prompt" in body:
+            return self._text_json(body, behavior)
         reply = self._reply(body, behavior)
         number = self.next_id()
         message: dict[str, Any]
@@ -182,6 +295,8 @@ class FakeOpenAIUpstream(FakeUpstream):
         )
 
     def render_stream(self, body: dict[str, Any], behavior: Behavior) -> StreamPlan:
+        if "prompt" in body:
+            return self._text_stream(body, behavior)
         reply = self._reply(body, behavior)
         number = self.next_id()
         options = body.get("stream_options")

@@ -22,11 +22,14 @@ from genledger.gateway.catalog import Catalog
 from genledger.gateway.completions import CompletionService, RequestContext
 from genledger.limits.ratelimit import MemoryRateLimiter
 from genledger.metrics import Metrics
-from tests.inprocess.scripted import ScriptedProvider
+from tests.inprocess.scripted import ScriptedEmbedder, ScriptedProvider
 from tests.inprocess.stores import MemoryGenerationStore, MemoryKeyStore
 
 MODEL = "acme/chat"
 OTHER_MODEL = "acme/other"
+EMBED_MODEL = "acme/embed"  # embeddings on primary (1 USD/M input tokens), then secondary (0.5)
+PLAIN_EMBED_MODEL = "acme/plain-embed"  # embeddings on a provider that does not offer them
+PRICED_MODEL = "acme/priced"  # chat on primary at 3/4 USD per M, then secondary at 1/1
 PROMPT_PRICE = Decimal("1")  # USD per million tokens: 1_000_000 picodollars per token
 COMPLETION_PRICE = Decimal("2")
 
@@ -50,6 +53,7 @@ class Gateway:
     secondary: ScriptedProvider
     clock: Clock
     background: list[Coroutine[Any, Any, None]] = field(default_factory=list)
+    plain: ScriptedProvider = field(default_factory=lambda: ScriptedProvider("plain", "Plain"))
 
     async def key(self, name: str = "alice", **kwargs: Any) -> KeyRecord:
         return (await self.keys.create(name, **kwargs))[0]
@@ -89,7 +93,7 @@ def build() -> BuildGateway:
     ) -> Gateway:
         settings = load_settings(
             None,
-            providers={"primary": {"kind": "demo"}, "secondary": {"kind": "demo"}},
+            providers={"primary": {"kind": "demo"}, "secondary": {"kind": "demo"}, "plain": {"kind": "demo"}},
             models={
                 MODEL: {
                     "provider": "primary",
@@ -105,19 +109,40 @@ def build() -> BuildGateway:
                     "completion_price": "4",
                     "max_output_tokens": 100,
                 },
+                EMBED_MODEL: {
+                    "provider": "primary",
+                    "upstream_model": "up-embed",
+                    "kind": "embeddings",
+                    "fallbacks": [{"provider": "secondary", "prompt_price": "0.5"}],
+                    "prompt_price": "1",
+                    "completion_price": "0",
+                },
+                PLAIN_EMBED_MODEL: {
+                    "provider": "plain",
+                    "kind": "embeddings",
+                    "prompt_price": "1",
+                    "completion_price": "0",
+                },
+                PRICED_MODEL: {
+                    "provider": "primary",
+                    "fallbacks": [{"provider": "secondary", "prompt_price": "1", "completion_price": "1"}],
+                    "prompt_price": "3",
+                    "completion_price": "4",
+                    "max_output_tokens": 100,
+                },
             },
         )
         keys = MemoryKeyStore()
         generations = MemoryGenerationStore(keys)
         primary, secondary = (
-            ScriptedProvider("primary", "Primary"),
-            ScriptedProvider("secondary", "Secondary"),
+            ScriptedEmbedder("primary", "Primary"),
+            ScriptedEmbedder("secondary", "Secondary"),
         )
         clock = Clock()
         gateway = Gateway(None, keys, generations, primary, secondary, clock)  # type: ignore[arg-type]
         gateway.service = CompletionService(
             Catalog.from_settings(settings),
-            {"primary": primary, "secondary": secondary},
+            {"primary": primary, "secondary": secondary, "plain": gateway.plain},
             generations,
             Admission(keys, MemoryRateLimiter(), LimitsConfig(**limits)),
             Breakers(breaker_failures, breaker_cooldown, clock=clock),

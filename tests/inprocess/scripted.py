@@ -7,10 +7,11 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from genledger.core.chat import Choice, Completion
+from genledger.core.embeddings import Embeddings
 from genledger.core.events import Finish, Identified, ProviderEvent, TextDelta, UsageReport
 from genledger.core.failures import FailureKind, UpstreamFailure
 from genledger.core.usage import Usage
-from genledger.providers.base import EventStream, UpstreamCall
+from genledger.providers.base import EmbeddingCall, EventStream, PromptCall, UpstreamCall
 
 Step = ProviderEvent | UpstreamFailure | asyncio.Event
 """An event to yield, a failure to raise, or an event to wait for."""
@@ -110,3 +111,22 @@ class ScriptedProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+class ScriptedEmbedder(ScriptedProvider):
+    """Scripted, and also answering embeddings (one vector per input) and prompt completions.
+
+    An embeddings call runs its script like a whole answer: the script's usage is reported
+    and its text ignored; each input's vector is ``(len(input), index)``.
+    """
+
+    async def embed(self, call: EmbeddingCall) -> Embeddings:
+        completion = await self.complete(call)  # type: ignore[arg-type]  # records the call alike
+        vectors = tuple((float(len(item)), float(index)) for index, item in enumerate(call.request.inputs))
+        return Embeddings(vectors=vectors, usage=completion.usage, upstream_id=completion.upstream_id)
+
+    async def complete_prompt(self, call: PromptCall) -> Completion:
+        return await self.complete(call)  # type: ignore[arg-type]
+
+    async def stream_prompt(self, call: PromptCall) -> EventStream:
+        return await self.stream(call)  # type: ignore[arg-type]

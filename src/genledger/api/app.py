@@ -15,6 +15,7 @@ from genledger.api.errors import on_gateway_error, on_http_exception
 from genledger.api.middleware import BodyLimit, UnexpectedErrors
 from genledger.api.routes.activity import get_activity
 from genledger.api.routes.chat import chat_completions
+from genledger.api.routes.embeddings import embeddings
 from genledger.api.routes.generations import export_generations, get_generation, list_generations
 from genledger.api.routes.keys import (
     create_key,
@@ -25,8 +26,15 @@ from genledger.api.routes.keys import (
     list_keys,
     update_key,
 )
-from genledger.api.routes.models import list_models
+from genledger.api.routes.models import (
+    count_models,
+    get_model,
+    list_endpoints,
+    list_models,
+    list_providers,
+)
 from genledger.api.routes.ops import health, metrics
+from genledger.api.routes.text_completions import text_completions
 from genledger.config import Settings
 from genledger.errors import GatewayError
 from genledger.gateway.services import Services
@@ -41,6 +49,12 @@ ROUTES = [
     Route("/api/v1/generations/export", export_generations, methods=["GET"]),
     Route("/api/v1/activity", get_activity, methods=["GET"]),
     Route("/api/v1/models", list_models, methods=["GET"]),
+    Route("/api/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/api/v1/completions", text_completions, methods=["POST"]),
+    Route("/api/v1/models/count", count_models, methods=["GET"]),
+    Route("/api/v1/models/{author}/{slug}/endpoints", list_endpoints, methods=["GET"]),
+    Route("/api/v1/model/{author}/{slug}", get_model, methods=["GET"]),
+    Route("/api/v1/providers", list_providers, methods=["GET"]),
     Route("/api/v1/key", current_key, methods=["GET"]),
     Route("/api/v1/credits", credits, methods=["GET"]),
     Route("/api/v1/keys", list_keys, methods=["GET"]),

@@ -8,6 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from genledger.gateway.completions import RequestContext
 from genledger.gateway.services import Services
 
 
@@ -20,3 +21,15 @@ def json_response(content: Any, status_code: int = 200, headers: dict[str, str] 
 def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+def request_context(request: Request, received_at: float) -> RequestContext:
+    """What the headers say about the caller, for the record (OpenRouter's attribution headers)."""
+    headers = request.headers
+    return RequestContext(
+        received_at=received_at,
+        http_referer=headers.get("http-referer") or headers.get("referer"),
+        user_agent=headers.get("user-agent"),
+        app_title=headers.get("x-title") or headers.get("x-openrouter-title"),
+        request_id=headers.get("x-request-id"),
+    )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, cast
 
 import orjson
 
-from genledger.core.chat import ChatRequest, ProviderPreferences
+from genledger.core.chat import SORTS, ChatRequest, MaxPrice, ProviderPreferences, SortBy
 from genledger.errors import BadRequest
 from genledger.gateway.catalog import ModelEntry
 
@@ -55,6 +56,60 @@ MAX_METADATA_VALUE = 512
 def _type_name(types: tuple[type, ...]) -> str:
     names = {int: "integer", float: "number", str: "string", list: "array", dict: "object", bool: "boolean"}
     return " or ".join(names[t] for t in types)
+
+
+def load_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object; a 400 otherwise."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """The fields every inference request shares: what to route, and what to record it under."""
+
+    model: str
+    fallback_models: tuple[str, ...]
+    provider: ProviderPreferences
+    user: str | None
+    session_id: str | None
+    metadata: dict[str, str] | None
+
+
+ROUTING_FIELDS = frozenset({"model", "models", "provider", "user", "session_id", "metadata"})
+
+
+def parse_routing(body: dict[str, Any], *, session_header: str | None = None) -> Routing:
+    """``model`` (or the first of ``models``), ``provider``, ``user``, ``session_id``, ``metadata``."""
+    fallback_models = _fallback_models(body.get("models"))
+    model = body.get("model")
+    if model is None and fallback_models:
+        model = fallback_models[0]
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' is required and must be a non-empty string", metadata={"param": "model"})
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise BadRequest("'user' must be a string", metadata={"param": "user"})
+    return Routing(
+        model=model,
+        fallback_models=fallback_models,
+        provider=_provider_preferences(body.get("provider")),
+        user=user,
+        session_id=_session_id(body.get("session_id"), session_header),
+        metadata=_metadata(body.get("metadata")),
+    )
+
+
+def refuse_unknown(body: dict[str, Any], known: frozenset[str]) -> None:
+    """A 400 naming the first field outside ``known`` that is set (null counts as unset)."""
+    for name, value in body.items():
+        if name not in known and value is not None:
+            raise BadRequest(f"'{name}' is not supported on this route", metadata={"param": name})
 
 
 def parse_chat_request(raw: bytes, *, session_header: str | None = None) -> ChatRequest:
@@ -204,23 +259,94 @@ def _fallback_models(value: Any) -> tuple[str, ...]:
     return models
 
 
+_PROVIDER_FIELDS = frozenset(
+    {"order", "only", "ignore", "allow_fallbacks", "sort", "max_price", "require_parameters"}
+)
+_MAX_PRICE_FIELDS = ("prompt", "completion", "request", "image", "audio")
+_PARTITIONS = ("model", "none")
+
+
+def _flag(value: dict[str, Any], name: str, default: bool) -> bool:
+    flag = value.get(name, default)
+    if flag is None:
+        return default
+    if not isinstance(flag, bool):
+        raise BadRequest(f"'provider.{name}' must be a boolean", metadata={"param": f"provider.{name}"})
+    return flag
+
+
+def _sort(value: Any) -> tuple[SortBy | None, Literal["model", "none"]]:
+    """``provider.sort``: a name, or ``{"by", "partition"}`` as OpenRouter's SDK sends it."""
+    by, partition = value, "model"
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"by", "partition"})
+        if unknown:
+            raise BadRequest(
+                f"'provider.sort.{unknown[0]}' is not supported",
+                metadata={"param": f"provider.sort.{unknown[0]}"},
+            )
+        by, partition = value.get("by"), value.get("partition") or "model"
+        if partition not in _PARTITIONS:
+            raise BadRequest(
+                "'provider.sort.partition' must be one of model, none",
+                metadata={"param": "provider.sort.partition"},
+            )
+    if by is None:
+        return None, cast(Literal["model", "none"], partition)
+    if by not in SORTS:
+        raise BadRequest(
+            f"'provider.sort' must be one of {', '.join(SORTS)}", metadata={"param": "provider.sort"}
+        )
+    return cast(SortBy, by), cast(Literal["model", "none"], partition)
+
+
+def _max_price(value: Any) -> MaxPrice | None:
+    """``provider.max_price``: USD per million tokens (per request or image), numbers or strings."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest("'provider.max_price' must be an object", metadata={"param": "provider.max_price"})
+    prices: dict[str, Decimal] = {}
+    for name, item in value.items():
+        param = f"provider.max_price.{name}"
+        if name not in _MAX_PRICE_FIELDS:
+            raise BadRequest(f"'{param}' is not supported", metadata={"param": param})
+        if item is None:
+            continue
+        try:
+            if isinstance(item, bool) or not isinstance(item, int | float | str):
+                raise ValueError
+            price = Decimal(str(item))
+            if not price.is_finite():
+                raise ValueError
+        except (ValueError, ArithmeticError):
+            raise BadRequest(f"'{param}' must be a number", metadata={"param": param}) from None
+        prices[name] = price
+    return MaxPrice(**prices)
+
+
 def _provider_preferences(value: Any) -> ProviderPreferences:
-    """OpenRouter's ``provider`` object; the fields genledger does not route on are ignored."""
+    """OpenRouter's ``provider`` object; a field genledger does not honour is a 400 naming it."""
     if value is None:
         return ProviderPreferences()
     if not isinstance(value, dict):
         raise BadRequest("'provider' must be an object", metadata={"param": "provider"})
-    allow_fallbacks = value.get("allow_fallbacks", True)
-    if allow_fallbacks is None:
-        allow_fallbacks = True
-    if not isinstance(allow_fallbacks, bool):
-        raise BadRequest("'provider.allow_fallbacks' must be a boolean", metadata={"param": "provider"})
+    for name in value:
+        if name not in _PROVIDER_FIELDS and value[name] is not None:
+            raise BadRequest(
+                f"'provider.{name}' is not supported by this gateway", metadata={"param": f"provider.{name}"}
+            )
     only = value.get("only")
+    sort, partition = _sort(value.get("sort"))
     return ProviderPreferences(
         order=_strings("provider.order", value["order"]) if value.get("order") is not None else (),
         only=_strings("provider.only", only) if only is not None else None,
         ignore=_strings("provider.ignore", value["ignore"]) if value.get("ignore") is not None else (),
-        allow_fallbacks=allow_fallbacks,
+        allow_fallbacks=_flag(value, "allow_fallbacks", True),
+        sort=sort,
+        sort_partition=partition,
+        max_price=_max_price(value.get("max_price")),
+        require_parameters=_flag(value, "require_parameters", False),
     )
 
 
@@ -232,7 +358,7 @@ def parse_generation_id(value: str | None) -> str:
     return value.strip()
 
 
-def _per_token(price_per_million: Decimal | None) -> str:
+def per_token(price_per_million: Decimal | None) -> str:
     if price_per_million is None:
         return "0"
     return format((price_per_million / 1_000_000).normalize(), "f")
@@ -248,22 +374,16 @@ def model_json(entry: ModelEntry) -> dict[str, Any]:
         "created": 0,
         "description": f"{entry.name}, served by genledger provider '{entry.endpoints[0].provider}'",
         "context_length": entry.context_length,
-        "architecture": {
-            "modality": "text->text",
-            "input_modalities": ["text"],
-            "output_modalities": ["text"],
-            "tokenizer": "Other",
-            "instruct_type": None,
-        },
+        "architecture": architecture_json(entry),
         "pricing": {
-            "prompt": _per_token(price.prompt),
-            "completion": _per_token(price.completion),
+            "prompt": per_token(price.prompt),
+            "completion": per_token(price.completion),
             "request": "0",
             "image": "0",
             "web_search": "0",
-            "internal_reasoning": _per_token(price.reasoning or price.completion),
-            "input_cache_read": _per_token(price.cached_prompt or price.prompt),
-            "input_cache_write": _per_token(price.cache_write or price.prompt),
+            "internal_reasoning": per_token(price.reasoning or price.completion),
+            "input_cache_read": per_token(price.cached_prompt or price.prompt),
+            "input_cache_write": per_token(price.cache_write or price.prompt),
         },
         "top_provider": {
             "context_length": entry.context_length,
@@ -271,5 +391,26 @@ def model_json(entry: ModelEntry) -> dict[str, Any]:
             "is_moderated": False,
         },
         "per_request_limits": None,
-        "supported_parameters": sorted(["max_tokens", "stream", "user", *_PASSTHROUGH]),
+        "default_parameters": None,
+        "supported_voices": None,
+        "links": {"details": f"/api/v1/models/{entry.slug}/endpoints"},
+        "supported_parameters": supported_parameters(entry),
+    }
+
+
+def supported_parameters(entry: ModelEntry) -> list[str]:
+    """The request parameters the model's routes accept and pass on."""
+    if entry.kind == "embeddings":
+        return ["dimensions", "encoding_format", "input_type", "user"]
+    return sorted(["max_tokens", "stream", "user", *_PASSTHROUGH])
+
+
+def architecture_json(entry: ModelEntry) -> dict[str, Any]:
+    output = "embeddings" if entry.kind == "embeddings" else "text"
+    return {
+        "modality": f"text->{output}",
+        "input_modalities": ["text"],
+        "output_modalities": [output],
+        "tokenizer": "Other",
+        "instruct_type": None,
     }

@@ -6,7 +6,8 @@ A streamed answer arrives as :mod:`genledger.core.events` instead.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal, Protocol
 
 from genledger.core.usage import Usage
 
@@ -14,17 +15,66 @@ from genledger.core.usage import Usage
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error"})
 
 
+SortBy = Literal["price", "throughput", "latency"]
+SORTS: tuple[SortBy, ...] = ("price", "throughput", "latency")
+
+
+@dataclass(frozen=True, slots=True)
+class MaxPrice:
+    """OpenRouter's ``provider.max_price``: the dearest prices a caller accepts.
+
+    USD per million tokens for ``prompt`` and ``completion``, USD per request or image for
+    ``request``, ``image`` and ``audio`` (genledger charges none of them, so those only bound at zero).
+    """
+
+    prompt: Decimal | None = None
+    completion: Decimal | None = None
+    request: Decimal | None = None
+    image: Decimal | None = None
+    audio: Decimal | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderPreferences:
     """OpenRouter's ``provider`` routing object: which endpoints to use, in which order.
 
-    Names match a provider's config key or its display name, ignoring case.
+    Names match a provider's config key or its display name, ignoring case. ``sort``
+    orders the endpoints by price (the catalog's), throughput or latency (measured by this
+    gateway); ``sort_partition`` "model" sorts each model's endpoints in the order the
+    models were named, "none" all of them together. ``require_parameters`` keeps only the
+    endpoints whose provider honours every parameter the request sets.
     """
 
     order: tuple[str, ...] = ()
     only: tuple[str, ...] | None = None
     ignore: tuple[str, ...] = ()
     allow_fallbacks: bool = True
+    sort: SortBy | None = None
+    sort_partition: Literal["model", "none"] = "model"
+    max_price: MaxPrice | None = None
+    require_parameters: bool = False
+
+
+class RoutedRequest(Protocol):
+    """What routing, admission and the ledger read of any request: chat, embeddings, ...
+
+    ``parameters()`` names the options the request sets that a provider must honour
+    (``provider.require_parameters``).
+    """
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def fallback_models(self) -> tuple[str, ...]: ...
+    @property
+    def provider(self) -> ProviderPreferences: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def metadata(self) -> dict[str, str] | None: ...
+    def parameters(self) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +97,13 @@ class ChatRequest:
     provider: ProviderPreferences = field(default_factory=ProviderPreferences)
     session_id: str | None = None
     metadata: dict[str, str] | None = None
+
+    def parameters(self) -> frozenset[str]:
+        """The options this request sets that a provider must honour."""
+        names = set(self.params)
+        if self.max_tokens is not None:
+            names.add("max_tokens")
+        return frozenset(names)
 
     def prompt_chars(self) -> int:
         """Characters of text in the prompt, for estimates before the upstream answers."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from genledger.core.chat import ChatRequest
 from genledger.core.pricing import Price, worst_case
@@ -13,6 +13,14 @@ LimitReset = Literal["daily", "weekly", "monthly"]
 LIMIT_RESETS: tuple[LimitReset, ...] = ("daily", "weekly", "monthly")
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 _TOKENS_PER_MESSAGE = 8  # role and separator tokens a chat template adds
+
+
+class Bounded(Protocol):
+    """A request other than chat, which bounds its own prompt (embeddings, prompt completions)."""
+
+    @property
+    def max_tokens(self) -> int | None: ...
+    def prompt_tokens_bound(self) -> int: ...
 
 
 def period_start(reset: str | None, now: datetime) -> datetime | None:
@@ -53,7 +61,7 @@ def prompt_tokens_upper_bound(request: ChatRequest) -> int:
     return total
 
 
-def max_output_tokens(request: ChatRequest, model_max: int | None, default: int) -> int:
+def max_output_tokens(request: ChatRequest | Bounded, model_max: int | None, default: int) -> int:
     """The most completion tokens the request can produce."""
     if request.max_tokens is not None:
         return request.max_tokens if model_max is None else min(request.max_tokens, model_max)
@@ -61,11 +69,16 @@ def max_output_tokens(request: ChatRequest, model_max: int | None, default: int)
 
 
 def reservation(
-    request: ChatRequest, price: Price, model_max_output: int | None, default_max_output: int
+    request: ChatRequest | Bounded, price: Price, model_max_output: int | None, default_max_output: int
 ) -> int:
     """Picodollars to reserve before calling the upstream: the request's worst-case cost."""
+    prompt = (
+        prompt_tokens_upper_bound(request)
+        if isinstance(request, ChatRequest)
+        else request.prompt_tokens_bound()
+    )
     return worst_case(
-        prompt_tokens_upper_bound(request),
+        prompt,
         max_output_tokens(request, model_max_output, default_max_output),
         price,
     )

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from genledger.config import LimitsConfig
 from genledger.core.chat import ChatRequest
-from genledger.core.credits import period_start, reservation
+from genledger.core.credits import Bounded, period_start, reservation
 from genledger.core.keys import KeyRecord, Refusal
 from genledger.core.money import to_decimal
+from genledger.core.pricing import Price
 from genledger.core.stores import KeyStore
 from genledger.errors import Forbidden, PaymentRequired, TooManyRequests
-from genledger.gateway.catalog import ModelEntry
 from genledger.limits import Decision, RateLimiter, RateLimits
 
 IN_FLIGHT_RETRY_AFTER_S = 1
+
+
+class Priced(Protocol):
+    """A way to serve a request, as a reservation sees it (a model entry or one endpoint)."""
+
+    @property
+    def price(self) -> Price: ...
+    @property
+    def max_output_tokens(self) -> int | None: ...
 
 
 def rate_limit_headers(decision: Decision) -> dict[str, str]:
@@ -45,10 +56,10 @@ class Admission:
             else self._config.tokens_per_minute,
         )
 
-    async def admit(self, key: KeyRecord, request: ChatRequest, entries: list[ModelEntry]) -> int:
+    async def admit(self, key: KeyRecord, request: ChatRequest | Bounded, entries: Sequence[Priced]) -> int:
         """Picodollars reserved for the request (0 for a key without a limit).
 
-        With fallback models the reservation covers the dearest of them.
+        With fallback models or endpoints the reservation covers the dearest of them.
         """
         if key.is_management:
             raise Forbidden("Management keys cannot make completions; use an ordinary key")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from genledger.config import ModelConfig, Settings
 from genledger.core.pricing import Price
@@ -12,10 +13,11 @@ from genledger.errors import BadRequest
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One provider serving one upstream model."""
+    """One provider serving one upstream model; ``price`` None: the model's."""
 
     provider: str
     upstream_model: str
+    price: Price | None = None
 
     @property
     def key(self) -> str:
@@ -30,19 +32,36 @@ class ModelEntry:
     price: Price
     context_length: int | None
     max_output_tokens: int | None
+    kind: Literal["chat", "embeddings"] = "chat"
 
     @classmethod
     def from_config(cls, slug: str, config: ModelConfig) -> ModelEntry:
+        price = config.price
         endpoints = [Endpoint(config.provider, config.upstream_model or slug)]
-        endpoints += [Endpoint(f.provider, f.upstream_model or slug) for f in config.fallbacks]
+        for fallback in config.fallbacks:
+            own = None
+            if fallback.prompt_price is not None or fallback.completion_price is not None:
+                own = replace(
+                    price,
+                    prompt=fallback.prompt_price if fallback.prompt_price is not None else price.prompt,
+                    completion=fallback.completion_price
+                    if fallback.completion_price is not None
+                    else price.completion,
+                )
+            endpoints.append(Endpoint(fallback.provider, fallback.upstream_model or slug, own))
         return cls(
             slug=slug,
             name=config.name or slug,
             endpoints=tuple(endpoints),
-            price=config.price,
+            price=price,
             context_length=config.context_length,
             max_output_tokens=config.max_output_tokens,
+            kind=config.kind,
         )
+
+    def price_of(self, endpoint: Endpoint) -> Price:
+        """What ``endpoint`` charges for this model."""
+        return endpoint.price if endpoint.price is not None else self.price
 
 
 class Catalog:
@@ -59,6 +78,12 @@ class Catalog:
         if entry is None:
             raise BadRequest(f"{slug} is not a valid model ID", metadata={"model": slug})
         return entry
+
+    def get(self, slug: str) -> ModelEntry | None:
+        return self._entries.get(slug)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def __iter__(self) -> Iterator[ModelEntry]:
         return iter(self._entries.values())

@@ -1,4 +1,5 @@
-"""Chat completions: admit, call the provider, price the usage, record the generation.
+"""Chat completions, prompt completions and embeddings: admit, call the provider, price the
+usage, record the generation (its ``api_type`` says which API served it).
 
 The record is committed before the caller gets the answer's last byte (the body of a
 non-streamed answer; ``[DONE]`` of a stream), so fetching it right after never 404s.
@@ -13,10 +14,11 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from genledger.core import pricing
-from genledger.core.chat import ChatRequest
+from genledger.core.chat import ChatRequest, Completion, RoutedRequest
+from genledger.core.embeddings import EmbeddingAnswer, EmbeddingRequest
 from genledger.core.events import (
     Answer,
     Failed,
@@ -34,15 +36,25 @@ from genledger.core.failures import RETRYABLE_KINDS, FailureKind, UpstreamFailur
 from genledger.core.generation import Generation, ProviderAttempt, token_counts
 from genledger.core.ids import new_generation_id
 from genledger.core.keys import KeyRecord
+from genledger.core.prompt import PromptRequest
 from genledger.core.stores import GenerationStore
 from genledger.core.usage import Usage
 from genledger.errors import BadGateway, GatewayError, from_upstream
 from genledger.gateway.admission import Admission
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog, ModelEntry
-from genledger.gateway.routing import Candidate, plan
+from genledger.gateway.measurements import Measurements
+from genledger.gateway.routing import Candidate, Operation, plan
 from genledger.metrics import Metrics
-from genledger.providers.base import EventStream, Provider, UpstreamCall
+from genledger.providers.base import (
+    Embedder,
+    EmbeddingCall,
+    EventStream,
+    PromptCall,
+    PromptCompleter,
+    Provider,
+    UpstreamCall,
+)
 
 log = logging.getLogger("genledger.completions")
 
@@ -92,10 +104,11 @@ class _Call:
     """One admitted request on its way through the provider endpoints that may serve it."""
 
     key: KeyRecord
-    request: ChatRequest
+    request: RoutedRequest
     context: RequestContext
     candidates: list[Candidate]
     reserved: int
+    api_type: str = "completions"
     generation_id: str = field(default_factory=new_generation_id)
     started: float = field(default_factory=time.perf_counter)
     attempts: list[ProviderAttempt] = field(default_factory=list)
@@ -117,6 +130,7 @@ class _Call:
         return Head(self.generation_id, self.entry.slug, self.provider.display_name, int(time.time()))
 
     def upstream(self, candidate: Candidate) -> UpstreamCall:
+        assert isinstance(self.request, ChatRequest)
         return UpstreamCall(
             self.request, candidate.endpoint.upstream_model, candidate.entry.max_output_tokens
         )
@@ -133,7 +147,8 @@ class _Call:
         attempt_status: int = 200,
         data_region: str,
     ) -> Generation:
-        cost = pricing.cost(usage, self.entry.price) if usage is not None else None
+        assert self.served is not None
+        cost = pricing.cost(usage, self.served.price) if usage is not None else None
         charge = cost.total if cost else 0
         served = ProviderAttempt(
             status=attempt_status,
@@ -146,6 +161,7 @@ class _Call:
             key_id=self.key.id,
             created_at=datetime.now(UTC),
             model=self.entry.slug,
+            api_type=self.api_type,
             upstream_id=upstream_id,
             provider_name=self.provider.display_name,
             total_cost_pico=charge,
@@ -189,6 +205,7 @@ class CompletionService:
         total_timeout: float,
         data_region: str = "global",
         spawn: Callable[[Coroutine[Any, Any, None]], None],
+        measurements: Measurements | None = None,
     ) -> None:
         self._catalog = catalog
         self._providers = providers
@@ -199,12 +216,22 @@ class CompletionService:
         self._total_timeout = total_timeout
         self._data_region = data_region
         self._spawn = spawn
+        self.measurements = measurements if measurements is not None else Measurements()
 
-    async def _admit(self, key: KeyRecord, request: ChatRequest, context: RequestContext) -> _Call:
-        candidates = plan(request, self._catalog, self._providers)
-        entries = list({id(c.entry): c.entry for c in candidates}.values())
-        reserved = await self.admission.admit(key, request, entries)
-        return _Call(key, request, context, candidates, reserved)
+    async def _admit(
+        self,
+        key: KeyRecord,
+        request: ChatRequest | EmbeddingRequest | PromptRequest,
+        context: RequestContext,
+        *,
+        operation: Operation = "chat",
+        api_type: str = "completions",
+    ) -> _Call:
+        candidates = plan(
+            request, self._catalog, self._providers, operation=operation, measurements=self.measurements
+        )
+        reserved = await self.admission.admit(key, request, candidates)
+        return _Call(key, request, context, candidates, reserved, api_type)
 
     async def _first_success(self, call: _Call, start: Callable[[Candidate], Awaitable[T]]) -> T:
         """Try the candidates in order until one answers; raise the caller-facing error if none.
@@ -235,6 +262,7 @@ class CompletionService:
                 self._metrics.attempt(
                     candidate.provider.display_name, "ok", time.perf_counter() - call.served_started
                 )
+                self.measurements.latency(endpoint, _ms_since(call.served_started))
                 call.served = candidate
                 return result
             self._metrics.attempt(
@@ -289,14 +317,62 @@ class CompletionService:
             await self.admission.release(call.key, call.reserved)
             raise
         self._metrics.recorded(generation, time.perf_counter() - started)
+        if generation.tokens_completion and generation.generation_time_ms and call.served is not None:
+            self.measurements.throughput(
+                call.served.endpoint.key,
+                generation.tokens_completion / (generation.generation_time_ms / 1000),
+            )
         if generation.tokens:
             await self.admission.used_tokens(call.key, generation.tokens)
 
     async def complete(self, key: KeyRecord, request: ChatRequest, context: RequestContext) -> Answer:
         """The whole answer, after its generation is committed."""
         call = await self._admit(key, request, context)
+        return await self._answer(call, lambda c: c.provider.complete(call.upstream(c)))
+
+    async def complete_prompt(
+        self, key: KeyRecord, request: PromptRequest, context: RequestContext
+    ) -> Answer:
+        """A legacy prompt completion, whole, on the endpoints whose provider offers it."""
+        call = await self._admit(key, request, context, operation="prompt")
+        return await self._answer(
+            call, lambda c: _prompt_completer(c).complete_prompt(_prompt_call(request, c))
+        )
+
+    async def embed(
+        self, key: KeyRecord, request: EmbeddingRequest, context: RequestContext
+    ) -> EmbeddingAnswer:
+        """Embeddings, recorded with ``api_type`` "embeddings" and priced per input token."""
+        call = await self._admit(key, request, context, operation="embeddings", api_type="embeddings")
         try:
-            completion = await self._first_success(call, lambda c: c.provider.complete(call.upstream(c)))
+            embeddings = await self._first_success(
+                call,
+                lambda c: cast(Embedder, c.provider).embed(EmbeddingCall(request, c.endpoint.upstream_model)),
+            )
+        except BaseException:
+            await self.admission.release(key, call.reserved)
+            raise
+        generation = call.generation(
+            usage=embeddings.usage,
+            upstream_id=embeddings.upstream_id,
+            finish_reason=None,
+            native_finish_reason=None,
+            streamed=False,
+            data_region=self._data_region,
+        )
+        await self._record(call, generation)
+        return EmbeddingAnswer(
+            call.generation_id,
+            call.entry.slug,
+            call.provider.display_name,
+            embeddings,
+            generation.total_cost_pico,
+        )
+
+    async def _answer(self, call: _Call, start: Callable[[Candidate], Awaitable[Completion]]) -> Answer:
+        key = call.key
+        try:
+            completion = await self._first_success(call, start)
         except BaseException:
             await self.admission.release(key, call.reserved)
             raise
@@ -319,9 +395,20 @@ class CompletionService:
         :class:`Settled` once the generation is recorded.
         """
         call = await self._admit(key, request, context)
+        return await self._stream(call, lambda c: c.provider.stream(call.upstream(c)))
+
+    async def stream_prompt(self, key: KeyRecord, request: PromptRequest, context: RequestContext) -> Relay:
+        """A legacy prompt completion, streamed, as :meth:`stream` streams chat."""
+        call = await self._admit(key, request, context, operation="prompt")
+        return await self._stream(
+            call, lambda c: _prompt_completer(c).stream_prompt(_prompt_call(request, c))
+        )
+
+    async def _stream(self, call: _Call, start: Callable[[Candidate], Awaitable[EventStream]]) -> Relay:
+        key, context = call.key, call.context
 
         async def open_stream(candidate: Candidate) -> tuple[EventStream, ProviderEvent]:
-            stream = await candidate.provider.stream(call.upstream(candidate))
+            stream = await start(candidate)
             try:
                 return stream, await anext(stream)
             except StopAsyncIteration:
@@ -398,3 +485,11 @@ class CompletionService:
         except Exception:
             log.warning("closing a cancelled upstream stream failed", exc_info=True)
         await self._record(call, self._stream_generation(call, tally, None, cancelled=True))
+
+
+def _prompt_completer(candidate: Candidate) -> PromptCompleter:
+    return cast(PromptCompleter, candidate.provider)  # routing kept only the providers that offer it
+
+
+def _prompt_call(request: PromptRequest, candidate: Candidate) -> PromptCall:
+    return PromptCall(request, candidate.endpoint.upstream_model, candidate.entry.max_output_tokens)

@@ -1,15 +1,35 @@
 """Which endpoints a request may use, in which order: the model's own, then fallback models,
-filtered and ordered by the request's provider preferences."""
+filtered and ordered by the request's provider preferences.
+
+Filters, in order: the endpoints whose provider offers the operation (chat, embeddings,
+prompt completions), ``provider.only`` / ``ignore``, ``require_parameters``, ``max_price``.
+Then ``sort`` (or a ``:floor`` / ``:nitro`` model suffix), then ``order`` (named providers
+first) and ``allow_fallbacks``. When the filters leave nothing, the error names the filter.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
 
-from genledger.core.chat import ChatRequest, ProviderPreferences
-from genledger.errors import BadRequest
+from genledger.core.chat import MaxPrice, ProviderPreferences, RoutedRequest, SortBy
+from genledger.core.pricing import Price
+from genledger.errors import BadRequest, NotFound
 from genledger.gateway.catalog import Catalog, Endpoint, ModelEntry
-from genledger.providers.base import Provider
+from genledger.gateway.measurements import Measurements
+from genledger.providers.base import Embedder, PromptCompleter, Provider, supported_parameters
+
+Operation = Literal["chat", "embeddings", "prompt"]
+SUFFIX_SORTS: dict[str, SortBy] = {":floor": "price", ":nitro": "throughput"}
+_KIND_OF: dict[Operation, str] = {"chat": "chat", "embeddings": "embeddings", "prompt": "chat"}
+_OPERATION_NAMES: dict[Operation, str] = {
+    "chat": "chat completions",
+    "embeddings": "embeddings",
+    "prompt": "prompt completions",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +40,23 @@ class Candidate:
     endpoint: Endpoint
     provider: Provider
 
+    @property
+    def price(self) -> Price:
+        return self.entry.price_of(self.endpoint)
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        return self.entry.max_output_tokens
+
+
+def offers(provider: Provider, operation: Operation) -> bool:
+    """Whether ``provider`` can serve ``operation`` at all."""
+    if operation == "embeddings":
+        return isinstance(provider, Embedder)
+    if operation == "prompt":
+        return isinstance(provider, PromptCompleter)
+    return True
+
 
 def _names(provider_key: str, provider: Provider) -> set[str]:
     return {provider_key.lower(), provider.display_name.lower()}
@@ -29,40 +66,179 @@ def _matches(names: set[str], wanted: tuple[str, ...]) -> bool:
     return any(name.lower() in names for name in wanted)
 
 
-def _endpoints(
-    entry: ModelEntry, providers: Mapping[str, Provider], prefs: ProviderPreferences
-) -> list[Endpoint]:
-    endpoints = list(entry.endpoints)
-    names = {e: _names(e.provider, providers[e.provider]) for e in endpoints}
-    if prefs.only is not None:
-        endpoints = [e for e in endpoints if _matches(names[e], prefs.only)]
-    if prefs.ignore:
-        endpoints = [e for e in endpoints if not _matches(names[e], prefs.ignore)]
+def over_max_price(price: Price, cap: MaxPrice) -> list[str]:
+    """The prices of ``price`` above ``cap``, by name.
+
+    genledger charges nothing per request, image or audio: those caps only exclude at zero.
+    """
+    over = []
+    if cap.prompt is not None and price.prompt > cap.prompt:
+        over.append("prompt")
+    if cap.completion is not None and price.completion > cap.completion:
+        over.append("completion")
+    if cap.request is not None and cap.request < 0:
+        over.append("request")
+    if cap.image is not None and cap.image < 0:
+        over.append("image")
+    if cap.audio is not None and cap.audio < 0:
+        over.append("audio")
+    return over
+
+
+def sort_key(
+    by: SortBy, measurements: Measurements | None
+) -> Callable[[Candidate], tuple[float | Decimal, ...]]:
+    """Cheapest, fastest or quickest first; endpoints not measured yet go after the measured."""
+
+    def key(candidate: Candidate) -> tuple[float | Decimal, ...]:
+        if by == "price":
+            return (candidate.price.prompt + candidate.price.completion, candidate.price.prompt)
+        stats = None
+        if measurements is not None:
+            endpoint = candidate.endpoint.key
+            stats = (
+                measurements.latency_ms(endpoint)
+                if by == "latency"
+                else measurements.tokens_per_second(endpoint)
+            )
+        if stats is None:
+            return (math.inf,)
+        return (stats.p50,) if by == "latency" else (-stats.p50,)
+
+    return key
+
+
+@dataclass(slots=True)
+class _Skipped:
+    capability: int = 0
+    parameters: set[str] | None = None
+    price: list[dict[str, Any]] | None = None
+
+
+def _filtered(
+    entry: ModelEntry,
+    providers: Mapping[str, Provider],
+    request: RoutedRequest,
+    operation: Operation,
+    skipped: _Skipped,
+) -> list[Candidate]:
+    prefs = request.provider
+    candidates = []
+    for endpoint in entry.endpoints:
+        provider = providers[endpoint.provider]
+        if not offers(provider, operation):
+            skipped.capability += 1
+            continue
+        names = _names(endpoint.provider, provider)
+        if prefs.only is not None and not _matches(names, prefs.only):
+            continue
+        if prefs.ignore and _matches(names, prefs.ignore):
+            continue
+        candidate = Candidate(entry, endpoint, provider)
+        if prefs.require_parameters:
+            supported = supported_parameters(provider)
+            missing = request.parameters() - supported if supported is not None else frozenset()
+            if missing:
+                skipped.parameters = (skipped.parameters or set()) | missing
+                continue
+        if prefs.max_price is not None:
+            over = over_max_price(candidate.price, prefs.max_price)
+            if over:
+                skipped.price = skipped.price or []
+                skipped.price.append(
+                    {
+                        "model": entry.slug,
+                        "provider": provider.display_name,
+                        "prompt": str(candidate.price.prompt),
+                        "completion": str(candidate.price.completion),
+                    }
+                )
+                continue
+        candidates.append(candidate)
+    return candidates
+
+
+def _ordered(candidates: list[Candidate], prefs: ProviderPreferences) -> list[Candidate]:
     if prefs.order:
         rank = {name.lower(): index for index, name in enumerate(prefs.order)}
 
-        def position(endpoint: Endpoint) -> int:
-            return min((rank[n] for n in names[endpoint] if n in rank), default=len(rank))
+        def position(candidate: Candidate) -> int:
+            names = _names(candidate.endpoint.provider, candidate.provider)
+            return min((rank[n] for n in names if n in rank), default=len(rank))
 
-        endpoints.sort(key=position)  # stable: the rest keep the configured order
+        candidates = sorted(candidates, key=position)  # stable: the rest keep their order
         if not prefs.allow_fallbacks:
-            endpoints = [e for e in endpoints if _matches(names[e], prefs.order)]
+            candidates = [
+                c for c in candidates if _matches(_names(c.endpoint.provider, c.provider), prefs.order)
+            ]
     elif not prefs.allow_fallbacks:
-        endpoints = endpoints[:1]
-    return endpoints
+        candidates = candidates[:1]
+    return candidates
 
 
-def plan(request: ChatRequest, catalog: Catalog, providers: Mapping[str, Provider]) -> list[Candidate]:
-    """Every candidate, best first. 400 for an unknown model or when preferences leave none."""
+def resolve(catalog: Catalog, slug: str) -> tuple[ModelEntry, SortBy | None]:
+    """The entry for ``slug``, and the sort its ``:floor`` / ``:nitro`` suffix asks for."""
+    entry = catalog.get(slug)
+    if entry is None:
+        for suffix, by in SUFFIX_SORTS.items():
+            if slug.endswith(suffix) and (base := catalog.get(slug.removesuffix(suffix))) is not None:
+                return base, by
+    return catalog.resolve(slug), None
+
+
+def plan(
+    request: RoutedRequest,
+    catalog: Catalog,
+    providers: Mapping[str, Provider],
+    *,
+    operation: Operation = "chat",
+    measurements: Measurements | None = None,
+) -> list[Candidate]:
+    """Every candidate, best first; a 400 or 404 naming the reason when there is none."""
+    prefs = request.provider
     slugs = [request.model, *(m for m in request.fallback_models if m != request.model)]
-    candidates = []
+    candidates: list[Candidate] = []
+    skipped = _Skipped()
     for slug in dict.fromkeys(slugs):
-        entry = catalog.resolve(slug)
-        for endpoint in _endpoints(entry, providers, request.provider):
-            candidates.append(Candidate(entry, endpoint, providers[endpoint.provider]))
+        entry, suffix_sort = resolve(catalog, slug)
+        if entry.kind != _KIND_OF[operation]:
+            raise BadRequest(
+                f"{entry.slug} is {'an embedding' if entry.kind == 'embeddings' else 'a chat'} model "
+                f"and cannot serve {_OPERATION_NAMES[operation]}",
+                metadata={"model": slug},
+            )
+        found = _filtered(entry, providers, request, operation, skipped)
+        by = prefs.sort or suffix_sort
+        if by is not None and prefs.sort_partition == "model":
+            found.sort(key=sort_key(by, measurements))
+        candidates += _ordered(found, prefs)
+    if prefs.sort is not None and prefs.sort_partition == "none":
+        candidates.sort(key=sort_key(prefs.sort, measurements))  # stable: ties keep their order
     if not candidates:
-        raise BadRequest(
-            "No provider endpoint is left for this request after its provider preferences",
+        raise _none_left(request, operation, skipped)
+    return candidates
+
+
+def _none_left(request: RoutedRequest, operation: Operation, skipped: _Skipped) -> Exception:
+    if skipped.price:
+        return NotFound(
+            "No endpoints found within the request's provider.max_price "
+            "(USD per million tokens): every endpoint for this request costs more",
+            metadata={"model": request.model, "skipped_endpoints": skipped.price},
+        )
+    if skipped.parameters:
+        names = ", ".join(sorted(skipped.parameters))
+        return NotFound(
+            f"No endpoints found that support every parameter of this request ({names}); "
+            "provider.require_parameters is true",
+            metadata={"model": request.model, "unsupported_parameters": sorted(skipped.parameters)},
+        )
+    if skipped.capability:
+        return NotFound(
+            f"No endpoints found that support {_OPERATION_NAMES[operation]} for {request.model}",
             metadata={"model": request.model},
         )
-    return candidates
+    return BadRequest(
+        "No provider endpoint is left for this request after its provider preferences",
+        metadata={"model": request.model},
+    )

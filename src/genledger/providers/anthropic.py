@@ -464,6 +464,21 @@ class StreamTranslator:
 class AnthropicProvider(HttpProvider):
     """``POST {base_url}/v1/messages``, streamed or not, with the key in ``x-api-key``."""
 
+    supported_parameters = frozenset(
+        {
+            "max_tokens",
+            "temperature",
+            "top_p",
+            "top_k",
+            "stop",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "n",
+        }
+    )
+    """What :func:`messages_body` translates (``provider.require_parameters`` skips it for the rest)."""
+
     def __init__(self, name: str, config: ProviderConfig) -> None:
         assert config.base_url is not None
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}

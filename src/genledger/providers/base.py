@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from genledger.core.chat import ChatRequest, Completion
+from genledger.core.embeddings import EmbeddingRequest, Embeddings
 from genledger.core.events import ProviderEvent
+from genledger.core.prompt import PromptRequest
 
 EventStream = AsyncGenerator[ProviderEvent, None]
 """A streamed answer. Iterating may raise ``UpstreamFailure``; ``aclose()`` stops the
@@ -54,3 +56,52 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release pooled connections."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingCall:
+    """One embeddings request to one provider."""
+
+    request: EmbeddingRequest
+    upstream_model: str
+
+
+@dataclass(frozen=True, slots=True)
+class PromptCall:
+    """One legacy prompt completion to one provider (``max_output_tokens`` as for chat)."""
+
+    request: PromptRequest
+    upstream_model: str
+    max_output_tokens: int | None = None
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """A provider that also answers embeddings; routing sends embeddings only to these."""
+
+    async def embed(self, call: EmbeddingCall) -> Embeddings:
+        """One vector per input, in order. Raises ``UpstreamFailure``."""
+        ...
+
+
+@runtime_checkable
+class PromptCompleter(Protocol):
+    """A provider that also answers legacy prompt completions (OpenAI's ``/completions``)."""
+
+    async def complete_prompt(self, call: PromptCall) -> Completion:
+        """The whole answer; each choice's ``content`` is its text. Raises ``UpstreamFailure``."""
+        ...
+
+    async def stream_prompt(self, call: PromptCall) -> EventStream:
+        """Start a streamed answer, as :meth:`Provider.stream` does."""
+        ...
+
+
+def supported_parameters(provider: Provider) -> frozenset[str] | None:
+    """The request parameters ``provider`` honours, for ``provider.require_parameters``.
+
+    A provider declares them in a ``supported_parameters`` attribute; one without it
+    passes every parameter on to its upstream (None: all of them).
+    """
+    declared: frozenset[str] | None = getattr(provider, "supported_parameters", None)
+    return declared

@@ -251,24 +251,29 @@ class HttpProvider(abc.ABC):
         """A fresh translator for one stream's ``data:`` payloads."""
 
     async def complete(self, call: UpstreamCall) -> Completion:
-        async with self._http.post(self._url, self._payload(call, stream=False), self._failure) as response:
-            if response.status != 200:
-                raise await self._http.failure_from(response, self._failure, self.display_name)
-            raw = await self._http.read(response, self._failure)
-        return self._completion(raw)
+        return self._completion(await self._post(self._url, self._payload(call, stream=False)))
 
     async def stream(self, call: UpstreamCall) -> EventStream:
-        context, response = await self._http.open_stream(
-            self._url, self._payload(call, stream=True), self._failure, self.display_name
-        )
-        return self._relay(context, response)
+        return await self._open(self._url, self._payload(call, stream=True), self._translator())
+
+    async def _post(self, url: str, body: bytes) -> bytes:
+        """POST ``body`` to ``url``; the whole body of a 200, or the failure its status means."""
+        async with self._http.post(url, body, self._failure) as response:
+            if response.status != 200:
+                raise await self._http.failure_from(response, self._failure, self.display_name)
+            return await self._http.read(response, self._failure)
+
+    async def _open(self, url: str, body: bytes, translator: StreamTranslator) -> EventStream:
+        """POST a streaming request to ``url``; its events, read through ``translator``."""
+        context, response = await self._http.open_stream(url, body, self._failure, self.display_name)
+        return self._relay(context, response, translator)
 
     async def _relay(
         self,
         context: contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse],
         response: aiohttp.ClientResponse,
+        translator: StreamTranslator,
     ) -> EventStream:
-        translator = self._translator()
         try:
             async for payloads in self._http.sse_data(response, self._failure):
                 for data in payloads:

@@ -7,12 +7,16 @@ The wire format is read here, once, by two pure functions that tests use on thei
 
 from __future__ import annotations
 
+import array
+import base64
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from genledger.config import ProviderConfig
 from genledger.core.chat import Choice, Completion, ToolCall, normalize_finish_reason
+from genledger.core.embeddings import Embeddings
 from genledger.core.events import (
     Finish,
     Identified,
@@ -25,7 +29,7 @@ from genledger.core.events import (
 )
 from genledger.core.failures import FailureKind, stream_error_kind
 from genledger.core.usage import from_openai
-from genledger.providers.base import UpstreamCall
+from genledger.providers.base import EmbeddingCall, EventStream, PromptCall, UpstreamCall
 from genledger.providers.http import FailureFactory, HttpProvider
 
 
@@ -155,16 +159,110 @@ def chunk_events(chunk: dict[str, Any], upstream_id: str | None) -> list[Provide
     return events
 
 
+def _vector(value: Any) -> tuple[float, ...]:
+    if isinstance(value, str):  # base64 of little-endian float32, when a server sends it anyway
+        floats = array.array("f")
+        floats.frombytes(base64.b64decode(value))
+        return tuple(floats)
+    if not isinstance(value, list) or not all(
+        isinstance(x, int | float) and not isinstance(x, bool) for x in value
+    ):
+        raise ValueError("an embedding is not an array of numbers")
+    return tuple(float(x) for x in value)
+
+
+def embeddings_from_openai(body: Any, inputs: int) -> Embeddings:
+    """An ``/embeddings`` body as :class:`Embeddings`; ``ValueError`` unless it has ``inputs`` vectors."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise ValueError("the response has no data")
+    items = []
+    for position, item in enumerate(body["data"]):
+        if not isinstance(item, dict):
+            raise ValueError("an embedding is not an object")
+        items.append((_int(item.get("index"), position), _vector(item.get("embedding"))))
+    items.sort(key=lambda pair: pair[0])
+    if [index for index, _ in items] != list(range(inputs)):
+        raise ValueError(f"expected {inputs} embeddings, indexed from 0")
+    return Embeddings(
+        vectors=tuple(vector for _, vector in items),
+        usage=from_openai(body.get("usage")),
+        upstream_id=_str(body.get("id")),
+    )
+
+
+def _text_choice(position: int, choice: Any) -> Choice:
+    if not isinstance(choice, dict):
+        raise ValueError("a choice is not an object")
+    native = _str(choice.get("finish_reason"))
+    return Choice(
+        index=_int(choice.get("index"), position),
+        content=_str(choice.get("text")) or "",
+        finish_reason=normalize_finish_reason(native),
+        native_finish_reason=native,
+        logprobs=choice.get("logprobs"),
+    )
+
+
+def completion_from_text(body: Any) -> Completion:
+    """A ``text_completion`` body as a :class:`Completion`; ``ValueError`` if it is not one."""
+    if not isinstance(body, dict):
+        raise ValueError("the response is not an object")
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ValueError("the response has no choices")
+    created = body.get("created")
+    return Completion(
+        choices=tuple(_text_choice(position, choice) for position, choice in enumerate(choices)),
+        usage=from_openai(body.get("usage")),
+        upstream_id=_str(body.get("id")),
+        created=created if isinstance(created, int) and not isinstance(created, bool) else None,
+        system_fingerprint=_str(body.get("system_fingerprint")),
+    )
+
+
+def text_chunk_events(chunk: dict[str, Any], upstream_id: str | None) -> list[ProviderEvent]:
+    """The events of one streamed ``text_completion`` chunk."""
+    events: list[ProviderEvent] = []
+    chunk_id = chunk.get("id")
+    if chunk_id != upstream_id and isinstance(chunk_id, str):
+        events.append(Identified(chunk_id))
+    choices = chunk.get("choices")
+    for position, choice in enumerate(choices if isinstance(choices, list) else ()):
+        if not isinstance(choice, dict):
+            continue
+        index = _int(choice.get("index"), position)
+        text = choice.get("text")
+        if isinstance(text, str) and text:
+            events.append(TextDelta(text, index, choice.get("logprobs")))
+        native = choice.get("finish_reason")
+        if native and isinstance(native, str):
+            events.append(Finish(normalize_finish_reason(native), native, index))
+    report = from_openai(chunk.get("usage"))
+    if report is not None:
+        events.append(UsageReport(report))
+    return events
+
+
+ChunkEvents = Callable[[dict[str, Any], str | None], list[ProviderEvent]]
+
+
 class ChunkTranslator:
-    """One stream's ``chat.completion.chunk`` payloads in, events out (``[DONE]`` finishes it)."""
+    """One stream's ``chat.completion.chunk`` payloads in, events out (``[DONE]`` finishes it).
+
+    ``events`` reads one chunk: :func:`chunk_events`, or :func:`text_chunk_events` for a
+    prompt completion's stream.
+    """
 
     unfinished = "early"
 
-    def __init__(self, failure: FailureFactory, display_name: str) -> None:
+    def __init__(
+        self, failure: FailureFactory, display_name: str, events: ChunkEvents = chunk_events
+    ) -> None:
         self.finished = False
         self._failure = failure
         self._display_name = display_name
         self._upstream_id: str | None = None
+        self._events = events
 
     def feed_data(self, data: bytes) -> list[ProviderEvent]:
         if data == b"[DONE]":
@@ -180,7 +278,7 @@ class ChunkTranslator:
             raise self._failure(FailureKind.INVALID_RESPONSE, "chunk is not an object", raw=data)
         if "error" in chunk:
             raise self._failure(stream_error_kind(chunk["error"]), "error in stream", raw=chunk["error"])
-        events = chunk_events(chunk, self._upstream_id)
+        events = self._events(chunk, self._upstream_id)
         if events and events[0].__class__ is Identified:  # it comes first, when it comes
             self._upstream_id = events[0].upstream_id
         return events
@@ -194,7 +292,10 @@ class OpenAICompatProvider(HttpProvider):
         headers = {"Content-Type": "application/json"}
         if config.api_key is not None:
             headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
-        super().__init__(name, config, config.base_url.rstrip("/") + "/chat/completions", headers)
+        base_url = config.base_url.rstrip("/")
+        super().__init__(name, config, base_url + "/chat/completions", headers)
+        self._embeddings_url = base_url + "/embeddings"
+        self._completions_url = base_url + "/completions"
 
     def _payload(self, call: UpstreamCall, *, stream: bool) -> bytes:
         request = call.request
@@ -220,3 +321,51 @@ class OpenAICompatProvider(HttpProvider):
 
     def _translator(self) -> ChunkTranslator:
         return ChunkTranslator(self._failure, self.display_name)
+
+    def _invalid(self, raw: bytes, exc: Exception) -> Exception:
+        return self._failure(
+            FailureKind.INVALID_RESPONSE, f"{self.display_name} sent an invalid response: {exc}", raw=raw
+        )
+
+    async def embed(self, call: EmbeddingCall) -> Embeddings:
+        """``POST {base_url}/embeddings``, asking for floats whatever the caller wants."""
+        request = call.request
+        body: dict[str, Any] = dict(request.params)
+        body["model"] = call.upstream_model
+        body["input"] = request.inputs
+        body["encoding_format"] = "float"
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        if request.user is not None:
+            body["user"] = request.user
+        raw = await self._post(self._embeddings_url, orjson.dumps(body))
+        try:
+            return embeddings_from_openai(orjson.loads(raw), len(request.inputs))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            raise self._invalid(raw, exc) from None
+
+    def _prompt_payload(self, call: PromptCall, *, stream: bool) -> bytes:
+        request = call.request
+        body: dict[str, Any] = dict(request.params)
+        body["model"] = call.upstream_model
+        body["prompt"] = request.prompt
+        if request.max_tokens is not None:
+            body["max_tokens"] = request.max_tokens
+        if request.user is not None:
+            body["user"] = request.user
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return orjson.dumps(body)
+
+    async def complete_prompt(self, call: PromptCall) -> Completion:
+        """``POST {base_url}/completions``."""
+        raw = await self._post(self._completions_url, self._prompt_payload(call, stream=False))
+        try:
+            return completion_from_text(orjson.loads(raw))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            raise self._invalid(raw, exc) from None
+
+    async def stream_prompt(self, call: PromptCall) -> EventStream:
+        translator = ChunkTranslator(self._failure, self.display_name, text_chunk_events)
+        return await self._open(self._completions_url, self._prompt_payload(call, stream=True), translator)

@@ -1,15 +1,53 @@
-"""GET /api/v1/models: the catalog with prices."""
+"""The catalog: GET /api/v1/models (with prices), one model, its endpoints, the count, the providers."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from genledger.api.catalog_wire import count_json, endpoints_json, model_response_json, providers_json
 from genledger.api.responses import json_response, services_of
 from genledger.api.wire import model_json
+from genledger.errors import NotFound
+from genledger.gateway.catalog import ModelEntry
+from genledger.gateway.services import Services
 
 
 async def list_models(request: Request) -> Response:
     services = services_of(request)
     await services.auth.authenticate(request.headers.get("authorization"))
     return json_response({"data": [model_json(entry) for entry in services.catalog]})
+
+
+async def count_models(request: Request) -> Response:
+    services = services_of(request)
+    await services.auth.authenticate(request.headers.get("authorization"))
+    return json_response(count_json(services.catalog))
+
+
+def _entry(services: Services, request: Request) -> ModelEntry:
+    slug = f"{request.path_params['author']}/{request.path_params['slug']}"
+    entry = services.catalog.get(slug)
+    if entry is None:
+        raise NotFound(f"Model {slug} not found", metadata={"model": slug})
+    return entry
+
+
+async def get_model(request: Request) -> Response:
+    services = services_of(request)
+    await services.auth.authenticate(request.headers.get("authorization"))
+    return json_response(model_response_json(_entry(services, request)))
+
+
+async def list_endpoints(request: Request) -> Response:
+    services = services_of(request)
+    await services.auth.authenticate(request.headers.get("authorization"))
+    entry = _entry(services, request)
+    body = endpoints_json(entry, services.providers, services.breakers, services.completions.measurements)
+    return json_response(body)
+
+
+async def list_providers(request: Request) -> Response:
+    services = services_of(request)
+    await services.auth.authenticate(request.headers.get("authorization"))
+    return json_response(providers_json(services.providers))
