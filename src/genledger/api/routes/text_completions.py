@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
+from genledger.api.event_stream import EventStreamResponse
 from genledger.api.prompt_wire import parse_prompt_request, text_completion_json, text_sse
 from genledger.api.responses import json_response, request_context, services_of
-
-_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def text_completions(request: Request) -> Response:
@@ -21,7 +20,7 @@ async def text_completions(request: Request) -> Response:
     context = request_context(request, received_at)
     if prompt.stream:
         relay = await services.completions.stream_prompt(key, prompt, context)
-        return StreamingResponse(text_sse(relay), media_type="text/event-stream", headers=_STREAM_HEADERS)
+        return EventStreamResponse(text_sse(relay))
     return json_response(
         text_completion_json(await services.completions.complete_prompt(key, prompt, context))
     )
