@@ -20,3 +20,7 @@ def json_response(content: Any, status_code: int = 200, headers: dict[str, str] 
 def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""Headers of every server-sent event stream: no caching, no proxy buffering."""
