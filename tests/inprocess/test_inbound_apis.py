@@ -91,7 +91,11 @@ async def test_messages_stream_through_the_anthropic_helper(app: App):
     assert text.startswith("This is the genledger demo model. You said: hello there")
     assert message.stop_reason == "end_turn" and message.usage.output_tokens == 40
     record = app.generations.generations[message.id]
-    assert (record.streamed, record.tokens_completion, record.tokens_prompt) == (True, 40, message.usage.input_tokens)
+    assert (record.streamed, record.tokens_completion, record.tokens_prompt) == (
+        True,
+        40,
+        message.usage.input_tokens,
+    )
 
 
 async def test_messages_errors_come_in_anthropic_shape(app: App):

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from genledger.api.openai_chat import SSE_DONE
 from genledger.api.responses_wire import ResponsesRequest
 from genledger.core.chat import Choice
 from genledger.core.events import (
@@ -361,7 +362,8 @@ class ResponseEvents:
 
 
 async def sse(request: ResponsesRequest, relay: Relay) -> AsyncIterator[bytes]:
-    """The relay's events as the Responses API's server-sent events."""
+    """The relay's events as the Responses API's server-sent events, then OpenRouter's
+    ``data: [DONE]`` (which the openai and openrouter SDKs both take as the end)."""
     events = ResponseEvents(request, relay.head)
     yield events.start()
     async with contextlib.aclosing(relay.events) as stream:
@@ -369,3 +371,4 @@ async def sse(request: ResponsesRequest, relay: Relay) -> AsyncIterator[bytes]:
             frames = events.frames(event)
             if frames:
                 yield b"".join(frames)
+    yield SSE_DONE

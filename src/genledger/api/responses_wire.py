@@ -27,7 +27,7 @@ _FIELDS = frozenset(
         "model", "input", "instructions", "tools", "tool_choice", "max_output_tokens", "temperature",
         "top_p", "frequency_penalty", "presence_penalty", "seed", "top_k", "stream", "user",
         "metadata", "parallel_tool_calls", "previous_response_id", "store", "text", "reasoning",
-        "truncation", "include", "models", "provider", "session_id",
+        "truncation", "include", "service_tier", "models", "provider", "session_id",
     }
 )  # fmt: skip
 _NUMBERS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
@@ -57,6 +57,8 @@ def parse_responses_request(raw: bytes, *, session_header: str | None = None) ->
         raise bad("store", "'store': true is not supported: genledger does not store responses")
     if typed(body, "truncation", str) not in (None, "disabled"):
         raise bad("truncation", "'truncation' may only be 'disabled'")
+    if typed(body, "service_tier", str) not in (None, "auto", "default"):
+        raise bad("service_tier", "'service_tier' may only be 'auto' or 'default' (the provider's own tier)")
     if typed(body, "include", list):
         raise bad("include", "'include' is not supported (no extra output data is available)")
 
