@@ -128,6 +128,7 @@ def test_a_function_call_without_an_assistant_message_before_it_starts_one():
         ({"input": "hi", "background": True}, "background"),
         ({"input": "hi", "truncation": "auto"}, "truncation"),
         ({"input": "hi", "include": ["reasoning.encrypted_content"]}, "include"),
+        ({"input": "hi", "service_tier": "flex"}, "service_tier"),
         ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"input": [{"type": "reasoning", "summary": []}]}, "input[0].type"),
         (
@@ -162,7 +163,10 @@ def test_model_is_required_unless_models_names_one():
     assert (parsed.chat.model, parsed.chat.fallback_models) == ("a/b", ("a/b", "c/d"))
 
 
-def answer(choice: Choice, usage: Usage | None = Usage(10, 5, cached_tokens=4)) -> Answer:
+USAGE = Usage(10, 5, cached_tokens=4)
+
+
+def answer(choice: Choice, usage: Usage | None = USAGE) -> Answer:
     return Answer(HEAD, Completion(choices=(choice,), usage=usage), cost_pico=123_000_000)
 
 

@@ -227,12 +227,15 @@ def test_a_stream_that_dies_midway_fails_in_each_format_and_is_recorded(
     failed = events[-1]
     assert failed.type == "response.failed" and failed.response.error is not None
     assert failed.response.output_text  # the text relayed before the failure
-    with pytest.raises(anthropic.APIStatusError) as broken:  # noqa: PT012
-        with anthropic_client(gateway, keys.alice).messages.stream(
+    client = anthropic_client(gateway, keys.alice)
+    with (
+        pytest.raises(anthropic.APIStatusError) as broken,
+        client.messages.stream(
             model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "hi"}]
-        ) as stream:
-            for _ in stream:
-                pass
+        ) as stream,
+    ):
+        for _ in stream:
+            pass
     assert broken.value.body["error"]["type"] == "api_error"  # type: ignore[index]
     with router(gateway, keys.alice) as sdk:
         record = poll_record(sdk, failed.response.id, within=5)
