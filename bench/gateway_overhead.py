@@ -59,7 +59,11 @@ REQUEST_TIMEOUT_S: Final = 60.0
 TARGET_ADDED_MEDIAN_MS: Final = 1.0
 TARGET_THROUGHPUT_PCT: Final = 8.0
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
-MODES: Final = ("non_streamed", "streamed")
+MODES: Final = ("non_streamed", "streamed", "responses_non_streamed", "responses_streamed")
+STREAMED: Final = {mode: mode.endswith("_streamed") and "non_streamed" not in mode for mode in MODES}
+# The Responses modes send the gateway OpenAI's Responses API (translated onto the same chat
+# upstream); the direct target gets the chat request the gateway makes of it.
+RESPONSES_INPUT: Final = PROMPT[0]["content"]
 
 T = TypeVar("T")
 
@@ -293,18 +297,19 @@ class Target:
     """One server the load goes to, with its own connection pool and pre-encoded bodies."""
 
     name: str
-    url: URL
     session: aiohttp.ClientSession
-    bodies: dict[bool, bytes]  # stream? -> body
+    requests: dict[str, tuple[URL, bytes]]  # mode -> URL and body
     ok: dict[bool, int] = field(default_factory=lambda: {False: 0, True: 0})
     failed: int = 0
     failures: list[str] = field(default_factory=list)
 
-    async def call(self, stream: bool) -> float | None:
+    async def call(self, mode: str) -> float | None:
         """One request; its latency in seconds (streams: until ``[DONE]`` arrived), None if it failed."""
+        stream = STREAMED[mode]
+        url, body = self.requests[mode]
         try:
             started = time.perf_counter()
-            async with self.session.post(self.url, data=self.bodies[stream]) as response:
+            async with self.session.post(url, data=body) as response:
                 if response.status != 200:
                     self._fail(f"HTTP {response.status}: {(await response.read())[:200]!r}")
                     return None
@@ -340,7 +345,7 @@ async def _read_stream(content: aiohttp.StreamReader, started: float) -> float |
     while piece := await content.readany():
         if done_at:
             continue
-        broken = broken or b'"error"' in piece
+        broken = broken or b'"error":{' in piece  # a Responses object says "error":null
         tail = (tail + piece)[-len(DONE) :]
         if tail == DONE:
             done_at = time.perf_counter()
@@ -366,7 +371,12 @@ def chat_body(model: str, stream: bool) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-async def sequential(targets: list[Target], stream: bool, n: int) -> dict[str, list[float]]:
+def responses_body(model: str, stream: bool) -> bytes:
+    body: dict[str, Any] = {"model": model, "input": RESPONSES_INPUT, "stream": stream}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+async def sequential(targets: list[Target], mode: str, n: int) -> dict[str, list[float]]:
     """``n`` requests one at a time per target, alternating blocks so machine noise hits both."""
     latencies: dict[str, list[float]] = {t.name: [] for t in targets}
     for block, start in enumerate(range(0, n, BLOCK)):
@@ -374,13 +384,13 @@ async def sequential(targets: list[Target], stream: bool, n: int) -> dict[str, l
         for target in targets if block % 2 == 0 else reversed(targets):
             record = latencies[target.name].append
             for _ in range(size):
-                elapsed = await target.call(stream)
+                elapsed = await target.call(mode)
                 if elapsed is not None:
                     record(elapsed)
     return latencies
 
 
-async def throughput(target: Target, stream: bool, concurrency: int, seconds: float) -> float:
+async def throughput(target: Target, mode: str, concurrency: int, seconds: float) -> float:
     """Requests/s completed within ``seconds`` at ``concurrency`` connections (after an un-timed ramp)."""
     window_start = time.perf_counter() + RAMP_S
     window_end = window_start + seconds
@@ -388,7 +398,7 @@ async def throughput(target: Target, stream: bool, concurrency: int, seconds: fl
     async def worker() -> int:
         completed = 0
         while time.perf_counter() < window_end:
-            elapsed = await target.call(stream)
+            elapsed = await target.call(mode)
             now = time.perf_counter()
             if elapsed is not None and window_start <= now <= window_end:
                 completed += 1
@@ -399,13 +409,13 @@ async def throughput(target: Target, stream: bool, concurrency: int, seconds: fl
 
 
 async def warm_up(target: Target, concurrency: int) -> None:
-    for stream in (False, True):
+    for mode in MODES:
         for _ in range(WARMUP_REQUESTS):
-            await target.call(stream)
+            await target.call(mode)
 
-        async def burst(stream: bool = stream) -> None:
+        async def burst(mode: str = mode) -> None:
             for _ in range(WARMUP_BURST_PER_WORKER):
-                await target.call(stream)
+                await target.call(mode)
 
         await asyncio.gather(*(burst() for _ in range(concurrency)))
     if target.failed:
@@ -469,8 +479,8 @@ async def run_round(
     """One round's figures: sequential latency and throughput, non-streamed and streamed."""
     figures: dict[str, Any] = {"sequential": {}, "throughput": {}}
     pair = [direct, gateway] if index % 2 == 0 else [gateway, direct]
-    for mode, stream in zip(MODES, (False, True), strict=True):
-        latencies, cpu = await meters["gateway"].measure(sequential(pair, stream, args.requests))
+    for mode in MODES:
+        latencies, cpu = await meters["gateway"].measure(sequential(pair, mode, args.requests))
         if not latencies["direct"] or not latencies["gateway"]:
             raise BenchError(f"no successful {mode} request: {direct.failures} {gateway.failures}")
         seq: dict[str, float] = {}
@@ -485,14 +495,14 @@ async def run_round(
         tput: dict[str, Any] = {}
         for target in pair:
             rate, cpu = await meters[target.name].measure(
-                throughput(target, stream, args.concurrency, args.seconds)
+                throughput(target, mode, args.concurrency, args.seconds)
             )
             tput[f"{target.name}_rps"] = round(rate, 1)
             tput[f"{target.name}_cpu"] = cpu
         tput["gateway_pct_of_direct"] = round(100 * tput["gateway_rps"] / tput["direct_rps"], 2)
         figures["throughput"][mode] = tput
         print(
-            f"  round {index + 1} {mode:>12}: added p50 {seq['added_p50_ms']:.3f} ms, "
+            f"  round {index + 1} {mode:>22}: added p50 {seq['added_p50_ms']:.3f} ms, "
             f"{tput['gateway_rps']:.0f} vs {tput['direct_rps']:.0f} req/s",
             file=sys.stderr,
             flush=True,
@@ -533,17 +543,23 @@ async def _bench(
         make_session(args.concurrency, json_headers) as direct_session,
         make_session(args.concurrency, {**json_headers, "Authorization": f"Bearer {key}"}) as gateway_session,
     ):
+        upstream_chat = URL(upstream_base + "/chat/completions")
+        gateway_chat = URL(gateway_url + "/api/v1/chat/completions")
+        gateway_responses = URL(gateway_url + "/api/v1/responses")
         direct = Target(
             "direct",
-            URL(upstream_base + "/chat/completions"),
             direct_session,
-            {stream: chat_body(UPSTREAM_MODEL, stream) for stream in (False, True)},
+            {mode: (upstream_chat, chat_body(UPSTREAM_MODEL, STREAMED[mode])) for mode in MODES},
         )
         gateway = Target(
             "gateway",
-            URL(gateway_url + "/api/v1/chat/completions"),
             gateway_session,
-            {stream: chat_body(MODEL_SLUG, stream) for stream in (False, True)},
+            {
+                mode: (gateway_responses, responses_body(MODEL_SLUG, STREAMED[mode]))
+                if mode.startswith("responses")
+                else (gateway_chat, chat_body(MODEL_SLUG, STREAMED[mode]))
+                for mode in MODES
+            },
         )
         print(f"warming up ({args.database}) ...", file=sys.stderr, flush=True)
         await warm_up(direct, args.concurrency)
@@ -644,27 +660,27 @@ def report(result: dict[str, Any]) -> str:
         f"gateway and upstream; median of {meta['rounds']} rounds; genledger {meta['revision']}",
         "",
         f"sequential, {meta['requests']} requests per round and target (ms)",
-        f"  {'':14}{'direct p50':>11}{'p99':>9}{'gateway p50':>13}{'p99':>9}"
+        f"  {'':24}{'direct p50':>11}{'p99':>9}{'gateway p50':>13}{'p99':>9}"
         f"{'added p50':>11}{'p99':>9}{'gw CPU/req':>12}",
     ]
     for mode in MODES:
         s = summary["sequential"][mode]
         lines.append(
-            f"  {mode:14}{s['direct_p50_ms']:>11.3f}{s['direct_p99_ms']:>9.3f}{s['gateway_p50_ms']:>13.3f}"
+            f"  {mode:24}{s['direct_p50_ms']:>11.3f}{s['direct_p99_ms']:>9.3f}{s['gateway_p50_ms']:>13.3f}"
             f"{s['gateway_p99_ms']:>9.3f}{s['added_p50_ms']:>11.3f}{s['added_p99_ms']:>9.3f}"
             f"{s['gateway_cpu_ms_per_request']:>12.3f}"
         )
     lines += [
         "",
         f"throughput, {meta['concurrency']} connections, {meta['seconds']:g} s per phase (req/s; CPU ms/req)",
-        f"  {'':14}{'direct':>9}{'gateway':>9}{'gw/direct':>11}"
+        f"  {'':24}{'direct':>9}{'gateway':>9}{'gw/direct':>11}"
         f"{'gw CPU':>9}{'upstr CPU':>11}{'gen CPU':>9}   {'direct: upstr':>13}{'gen':>7}",
     ]
     for mode in MODES:
         t = summary["throughput"][mode]
         gw, dc = t["gateway_cpu"], t["direct_cpu"]
         lines.append(
-            f"  {mode:14}{t['direct_rps']:>9.0f}{t['gateway_rps']:>9.0f}{t['gateway_pct_of_direct']:>10.1f}%"
+            f"  {mode:24}{t['direct_rps']:>9.0f}{t['gateway_rps']:>9.0f}{t['gateway_pct_of_direct']:>10.1f}%"
             f"{gw['gateway_cpu_ms_per_request']:>9.3f}{gw['upstream_cpu_ms_per_request']:>11.3f}"
             f"{gw['generator_cpu_ms_per_request']:>9.3f}   {dc['upstream_cpu_ms_per_request']:>13.3f}"
             f"{dc['generator_cpu_ms_per_request']:>7.3f}"
