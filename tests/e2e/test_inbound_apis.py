@@ -242,22 +242,35 @@ def test_a_stream_that_dies_midway_fails_in_each_format_and_is_recorded(
     assert record.finish_reason == "error" and record.streamed is True
 
 
-def test_a_caller_that_leaves_a_responses_stream_leaves_a_cancelled_record(
-    gateway: GatewayServer, keys: Keys, upstream
+@pytest.mark.parametrize(
+    ("path", "body", "id_of"),
+    [
+        ("/responses", {"input": "hi"}, lambda event: event["response"]["id"]),
+        (
+            "/messages",
+            {"max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]},
+            lambda event: event["message"]["id"],
+        ),
+    ],
+)
+def test_a_caller_that_leaves_a_stream_leaves_a_cancelled_record(
+    gateway: GatewayServer, keys: Keys, upstream, path: str, body: dict[str, Any], id_of: Any
 ):
     upstream.set_behavior("stall_mid_stream", times=1, delay=30, chunks=2)
     with (
         httpx.Client(timeout=10) as http,
         http.stream(
             "POST",
-            gateway.base_url + "/responses",
-            json={"model": MODEL, "input": "hi", "stream": True},
+            gateway.base_url + path,
+            json={"model": MODEL, "stream": True, **body},
             headers={"Authorization": f"Bearer {keys.alice}"},
         ) as response,
     ):
         assert response.status_code == 200
         data = next(line for line in response.iter_lines() if line.startswith("data: "))
-        generation_id = json.loads(data.removeprefix("data: "))["response"]["id"]
+        generation_id = id_of(json.loads(data.removeprefix("data: ")))
+    # The gateway drops the upstream call (well before its 30 s stall ends) and records the
+    # generation as cancelled.
     with router(gateway, keys.alice) as sdk:
         record = poll_record(sdk, generation_id, within=5)
     assert record.cancelled is True and record.streamed is True
