@@ -303,3 +303,59 @@ def test_errors_take_anthropics_type_for_their_status():
     assert error_json(502, "bad gateway")["error"]["type"] == "api_error"
     with pytest.raises(TypeError):
         MessageEvents(HEAD).frames(object())
+
+
+def test_cache_breakpoints_on_assistant_text_and_images_and_rich_tool_results_are_kept():
+    chat = parse(
+        minimal(
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "image",
+                            "source": {"type": "url", "url": "u"},
+                            "cache_control": {"type": "ephemeral"},
+                        }
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "content": [
+                                {"type": "text", "text": "rain"},
+                                {"type": "image", "source": {"type": "url", "url": "v"}},
+                            ],
+                        }
+                    ],
+                },
+            ],
+            tools=[{"name": "f", "input_schema": {"type": "object"}}],
+        )
+    )
+    assert chat.messages[0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+    assert chat.messages[1]["content"] == [
+        {"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}
+    ]
+    assert chat.messages[2]["content"] == [
+        {"type": "text", "text": "rain"},
+        {"type": "image_url", "image_url": {"url": "v"}},
+    ]
+    assert chat.params["tools"] == [
+        {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"), [(b"{nope", "not valid JSON"), (b"[1]", "must be a JSON object")]
+)
+def test_a_body_that_is_no_json_object_is_refused(raw: bytes, fragment: str):
+    with pytest.raises(BadRequest, match=fragment):
+        parse_messages_request(raw)

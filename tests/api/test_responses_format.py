@@ -110,6 +110,25 @@ def test_input_items_become_chat_messages_with_calls_merged_into_the_assistant_t
     }
 
 
+def test_plain_text_formats_and_sampling_options_pass_on():
+    chat = parse(
+        input=[{"role": "user", "content": "hi"}],
+        text={"format": {"type": "text"}},
+        temperature=0.5,
+        seed=7,
+        tools=[{"type": "function", "name": "f", "strict": True}],
+    ).chat
+    assert chat.params == {
+        "temperature": 0.5,
+        "seed": 7,
+        "tools": [{"type": "function", "function": {"name": "f", "strict": True}}],
+    }
+    assert parse(input="hi", text={"verbosity": "high"}).chat.params == {"verbosity": "high"}
+    assert parse(input="hi", text={"format": {"type": "json_object"}}).chat.params == {
+        "response_format": {"type": "json_object"}
+    }
+
+
 def test_a_function_call_without_an_assistant_message_before_it_starts_one():
     chat = parse(
         input=[
@@ -129,6 +148,8 @@ def test_a_function_call_without_an_assistant_message_before_it_starts_one():
         ({"input": "hi", "truncation": "auto"}, "truncation"),
         ({"input": "hi", "include": ["reasoning.encrypted_content"]}, "include"),
         ({"input": "hi", "service_tier": "flex"}, "service_tier"),
+        ({"input": ["hi"]}, "input[0]"),
+        ({"input": "hi", "text": {"format": {"type": "json_object", "strict": True}}}, "text.format.strict"),
         ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"input": [{"type": "reasoning", "summary": []}]}, "input[0].type"),
         (

@@ -117,3 +117,14 @@ async def test_messages_errors_come_in_anthropic_shape(app: App):
     assert refused.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     assert "'thinking'" in refused.value.body["error"]["message"]  # type: ignore[index]
     assert app.generations.generations == {}
+
+
+@pytest.mark.parametrize("header", ["x-api-key", "authorization"])
+async def test_messages_take_the_key_as_anthropics_header_or_a_bearer_token(app: App, header: str):
+    secret = app.secret if header == "x-api-key" else f"Bearer {app.secret}"
+    response = await app.http.post(
+        "/api/v1/messages",
+        json={"model": DEMO, "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]},
+        headers={header: secret},
+    )
+    assert response.status_code == 200 and response.json()["content"][0]["text"] == "This is"
