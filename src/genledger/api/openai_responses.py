@@ -36,6 +36,11 @@ from genledger.core.money import to_usd
 from genledger.core.usage import Usage
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+_DELTA_EVENTS = {
+    "output_text": "response.output_text.delta",
+    "refusal": "response.refusal.delta",
+    "reasoning": "response.reasoning_text.delta",
+}
 
 
 def usage_json(usage: Usage | None, cost_pico: int) -> dict[str, Any]:
@@ -228,32 +233,23 @@ class ResponseEvents:
         return opened, frames
 
     def _text(self, kind: str, text: str) -> list[bytes]:
+        """More text of the open item of ``kind``; the item is opened first when another is open."""
         frames: list[bytes] = []
         current = self._current
         if current is None or current.kind != kind:
+            current, frames = self._open(kind, "rs" if kind == "reasoning" else "msg")
             if kind == "reasoning":
-                current, frames = self._open(kind, "rs")
                 item = _reasoning_item(current.item_id, None, "in_progress")
-                frames.append(
-                    self._event("response.output_item.added", output_index=current.index, item=item)
-                )
             else:
-                current, frames = self._open(kind, "msg")
                 item = _message_item(current.item_id, None, "in_progress")
+            frames.append(self._event("response.output_item.added", output_index=current.index, item=item))
+            if kind != "reasoning":
                 part = _text_part("") if kind == "output_text" else _refusal_part("")
-                frames.append(
-                    self._event("response.output_item.added", output_index=current.index, item=item)
-                )
                 frames.append(self._event("response.content_part.added", part=part, **self._at(current)))
             self._current = current
         current.text.append(text)
-        delta = {"output_text": "response.output_text.delta", "refusal": "response.refusal.delta"}
         extra: dict[str, Any] = {"logprobs": []} if kind == "output_text" else {}
-        frames.append(
-            self._event(
-                delta.get(kind, "response.reasoning_text.delta"), delta=text, **self._at(current), **extra
-            )
-        )
+        frames.append(self._event(_DELTA_EVENTS[kind], delta=text, **self._at(current), **extra))
         return frames
 
     def _at(self, item: _Open) -> dict[str, Any]:
