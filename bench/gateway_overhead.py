@@ -63,7 +63,10 @@ REQUEST_TIMEOUT_S: Final = 60.0
 TARGET_ADDED_MEDIAN_MS: Final = 1.0
 TARGET_THROUGHPUT_PCT: Final = 8.0
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
-MODES: Final = ("non_streamed", "streamed", "embeddings")
+MODES: Final = ("non_streamed", "streamed", "embeddings", "responses_non_streamed", "responses_streamed")
+STREAMED_MODES: Final = ("streamed", "responses_streamed")
+# The Responses modes send the gateway OpenAI's Responses API (translated onto the same chat
+# upstream); the direct target gets the chat request the gateway makes of it.
 
 T = TypeVar("T")
 
@@ -350,7 +353,7 @@ async def _read_stream(content: aiohttp.StreamReader, started: float) -> float |
     while piece := await content.readany():
         if done_at:
             continue
-        broken = broken or b'"error"' in piece
+        broken = broken or b'"error":{' in piece  # a Responses object says "error":null
         tail = (tail + piece)[-len(DONE) :]
         if tail == DONE:
             done_at = time.perf_counter()
@@ -373,6 +376,11 @@ def chat_body(model: str, stream: bool) -> bytes:
         # The gateway asks its upstream for usage on every stream: the direct call does too.
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def responses_body(model: str, stream: bool) -> bytes:
+    body: dict[str, Any] = {"model": model, "input": PROMPT[0]["content"], "stream": stream}
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -485,7 +493,7 @@ async def run_round(
     figures: dict[str, Any] = {"sequential": {}, "throughput": {}}
     for mode in MODES:
         direct, gateway = targets[mode]
-        stream = mode == "streamed"
+        stream = mode in STREAMED_MODES
         pair = [direct, gateway] if index % 2 == 0 else [gateway, direct]
         latencies, cpu = await meters[f"gateway/{mode}"].measure(sequential(pair, stream, args.requests))
         if not latencies["direct"] or not latencies["gateway"]:
@@ -509,7 +517,7 @@ async def run_round(
         tput["gateway_pct_of_direct"] = round(100 * tput["gateway_rps"] / tput["direct_rps"], 2)
         figures["throughput"][mode] = tput
         print(
-            f"  round {index + 1} {mode:>12}: added p50 {seq['added_p50_ms']:.3f} ms, "
+            f"  round {index + 1} {mode:>22}: added p50 {seq['added_p50_ms']:.3f} ms, "
             f"{tput['gateway_rps']:.0f} vs {tput['direct_rps']:.0f} req/s",
             file=sys.stderr,
             flush=True,
@@ -574,13 +582,21 @@ async def _bench(
             gateway_session,
             {False: embedding_body(EMBEDDING_SLUG)},
         )
+        gateway_responses = Target(
+            "gateway",
+            URL(gateway_url + "/api/v1/responses"),
+            gateway_session,
+            {stream: responses_body(MODEL_SLUG, stream) for stream in (False, True)},
+        )
         targets = {
             "non_streamed": (direct, gateway),
             "streamed": (direct, gateway),
             "embeddings": (direct_embeddings, gateway_embeddings),
+            "responses_non_streamed": (direct, gateway_responses),
+            "responses_streamed": (direct, gateway_responses),
         }
         print(f"warming up ({args.database}) ...", file=sys.stderr, flush=True)
-        for target in (direct, gateway, direct_embeddings, gateway_embeddings):
+        for target in (direct, gateway, direct_embeddings, gateway_embeddings, gateway_responses):
             await warm_up(target, args.concurrency)
         meters = {
             f"{t.name}/{mode}": Meter(gateway_process, upstream, t)
@@ -598,7 +614,9 @@ async def _bench(
         name: round(_status_kib(child.pid, "VmHWM") / 1024, 1)
         for name, child in (("gateway", gateway_process), ("upstream", upstream))
     }
-    checks = durability(counted, [direct, direct_embeddings], [gateway, gateway_embeddings])
+    checks = durability(
+        counted, [direct, direct_embeddings], [gateway, gateway_embeddings, gateway_responses]
+    )
     return assemble(args, revision, rounds, checks, peak_rss_mib)
 
 
@@ -684,27 +702,27 @@ def report(result: dict[str, Any]) -> str:
         f"gateway and upstream; median of {meta['rounds']} rounds; genledger {meta['revision']}",
         "",
         f"sequential, {meta['requests']} requests per round and target (ms)",
-        f"  {'':14}{'direct p50':>11}{'p99':>9}{'gateway p50':>13}{'p99':>9}"
+        f"  {'':24}{'direct p50':>11}{'p99':>9}{'gateway p50':>13}{'p99':>9}"
         f"{'added p50':>11}{'p99':>9}{'gw CPU/req':>12}",
     ]
     for mode in MODES:
         s = summary["sequential"][mode]
         lines.append(
-            f"  {mode:14}{s['direct_p50_ms']:>11.3f}{s['direct_p99_ms']:>9.3f}{s['gateway_p50_ms']:>13.3f}"
+            f"  {mode:24}{s['direct_p50_ms']:>11.3f}{s['direct_p99_ms']:>9.3f}{s['gateway_p50_ms']:>13.3f}"
             f"{s['gateway_p99_ms']:>9.3f}{s['added_p50_ms']:>11.3f}{s['added_p99_ms']:>9.3f}"
             f"{s['gateway_cpu_ms_per_request']:>12.3f}"
         )
     lines += [
         "",
         f"throughput, {meta['concurrency']} connections, {meta['seconds']:g} s per phase (req/s; CPU ms/req)",
-        f"  {'':14}{'direct':>9}{'gateway':>9}{'gw/direct':>11}"
+        f"  {'':24}{'direct':>9}{'gateway':>9}{'gw/direct':>11}"
         f"{'gw CPU':>9}{'upstr CPU':>11}{'gen CPU':>9}   {'direct: upstr':>13}{'gen':>7}",
     ]
     for mode in MODES:
         t = summary["throughput"][mode]
         gw, dc = t["gateway_cpu"], t["direct_cpu"]
         lines.append(
-            f"  {mode:14}{t['direct_rps']:>9.0f}{t['gateway_rps']:>9.0f}{t['gateway_pct_of_direct']:>10.1f}%"
+            f"  {mode:24}{t['direct_rps']:>9.0f}{t['gateway_rps']:>9.0f}{t['gateway_pct_of_direct']:>10.1f}%"
             f"{gw['gateway_cpu_ms_per_request']:>9.3f}{gw['upstream_cpu_ms_per_request']:>11.3f}"
             f"{gw['generator_cpu_ms_per_request']:>9.3f}   {dc['upstream_cpu_ms_per_request']:>13.3f}"
             f"{dc['generator_cpu_ms_per_request']:>7.3f}"

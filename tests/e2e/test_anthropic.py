@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -373,3 +374,83 @@ def test_a_caller_that_disconnects_stops_the_upstream_and_leaves_a_cancelled_rec
             time.sleep(0.02)
     assert record.cancelled is True and record.streamed is True
     assert record.tokens_prompt is not None and record.tokens_prompt > 0  # known from message_start
+
+
+# ------------------------------------------------------------- Anthropic's Messages API, inbound
+
+
+def messages_client(gateway: GatewayServer, key: str) -> anthropic.Anthropic:
+    """The official Anthropic client pointed at genledger, as a user of the SDK would."""
+    return anthropic.Anthropic(api_key=key, base_url=gateway.base_url.removesuffix("/v1"), max_retries=0)
+
+
+ANTHROPIC_WEATHER = {
+    "name": "get_weather",
+    "description": "The current weather in a city",
+    "input_schema": WEATHER_TOOL["function"]["parameters"],  # type: ignore[index]
+    "cache_control": {"type": "ephemeral"},
+}
+
+
+def test_messages_pass_through_to_anthropic_as_sent_and_are_priced_exactly(gateway, key, fake):
+    fake.set_behavior("ok", times=1, cache_creation=40)
+    request: dict[str, Any] = {
+        "max_tokens": 300,
+        "system": CACHED_SYSTEM,
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+        "tools": [ANTHROPIC_WEATHER],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        "stop_sequences": ["###"],
+        "metadata": {"user_id": "end-user-7"},
+    }
+    sampling = {"temperature": 0.3, "top_k": 20}  # older SDKs' arguments; this one sends them as extras
+    message = messages_client(gateway, key).messages.create(model=MODEL, **request, extra_body=sampling)
+    body = sent(fake)["json"]
+    assert body == {"model": UPSTREAM_MODEL, **request, **sampling}  # nothing lost on the way through
+    tool_use = message.content[-1]
+    assert tool_use.type == "tool_use" and tool_use.input == {"city": "Paris"}
+    assert message.stop_reason == "tool_use"
+    input_tokens, cache_read = prompt_usage(body)
+    usage = message.usage
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (
+        input_tokens,
+        cache_read,
+        40,
+    )
+    record = record_of(gateway, key, message.id)
+    assert record.api_type == "completions" and record.provider_name == PROVIDER
+    assert record.native_finish_reason == "tool_use" and record.streamed is False
+    assert record.tokens_prompt == input_tokens + cache_read + 40
+    assert record.total_cost == float(expected_cost(body, usage.output_tokens, cache_write=40))
+
+
+def test_messages_stream_from_anthropic_keeps_its_stop_reason_and_usage(gateway, key, fake):
+    with messages_client(gateway, key).messages.stream(
+        model=MODEL,
+        max_tokens=300,
+        system="You are a weather bot.",
+        tools=[ANTHROPIC_WEATHER],
+        messages=[{"role": "user", "content": "The weather in Paris, please"}],
+    ) as stream:
+        events = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert events[0] == "message_start" and "input_json" in events
+    assert final.stop_reason == "tool_use" and final.content[-1].input == {"city": "Paris"}  # type: ignore[union-attr]
+    assert sent(fake)["json"]["stream"] is True
+    record = record_of(gateway, key, final.id)
+    assert record.streamed is True and record.native_finish_reason == "tool_use"
+    assert (
+        record.tokens_prompt == final.usage.input_tokens
+        and record.tokens_completion == final.usage.output_tokens
+    )
+    assert record.total_cost == float(expected_cost(sent(fake)["json"], final.usage.output_tokens))
+
+
+def test_an_anthropic_error_reaches_the_anthropic_sdk_in_its_own_shape(gateway, key, fake):
+    fake.set_behavior("status", status=529, times=2)
+    with pytest.raises(anthropic.APIStatusError) as overloaded:
+        messages_client(gateway, key).messages.create(
+            model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert overloaded.value.status_code == 529
+    assert overloaded.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]

@@ -6,13 +6,18 @@ drives it directly (or through the ASGI app with httpx's ASGITransport).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import anthropic
+import httpx
+import httpx2
+import openai
 import pytest
 
+from genledger.api import create_app
 from genledger.config import LimitsConfig, load_settings
 from genledger.core.chat import ChatRequest
 from genledger.core.keys import KeyRecord
@@ -20,8 +25,10 @@ from genledger.gateway.admission import Admission
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog
 from genledger.gateway.completions import CompletionService, RequestContext
+from genledger.gateway.services import Services
 from genledger.limits.ratelimit import MemoryRateLimiter
 from genledger.metrics import Metrics
+from genledger.providers.demo import DemoProvider
 from tests.inprocess.scripted import ScriptedEmbedder, ScriptedProvider
 from tests.inprocess.stores import MemoryGenerationStore, MemoryKeyStore
 
@@ -153,3 +160,51 @@ def build() -> BuildGateway:
         return gateway
 
     return make
+
+
+@dataclass
+class App:
+    http: httpx.AsyncClient
+    services: Services
+    keys: MemoryKeyStore
+    generations: MemoryGenerationStore
+    secret: str
+    admin: str
+    asgi: Any
+
+    def client(self, secret: str | None = None) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=secret or self.secret,
+            base_url="http://gateway/api/v1",
+            http_client=self.http,
+            max_retries=0,
+        )
+
+    def anthropic(self, secret: str | None = None) -> anthropic.AsyncAnthropic:
+        """The official Anthropic client, its key in ``x-api-key`` as it sends it."""
+        # The anthropic SDK runs on httpx2, the successor package; it takes the same app.
+        transport = httpx2.ASGITransport(app=self.asgi)
+        return anthropic.AsyncAnthropic(
+            api_key=secret or self.secret,
+            base_url="http://gateway/api",
+            http_client=httpx2.AsyncClient(transport=transport, base_url="http://gateway"),
+            max_retries=0,
+        )
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[App]:
+    settings = load_settings(None)  # the embedded defaults: the demo provider and model
+    keys = MemoryKeyStore()
+    generations = MemoryGenerationStore(keys)
+    providers = {name: DemoProvider(name, config) for name, config in settings.providers.items()}
+    services = Services(
+        settings, keys=keys, generations=generations, providers=providers, limiter=MemoryRateLimiter()
+    )
+    _, secret = await keys.create("app", limit_pico=10**12)
+    _, admin = await keys.create("admin", management=True)
+    asgi = create_app(settings, services)
+    transport = httpx.ASGITransport(app=asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        yield App(http, services, keys, generations, secret, admin, asgi)
+    await services.aclose()

@@ -3,54 +3,10 @@ official ``openai`` client over httpx's ASGITransport (no socket)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-
-import httpx
 import openai
 import pytest
 
-from genledger.api import create_app
-from genledger.config import load_settings
-from genledger.gateway.services import Services
-from genledger.limits.ratelimit import MemoryRateLimiter
-from genledger.providers.demo import DemoProvider
-from tests.inprocess.stores import MemoryGenerationStore, MemoryKeyStore
-
-
-@dataclass
-class App:
-    http: httpx.AsyncClient
-    services: Services
-    keys: MemoryKeyStore
-    generations: MemoryGenerationStore
-    secret: str
-    admin: str
-
-    def client(self, secret: str | None = None) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key=secret or self.secret,
-            base_url="http://gateway/api/v1",
-            http_client=self.http,
-            max_retries=0,
-        )
-
-
-@pytest.fixture
-async def app() -> AsyncIterator[App]:
-    settings = load_settings(None)  # the embedded defaults: the demo provider and model
-    keys = MemoryKeyStore()
-    generations = MemoryGenerationStore(keys)
-    providers = {name: DemoProvider(name, config) for name, config in settings.providers.items()}
-    services = Services(
-        settings, keys=keys, generations=generations, providers=providers, limiter=MemoryRateLimiter()
-    )
-    _, secret = await keys.create("app", limit_pico=10**12)
-    _, admin = await keys.create("admin", management=True)
-    transport = httpx.ASGITransport(app=create_app(settings, services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-        yield App(http, services, keys, generations, secret, admin)
-    await services.aclose()
+from tests.inprocess.conftest import App
 
 
 async def test_the_demo_model_answers_through_the_official_client_and_is_recorded(app: App):

@@ -26,6 +26,7 @@ from genledger.api.routes.keys import (
     list_keys,
     update_key,
 )
+from genledger.api.routes.messages import create_message
 from genledger.api.routes.models import (
     count_models,
     get_model,
@@ -34,6 +35,7 @@ from genledger.api.routes.models import (
     list_providers,
 )
 from genledger.api.routes.ops import health, metrics
+from genledger.api.routes.responses import create_response
 from genledger.api.routes.text_completions import text_completions
 from genledger.config import Settings
 from genledger.errors import GatewayError
@@ -43,6 +45,8 @@ ROUTES = [
     Route("/health", health, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/api/v1/responses", create_response, methods=["POST"]),
+    Route("/api/v1/messages", create_message, methods=["POST"]),
     Route("/api/v1/generation", get_generation, methods=["GET"]),
     Route("/api/v1/generations", list_generations, methods=["GET"]),
     # Before any /api/v1/generations/{...} route, which would otherwise take "export".

@@ -1,0 +1,60 @@
+"""Strict reading of request bodies for the routes that refuse what they do not honour.
+
+The Responses and Messages routes answer every field they are sent: each is honoured, or
+refused with a 400 that names it (``param`` in the error's metadata). These helpers keep
+that rule short to write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import orjson
+
+from genledger.errors import BadRequest
+
+_TYPE_NAMES = {int: "integer", float: "number", str: "string", list: "array", dict: "object", bool: "boolean"}
+
+
+def bad(param: str, message: str) -> BadRequest:
+    """A 400 naming ``param``."""
+    return BadRequest(message, metadata={"param": param})
+
+
+def load_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return body
+
+
+def only(obj: dict[str, Any], allowed: Collection[str], where: str = "") -> None:
+    """Refuse the first key of ``obj`` not in ``allowed``, by its full name."""
+    for name in obj:
+        if name not in allowed:
+            param = f"{where}.{name}" if where else name
+            raise bad(param, f"'{param}' is not supported on this route")
+
+
+def typed(obj: dict[str, Any], name: str, *types: type, where: str = "", required: bool = False) -> Any:
+    """``obj[name]`` when it has one of ``types`` (``None`` when absent or null)."""
+    value = obj.get(name)
+    param = f"{where}.{name}" if where else name
+    if value is None:
+        if required:
+            raise bad(param, f"'{param}' is required")
+        return None
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        kinds = " or ".join(_TYPE_NAMES[t] for t in types)
+        raise bad(param, f"'{param}' must be {'an' if kinds[0] in 'aeiou' else 'a'} {kinds}")
+    return value
+
+
+def object_at(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad(where, f"'{where}' must be an object")
+    return value

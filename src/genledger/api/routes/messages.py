@@ -1,0 +1,42 @@
+"""POST /api/v1/messages: Anthropic's Messages API, served by any provider.
+
+Errors on this route are rendered in Anthropic's shape, and the key may come as Anthropic's
+``x-api-key`` header as well as a bearer ``Authorization``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from genledger.api.anthropic_messages import error_response, message_json, sse
+from genledger.api.errors import count_error
+from genledger.api.event_stream import EventStreamResponse
+from genledger.api.messages_wire import parse_messages_request
+from genledger.api.responses import json_response, request_context, services_of
+from genledger.errors import GatewayError
+
+
+async def create_message(request: Request) -> Response:
+    try:
+        return await _create_message(request)
+    except GatewayError as error:
+        count_error(request, error.status)
+        return error_response(error)
+
+
+async def _create_message(request: Request) -> Response:
+    received_at = time.perf_counter()
+    services = services_of(request)
+    authorization = request.headers.get("authorization")
+    if authorization is None and (api_key := request.headers.get("x-api-key")):
+        authorization = f"Bearer {api_key}"
+    key = await services.auth.authenticate(authorization)
+    chat = parse_messages_request(await request.body(), session_header=request.headers.get("x-session-id"))
+    context = request_context(request, received_at)
+    if chat.stream:
+        relay = await services.completions.stream(key, chat, context)
+        return EventStreamResponse(sse(relay))
+    return json_response(message_json(await services.completions.complete(key, chat, context)))
