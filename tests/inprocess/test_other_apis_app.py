@@ -12,12 +12,12 @@ from genledger.core.usage import Usage
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.measurements import Measurements
 from genledger.providers.demo import demo_vector
-from tests.inprocess.test_app import App, app  # noqa: F401  # the fixture
+from tests.inprocess.conftest import App
 
 DEMO_EMBEDDING = "genledger/demo-embedding"
 
 
-async def test_the_demo_answers_embeddings_in_both_encodings(app: App):  # noqa: F811
+async def test_the_demo_answers_embeddings_in_both_encodings(app: App):
     client = app.client()
     floats = await client.embeddings.create(model=DEMO_EMBEDDING, input=["a", "b"], encoding_format="float")
     assert [item.embedding for item in floats.data] == [
@@ -32,7 +32,7 @@ async def test_the_demo_answers_embeddings_in_both_encodings(app: App):  # noqa:
     assert floats.usage.model_extra["cost"] == record.charge_pico / 10**12 > 0
 
 
-async def test_the_demo_completes_prompts_streamed(app: App):  # noqa: F811
+async def test_the_demo_completes_prompts_streamed(app: App):
     stream = await app.client().completions.create(
         model="genledger/demo", prompt="Tell me", max_tokens=3, stream=True
     )
@@ -42,7 +42,7 @@ async def test_the_demo_completes_prompts_streamed(app: App):  # noqa: F811
     assert (record.api_type, record.streamed, record.finish_reason) == ("completions", True, "length")
 
 
-async def test_catalog_routes_answer_for_the_demo(app: App):  # noqa: F811
+async def test_catalog_routes_answer_for_the_demo(app: App):
     headers = {"Authorization": f"Bearer {app.secret}"}
     endpoints = (await app.http.get("/api/v1/models/genledger/demo/endpoints", headers=headers)).json()[
         "data"
@@ -55,7 +55,7 @@ async def test_catalog_routes_answer_for_the_demo(app: App):  # noqa: F811
     assert unauthenticated.status_code == 401
 
 
-def test_an_open_circuit_shows_as_the_endpoints_status(app: App):  # noqa: F811
+def test_an_open_circuit_shows_as_the_endpoints_status(app: App):
     services = app.services
     entry = services.catalog.resolve("genledger/demo")
     breakers = Breakers(failures=1, cooldown=60)
