@@ -192,6 +192,13 @@ class MemoryGenerationStore:
             for key_id in key_ids
         }
 
+    async def last_used(self, key_ids: Sequence[str]) -> dict[str, datetime]:
+        latest: dict[str, datetime] = {}
+        for g in self.generations.values():
+            if g.key_id in key_ids and (g.key_id not in latest or g.created_at > latest[g.key_id]):
+                latest[g.key_id] = g.created_at
+        return latest
+
     async def usage_by_day(self, key_id: str, since: datetime) -> list[tuple[str, int, int]]:
         days: dict[str, list[int]] = {}
         for g in self.generations.values():

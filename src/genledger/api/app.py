@@ -24,7 +24,7 @@ from genledger.api.routes.keys import (
     list_keys,
     update_key,
 )
-from genledger.api.routes.models import list_models
+from genledger.api.routes.models import list_models, list_models_for_user
 from genledger.api.routes.ops import health, metrics
 from genledger.config import Settings
 from genledger.errors import GatewayError
@@ -40,6 +40,7 @@ ROUTES = [
     Route("/api/v1/generations/export", export_generations, methods=["GET"]),
     Route("/api/v1/activity", get_activity, methods=["GET"]),
     Route("/api/v1/models", list_models, methods=["GET"]),
+    Route("/api/v1/models/user", list_models_for_user, methods=["GET"]),
     Route("/api/v1/key", current_key, methods=["GET"]),
     Route("/api/v1/credits", credits, methods=["GET"]),
     Route("/api/v1/keys", list_keys, methods=["GET"]),

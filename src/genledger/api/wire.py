@@ -272,4 +272,17 @@ def model_json(entry: ModelEntry) -> dict[str, Any]:
         },
         "per_request_limits": None,
         "supported_parameters": sorted(["max_tokens", "stream", "user", *_PASSTHROUGH]),
+        # The catalog sets no sampling defaults: the upstream's own apply.
+        "default_parameters": None,
+        "supported_voices": None,  # no text-to-speech models
+        "links": {"details": f"/api/v1/models/{entry.slug}/endpoints"},
+    }
+
+
+def models_json(entries: list[ModelEntry]) -> dict[str, Any]:
+    """The ``/models`` list: the whole catalog in one page (it is small and held in memory)."""
+    return {
+        "data": [model_json(entry) for entry in entries],
+        "total_count": len(entries),
+        "links": {"next": None},
     }

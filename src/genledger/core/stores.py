@@ -91,6 +91,10 @@ class GenerationStore(Protocol):
         """Each key's charges in the current day, week and month, in one query."""
         ...
 
+    async def last_used(self, key_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each key's latest generation was made; keys never used are absent."""
+        ...
+
     async def usage_by_day(self, key_id: str, since: datetime) -> list[tuple[str, int, int]]:
         """(UTC day, generations, picodollars) for each day with usage since ``since``."""
         ...
