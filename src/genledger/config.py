@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from genledger.core.content import DEFAULT_MAX_CONTENT_BYTES, DEFAULT_RETENTION_DAYS, ContentPolicy
 from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
 from genledger.core.money import PriceError, per_token_pico
 from genledger.core.pricing import Price
@@ -175,6 +176,27 @@ class RoutingConfig(_Strict):
     )
 
 
+class ContentStorageConfig(_Strict):
+    """Whether prompts and answers are stored (GET /generation/content), how long, how large.
+
+    Off by default; a key's own ``store_content`` overrides ``enabled``. Content is never logged.
+    """
+
+    enabled: bool = False
+    retention_days: int = Field(
+        default=DEFAULT_RETENTION_DAYS, ge=1, le=3650, description="days content is kept, then pruned"
+    )
+    max_bytes: int = Field(
+        default=DEFAULT_MAX_CONTENT_BYTES,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="a generation's content larger than this (as JSON) is not stored",
+    )
+
+    def policy(self) -> ContentPolicy:
+        return ContentPolicy(self.enabled, self.retention_days, self.max_bytes)
+
+
 def _demo_providers() -> dict[str, ProviderConfig]:
     return {DEMO_PROVIDER: ProviderConfig(kind="demo", display_name="genledger-demo")}
 
@@ -209,6 +231,7 @@ class Settings(BaseSettings):
     models: dict[str, ModelConfig] = Field(default_factory=_demo_models)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    content_storage: ContentStorageConfig = Field(default_factory=ContentStorageConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -131,7 +131,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("alpha.decisions.create", U, _static(model="m", questions={}, state="s")),
     Operation("system_one.create", U, _static(model="m", questions={}, state="s")),
     Operation("tts.create_speech", U, _static(model="m", input="hi")),
-    Operation("stt.create_transcription", U, _static(model="m", input_audio={"url": "http://127.0.0.1/a.wav"})),
+    Operation(
+        "stt.create_transcription", U, _static(model="m", input_audio={"url": "http://127.0.0.1/a.wav"})
+    ),
     Operation("stt.create_transcription_multipart", U, _static(model="m")),
     Operation("o_auth.exchange_auth_code_for_api_key", U, _static(code="c")),
     Operation("o_auth.create_auth_code", U, _static(callback_url="http://127.0.0.1/cb")),
@@ -224,7 +226,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("private_endpoints.activate", U, _static(**_ID)),
     Operation("private_endpoints.disable", U, _static(**_ID)),
     Operation("private_endpoints.enable", U, _static(**_ID)),
-    Operation("private_endpoints.update_pricing", U, _static(pricing={"prompt": "0", "completion": "0"}, **_ID)),
+    Operation(
+        "private_endpoints.update_pricing", U, _static(pricing={"prompt": "0", "completion": "0"}, **_ID)
+    ),
     Operation("private_endpoints.validate", U, _static(workspace_id="w", **_ID)),
     Operation("rerank.rerank", U, _static(documents=["d"], model="m", query="q")),
     Operation("scim.list_mappings", U),

@@ -34,9 +34,9 @@ def sdk_operations(sdk: BaseSDK, prefix: str = "") -> Iterator[tuple[str, Any]]:
         if isinstance(child, BaseSDK):
             yield from sdk_operations(child, f"{prefix}{name}.")
     for name, function in vars(type(sdk)).items():
-        if inspect.isfunction(function) and not name.startswith("_") and not name.endswith("_async"):
-            if name != "dynamic_import":
-                yield f"{prefix}{name}", getattr(sdk, name)
+        public = not name.startswith("_") and not name.endswith("_async") and name != "dynamic_import"
+        if inspect.isfunction(function) and public:
+            yield f"{prefix}{name}", getattr(sdk, name)
 
 
 def resolve(sdk: OpenRouter, name: str) -> Any:
@@ -68,7 +68,7 @@ def user(database_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def conformance_gateway(database_url: str, upstream: FakeOpenAIInThread) -> Iterator[GatewayServer]:
-    settings = gateway_settings(database_url, upstream.api_url)
+    settings = gateway_settings(database_url, upstream.api_url, content_storage={"enabled": True})
     with GatewayServer.build(**settings) as server:
         yield server
 
@@ -86,8 +86,10 @@ def call(operation: Operation, sdks: dict[bool, OpenRouter], context: Context) -
     except errors.ResponseValidationError as exc:
         return Observed(operation, parsed=False, error=f"ResponseValidationError: {exc.cause}")
     except errors.OpenRouterError as exc:
-        return Observed(operation, parsed=False, error=type(exc).__name__, status=exc.status_code, body=exc.body)
-    except Exception as exc:  # noqa: BLE001 - reported with the others, not one at a time
+        return Observed(
+            operation, parsed=False, error=type(exc).__name__, status=exc.status_code, body=exc.body
+        )
+    except Exception as exc:
         return Observed(operation, parsed=False, error=f"{type(exc).__name__}: {exc}")
     return Observed(operation, parsed=result is not None)
 
@@ -96,7 +98,9 @@ def declared_404_error(sdk: OpenRouter, name: str) -> str:
     """The error class the SDK's generated code raises for a 404 of this operation."""
     source = inspect.getsource(resolve(sdk, name))
     declared = re.search(
-        r'match_response\(\s*http_res,\s*(?:"404"|\[[^\]]*"404"[^\]]*\]).*?raise errors\.(\w+)\(', source, re.S
+        r'match_response\(\s*http_res,\s*(?:"404"|\[[^\]]*"404"[^\]]*\]).*?raise errors\.(\w+)\(',
+        source,
+        re.S,
     )
     return declared.group(1) if declared else "OpenRouterDefaultError"
 

@@ -14,7 +14,13 @@ from genledger.api.errors import on_gateway_error, on_http_exception
 from genledger.api.middleware import BodyLimit, UnexpectedErrors
 from genledger.api.routes.activity import get_activity
 from genledger.api.routes.chat import chat_completions
-from genledger.api.routes.generations import export_generations, get_generation, list_generations
+from genledger.api.routes.generations import (
+    export_generations,
+    get_generation,
+    get_generation_content,
+    list_generations,
+    submit_feedback,
+)
 from genledger.api.routes.keys import (
     create_key,
     credits,
@@ -35,6 +41,8 @@ ROUTES = [
     Route("/metrics", metrics, methods=["GET"]),
     Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/api/v1/generation", get_generation, methods=["GET"]),
+    Route("/api/v1/generation/content", get_generation_content, methods=["GET"]),
+    Route("/api/v1/generation/feedback", submit_feedback, methods=["POST"]),
     Route("/api/v1/generations", list_generations, methods=["GET"]),
     # Before any /api/v1/generations/{...} route, which would otherwise take "export".
     Route("/api/v1/generations/export", export_generations, methods=["GET"]),

@@ -83,6 +83,7 @@ def key_json(view: KeyView) -> dict[str, Any]:
         "last_used_at": view.last_used_at.isoformat() if view.last_used_at else None,
         "requests_per_minute": key.requests_per_minute,
         "tokens_per_minute": key.tokens_per_minute,
+        "store_content": key.store_content,
         "created_at": key.created_at.isoformat(),
         "updated_at": key.updated_at.isoformat() if key.updated_at else None,
     }
@@ -188,6 +189,13 @@ def _changes(body: dict[str, Any]) -> dict[str, Any]:
     for name in ("requests_per_minute", "tokens_per_minute"):
         if name in body:
             changes[name] = _per_minute(name, body[name])
+    if "store_content" in body:
+        if body["store_content"] is not None and not isinstance(body["store_content"], bool):
+            raise BadRequest(
+                "'store_content' must be a boolean, or null for the gateway's default",
+                metadata={"param": "store_content"},
+            )
+        changes["store_content"] = body["store_content"]
     return changes
 
 
@@ -212,5 +220,7 @@ def parse_key_update(raw: bytes) -> dict[str, Any]:
             raise BadRequest("'disabled' must be a boolean", metadata={"param": "disabled"})
         changes["disabled"] = body["disabled"]
     if not changes:
-        raise BadRequest("Nothing to change: give name, label, limit, limit_reset, disabled or rate limits")
+        raise BadRequest(
+            "Nothing to change: give name, label, limit, limit_reset, disabled, rate limits or store_content"
+        )
     return changes
