@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -140,3 +141,12 @@ def test_every_operation_parses_or_fails_with_a_typed_error(
     counts[database_url.split(":", 1)[0]] = observed
     problems = [f"{o.operation.name}: {why}" for o in observed if (why := problem(o, sdk)) is not None]
     assert problems == [], "\n".join(problems)
+
+
+def test_the_readme_table_says_what_the_table_expects():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([\w.]+)` \| ([^|]+?) \|", readme, re.M))
+    assert set(rows) == {operation.name for operation in OPERATIONS}
+    for operation in OPERATIONS:
+        # "served" and "served with a note" both mean SERVED
+        assert rows[operation.name].startswith(operation.outcome.value), operation.name
