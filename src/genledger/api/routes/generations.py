@@ -23,7 +23,10 @@ async def get_generation(request: Request) -> Response:
     if generation is None:
         # Another key's generation is answered exactly like a missing one.
         raise NotFound(f"Generation {generation_id} not found", metadata={"id": generation_id})
-    return json_response({"data": generation_json(generation)})
+    feedback = await services.content.feedback_for([generation.id])
+    return json_response(
+        {"data": {**generation_json(generation), "feedback": feedback_json(feedback.get(generation.id))}}
+    )
 
 
 async def list_generations(request: Request) -> Response:
