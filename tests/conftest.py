@@ -11,6 +11,13 @@ if TYPE_CHECKING:
     from genledger.ledger import Ledger
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    from tests.e2e.sdk_operations import RESULTS, summary_lines
+
+    for line in summary_lines(config.stash.get(RESULTS, {})):
+        terminalreporter.write_line(line)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Under GENLEDGER_REQUIRE_SERVICES=1 (CI) a skipped test is a failure: every test must run.
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from genledger.core.content import DEFAULT_MAX_CONTENT_BYTES, DEFAULT_RETENTION_DAYS, ContentPolicy
 from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
 from genledger.core.money import PriceError, per_token_pico
 from genledger.core.pricing import Price
@@ -195,6 +196,27 @@ class RoutingConfig(_Strict):
     )
 
 
+class ContentStorageConfig(_Strict):
+    """Whether prompts and answers are stored (GET /generation/content), how long, how large.
+
+    Off by default; a key's own ``store_content`` overrides ``enabled``. Content is never logged.
+    """
+
+    enabled: bool = False
+    retention_days: int = Field(
+        default=DEFAULT_RETENTION_DAYS, ge=1, le=3650, description="days content is kept, then pruned"
+    )
+    max_bytes: int = Field(
+        default=DEFAULT_MAX_CONTENT_BYTES,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="a generation's content larger than this (as JSON) is not stored",
+    )
+
+    def policy(self) -> ContentPolicy:
+        return ContentPolicy(self.enabled, self.retention_days, self.max_bytes)
+
+
 def _demo_providers() -> dict[str, ProviderConfig]:
     return {DEMO_PROVIDER: ProviderConfig(kind="demo", display_name="genledger-demo")}
 
@@ -243,6 +265,7 @@ class Settings(BaseSettings):
         description="signs the dashboard's session cookies (GENLEDGER_DASHBOARD_SECRET); when unset, "
         "a SQLite ledger keeps a generated one beside its file",
     )
+    content_storage: ContentStorageConfig = Field(default_factory=ContentStorageConfig)
 
     @classmethod
     def settings_customise_sources(

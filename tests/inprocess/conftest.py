@@ -30,7 +30,12 @@ from genledger.limits.ratelimit import MemoryRateLimiter
 from genledger.metrics import Metrics
 from genledger.providers.demo import DemoProvider
 from tests.inprocess.scripted import ScriptedEmbedder, ScriptedProvider
-from tests.inprocess.stores import MemoryGenerationStore, MemoryKeyStore
+from tests.inprocess.stores import (
+    MemoryContentStore,
+    MemoryFeedbackStore,
+    MemoryGenerationStore,
+    MemoryKeyStore,
+)
 
 MODEL = "acme/chat"
 OTHER_MODEL = "acme/other"
@@ -199,7 +204,13 @@ async def app() -> AsyncIterator[App]:
     generations = MemoryGenerationStore(keys)
     providers = {name: DemoProvider(name, config) for name, config in settings.providers.items()}
     services = Services(
-        settings, keys=keys, generations=generations, providers=providers, limiter=MemoryRateLimiter()
+        settings,
+        keys=keys,
+        generations=generations,
+        content=MemoryContentStore(),
+        feedback=MemoryFeedbackStore(),
+        providers=providers,
+        limiter=MemoryRateLimiter(),
     )
     _, secret = await keys.create("app", limit_pico=10**12)
     _, admin = await keys.create("admin", management=True)

@@ -24,13 +24,23 @@ from genledger.core.activity import (
     hour_of,
     percentile,
 )
+from genledger.core.content import Feedback, GenerationContent
 from genledger.core.generation import Generation
 from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import KeyExists, KeyRecord, Refusal
 from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
 
 _UPDATABLE = frozenset(
-    {"name", "label", "limit_pico", "limit_reset", "disabled", "requests_per_minute", "tokens_per_minute"}
+    {
+        "name",
+        "label",
+        "limit_pico",
+        "limit_reset",
+        "disabled",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "store_content",
+    }
 )
 
 
@@ -51,6 +61,7 @@ class MemoryKeyStore:
         label: str | None = None,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
+        store_content: bool | None = None,
     ) -> tuple[KeyRecord, str]:
         if self._by("name", name) is not None:
             raise KeyExists(f"a key named {name!r} exists already")
@@ -70,6 +81,7 @@ class MemoryKeyStore:
             updated_at=now,
             requests_per_minute=requests_per_minute,
             tokens_per_minute=tokens_per_minute,
+            store_content=store_content,
         )
         self.keys[key.id] = key
         return key, secret
@@ -192,6 +204,13 @@ class MemoryGenerationStore:
             for key_id in key_ids
         }
 
+    async def last_used(self, key_ids: Sequence[str]) -> dict[str, datetime]:
+        latest: dict[str, datetime] = {}
+        for g in self.generations.values():
+            if g.key_id in key_ids and (g.key_id not in latest or g.created_at > latest[g.key_id]):
+                latest[g.key_id] = g.created_at
+        return latest
+
     async def usage_by_day(self, key_id: str, since: datetime) -> list[tuple[str, int, int]]:
         days: dict[str, list[int]] = {}
         for g in self.generations.values():
@@ -271,3 +290,34 @@ def _value(g: Generation, grouping: Grouping) -> str | None:
     }[grouping.by]
     value: str | None = getattr(g, attribute)
     return value
+
+
+class MemoryContentStore:
+    def __init__(self) -> None:
+        self.content: dict[str, GenerationContent] = {}
+
+    async def put(self, content: GenerationContent) -> None:
+        self.content[content.generation_id] = content
+
+    async def get(self, generation_id: str, key_id: str, since: datetime) -> GenerationContent | None:
+        found = self.content.get(generation_id)
+        if found is None or found.key_id != key_id or found.created_at < since:
+            return None
+        return found
+
+    async def prune(self, before: datetime) -> int:
+        expired = [g for g, c in self.content.items() if c.created_at < before]
+        for generation_id in expired:
+            del self.content[generation_id]
+        return len(expired)
+
+
+class MemoryFeedbackStore:
+    def __init__(self) -> None:
+        self.feedback: dict[str, Feedback] = {}
+
+    async def put(self, feedback: Feedback) -> None:
+        self.feedback[feedback.generation_id] = feedback
+
+    async def for_generations(self, generation_ids: Sequence[str]) -> dict[str, Feedback]:
+        return {g: self.feedback[g] for g in generation_ids if g in self.feedback}

@@ -23,7 +23,12 @@ from genledger.core.keys import KeyRecord
 from genledger.gateway.services import Services
 from genledger.limits.ratelimit import MemoryRateLimiter
 from genledger.providers.demo import DemoProvider
-from tests.inprocess.stores import MemoryGenerationStore, MemoryKeyStore
+from tests.inprocess.stores import (
+    MemoryContentStore,
+    MemoryFeedbackStore,
+    MemoryGenerationStore,
+    MemoryKeyStore,
+)
 
 BASE = "http://gateway"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -80,7 +85,13 @@ async def dash() -> AsyncIterator[Dash]:
     generations = MemoryGenerationStore(keys)
     providers = {name: DemoProvider(name, config) for name, config in settings.providers.items()}
     services = Services(
-        settings, keys=keys, generations=generations, providers=providers, limiter=MemoryRateLimiter()
+        settings,
+        keys=keys,
+        generations=generations,
+        content=MemoryContentStore(),
+        feedback=MemoryFeedbackStore(),
+        providers=providers,
+        limiter=MemoryRateLimiter(),
     )
     _, admin = await keys.create("admin", management=True)
     alice_key, alice = await keys.create("alice", limit_pico=10**12)

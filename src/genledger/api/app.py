@@ -16,7 +16,13 @@ from genledger.api.middleware import BodyLimit, UnexpectedErrors
 from genledger.api.routes.activity import get_activity
 from genledger.api.routes.chat import chat_completions
 from genledger.api.routes.embeddings import embeddings
-from genledger.api.routes.generations import export_generations, get_generation, list_generations
+from genledger.api.routes.generations import (
+    export_generations,
+    get_generation,
+    get_generation_content,
+    list_generations,
+    submit_feedback,
+)
 from genledger.api.routes.keys import (
     create_key,
     credits,
@@ -30,8 +36,10 @@ from genledger.api.routes.messages import create_message
 from genledger.api.routes.models import (
     count_models,
     get_model,
+    list_embedding_models,
     list_endpoints,
     list_models,
+    list_models_for_user,
     list_providers,
 )
 from genledger.api.routes.ops import health, metrics
@@ -48,17 +56,21 @@ ROUTES = [
     Route("/api/v1/responses", create_response, methods=["POST"]),
     Route("/api/v1/messages", create_message, methods=["POST"]),
     Route("/api/v1/generation", get_generation, methods=["GET"]),
+    Route("/api/v1/generation/content", get_generation_content, methods=["GET"]),
+    Route("/api/v1/generation/feedback", submit_feedback, methods=["POST"]),
     Route("/api/v1/generations", list_generations, methods=["GET"]),
     # Before any /api/v1/generations/{...} route, which would otherwise take "export".
     Route("/api/v1/generations/export", export_generations, methods=["GET"]),
     Route("/api/v1/activity", get_activity, methods=["GET"]),
     Route("/api/v1/models", list_models, methods=["GET"]),
     Route("/api/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/api/v1/embeddings/models", list_embedding_models, methods=["GET"]),
     Route("/api/v1/completions", text_completions, methods=["POST"]),
     Route("/api/v1/models/count", count_models, methods=["GET"]),
     Route("/api/v1/models/{author}/{slug}/endpoints", list_endpoints, methods=["GET"]),
     Route("/api/v1/model/{author}/{slug}", get_model, methods=["GET"]),
     Route("/api/v1/providers", list_providers, methods=["GET"]),
+    Route("/api/v1/models/user", list_models_for_user, methods=["GET"]),
     Route("/api/v1/key", current_key, methods=["GET"]),
     Route("/api/v1/credits", credits, methods=["GET"]),
     Route("/api/v1/keys", list_keys, methods=["GET"]),

@@ -3,7 +3,8 @@
 Shared by ``GET /api/v1/generations/export`` and ``genledger generations export``, so a file
 is the same whichever made it.
 
-* NDJSON: one line per generation, exactly the list's item (:func:`generation_json`).
+* NDJSON: one line per generation, the list's item (:func:`generation_json`) less the list's
+  ``feedback`` extension, which exports do not carry.
 * CSV: a header, then one row per generation with one column per item key, in the order
   of :data:`CSV_COLUMNS` (the item's own order). A cell is the value as JSON text
   (numbers, ``true``/``false``, ``provider_responses`` and ``metadata`` as compact JSON),

@@ -8,23 +8,29 @@ from typing import Any
 
 import orjson
 
-from genledger.core.credits import LIMIT_RESETS, period_start
+from genledger.core.credits import LIMIT_RESETS, next_period_start, period_start
 from genledger.core.keys import KeyRecord
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_usd
 from genledger.errors import BadRequest
 from genledger.gateway.keys import KeyView
 
 _NAME_MAX = 200
+# genledger has no workspaces: every key is in the gateway's one implicit workspace. OpenRouter's
+# key shapes require a workspace id string, so this one is named, and documented in the README.
+WORKSPACE_ID = "default"
+
+
+def _used_in_period(key: KeyRecord, now: datetime) -> int:
+    current = period_start(key.limit_reset, now)
+    if current is not None and (key.period_start is None or key.period_start < current):
+        return 0  # a new period began and no request has been charged in it yet
+    return key.limited_usage_pico
 
 
 def limit_remaining(key: KeyRecord, now: datetime) -> int | None:
     if key.limit_pico is None:
         return None
-    used = key.limited_usage_pico
-    current = period_start(key.limit_reset, now)
-    if current is not None and (key.period_start is None or key.period_start < current):
-        used = 0  # a new period began and no request has been charged in it yet
-    return max(key.limit_pico - used, 0)
+    return max(key.limit_pico - _used_in_period(key, now), 0)
 
 
 def _usd(pico: int | None) -> float | None:
@@ -57,6 +63,12 @@ def _limits_and_usage(view: KeyView) -> dict[str, Any]:
     }
 
 
+# Concepts of OpenRouter's accounts that a self-hosted gateway does not have: no BYOK spend, no
+# creator user, organization or external user (see the README's conformance table).
+_NO_BYOK = {"byok_usage_daily": 0.0, "byok_usage_weekly": 0.0, "byok_usage_monthly": 0.0}
+_NO_ACCOUNT = {"creator_user_id": None, "workspace_id": WORKSPACE_ID}
+
+
 def key_json(view: KeyView) -> dict[str, Any]:
     """A key as the management API shows it: never its secret."""
     key = view.key
@@ -65,20 +77,51 @@ def key_json(view: KeyView) -> dict[str, Any]:
         "name": key.name,
         "disabled": key.disabled,
         **_limits_and_usage(view),
-        "byok_usage_daily": 0.0,
-        "byok_usage_weekly": 0.0,
-        "byok_usage_monthly": 0.0,
+        **_NO_BYOK,
+        **_NO_ACCOUNT,
+        "external_user": None,
+        "last_used_at": view.last_used_at.isoformat() if view.last_used_at else None,
         "requests_per_minute": key.requests_per_minute,
         "tokens_per_minute": key.tokens_per_minute,
+        "store_content": key.store_content,
         "created_at": key.created_at.isoformat(),
         "updated_at": key.updated_at.isoformat() if key.updated_at else None,
     }
 
 
+def key_budget_json(key: KeyRecord, now: datetime) -> dict[str, Any] | None:
+    """The key's own limit as OpenRouter's ``key_limit`` budget layer; None without a limit."""
+    if key.limit_pico is None:
+        return None
+    used = _used_in_period(key, now)
+    resets_at = next_period_start(key.limit_reset, now)
+    return {
+        "scope": "key_limit",
+        "budget_id": None,
+        "guardrail_id": None,
+        "include_byok": False,
+        "limit_usd": to_usd(key.limit_pico),
+        "spend_usd": to_usd(used),
+        # OpenRouter's definition: may go negative when the last request overshot the limit.
+        "remaining_usd": to_usd(key.limit_pico - used),
+        "reset_interval": key.limit_reset,
+        "resets_at": resets_at.isoformat() if resets_at else None,
+    }
+
+
 def key_info_json(view: KeyView) -> dict[str, Any]:
     """``GET /key``: the calling key's limits, usage and effective rate limits."""
+    budget = key_budget_json(view.key, datetime.now(UTC))
     return {
         **_limits_and_usage(view),
+        **_NO_BYOK,
+        **_NO_ACCOUNT,
+        "organization_id": None,
+        "allowed_data_regions": [],
+        "budgets": [budget] if budget is not None else [],
+        "effective_budget": budget,
+        # genledger has no free-model quota (no ``:free`` variants): nothing allowed, nothing used.
+        "free_model_daily_requests": {"limit": 0, "remaining": 0, "used": 0},
         "is_free_tier": False,
         "is_provisioning_key": view.key.is_management,
         "rate_limit": rate_limit_json(view.limits.requests_per_minute, view.limits.tokens_per_minute),
@@ -146,6 +189,13 @@ def _changes(body: dict[str, Any]) -> dict[str, Any]:
     for name in ("requests_per_minute", "tokens_per_minute"):
         if name in body:
             changes[name] = _per_minute(name, body[name])
+    if "store_content" in body:
+        if body["store_content"] is not None and not isinstance(body["store_content"], bool):
+            raise BadRequest(
+                "'store_content' must be a boolean, or null for the gateway's default",
+                metadata={"param": "store_content"},
+            )
+        changes["store_content"] = body["store_content"]
     return changes
 
 
@@ -178,5 +228,7 @@ def key_update_changes(body: dict[str, Any]) -> dict[str, Any]:
             raise BadRequest("'disabled' must be a boolean", metadata={"param": "disabled"})
         changes["disabled"] = body["disabled"]
     if not changes:
-        raise BadRequest("Nothing to change: give name, label, limit, limit_reset, disabled or rate limits")
+        raise BadRequest(
+            "Nothing to change: give name, label, limit, limit_reset, disabled, rate limits or store_content"
+        )
     return changes

@@ -414,3 +414,12 @@ def architecture_json(entry: ModelEntry) -> dict[str, Any]:
         "tokenizer": "Other",
         "instruct_type": None,
     }
+
+
+def models_json(entries: list[ModelEntry]) -> dict[str, Any]:
+    """The ``/models`` list: the whole catalog in one page (it is small and held in memory)."""
+    return {
+        "data": [model_json(entry) for entry in entries],
+        "total_count": len(entries),
+        "links": {"next": None},
+    }

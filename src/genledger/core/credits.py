@@ -39,6 +39,18 @@ def period_start(reset: str | None, now: datetime) -> datetime | None:
     return None
 
 
+def next_period_start(reset: str | None, now: datetime) -> datetime | None:
+    """When the limit period containing ``now`` ends (UTC); None for a limit that never resets."""
+    start = period_start(reset, now)
+    if start is None:
+        return None
+    if reset == "daily":
+        return start + timedelta(days=1)
+    if reset == "weekly":
+        return start + timedelta(days=7)
+    return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
 def prompt_tokens_upper_bound(request: ChatRequest) -> int:
     """At least as many tokens as the prompt can have: every token covers one byte or more.
 

@@ -27,6 +27,7 @@ class KeyRecord:
     period_start: datetime | None = None
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    store_content: bool | None = None  # None: the gateway's content_storage.enabled decides
 
     @property
     def limited_usage_pico(self) -> int:

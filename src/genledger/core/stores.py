@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from genledger.core.activity import ActivityRows, Grouping
+from genledger.core.content import Feedback, GenerationContent
 from genledger.core.generation import Generation
 from genledger.core.keys import KeyRecord, Refusal
 
@@ -91,6 +92,10 @@ class GenerationStore(Protocol):
         """Each key's charges in the current day, week and month, in one query."""
         ...
 
+    async def last_used(self, key_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each key's latest generation was made; keys never used are absent."""
+        ...
+
     async def usage_by_day(self, key_id: str, since: datetime) -> list[tuple[str, int, int]]:
         """(UTC day, generations, picodollars) for each day with usage since ``since``."""
         ...
@@ -141,6 +146,7 @@ class KeyStore(Protocol):
         label: str | None = None,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
+        store_content: bool | None = None,
     ) -> tuple[KeyRecord, str]:
         """A new key and its secret (shown once, never stored). ``KeyExists`` for a taken name."""
         ...
@@ -180,3 +186,25 @@ class KeyStore(Protocol):
     async def release(self, key_id: str, amount: int) -> None:
         """Give back a reservation whose request produced nothing to charge."""
         ...
+
+
+class ContentStore(Protocol):
+    """Stored prompts and answers (only those the content policy keeps)."""
+
+    async def put(self, content: GenerationContent) -> None: ...
+
+    async def get(self, generation_id: str, key_id: str, since: datetime) -> GenerationContent | None:
+        """The key's own generation's content, unless made before ``since`` (expired)."""
+        ...
+
+    async def prune(self, before: datetime) -> int:
+        """Delete content made before ``before``; how many were deleted."""
+        ...
+
+
+class FeedbackStore(Protocol):
+    """One feedback per generation; a second one from the same key replaces the first."""
+
+    async def put(self, feedback: Feedback) -> None: ...
+
+    async def for_generations(self, generation_ids: Sequence[str]) -> dict[str, Feedback]: ...

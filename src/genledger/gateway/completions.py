@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 
 from genledger.core import pricing
 from genledger.core.chat import ChatRequest, Completion, RoutedRequest
+from genledger.core.content import ContentError, GenerationContent
 from genledger.core.embeddings import EmbeddingAnswer, EmbeddingRequest
 from genledger.core.events import (
     Answer,
@@ -26,6 +27,7 @@ from genledger.core.events import (
     Head,
     Identified,
     ProviderEvent,
+    ReasoningDelta,
     Relay,
     RelayEvent,
     Settled,
@@ -43,6 +45,7 @@ from genledger.errors import BadGateway, GatewayError, from_upstream
 from genledger.gateway.admission import Admission
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog, ModelEntry
+from genledger.gateway.content import ContentService
 from genledger.gateway.measurements import Measurements
 from genledger.gateway.routing import Candidate, Operation, plan
 from genledger.metrics import Metrics
@@ -82,11 +85,20 @@ class _Tally:
     usage: Usage | None = None
     finish_reason: str | None = None
     native_finish_reason: str | None = None
+    # The first choice's text and reasoning, kept only when the content is to be stored.
+    text: list[str] | None = None
+    reasoning: list[str] | None = None
 
     def add(self, event: ProviderEvent) -> bool:
         """Take in ``event``; whether the caller should see it."""
         kind = event.__class__
         if kind is TextDelta:
+            if self.text is not None and event.choice == 0:  # type: ignore[union-attr]
+                self.text.append(event.text)  # type: ignore[union-attr]
+            return True
+        if isinstance(event, ReasoningDelta):
+            if self.reasoning is not None and event.choice == 0:
+                self.reasoning.append(event.text)
             return True
         if isinstance(event, UsageReport):
             self.usage = event.usage
@@ -206,6 +218,7 @@ class CompletionService:
         data_region: str = "global",
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         measurements: Measurements | None = None,
+        content: ContentService | None = None,
     ) -> None:
         self._catalog = catalog
         self._providers = providers
@@ -217,6 +230,7 @@ class CompletionService:
         self._data_region = data_region
         self._spawn = spawn
         self.measurements = measurements if measurements is not None else Measurements()
+        self._content = content
 
     async def _admit(
         self,
@@ -385,7 +399,47 @@ class CompletionService:
             data_region=self._data_region,
         )
         await self._record(call, generation)
+        if self._content is not None and self._content.wants(key):
+            first = completion.choices[0] if completion.choices else None
+            await self._store_content(
+                call, generation, first.content if first else None, first.reasoning if first else None
+            )
         return Answer(call.head(), completion, generation.total_cost_pico)
+
+    async def _store_content(
+        self,
+        call: _Call,
+        generation: Generation,
+        completion: str | None,
+        reasoning: str | None,
+        failure: UpstreamFailure | None = None,
+    ) -> None:
+        """Keep the prompt and answer (the caller's answer does not depend on it succeeding)."""
+        assert self._content is not None
+        error = None
+        if failure is not None:
+            error = ContentError(failure.status, failure.message, failure.provider_name, failure.raw)
+        request = call.request
+        if isinstance(request, ChatRequest):
+            messages = tuple(request.messages)
+        elif isinstance(request, PromptRequest):
+            messages = ({"role": "user", "content": request.prompt},)
+        else:  # embeddings keep no content
+            return
+        content = GenerationContent(
+            generation_id=generation.id,
+            key_id=generation.key_id,
+            created_at=generation.created_at,
+            messages=messages,
+            completion=completion,
+            reasoning=reasoning,
+            error=error,
+        )
+        try:
+            await self._content.record(content)
+        except Exception as exc:
+            # Never the exception's text: a database error quotes the statement's parameters.
+            log.error("storing the content of generation %s failed: %s", generation.id, type(exc).__name__)
 
     async def stream(self, key: KeyRecord, request: ChatRequest, context: RequestContext) -> Relay:
         """Start the upstream stream; failures before its first event raise with their status.
@@ -448,6 +502,9 @@ class CompletionService:
         self, call: _Call, stream: EventStream, first: ProviderEvent
     ) -> AsyncGenerator[RelayEvent, None]:
         tally = _Tally()
+        storing = self._content is not None and self._content.wants(call.key)
+        if storing:
+            tally.text, tally.reasoning = [], []
         failure: UpstreamFailure | None = None
         finished = False
         try:
@@ -473,6 +530,9 @@ class CompletionService:
             log.exception("recording a streamed generation failed")
             yield Failed(500, "Internal Server Error")
             return
+        if storing:
+            text = "".join(tally.text or ()) or None
+            await self._store_content(call, generation, text, "".join(tally.reasoning or ()) or None, failure)
         if failure is not None:
             yield Failed(
                 failure.status, failure.message, {"provider_name": failure.provider_name, "raw": failure.raw}

@@ -33,6 +33,7 @@ class KeyView:
     key: KeyRecord
     usage: PeriodUsage
     limits: RateLimits
+    last_used_at: datetime | None = None  # the key's latest generation, from the ledger
 
 
 class KeyManager:
@@ -47,11 +48,14 @@ class KeyManager:
         self._admission = admission
 
     async def _views(self, keys: list[KeyRecord]) -> list[KeyView]:
-        usage = await self._generations.usage_in_periods(
-            [key.id for key in keys], period_starts(datetime.now(UTC))
-        )
+        ids = [key.id for key in keys]
+        usage = await self._generations.usage_in_periods(ids, period_starts(datetime.now(UTC)))
+        last_used = await self._generations.last_used(ids)
         return [
-            KeyView(key, usage.get(key.id, PeriodUsage()), self._admission.limits_for(key)) for key in keys
+            KeyView(
+                key, usage.get(key.id, PeriodUsage()), self._admission.limits_for(key), last_used.get(key.id)
+            )
+            for key in keys
         ]
 
     async def _view(self, key: KeyRecord) -> KeyView:

@@ -9,12 +9,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from genledger.config import Settings
-from genledger.core.stores import GenerationStore, KeyStore
+from genledger.core.stores import ContentStore, FeedbackStore, GenerationStore, KeyStore
 from genledger.gateway.admission import Admission
 from genledger.gateway.auth import Authenticator
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog
 from genledger.gateway.completions import CompletionService
+from genledger.gateway.content import ContentService
 from genledger.gateway.cookie_secret import SECRET_BYTES, cookie_secret
 from genledger.gateway.keys import KeyManager
 from genledger.gateway.overview import OverviewReader
@@ -42,6 +43,8 @@ class Services:
         *,
         keys: KeyStore,
         generations: GenerationStore,
+        content: ContentStore,
+        feedback: FeedbackStore,
         providers: dict[str, Provider],
         limiter: RateLimiter,
         close_storage: Callable[[], Awaitable[None]] | None = None,
@@ -63,6 +66,7 @@ class Services:
         self.keys = KeyManager(keys, generations, self.auth, admission)
         self.reads = LedgerReader(keys, generations)
         self.overview = OverviewReader(keys, generations)
+        self.content = ContentService(settings.content_storage.policy(), content, feedback, generations)
         self.completions = CompletionService(
             self.catalog,
             providers,
@@ -73,6 +77,7 @@ class Services:
             total_timeout=settings.routing.total_timeout,
             data_region=settings.data_region,
             spawn=self.spawn,
+            content=self.content,
         )
 
     @classmethod
@@ -84,6 +89,8 @@ class Services:
             settings,
             keys=ledger.keys,
             generations=ledger.generations,
+            content=ledger.content,
+            feedback=ledger.feedback,
             providers=providers,
             limiter=build_limiter(settings),
             close_storage=ledger.close,

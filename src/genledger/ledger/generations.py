@@ -140,6 +140,19 @@ class SqlGenerationStore:
         found = {key_id: PeriodUsage(int(day), int(week), int(month)) for key_id, day, week, month in rows}
         return {key_id: found.get(key_id, PeriodUsage()) for key_id in key_ids}
 
+    async def last_used(self, key_ids: Sequence[str]) -> dict[str, datetime]:
+        if not key_ids:
+            return {}
+        # One index seek per key (ix_generations_key_created), however long the history.
+        query = (
+            select(generations.c.key_id, func.max(generations.c.created_at))
+            .where(generations.c.key_id.in_(list(key_ids)))
+            .group_by(generations.c.key_id)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return {key_id: _utc(created_at) for key_id, created_at in rows if created_at is not None}
+
     async def usage_by_day(self, key_id: str, since: datetime) -> list[tuple[str, int, int]]:
         query = select(generations.c.created_at, generations.c.usage_pico).where(
             generations.c.key_id == key_id, generations.c.created_at >= since

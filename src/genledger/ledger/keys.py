@@ -35,6 +35,7 @@ def _key(row: RowMapping) -> KeyRecord:
         period_start=_utc(row["period_start"]) if row["period_start"] is not None else None,
         requests_per_minute=row["requests_per_minute"],
         tokens_per_minute=row["tokens_per_minute"],
+        store_content=row["store_content"] if row["store_content"] is None else bool(row["store_content"]),
     )
 
 
@@ -49,7 +50,16 @@ _LIMITED_USAGE = case(
 
 
 _UPDATABLE = frozenset(
-    {"name", "label", "limit_pico", "limit_reset", "disabled", "requests_per_minute", "tokens_per_minute"}
+    {
+        "name",
+        "label",
+        "limit_pico",
+        "limit_reset",
+        "disabled",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "store_content",
+    }
 )
 
 
@@ -69,6 +79,7 @@ class SqlKeyStore:
         label: str | None = None,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
+        store_content: bool | None = None,
     ) -> tuple[KeyRecord, str]:
         """A new key and its secret; the secret is not kept and cannot be shown again."""
         secret = new_api_key()
@@ -90,6 +101,7 @@ class SqlKeyStore:
             "period_start": None,
             "requests_per_minute": requests_per_minute,
             "tokens_per_minute": tokens_per_minute,
+            "store_content": store_content,
         }
         try:
             async with self._engine.begin() as connection:

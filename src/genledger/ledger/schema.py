@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -44,6 +45,8 @@ api_keys = Table(
     # Per-key rate limits; NULL means the configured default.
     Column("requests_per_minute", Integer, nullable=True),
     Column("tokens_per_minute", Integer, nullable=True),
+    # Whether this key's prompts and answers are stored; NULL means the configured default.
+    Column("store_content", Boolean, nullable=True),
 )
 
 generations = Table(
@@ -111,4 +114,26 @@ generations = Table(
         postgresql_using="gin",
         postgresql_ops={"metadata": "jsonb_path_ops"},
     ).ddl_if(dialect="postgresql"),
+)
+
+# Prompts and answers, kept only under the content policy (core/content.py); pruned by age.
+generation_content = Table(
+    "generation_content",
+    metadata,
+    Column("generation_id", String(40), primary_key=True),
+    Column("key_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("body", LargeBinary, nullable=False),  # JSON, at most content_storage.max_bytes
+    Index("ix_generation_content_created", "created_at"),
+)
+
+# One feedback per generation, from the key that made it; the list API shows it.
+generation_feedback = Table(
+    "generation_feedback",
+    metadata,
+    Column("generation_id", String(40), primary_key=True),
+    Column("key_id", String(36), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("comment", String(2000), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

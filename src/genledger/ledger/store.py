@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from genledger.ledger.content import SqlContentStore, SqlFeedbackStore
 from genledger.ledger.engine import create_engine, migrate
 from genledger.ledger.generations import Settlement, SqlGenerationStore
 from genledger.ledger.keys import SqlKeyStore
@@ -18,6 +19,8 @@ class Ledger:
         self.engine = engine
         self.keys = SqlKeyStore(engine)
         self.generations = SqlGenerationStore(engine, sink)
+        self.content = SqlContentStore(engine)
+        self.feedback = SqlFeedbackStore(engine)
 
     @classmethod
     async def open(cls, database_url: str) -> Ledger:

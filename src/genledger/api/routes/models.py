@@ -1,4 +1,4 @@
-"""The catalog: GET /api/v1/models (with prices), one model, its endpoints, the count, the providers."""
+"""The catalog: GET /api/v1/models (and /models/user), one model, its endpoints, the count, providers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from genledger.api.catalog_wire import count_json, endpoints_json, model_response_json, providers_json
 from genledger.api.responses import json_response, services_of
-from genledger.api.wire import model_json
+from genledger.api.wire import models_json
 from genledger.errors import NotFound
 from genledger.gateway.catalog import ModelEntry
 from genledger.gateway.services import Services
@@ -16,7 +16,7 @@ from genledger.gateway.services import Services
 async def list_models(request: Request) -> Response:
     services = services_of(request)
     await services.auth.authenticate(request.headers.get("authorization"))
-    return json_response({"data": [model_json(entry) for entry in services.catalog]})
+    return json_response(models_json(list(services.catalog)))
 
 
 async def count_models(request: Request) -> Response:
@@ -51,3 +51,14 @@ async def list_providers(request: Request) -> Response:
     services = services_of(request)
     await services.auth.authenticate(request.headers.get("authorization"))
     return json_response(providers_json(services.providers))
+
+
+async def list_embedding_models(request: Request) -> Response:
+    services = services_of(request)
+    await services.auth.authenticate(request.headers.get("authorization"))
+    return json_response(models_json([entry for entry in services.catalog if entry.kind == "embeddings"]))
+
+
+# OpenRouter filters /models/user by the account's provider preferences; genledger has none, so
+# a key sees the whole catalog there too.
+list_models_for_user = list_models

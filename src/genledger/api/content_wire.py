@@ -1,0 +1,78 @@
+"""Stored content and feedback on the wire: OpenRouter's shapes for /generation/content and
+/generation/feedback, and genledger's ``feedback`` extension field of the generations list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from genledger.core.content import (
+    FEEDBACK_CATEGORIES,
+    MAX_FEEDBACK_COMMENT,
+    Feedback,
+    FeedbackCategory,
+    GenerationContent,
+)
+from genledger.errors import BadRequest
+
+_FEEDBACK_FIELDS = {"generation_id", "category", "comment"}
+
+
+def content_json(content: GenerationContent) -> dict[str, Any]:
+    """``{"data": {input, output, error}}``: the messages as sent, the first choice's text."""
+    error = content.error
+    return {
+        "data": {
+            "input": {"messages": list(content.messages)},
+            "output": {"completion": content.completion, "reasoning": content.reasoning},
+            "error": None
+            if error is None
+            else {
+                "status": error.status,
+                "message": error.message,
+                "provider_name": error.provider_name,
+                "raw": error.raw,
+                "previous_errors": [],
+            },
+        }
+    }
+
+
+def feedback_json(feedback: Feedback | None) -> dict[str, Any] | None:
+    """The list's ``feedback`` extension: null when none was given."""
+    if feedback is None:
+        return None
+    return {
+        "category": feedback.category,
+        "comment": feedback.comment,
+        "created_at": feedback.created_at.isoformat(),
+    }
+
+
+def parse_feedback(raw: bytes) -> tuple[str, FeedbackCategory, str | None]:
+    """``(generation_id, category, comment)`` from a ``POST /generation/feedback`` body."""
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    unknown = sorted(set(body) - _FEEDBACK_FIELDS)
+    if unknown:
+        raise BadRequest(f"Unknown field '{unknown[0]}'", metadata={"param": unknown[0]})
+    generation_id = body.get("generation_id")
+    if not isinstance(generation_id, str) or not generation_id.strip():
+        raise BadRequest("'generation_id' is required", metadata={"param": "generation_id"})
+    category = body.get("category")
+    if category not in FEEDBACK_CATEGORIES:
+        raise BadRequest(
+            f"'category' must be one of {', '.join(FEEDBACK_CATEGORIES)}", metadata={"param": "category"}
+        )
+    comment = body.get("comment")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_FEEDBACK_COMMENT):
+        raise BadRequest(
+            f"'comment' must be a string of at most {MAX_FEEDBACK_COMMENT} characters",
+            metadata={"param": "comment"},
+        )
+    return generation_id.strip(), category, comment
