@@ -46,7 +46,7 @@ from gateway_overhead import (
 )
 
 from genledger.ledger import Ledger
-from genledger.ledger.schema import generations
+from genledger.ledger.schema import generation_metadata, generations
 
 KEYS: Final = 50
 MODELS: Final = 20
@@ -62,6 +62,7 @@ WARMUP: Final = 5  # untimed requests per case
 TARGET_P99_MS: Final = 10.0
 TARGET_SMALL_RATIO: Final = 1.5  # ... and at 1M rows within 1.5x of the 10M figure
 COLUMNS: Final = [column.name for column in generations.columns]
+PAIR_COLUMNS: Final = [column.name for column in generation_metadata.columns]
 
 
 # ----------------------------------------------------------------------------------------- the data
@@ -182,6 +183,17 @@ _MODEL_WEIGHTS = _zipf(MODELS, 0.9)
 _USER_WEIGHTS = _zipf(USERS, 0.8)
 
 
+def pairs(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The ``generation_metadata`` rows of ``batch`` (rows as ``rows`` yields them), as the writer
+    makes them: one per pair of a generation with metadata."""
+    assert PAIR_COLUMNS == ["key", "value", "created_at", "generation_id", "key_id"]
+    found = []
+    for row in batch:
+        if row[-1] is not None:
+            found.extend((k, v, row[2], row[0], row[1]) for k, v in json.loads(row[-1]).items())
+    return found
+
+
 # ------------------------------------------------------------------------------------------ loading
 
 
@@ -297,6 +309,9 @@ def _load_sqlite(
     to_text = generations.c.created_at.type.dialect_impl(dialect()).bind_processor(dialect())
     assert to_text is not None
     insert = f"INSERT INTO generations ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    insert_pairs = "INSERT INTO generation_metadata ({}) VALUES ({})".format(
+        ", ".join(PAIR_COLUMNS), ", ".join("?" * len(PAIR_COLUMNS))
+    )
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
         connection.execute("PRAGMA synchronous=OFF")
         connection.execute("PRAGMA cache_size=-1000000")  # 1 GB of page cache while loading
@@ -318,6 +333,7 @@ def _load_sqlite(
             ]
             connection.execute("BEGIN")
             connection.executemany(insert, batch)
+            connection.executemany(insert_pairs, pairs(batch))
             connection.execute("COMMIT")
             if (first // CHUNK) % 10 == 9:
                 _progress(first + len(batch), total, started)
@@ -353,8 +369,10 @@ async def _load_postgres(
         started = time.perf_counter()
         for first in range(0, total, CHUNK):
             count = min(CHUNK, total - first)
+            batch = list(rows(shape, first, count, total, end))
+            await connection.copy_records_to_table("generations", records=batch, columns=COLUMNS)
             await connection.copy_records_to_table(
-                "generations", records=rows(shape, first, count, total, end), columns=COLUMNS
+                "generation_metadata", records=pairs(batch), columns=PAIR_COLUMNS
             )
             if (first // CHUNK) % 20 == 19:
                 _progress(first + count, total, started)
@@ -364,6 +382,7 @@ async def _load_postgres(
             for _, sql in ddl:
                 await connection.execute(sql)
         await connection.execute("VACUUM ANALYZE generations")
+        await connection.execute("VACUUM ANALYZE generation_metadata")
         await connection.execute("CREATE TABLE readbench_loaded (rows bigint)")
         await connection.execute("INSERT INTO readbench_loaded VALUES ($1)", total)
         timings["indexes_and_analyze_s"] = round(time.perf_counter() - started, 1)
@@ -626,7 +645,9 @@ async def table_size(db: Database) -> dict[str, Any]:
         "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
         "WHERE indrelid = 'generations'::regclass ORDER BY 1"
     )
+    (pairs_size,), *_ = await db.fetch("SELECT pg_total_relation_size('generation_metadata')")
     return {
+        "metadata_pairs_mib": round(pairs_size / 2**20),
         "table_mib": round(table / 2**20),
         "indexes_mib": round(indexes / 2**20),
         "per_index_mib": {name: round(size / 2**20) for name, size in per_index},
