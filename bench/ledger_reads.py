@@ -629,12 +629,12 @@ async def _bench(
         print(f"loading {args.rows:,} rows into {db.name} ...", file=sys.stderr, flush=True)
         timings = await load(db, args.rows, not args.load_with_indexes)
         print(f"  loaded: {timings}", file=sys.stderr, flush=True)
-    sizes = await table_size(db)
     ordinary, management = await rotate(db.url, "readbench-00"), await rotate(db.url, "readbench-admin")
     if loaded and db.kind == "postgres":
         # Opening the ledger may have migrated it (0004 fills generation_metadata): analyze what
         # changed, as autovacuum would after a bulk insert.
         await db.fetch("VACUUM ANALYZE generation_metadata")
+    sizes = await table_size(db)
     values = await sample(db, args.requests)
     models = [m for m, _, _, _ in Shape.make([]).models]
     (own_key,), *_ = await db.fetch("SELECT id FROM api_keys WHERE name = 'readbench-00'")
