@@ -71,6 +71,7 @@ async def test_each_filter_selects_exactly_its_rows_newest_first(seeded):
         GenerationFilter(finish_reason="error"): ["a3"],
         GenerationFilter(streamed=True, key_id=alice): ["a4", "a2"],
         GenerationFilter(cancelled=True): ["a4"],
+        GenerationFilter(cancelled=False, key_id=alice): ["a3", "a2", "a1"],
         GenerationFilter(external_user="u1", key_id=alice): ["a1"],
         GenerationFilter(session_id="s1"): ["a3", "a1"],
         GenerationFilter(metadata=(("team", "search"),), key_id=alice): ["a1"],
