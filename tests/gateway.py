@@ -81,19 +81,22 @@ class GatewayServer:
 
 
 def seed_generations(database_url: str, key_name: str, make: Callable[[str, int], Any], count: int) -> None:
-    """Insert ``count`` generations ``make(key_id, i)`` for the key ``key_name``, in one statement.
+    """Insert ``count`` generations ``make(key_id, i)`` for the key ``key_name`` (and their metadata pairs).
 
     Straight into the real ledger's table (no charges): fast enough for thousands of rows on
     both databases, for tests of reading them back.
     """
-    from genledger.ledger.generations import generation_row
-    from genledger.ledger.schema import generations
+    from genledger.ledger.generations import generation_row, metadata_rows
+    from genledger.ledger.schema import generation_metadata, generations
 
     async def seed(ledger: Ledger) -> None:
         key = await ledger.keys.find_by_name(key_name)
         assert key is not None, key_name
-        rows = [generation_row(make(key.id, i)) for i in range(count)]
+        made = [make(key.id, i) for i in range(count)]
+        pairs = [pair for generation in made for pair in metadata_rows(generation)]
         async with ledger.engine.begin() as connection:
-            await connection.execute(generations.insert(), rows)
+            await connection.execute(generations.insert(), [generation_row(g) for g in made])
+            if pairs:  # as the ledger's writer does: the pairs the list's metadata filter walks
+                await connection.execute(generation_metadata.insert(), pairs)
 
     run_with_ledger(database_url, seed)

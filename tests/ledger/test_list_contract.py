@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
@@ -70,6 +71,7 @@ async def test_each_filter_selects_exactly_its_rows_newest_first(seeded):
         GenerationFilter(finish_reason="error"): ["a3"],
         GenerationFilter(streamed=True, key_id=alice): ["a4", "a2"],
         GenerationFilter(cancelled=True): ["a4"],
+        GenerationFilter(cancelled=False, key_id=alice): ["a3", "a2", "a1"],
         GenerationFilter(external_user="u1", key_id=alice): ["a1"],
         GenerationFilter(session_id="s1"): ["a3", "a1"],
         GenerationFilter(metadata=(("team", "search"),), key_id=alice): ["a1"],
@@ -88,25 +90,57 @@ async def test_metadata_and_session_round_trip(seeded):
     assert (await stores.generations.get(rows["a1"].id, alice)).session_id == "s1"
 
 
-async def test_pages_walk_every_row_once_while_rows_are_written(stores: Stores):
+# Each walk a store has its own path for: a key's rows, the rare values' partial indexes, and a
+# metadata pair's rows (walked from generation_metadata), for one key and for everyone.
+WALKS = {
+    "key": ({}, {}),
+    "errors": ({"finish_reason": "error"}, {"finish_reason": "error"}),
+    "cancelled": ({"cancelled": True, "streamed": True}, {"cancelled": True}),
+    "metadata": ({"metadata": {"team": "search", "env": "prod"}}, {"metadata": (("team", "search"),)}),
+    "metadata, everyone": (
+        {"metadata": {"team": "search", "env": "prod"}},
+        {"metadata": (("env", "prod"), ("team", "search")), "key_id": None},
+    ),
+}
+
+
+@pytest.mark.parametrize("walk", WALKS)
+async def test_pages_walk_every_row_once_while_rows_are_written(stores: Stores, walk: str):
+    fields, filters = WALKS[walk]
     key, _ = await stores.keys.create("walker")
+    where = dataclasses.replace(GenerationFilter(key_id=key.id), **filters)
     for minute in range(25):
-        await stores.generations.record(record(key.id, minute))
+        await stores.generations.record(record(key.id, minute, **fields))
+        if filters:  # and rows the filter must skip, at the same times
+            await stores.generations.record(record(key.id, minute, metadata={"team": "ads"}))
     seen: list[str] = []
     after: Cursor | None = None
     written = 0
     while True:
-        page = await stores.generations.list(GenerationFilter(key_id=key.id), limit=7, after=after)
+        page = await stores.generations.list(where, limit=7, after=after)
         seen += [g.id for g in page.items]
         # Newer rows arrive during the walk; they belong before the first page, never in it.
-        await stores.generations.record(record(key.id, 100 + written))
+        await stores.generations.record(record(key.id, 100 + written, **fields))
         written += 1
         if page.next is None:
             break
         after = page.next
     assert len(seen) == len(set(seen)) == 25
-    all_rows = await stores.generations.list(GenerationFilter(key_id=key.id), limit=1000)
+    found = [await stores.generations.get(generation_id, key.id) for generation_id in seen]
+    assert [(g.created_at, g.id) for g in found if g] == sorted(
+        ((g.created_at, g.id) for g in found if g), reverse=True
+    )
+    all_rows = await stores.generations.list(where, limit=1000)
     assert len(all_rows.items) == 25 + written and all_rows.next is None
+
+
+async def test_records_committed_together_are_found_by_their_metadata(stores: Stores):
+    # Concurrent records share a commit (the writer's batch path, not the single-record one).
+    key, _ = await stores.keys.create("batched")
+    rows = [record(key.id, minute % 3, metadata={"run": str(minute % 2)}) for minute in range(40)]
+    await asyncio.gather(*(stores.generations.record(row) for row in rows))
+    page = await stores.generations.list(GenerationFilter(metadata=(("run", "1"),)), limit=100)
+    assert sorted(g.id for g in page.items) == sorted(row.id for row in rows if row.metadata == {"run": "1"})
 
 
 async def test_rows_with_the_same_time_are_ordered_by_id_and_never_lost_between_pages(stores: Stores):

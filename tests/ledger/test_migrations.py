@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -14,6 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 
+from genledger.core.stores import GenerationFilter
 from genledger.ledger import Ledger, MigrationError
 from genledger.ledger.engine import _MIGRATIONS, create_engine
 from tests.deadlines import eventually
@@ -155,3 +157,40 @@ async def test_instances_opening_a_new_database_together_migrate_it_once(databas
     finally:
         for ledger in ledgers:
             await ledger.close()
+
+
+async def test_a_ledger_at_0003_gets_its_generations_metadata_pairs(database_url: str):
+    # 0004 copies each generation's metadata into generation_metadata, which the list walks.
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade_to("0003"))
+            sqlite = connection.dialect.name == "sqlite"
+            for n, metadata in enumerate(('{"team": "search", "env": "prod"}', None, '{"team": "ads"}')):
+                at = datetime(2026, 11, 1, n, tzinfo=UTC)
+                await connection.execute(
+                    text(
+                        "INSERT INTO generations (id, key_id, created_at, model, total_cost_pico, "
+                        "usage_pico, origin, data_region, metadata, finish_reason, cancelled) "
+                        "VALUES (:id, 'k1', :at, 'm', 0, 0, '', 'global', :metadata, 'error', true)"
+                    ),
+                    # SQLite's column holds SQLAlchemy's text form of the time.
+                    {
+                        "id": f"gen-{n}",
+                        "at": at.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else at,
+                        "metadata": metadata,
+                    },
+                )
+    finally:
+        await engine.dispose()
+    ledger = await Ledger.open(database_url)
+    try:
+        generations = ledger.generations
+        search = await generations.list(GenerationFilter(metadata=(("team", "search"),)), limit=10)
+        assert [g.id for g in search.items] == ["gen-0"]
+        both = await generations.list(GenerationFilter(metadata=(("team", "ads"),), key_id="k1"), limit=10)
+        assert [g.id for g in both.items] == ["gen-2"]
+        errors = await generations.list(GenerationFilter(finish_reason="error", cancelled=True), limit=10)
+        assert [g.id for g in errors.items] == ["gen-2", "gen-1", "gen-0"]
+    finally:
+        await ledger.close()

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, select, type_coerce
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ColumnElement, and_, exists, literal_column, select
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
 from genledger.core.stores import GenerationFilter
-from genledger.ledger.schema import generations
+from genledger.ledger.schema import generation_metadata, generations
 
 _NOT_INDEXED: custom_op[Any] = custom_op("+")
-_EQUAL = ("model", "provider_name", "finish_reason", "streamed", "cancelled", "external_user", "session_id")
+_EQUAL = ("model", "provider_name", "streamed", "external_user", "session_id")
+# Values with partial indexes (schema.RARE). Neither database uses a partial index for a bound
+# parameter in every plan (PostgreSQL's generic plans do not), so these are written as literals.
+_RARE_FINISH_REASON = "error"
 
 
-def _metadata_pair(dialect: str, key: str, value: str) -> ColumnElement[bool]:
-    column = generations.c.metadata
-    if dialect == "postgresql":
-        return type_coerce(column, JSONB).contains({key: value})  # @>, served by the GIN index
-    pairs = func.json_each(column).table_valued("key", "value")
-    return exists(select(literal(1)).select_from(pairs).where(pairs.c.key == key, pairs.c.value == value))
+def has_pair(key: str, value: str) -> ColumnElement[bool]:
+    """The generation has ``key: value`` in its metadata: a primary key probe of its pairs."""
+    pairs = generation_metadata.alias("pair")  # apart from a walk of the table itself
+    return exists(
+        select(pairs.c.generation_id)
+        .where(
+            pairs.c.key == key,
+            pairs.c.value == value,
+            pairs.c.created_at == generations.c.created_at,
+            pairs.c.generation_id == generations.c.id,
+        )
+        .correlate(generations)
+    )
 
 
 def conditions(where: GenerationFilter, dialect: str) -> list[ColumnElement[bool]]:
@@ -39,13 +48,28 @@ def conditions(where: GenerationFilter, dialect: str) -> list[ColumnElement[bool
         found.append(generations.c.created_at >= where.created_after)
     if where.created_before is not None:
         found.append(generations.c.created_at < where.created_before)
+    found.extend(rare_values(where))
     for name in _EQUAL:
         value: Any = getattr(where, name)
         if value is not None:
             found.append(generations.c[name] == value)
     if where.min_cost_pico is not None:
         found.append(generations.c.total_cost_pico >= where.min_cost_pico)
-    found.extend(_metadata_pair(dialect, key, value) for key, value in where.metadata)
+    found.extend(has_pair(key, value) for key, value in where.metadata)
+    return found
+
+
+def rare_values(where: GenerationFilter) -> list[ColumnElement[bool]]:
+    """``finish_reason`` and ``cancelled``: the rare values as literals, for their partial indexes."""
+    found: list[ColumnElement[bool]] = []
+    if where.finish_reason == _RARE_FINISH_REASON:
+        found.append(generations.c.finish_reason == literal_column(f"'{_RARE_FINISH_REASON}'"))
+    elif where.finish_reason is not None:
+        found.append(generations.c.finish_reason == where.finish_reason)
+    if where.cancelled is True:
+        found.append(generations.c.cancelled)  # "cancelled" / "cancelled = 1": the indexes' own
+    elif where.cancelled is False:
+        found.append(generations.c.cancelled == False)  # noqa: E712 (a bound False, as before)
     return found
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from genledger.core.generation import FIELDS, Generation, ProviderAttempt, colum
 from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
 from genledger.ledger.activity import activity
 from genledger.ledger.filters import conditions
-from genledger.ledger.schema import generations
+from genledger.ledger.schema import generation_metadata, generations
 from genledger.ledger.writer import BatchWriter, Sink
 
 _COLUMNS = tuple((attribute, column_name(attribute)) for attribute in FIELDS)
@@ -80,6 +80,8 @@ def list_statement(
 
     Its plans are pinned by ``tests/ledger/test_query_plans.py``: every first page walks an index.
     """
+    if where.metadata:
+        return _list_by_pair(where, dialect, limit=limit, after=after)
     found = conditions(where, dialect)
     if after is not None:
         # A row value comparison, which walks the (..., created_at, id) indexes backwards.
@@ -90,6 +92,47 @@ def list_statement(
         .order_by(generations.c.created_at.desc(), generations.c.id.desc())
         .limit(limit)
     )
+
+
+def _list_by_pair(where: GenerationFilter, dialect: str, *, limit: int, after: Cursor | None) -> Select[Any]:
+    """The list walked from the first metadata pair's rows (its primary key, newest first).
+
+    A pair is on a fraction of the rows, and only its side table knows which, so the walk
+    starts there, narrows by key and time there, and joins each generation by its id.
+    """
+    pairs = generation_metadata
+    (key, value), others = where.metadata[0], where.metadata[1:]
+    rest = replace(where, key_id=None, created_after=None, created_before=None, metadata=others)
+    found = [pairs.c.key == key, pairs.c.value == value, *conditions(rest, dialect)]
+    if where.key_id is not None:
+        found.append(pairs.c.key_id == where.key_id)
+    if where.created_after is not None:
+        found.append(pairs.c.created_at >= where.created_after)
+    if where.created_before is not None:
+        found.append(pairs.c.created_at < where.created_before)
+    if after is not None:
+        found.append(tuple_(pairs.c.created_at, pairs.c.generation_id) < (after.created_at, after.id))
+    return (
+        select(generations)
+        .select_from(pairs.join(generations, generations.c.id == pairs.c.generation_id))
+        .where(*found)
+        .order_by(pairs.c.created_at.desc(), pairs.c.generation_id.desc())
+        .limit(limit)
+    )
+
+
+def metadata_rows(generation: Generation) -> list[dict[str, Any]]:
+    """The rows of ``generation_metadata`` for ``generation``: none without metadata."""
+    return [
+        {
+            "key": key,
+            "value": value,
+            "created_at": generation.created_at,
+            "generation_id": generation.id,
+            "key_id": generation.key_id,
+        }
+        for key, value in (generation.metadata or {}).items()
+    ]
 
 
 class SqlGenerationStore:

@@ -49,6 +49,24 @@ api_keys = Table(
     Column("store_content", Boolean, nullable=True),
 )
 
+# The rare values with partial indexes: name -> (SQLite predicate, PostgreSQL predicate).
+RARE = {
+    "errors": ("finish_reason = 'error'", "finish_reason = 'error'"),
+    "cancelled": ("cancelled = 1", "cancelled"),
+}
+
+
+def _rare(name: str, predicates: tuple[str, str], scoped: bool) -> Index:
+    """The partial index of the rows holding a rare value, newest first, per key if ``scoped``."""
+    columns = ("key_id", "created_at", "id") if scoped else ("created_at", "id")
+    return Index(
+        f"ix_generations{'_key' if scoped else ''}_{name}",
+        *columns,
+        sqlite_where=text(predicates[0]),
+        postgresql_where=text(predicates[1]),
+    )
+
+
 generations = Table(
     "generations",
     metadata,
@@ -108,12 +126,26 @@ generations = Table(
         sqlite_where=text("external_user IS NOT NULL"),
         postgresql_where=text("external_user IS NOT NULL"),
     ),
-    Index(
-        "ix_generations_metadata",
-        "metadata",
-        postgresql_using="gin",
-        postgresql_ops={"metadata": "jsonb_path_ops"},
-    ).ddl_if(dialect="postgresql"),
+    # Rare values get partial indexes, which cost nothing on the inserts they do not hold (the
+    # common ones). A query uses one only when it spells the same predicate with a literal, which
+    # ``filters.py`` does for these values. Overall, and per key for an ordinary key's list.
+    *(_rare(name, predicates, scoped) for name, predicates in RARE.items() for scoped in (False, True)),
+)
+
+# A generation's metadata pairs, one row each, written only with a generation that has metadata
+# (so the common insert pays nothing for them). A list filtered by a pair walks this table's
+# primary key newest first and joins each generation by its id; a row carries the generation's
+# ``created_at`` and ``key_id`` so the walk orders and narrows without reading generations.
+# On SQLite the table is its primary key (WITHOUT ROWID), ``key_id`` included.
+generation_metadata = Table(
+    "generation_metadata",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(512), primary_key=True),
+    Column("created_at", DateTime(timezone=True), primary_key=True),
+    Column("generation_id", String(40), primary_key=True),
+    Column("key_id", String(36), nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # Prompts and answers, kept only under the content policy (core/content.py); pruned by age.

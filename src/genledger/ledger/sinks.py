@@ -24,13 +24,18 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
 from sqlalchemy.engine import Dialect, make_url
 
-from genledger.ledger.generations import Settlement, charges, generation_row
-from genledger.ledger.schema import generations
+from genledger.ledger.generations import Settlement, charges, generation_row, metadata_rows
+from genledger.ledger.schema import generation_metadata, generations
 
 _CHARGE_SET = (
     "usage_pico = usage_pico + {amount}, period_usage_pico = period_usage_pico + {amount}, "
     "reserved_pico = reserved_pico - {reserved}"
 )
+
+
+def _insert(table: Table, placeholders: list[str]) -> str:
+    columns = ", ".join(column.name for column in table.columns)
+    return f"INSERT INTO {table.name} ({columns}) VALUES ({', '.join(placeholders)})"
 
 
 class RowEncoder:
@@ -47,6 +52,15 @@ class RowEncoder:
             value if process is None or value is None else process(value)
             for value, process in zip((row[name] for name in self.columns), self._processors, strict=True)
         )
+
+
+class Encoded:
+    """A batch's rows, encoded for a driver: its generations and their metadata pairs."""
+
+    def __init__(self, generations_: RowEncoder, pairs: RowEncoder, batch: Sequence[Settlement]) -> None:
+        self.generations = [generations_.encode(generation_row(s.generation)) for s in batch]
+        # Only generations with metadata have pairs: the common record writes none.
+        self.pairs = [pairs.encode(row) for s in batch for row in metadata_rows(s.generation)]
 
 
 class SQLiteSink:
@@ -67,10 +81,9 @@ class SQLiteSink:
     def __init__(self, database_url: str) -> None:
         self._path = make_url(database_url).database or ":memory:"
         self._encoder = RowEncoder(generations, pysqlite_dialect())
-        columns = self._encoder.columns
-        self._insert = (
-            f"INSERT INTO generations ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-        )
+        self._pair_encoder = RowEncoder(generation_metadata, pysqlite_dialect())
+        self._insert = _insert(generations, ["?"] * len(generations.columns))
+        self._insert_pairs = _insert(generation_metadata, ["?"] * len(generation_metadata.columns))
         self._charge = f"UPDATE api_keys SET {_CHARGE_SET.format(amount='?1', reserved='?2')} WHERE id = ?3"
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="genledger-ledger")
         self._blocking: sqlite3.Connection | None = None  # the writer thread's
@@ -89,10 +102,12 @@ class SQLiteSink:
         return connection
 
     def _write(self, connection: sqlite3.Connection, batch: Sequence[Settlement]) -> None:
-        rows = [self._encoder.encode(generation_row(s.generation)) for s in batch]
+        rows = Encoded(self._encoder, self._pair_encoder, batch)
         connection.execute("BEGIN IMMEDIATE")  # takes the write lock, or fails at once when busy
         try:
-            connection.executemany(self._insert, rows)
+            connection.executemany(self._insert, rows.generations)
+            if rows.pairs:
+                connection.executemany(self._insert_pairs, rows.pairs)
             connection.executemany(
                 self._charge, [(amount, reserved, key_id) for key_id, amount, reserved in charges(batch)]
             )
@@ -159,13 +174,27 @@ class PostgresSink:
     def __init__(self, database_url: str) -> None:
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._encoder = RowEncoder(generations, asyncpg_dialect())  # type: ignore[no-untyped-call]
-        columns = self._encoder.columns
-        count = len(columns)
-        values = ", ".join(f"${i}" for i in range(1, count + 1))
-        self._insert = f"INSERT INTO generations ({', '.join(columns)}) VALUES ({values})"
+        self._pair_encoder = RowEncoder(generation_metadata, asyncpg_dialect())  # type: ignore[no-untyped-call]
+        count = len(generations.columns)
+        self._insert = _insert(generations, [f"${i}" for i in range(1, count + 1)])
+        self._insert_pairs = _insert(
+            generation_metadata, [f"${i}" for i in range(1, len(generation_metadata.columns) + 1)]
+        )
         charge = _CHARGE_SET.format(amount=f"${count + 1}", reserved=f"${count + 2}")
         self._insert_and_charge = (
             f"WITH recorded AS ({self._insert}) UPDATE api_keys SET {charge} WHERE id = ${count + 3}"
+        )
+        # The same with the record's metadata pairs, as two arrays unnested beside their
+        # generation's id, key and time: still one statement, one round trip.
+        position = {column.name: f"${i}" for i, column in enumerate(generations.columns, start=1)}
+        pairs = (
+            f"INSERT INTO generation_metadata (key, value, created_at, generation_id, key_id) "
+            f"SELECT pair.key, pair.value, {position['created_at']}, {position['id']}, {position['key_id']} "
+            f"FROM unnest(${count + 4}::text[], ${count + 5}::text[]) AS pair(key, value)"
+        )
+        self._insert_pairs_and_charge = (
+            f"WITH recorded AS ({self._insert}), paired AS ({pairs}) "
+            f"UPDATE api_keys SET {charge} WHERE id = ${count + 3}"
         )
         self._charge = f"UPDATE api_keys SET {_CHARGE_SET.format(amount='$1', reserved='$2')} WHERE id = $3"
         self._connection: asyncpg.Connection | None = None
@@ -174,15 +203,31 @@ class PostgresSink:
         if self._connection is None or self._connection.is_closed():
             self._connection = await asyncpg.connect(self._dsn)
         connection = self._connection
-        rows = [self._encoder.encode(generation_row(s.generation)) for s in batch]
+        rows = Encoded(self._encoder, self._pair_encoder, batch)
         due = charges(batch)
         try:
-            if len(rows) == 1 and len(due) == 1:
+            if len(rows.generations) == 1 and len(due) == 1:
                 key_id, amount, reserved = due[0]
-                await connection.execute(self._insert_and_charge, *rows[0], amount, reserved, key_id)
+                metadata = batch[0].generation.metadata
+                if metadata:
+                    await connection.execute(
+                        self._insert_pairs_and_charge,
+                        *rows.generations[0],
+                        amount,
+                        reserved,
+                        key_id,
+                        list(metadata),
+                        list(metadata.values()),
+                    )
+                else:
+                    await connection.execute(
+                        self._insert_and_charge, *rows.generations[0], amount, reserved, key_id
+                    )
                 return
             async with connection.transaction():
-                await connection.executemany(self._insert, rows)
+                await connection.executemany(self._insert, rows.generations)
+                if rows.pairs:
+                    await connection.executemany(self._insert_pairs, rows.pairs)
                 if due:
                     await connection.executemany(
                         self._charge, [(amount, reserved, key_id) for key_id, amount, reserved in due]
