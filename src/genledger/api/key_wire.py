@@ -54,6 +54,7 @@ def _limits_and_usage(view: KeyView) -> dict[str, Any]:
         "usage_monthly": to_usd(usage.monthly),
         "byok_usage": 0.0,
         "is_management_key": key.is_management,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
     }
 
 
@@ -128,6 +129,26 @@ def _text(name: str, value: Any) -> str:
     return value.strip()
 
 
+def parse_expires_at(value: Any) -> datetime | None:
+    """A key's end from the wire: an ISO 8601 time (no zone: UTC), or None for never.
+
+    A time already past is accepted: the key stops working at once.
+    """
+    if value is None:
+        return None
+    problem = BadRequest(
+        "'expires_at' must be an ISO 8601 time, e.g. 2026-12-31T00:00:00Z, or null",
+        metadata={"param": "expires_at"},
+    )
+    if not isinstance(value, str):
+        raise problem
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise problem from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 def _changes(body: dict[str, Any]) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if "name" in body:
@@ -146,6 +167,8 @@ def _changes(body: dict[str, Any]) -> dict[str, Any]:
     for name in ("requests_per_minute", "tokens_per_minute"):
         if name in body:
             changes[name] = _per_minute(name, body[name])
+    if "expires_at" in body:
+        changes["expires_at"] = parse_expires_at(body["expires_at"])
     return changes
 
 
@@ -170,5 +193,7 @@ def parse_key_update(raw: bytes) -> dict[str, Any]:
             raise BadRequest("'disabled' must be a boolean", metadata={"param": "disabled"})
         changes["disabled"] = body["disabled"]
     if not changes:
-        raise BadRequest("Nothing to change: give name, label, limit, limit_reset, disabled or rate limits")
+        raise BadRequest(
+            "Nothing to change: give name, label, limit, limit_reset, disabled, rate limits or expires_at"
+        )
     return changes

@@ -36,11 +36,12 @@ from genledger.core.ids import new_generation_id
 from genledger.core.keys import KeyRecord
 from genledger.core.stores import GenerationStore
 from genledger.core.usage import Usage
-from genledger.errors import BadGateway, GatewayError, from_upstream
+from genledger.errors import BadGateway, GatewayError, ServiceUnavailable, from_upstream
 from genledger.gateway.admission import Admission
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog, ModelEntry
 from genledger.gateway.routing import Candidate, plan
+from genledger.gateway.stopping import Stopped, Stopping
 from genledger.metrics import Metrics
 from genledger.providers.base import EventStream, Provider, UpstreamCall
 
@@ -96,7 +97,7 @@ class _Call:
     context: RequestContext
     candidates: list[Candidate]
     reserved: int
-    generation_id: str = field(default_factory=new_generation_id)
+    generation_id: str  # also the id of its reservation, if it holds one
     started: float = field(default_factory=time.perf_counter)
     attempts: list[ProviderAttempt] = field(default_factory=list)
     served: Candidate | None = None
@@ -189,6 +190,7 @@ class CompletionService:
         total_timeout: float,
         data_region: str = "global",
         spawn: Callable[[Coroutine[Any, Any, None]], None],
+        stopping: Stopping | None = None,
     ) -> None:
         self._catalog = catalog
         self._providers = providers
@@ -199,12 +201,14 @@ class CompletionService:
         self._total_timeout = total_timeout
         self._data_region = data_region
         self._spawn = spawn
+        self.stopping = stopping if stopping is not None else Stopping()
 
     async def _admit(self, key: KeyRecord, request: ChatRequest, context: RequestContext) -> _Call:
         candidates = plan(request, self._catalog, self._providers)
         entries = list({id(c.entry): c.entry for c in candidates}.values())
-        reserved = await self.admission.admit(key, request, entries)
-        return _Call(key, request, context, candidates, reserved)
+        generation_id = new_generation_id()
+        reserved = await self.admission.admit(key, request, entries, hold_id=generation_id)
+        return _Call(key, request, context, candidates, reserved, generation_id)
 
     async def _first_success(self, call: _Call, start: Callable[[Candidate], Awaitable[T]]) -> T:
         """Try the candidates in order until one answers; raise the caller-facing error if none.
@@ -284,9 +288,9 @@ class CompletionService:
         """
         started = time.perf_counter()
         try:
-            await self._generations.record(generation, reserved=call.reserved)
+            await self._generations.record(generation, reserved=call.reserved > 0)
         except Exception:
-            await self.admission.release(call.key, call.reserved)
+            await self.admission.release(call.generation_id, call.reserved)
             raise
         self._metrics.recorded(generation, time.perf_counter() - started)
         if generation.tokens:
@@ -295,11 +299,9 @@ class CompletionService:
     async def complete(self, key: KeyRecord, request: ChatRequest, context: RequestContext) -> Answer:
         """The whole answer, after its generation is committed."""
         call = await self._admit(key, request, context)
-        try:
-            completion = await self._first_success(call, lambda c: c.provider.complete(call.upstream(c)))
-        except BaseException:
-            await self.admission.release(key, call.reserved)
-            raise
+        completion = await self._answered(
+            call, self._first_success(call, lambda c: c.provider.complete(call.upstream(c)))
+        )
         generation = call.generation(
             usage=completion.usage,
             upstream_id=completion.upstream_id,
@@ -335,13 +337,23 @@ class CompletionService:
                 await stream.aclose()
                 raise
 
-        try:
-            stream, first = await self._first_success(call, open_stream)
-        except BaseException:
-            await self.admission.release(key, call.reserved)
-            raise
+        stream, first = await self._answered(call, self._first_success(call, open_stream))
         call.first_token_ms = _ms_since(context.received_at)
         return Relay(call.head(), self._relay(call, stream, first))
+
+    async def _answered(self, call: _Call, answer: Awaitable[T]) -> T:
+        """The provider's answer; if there is none (a failure, a shutdown), the reservation is
+        released and the error raised: 503 when the gateway stopped waiting (shutting down)."""
+        try:
+            with self.stopping.watch() as watch:
+                return await watch.waiting(answer)
+        except BaseException as exc:
+            await self.admission.release(call.generation_id, call.reserved)
+            if isinstance(exc, Stopped):
+                raise ServiceUnavailable(
+                    "The gateway is shutting down; retry the request", headers={"Retry-After": "1"}
+                ) from None
+            raise
 
     def _stream_generation(
         self, call: _Call, tally: _Tally, failure: UpstreamFailure | None, *, cancelled: bool = False
@@ -362,22 +374,46 @@ class CompletionService:
     ) -> AsyncGenerator[RelayEvent, None]:
         tally = _Tally()
         failure: UpstreamFailure | None = None
-        finished = False
+        finished = stopped = False
         try:
-            if tally.add(first):
-                yield first  # type: ignore[misc]  # add() is True only for deltas
-            try:
-                async for event in stream:
-                    if tally.add(event):
-                        yield event  # type: ignore[misc]
-            except UpstreamFailure as exc:
-                failure = exc
+            with self.stopping.watch() as watch:
+                if tally.add(first):
+                    yield first  # type: ignore[misc]  # add() is True only for deltas
+                try:
+                    # Only the waits on the provider may be interrupted by a shutdown; one that
+                    # comes while a chunk is written to the caller is seen once it is written.
+                    while not watch.stopped:
+                        try:
+                            event = await watch.waiting(anext(stream))
+                        except StopAsyncIteration:
+                            break
+                        if tally.add(event):
+                            yield event  # type: ignore[misc]
+                    else:
+                        stopped = True
+                except UpstreamFailure as exc:
+                    failure = exc
+                except Stopped:
+                    stopped = True
             finished = True
         finally:
             if not finished:
                 # The caller went away: stop the upstream and record what is known, in the
                 # background, since this task is being torn down.
                 self._spawn(self._record_cancelled(call, stream, tally))
+        if stopped:
+            # Shutting down: the stream is ended here, recorded as cancelled with what is known.
+            await self._close(stream)
+            generation = self._stream_generation(call, tally, None, cancelled=True)
+            try:
+                await self._record(call, generation)
+            except Exception:
+                log.exception("recording a stream stopped by the shutdown failed")
+                yield Failed(500, "Internal Server Error")
+                return
+            yield Failed(503, "The gateway is shutting down; the answer ends here", {"raw": "shutdown"})
+            yield Settled(tally.usage, generation.total_cost_pico)
+            return
         generation = self._stream_generation(call, tally, failure)
         try:
             await self._record(call, generation)
@@ -392,9 +428,13 @@ class CompletionService:
             )
         yield Settled(tally.usage, generation.total_cost_pico)
 
-    async def _record_cancelled(self, call: _Call, stream: EventStream, tally: _Tally) -> None:
+    @staticmethod
+    async def _close(stream: EventStream) -> None:
         try:
             await stream.aclose()
         except Exception:
             log.warning("closing a cancelled upstream stream failed", exc_info=True)
+
+    async def _record_cancelled(self, call: _Call, stream: EventStream, tally: _Tally) -> None:
+        await self._close(stream)
         await self._record(call, self._stream_generation(call, tally, None, cancelled=True))

@@ -24,13 +24,10 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
 from sqlalchemy.engine import Dialect, make_url
 
-from genledger.ledger.generations import Settlement, charges, generation_row
+from genledger.ledger.generations import Settlement, charges, generation_row, settled_reservations
 from genledger.ledger.schema import generations
 
-_CHARGE_SET = (
-    "usage_pico = usage_pico + {amount}, period_usage_pico = period_usage_pico + {amount}, "
-    "reserved_pico = reserved_pico - {reserved}"
-)
+_CHARGE_SET = "usage_pico = usage_pico + {amount}, period_usage_pico = period_usage_pico + {amount}"
 
 
 class RowEncoder:
@@ -71,7 +68,14 @@ class SQLiteSink:
         self._insert = (
             f"INSERT INTO generations ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
         )
-        self._charge = f"UPDATE api_keys SET {_CHARGE_SET.format(amount='?1', reserved='?2')} WHERE id = ?3"
+        self._charge = f"UPDATE api_keys SET {_CHARGE_SET.format(amount='?1')} WHERE id = ?2"
+        # Writes are serialized (BEGIN IMMEDIATE), so reading the row then deleting it is atomic.
+        self._release = (
+            "UPDATE api_keys SET reserved_pico = reserved_pico - "
+            "(SELECT amount_pico FROM reservations WHERE id = ?1) "
+            "WHERE id = (SELECT key_id FROM reservations WHERE id = ?1)"
+        )
+        self._drop = "DELETE FROM reservations WHERE id = ?1"
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="genledger-ledger")
         self._blocking: sqlite3.Connection | None = None  # the writer thread's
         self._inline: sqlite3.Connection | None = None  # the event loop's
@@ -93,9 +97,11 @@ class SQLiteSink:
         connection.execute("BEGIN IMMEDIATE")  # takes the write lock, or fails at once when busy
         try:
             connection.executemany(self._insert, rows)
-            connection.executemany(
-                self._charge, [(amount, reserved, key_id) for key_id, amount, reserved in charges(batch)]
-            )
+            held = [(hold_id,) for hold_id in settled_reservations(batch)]
+            if held:
+                connection.executemany(self._release, held)
+                connection.executemany(self._drop, held)
+            connection.executemany(self._charge, [(amount, key_id) for key_id, amount in charges(batch)])
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -163,11 +169,25 @@ class PostgresSink:
         count = len(columns)
         values = ", ".join(f"${i}" for i in range(1, count + 1))
         self._insert = f"INSERT INTO generations ({', '.join(columns)}) VALUES ({values})"
-        charge = _CHARGE_SET.format(amount=f"${count + 1}", reserved=f"${count + 2}")
+        charge = _CHARGE_SET.format(amount=f"${count + 1}")
         self._insert_and_charge = (
-            f"WITH recorded AS ({self._insert}) UPDATE api_keys SET {charge} WHERE id = ${count + 3}"
+            f"WITH recorded AS ({self._insert}) UPDATE api_keys SET {charge} WHERE id = ${count + 2}"
         )
-        self._charge = f"UPDATE api_keys SET {_CHARGE_SET.format(amount='$1', reserved='$2')} WHERE id = $3"
+        # DELETE ... RETURNING gives a reservation back only if this statement removed its row
+        # (not another instance's sweep of an expired lease).
+        self._insert_charge_and_release = (
+            f"WITH recorded AS ({self._insert}), "
+            f"released AS (DELETE FROM reservations WHERE id = ${count + 3} RETURNING amount_pico) "
+            f"UPDATE api_keys SET {charge}, "
+            "reserved_pico = reserved_pico - COALESCE((SELECT SUM(amount_pico) FROM released), 0) "
+            f"WHERE id = ${count + 2}"
+        )
+        self._charge = f"UPDATE api_keys SET {_CHARGE_SET.format(amount='$1')} WHERE id = $2"
+        self._release = (
+            "WITH released AS (DELETE FROM reservations WHERE id = $1 RETURNING key_id, amount_pico) "
+            "UPDATE api_keys SET reserved_pico = reserved_pico - released.amount_pico "
+            "FROM released WHERE api_keys.id = released.key_id"
+        )
         self._connection: asyncpg.Connection | None = None
 
     async def commit(self, batch: Sequence[Settlement]) -> None:
@@ -177,16 +197,21 @@ class PostgresSink:
         rows = [self._encoder.encode(generation_row(s.generation)) for s in batch]
         due = charges(batch)
         try:
-            if len(rows) == 1 and len(due) == 1:
-                key_id, amount, reserved = due[0]
-                await connection.execute(self._insert_and_charge, *rows[0], amount, reserved, key_id)
+            if len(rows) == 1:
+                ((key_id, amount),) = due
+                if batch[0].reserved:
+                    await connection.execute(
+                        self._insert_charge_and_release, *rows[0], amount, key_id, batch[0].generation.id
+                    )
+                else:
+                    await connection.execute(self._insert_and_charge, *rows[0], amount, key_id)
                 return
             async with connection.transaction():
                 await connection.executemany(self._insert, rows)
-                if due:
-                    await connection.executemany(
-                        self._charge, [(amount, reserved, key_id) for key_id, amount, reserved in due]
-                    )
+                held = [(hold_id,) for hold_id in settled_reservations(batch)]
+                if held:
+                    await connection.executemany(self._release, held)
+                await connection.executemany(self._charge, [(amount, key_id) for key_id, amount in due])
         except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.InterfaceError):
             self._connection = None
             connection.terminate()

@@ -1,0 +1,91 @@
+"""The end of a graceful shutdown: requests still waiting on an upstream are stopped.
+
+After SIGTERM the server stops accepting and in-flight requests get ``shutdown_timeout``
+seconds to finish. Then :meth:`Stopping.stop` interrupts each request that is still waiting
+on its provider: a stream ends with an error chunk and is recorded as cancelled with the
+usage known so far; a request not answered yet gets 503. Their reservations are settled or
+released on the way out, as for any other end.
+
+Only a wait on the provider is interrupted, never a write to the caller: a request marks the
+awaits it may be interrupted in (:meth:`Watch.waiting`), and one that is writing when the
+stop comes sees :attr:`Watch.stopped` as soon as its write returns. The interruption is a
+cancellation of the request's task, taken back (``uncancel``) by the code that asked for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """The gateway is shutting down and stopped this request's wait on its provider."""
+
+
+class Watch:
+    """One request's registration with :class:`Stopping`."""
+
+    __slots__ = ("_task", "_waiting", "stopped")
+
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self._task = task
+        self._waiting = False
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self._waiting:
+            # The task is suspended inside waiting() (this runs in another callback), so the
+            # cancellation is thrown in exactly there.
+            self._task.cancel("the gateway is shutting down")
+
+    async def waiting(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable``; raise :class:`Stopped` if the gateway stops meanwhile (or had)."""
+        if self.stopped:
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()  # never awaited: say so to the coroutine, not to the garbage collector
+            raise Stopped
+        self._waiting = True
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if not self.stopped:
+                raise
+            self._task.uncancel()
+            raise Stopped from None
+        finally:
+            self._waiting = False
+
+
+class Stopping:
+    """Every request that may be waiting on a provider, so that a shutdown can stop them."""
+
+    def __init__(self) -> None:
+        self._watches: set[Watch] = set()
+        self.stopped = False
+
+    @contextmanager
+    def watch(self) -> Iterator[Watch]:
+        """Register the current task's request for as long as the block runs."""
+        task = asyncio.current_task()
+        assert task is not None
+        watch = Watch(task)
+        watch.stopped = self.stopped
+        self._watches.add(watch)
+        try:
+            yield watch
+        finally:
+            self._watches.discard(watch)
+
+    def stop(self) -> int:
+        """Stop every registered request's wait, and any that registers from now on; how many."""
+        self.stopped = True
+        watches = list(self._watches)
+        for watch in watches:
+            watch.stop()
+        return len(watches)
