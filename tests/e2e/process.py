@@ -71,10 +71,10 @@ class GatewayProcess:
 
     def start(self) -> Self:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GENLEDGER_")}
+        command = [sys.executable, "-m", "genledger", "serve", "--config", str(self.config)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "genledger", "serve", "--config", str(self.config)]
-                + ["--port", str(self.port), "--log-level", "warning"],
+                [*command, "--port", str(self.port), "--log-level", "warning"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
