@@ -6,6 +6,7 @@ without taking the test with it; this one can. Settings are written to a TOML fi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -123,4 +124,8 @@ class GatewayProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
+        # Gracefully, so that the process writes its coverage data; killed if it hangs.
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(AssertionError):
+                self.terminate(within=30)
         self.kill()

@@ -29,16 +29,15 @@ class Stopped(Exception):
 class Watch:
     """One request's registration with :class:`Stopping`."""
 
-    __slots__ = ("_task", "_waiting", "stopped")
+    __slots__ = ("_task", "stopped")
 
-    def __init__(self, task: asyncio.Task[object]) -> None:
-        self._task = task
-        self._waiting = False
+    def __init__(self) -> None:
+        self._task: asyncio.Task[object] | None = None  # the task inside waiting(), if any
         self.stopped = False
 
     def stop(self) -> None:
         self.stopped = True
-        if self._waiting:
+        if self._task is not None:
             # The task is suspended inside waiting() (this runs in another callback), so the
             # cancellation is thrown in exactly there.
             self._task.cancel("the gateway is shutting down")
@@ -50,16 +49,18 @@ class Watch:
             if close is not None:
                 close()  # never awaited: say so to the coroutine, not to the garbage collector
             raise Stopped
-        self._waiting = True
+        # The task that waits now: a stream's relay may be iterated by more than one task.
+        task = self._task = asyncio.current_task()
+        assert task is not None
         try:
             return await awaitable
         except asyncio.CancelledError:
             if not self.stopped:
                 raise
-            self._task.uncancel()
+            task.uncancel()
             raise Stopped from None
         finally:
-            self._waiting = False
+            self._task = None
 
 
 class Stopping:
@@ -71,10 +72,8 @@ class Stopping:
 
     @contextmanager
     def watch(self) -> Iterator[Watch]:
-        """Register the current task's request for as long as the block runs."""
-        task = asyncio.current_task()
-        assert task is not None
-        watch = Watch(task)
+        """Register a request for as long as the block runs."""
+        watch = Watch()
         watch.stopped = self.stopped
         self._watches.add(watch)
         try:
