@@ -374,27 +374,37 @@ class CompletionService:
     ) -> AsyncGenerator[RelayEvent, None]:
         tally = _Tally()
         failure: UpstreamFailure | None = None
-        finished = stopped = False
+        finished = stopped = ended = False
         try:
             with self.stopping.watch() as watch:
                 if tally.add(first):
                     yield first  # type: ignore[misc]  # add() is True only for deltas
+                # Only the waits on the provider may be interrupted by a shutdown; one that comes
+                # while a chunk is written to the caller is seen once it is written. The task is
+                # read at each wait: whoever iterates the relay may change between chunks.
+                current_task = asyncio.current_task
+                upstream_next = stream.__anext__
                 try:
-                    # Only the waits on the provider may be interrupted by a shutdown; one that
-                    # comes while a chunk is written to the caller is seen once it is written.
                     while not watch.stopped:
+                        task = current_task()
+                        assert task is not None
+                        watch.arm(task)
                         try:
-                            event = await watch.waiting(anext(stream))
+                            event = await upstream_next()
                         except StopAsyncIteration:
+                            ended = True
                             break
+                        except asyncio.CancelledError:
+                            if not watch.taken_back(task):
+                                raise
+                            break
+                        finally:
+                            watch.disarm()
                         if tally.add(event):
                             yield event  # type: ignore[misc]
-                    else:
-                        stopped = True
+                    stopped = not ended
                 except UpstreamFailure as exc:
                     failure = exc
-                except Stopped:
-                    stopped = True
             finished = True
         finally:
             if not finished:
@@ -402,17 +412,8 @@ class CompletionService:
                 # background, since this task is being torn down.
                 self._spawn(self._record_cancelled(call, stream, tally))
         if stopped:
-            # Shutting down: the stream is ended here, recorded as cancelled with what is known.
-            await self._close(stream)
-            generation = self._stream_generation(call, tally, None, cancelled=True)
-            try:
-                await self._record(call, generation)
-            except Exception:
-                log.exception("recording a stream stopped by the shutdown failed")
-                yield Failed(500, "Internal Server Error")
-                return
-            yield Failed(503, "The gateway is shutting down; the answer ends here", {"raw": "shutdown"})
-            yield Settled(tally.usage, generation.total_cost_pico)
+            async for end in self._stopped(call, stream, tally):
+                yield end
             return
         generation = self._stream_generation(call, tally, failure)
         try:
@@ -426,6 +427,21 @@ class CompletionService:
             yield Failed(
                 failure.status, failure.message, {"provider_name": failure.provider_name, "raw": failure.raw}
             )
+        yield Settled(tally.usage, generation.total_cost_pico)
+
+    async def _stopped(
+        self, call: _Call, stream: EventStream, tally: _Tally
+    ) -> AsyncGenerator[RelayEvent, None]:
+        """The end of a stream the shutdown stopped: recorded as cancelled with what is known."""
+        await self._close(stream)
+        generation = self._stream_generation(call, tally, None, cancelled=True)
+        try:
+            await self._record(call, generation)
+        except Exception:
+            log.exception("recording a stream stopped by the shutdown failed")
+            yield Failed(500, "Internal Server Error")
+            return
+        yield Failed(503, "The gateway is shutting down; the answer ends here", {"raw": "shutdown"})
         yield Settled(tally.usage, generation.total_cost_pico)
 
     @staticmethod

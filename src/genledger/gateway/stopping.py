@@ -42,6 +42,25 @@ class Watch:
             # cancellation is thrown in exactly there.
             self._task.cancel("the gateway is shutting down")
 
+    def arm(self, task: asyncio.Task[object]) -> None:
+        """``task`` is about to wait on the provider: a stop from now on interrupts it.
+
+        For a loop's hot path, where a call of :meth:`waiting` per wait costs too much (a
+        stream's every chunk): pair with :meth:`disarm` in a ``finally``, and on
+        ``CancelledError`` ask :meth:`taken_back` whether it was the stop's.
+        """
+        self._task = task
+
+    def disarm(self) -> None:
+        self._task = None
+
+    def taken_back(self, task: asyncio.Task[object]) -> bool:
+        """Whether the cancellation ``task`` got was this watch's stop (then it is taken back)."""
+        if not self.stopped:
+            return False
+        task.uncancel()
+        return True
+
     async def waiting(self, awaitable: Awaitable[T]) -> T:
         """Await ``awaitable``; raise :class:`Stopped` if the gateway stops meanwhile (or had)."""
         if self.stopped:
