@@ -24,7 +24,7 @@ from tests.e2e.process import GatewayProcess
 from tests.fakes import FakeOpenAIInThread
 from tests.ledger.records import charged_to
 
-SHUTDOWN_TIMEOUT_S = 3.0
+SHUTDOWN_TIMEOUT_S = 6.0
 OPEN_AT_DEADLINE = 3
 EXIT_WITHIN_S = SHUTDOWN_TIMEOUT_S + 30
 
@@ -35,6 +35,12 @@ def chunks(lines: list[str]) -> list[dict]:
 
 async def read_all(lines) -> list[str]:
     return [line async for line in lines if line]
+
+
+async def stop_reading(readers: list[asyncio.Task]) -> None:
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
 
 
 async def refused(url: str) -> bool:
@@ -62,7 +68,7 @@ async def test_sigterm_lets_streams_finish_until_the_deadline_then_ends_and_reco
         ):
             # One stream that pauses briefly (it finishes within the grace), then streams that
             # stall far beyond it; each is answering before the signal.
-            upstream.set_behavior("stall_mid_stream", times=1, delay=1.0, chunks=2)
+            upstream.set_behavior("stall_mid_stream", times=1, delay=2.0, chunks=2)
             upstream.set_behavior("stall_mid_stream", times=OPEN_AT_DEADLINE, delay=600, chunks=2)
             readers = []
             for _ in range(1 + OPEN_AT_DEADLINE):
@@ -75,7 +81,9 @@ async def test_sigterm_lets_streams_finish_until_the_deadline_then_ends_and_reco
                 first = await anext(lines)
                 assert first.startswith("data: {")
                 readers.append(asyncio.create_task(read_all(lines)))
-            assert len(await ledger.keys.held(key.id)) == 1 + OPEN_AT_DEADLINE
+            streams.push_async_callback(stop_reading, readers)  # first, on a failure
+            # The short stream may have ended already on a loaded machine; the others are held.
+            assert len(await ledger.keys.held(key.id)) >= OPEN_AT_DEADLINE
 
             signalled = time.monotonic()
             assert gateway.process is not None
