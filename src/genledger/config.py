@@ -41,6 +41,8 @@ DEFAULT_MAX_CONNECTIONS = 256
 DEFAULT_TOTAL_TIMEOUT_S = 300.0
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIN_DASHBOARD_SECRET = 32
+DEFAULT_RESERVATION_LEASE_S = 30.0
+DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
 DEMO_PROVIDER = "demo"
 DEMO_MODEL = "genledger/demo"
 DEMO_EMBEDDING_MODEL = "genledger/demo-embedding"
@@ -182,6 +184,12 @@ class LimitsConfig(_Strict):
     default_max_output_tokens: int = Field(
         default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1, description="reserved for requests without max_tokens"
     )
+    reservation_lease: float = Field(
+        default=DEFAULT_RESERVATION_LEASE_S,
+        ge=0.5,
+        le=3600,
+        description="seconds a dead instance's reservations hold credit before another gives them back",
+    )
 
 
 class RoutingConfig(_Strict):
@@ -255,6 +263,12 @@ class Settings(BaseSettings):
     port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
     data_region: Literal["global", "us", "europe"] = "global"
+    shutdown_timeout: float = Field(
+        default=DEFAULT_SHUTDOWN_TIMEOUT_S,
+        ge=0,
+        le=3600,
+        description="seconds in-flight requests get to finish after SIGTERM before open streams are ended",
+    )
     providers: dict[str, ProviderConfig] = Field(default_factory=_demo_providers)
     models: dict[str, ModelConfig] = Field(default_factory=_demo_models)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)

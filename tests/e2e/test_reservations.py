@@ -90,9 +90,12 @@ async def admitted(ledger: Ledger, settings: dict[str, Any], body: dict[str, Any
     key, _ = await new_key(ledger, 10**12)
     admission = Admission(ledger.keys, MemoryRateLimiter(), LimitsConfig())
     entry = Catalog.from_settings(load_settings(None, **settings)).resolve(MODEL)
-    amount = await admission.admit(key, parse_chat_request(json.dumps(body).encode()), [entry])
+    request = parse_chat_request(json.dumps(body).encode())
+    amount = await admission.admit(key, request, [entry], hold_id="gen-admitted")
     assert (await ledger.keys.find_by_id(key.id)).reserved_pico == amount
-    await admission.release(key, amount)
+    assert await ledger.keys.held(key.id) == (("gen-admitted", admission.leases.owner, amount),)
+    await admission.release("gen-admitted", amount)
+    assert await ledger.keys.held(key.id) == ()
     return amount
 
 

@@ -27,7 +27,7 @@ from genledger.core.activity import (
 from genledger.core.content import Feedback, GenerationContent
 from genledger.core.generation import Generation
 from genledger.core.ids import hash_key, new_api_key
-from genledger.core.keys import KeyExists, KeyRecord, Refusal
+from genledger.core.keys import Hold, KeyExists, KeyRecord, Refusal
 from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
 
 _UPDATABLE = frozenset(
@@ -40,13 +40,23 @@ _UPDATABLE = frozenset(
         "requests_per_minute",
         "tokens_per_minute",
         "store_content",
+        "expires_at",
     }
 )
+
+
+@dataclasses.dataclass(slots=True)
+class _Reservation:
+    key_id: str
+    owner: str
+    amount: int
+    lease_expires_at: datetime
 
 
 class MemoryKeyStore:
     def __init__(self) -> None:
         self.keys: dict[str, KeyRecord] = {}  # by id
+        self.reservations: dict[str, _Reservation] = {}  # by hold id
 
     def _by(self, attribute: str, value: Any) -> KeyRecord | None:
         return next((k for k in self.keys.values() if getattr(k, attribute) == value), None)
@@ -62,6 +72,7 @@ class MemoryKeyStore:
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
         store_content: bool | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[KeyRecord, str]:
         if self._by("name", name) is not None:
             raise KeyExists(f"a key named {name!r} exists already")
@@ -82,6 +93,7 @@ class MemoryKeyStore:
             requests_per_minute=requests_per_minute,
             tokens_per_minute=tokens_per_minute,
             store_content=store_content,
+            expires_at=expires_at,
         )
         self.keys[key.id] = key
         return key, secret
@@ -132,7 +144,9 @@ class MemoryKeyStore:
         key = self._by("hash", key_hash)
         return key is not None and self.keys.pop(key.id, None) is not None
 
-    async def reserve(self, key_id: str, amount: int, period_start: datetime | None) -> Refusal | None:
+    async def reserve(
+        self, key_id: str, amount: int, period_start: datetime | None, hold: Hold
+    ) -> Refusal | None:
         key = self.keys.get(key_id)
         if key is None:
             return Refusal.KEY_LIMIT
@@ -147,21 +161,50 @@ class MemoryKeyStore:
                 return Refusal.KEY_LIMIT
             return Refusal.IN_FLIGHT_BUDGET
         self.keys[key_id] = dataclasses.replace(key, reserved_pico=key.reserved_pico + amount)
+        self.reservations[hold.id] = _Reservation(key_id, hold.owner, amount, hold.expires_at)
         return None
 
-    async def release(self, key_id: str, amount: int) -> None:
-        key = self.keys.get(key_id)
-        if key is not None and amount:
-            self.keys[key_id] = dataclasses.replace(key, reserved_pico=key.reserved_pico - amount)
+    def _give_back(self, hold_ids: Sequence[str]) -> int:
+        for hold_id in hold_ids:
+            reservation = self.reservations.pop(hold_id)
+            key = self.keys.get(reservation.key_id)
+            if key is not None:
+                self.keys[key.id] = dataclasses.replace(
+                    key, reserved_pico=key.reserved_pico - reservation.amount
+                )
+        return len(hold_ids)
 
-    def charge(self, key_id: str, amount: int, reserved: int) -> None:
+    async def release(self, hold_id: str) -> None:
+        self._give_back([hold_id] if hold_id in self.reservations else [])
+
+    async def renew(self, owner: str, expires_at: datetime) -> int:
+        mine = [r for r in self.reservations.values() if r.owner == owner]
+        for reservation in mine:
+            reservation.lease_expires_at = expires_at
+        return len(mine)
+
+    async def reclaim(self, *, expired_before: datetime | None = None, owner: str | None = None) -> int:
+        before = expired_before or datetime.now(UTC)
+        return self._give_back(
+            [
+                hold_id
+                for hold_id, r in self.reservations.items()
+                if (r.owner == owner if owner is not None else r.lease_expires_at < before)
+            ]
+        )
+
+    async def held(self, key_id: str | None = None) -> tuple[tuple[str, str, int], ...]:
+        return tuple(
+            (hold_id, r.owner, r.amount)
+            for hold_id, r in self.reservations.items()
+            if key_id is None or r.key_id == key_id
+        )
+
+    def charge(self, key_id: str, amount: int) -> None:
         key = self.keys.get(key_id)
         if key is not None:
             self.keys[key_id] = dataclasses.replace(
-                key,
-                usage_pico=key.usage_pico + amount,
-                period_usage_pico=key.period_usage_pico + amount,
-                reserved_pico=key.reserved_pico - reserved,
+                key, usage_pico=key.usage_pico + amount, period_usage_pico=key.period_usage_pico + amount
             )
 
 
@@ -173,14 +216,16 @@ class MemoryGenerationStore:
         self.generations: dict[str, Generation] = {}
         self.fail_next: BaseException | None = None  # a test makes the next record fail with this
 
-    async def record(self, generation: Generation, *, reserved: int = 0) -> None:
+    async def record(self, generation: Generation, *, reserved: bool = False) -> None:
         if self.fail_next is not None:
             failure, self.fail_next = self.fail_next, None
             raise failure
         if generation.id in self.generations:
             raise ValueError(f"duplicate generation id {generation.id}")
         self.generations[generation.id] = generation
-        self._keys.charge(generation.key_id, generation.charge_pico, reserved)
+        self._keys.charge(generation.key_id, generation.charge_pico)
+        if reserved:
+            await self._keys.release(generation.id)
 
     async def get(self, generation_id: str, key_id: str) -> Generation | None:
         generation = self.generations.get(generation_id)

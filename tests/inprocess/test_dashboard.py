@@ -29,6 +29,7 @@ from tests.inprocess.stores import (
     MemoryGenerationStore,
     MemoryKeyStore,
 )
+from tests.ledger.records import hold
 
 BASE = "http://gateway"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -400,7 +401,7 @@ async def test_sign_out_needs_the_token_and_ends_the_session(dash: Dash):
 async def test_the_overview_sums_the_window_and_notes_reservations(dash: Dash):
     await dash.generations.record(generation(dash.alice_key, minutes_ago=30))
     await dash.generations.record(generation(dash.alice_key, minutes_ago=60 * 30, finish_reason="error"))
-    assert await dash.keys.reserve(dash.alice_key.id, 5 * 10**11, None) is None
+    assert await dash.keys.reserve(dash.alice_key.id, 5 * 10**11, None, hold()) is None
     await dash.sign_in(dash.admin)
     day = await dash.http.get("/dashboard/overview")
     assert re.search(r'id="total-requests">1<', day.text)

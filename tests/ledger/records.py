@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
 from genledger.core.generation import Generation, ProviderAttempt
 from genledger.core.ids import new_generation_id
+from genledger.core.keys import Hold
 from genledger.ledger import Ledger
 from genledger.ledger.schema import generations
 
@@ -38,3 +39,8 @@ async def charged_to(ledger: Ledger, key_id: str) -> int:
     query = select(func.coalesce(func.sum(generations.c.usage_pico), 0)).where(generations.c.key_id == key_id)
     async with ledger.engine.connect() as connection:
         return int((await connection.execute(query)).scalar_one())
+
+
+def hold(hold_id: str | None = None, *, owner: str = "test-instance", lease_s: float = 600) -> Hold:
+    """A reservation's hold: ``hold_id`` (a new id by default) leased to ``owner`` for ``lease_s``."""
+    return Hold(hold_id or new_generation_id(), owner, datetime.now(UTC) + timedelta(seconds=lease_s))

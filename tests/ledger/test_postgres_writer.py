@@ -14,7 +14,7 @@ import pytest
 
 from genledger.ledger import Ledger
 from tests.deadlines import eventually
-from tests.ledger.records import generation
+from tests.ledger.records import generation, hold
 from tests.services import postgres_database
 
 # The writer's one statement for a single record (sinks.PostgresSink): how its backend is told apart.
@@ -72,7 +72,8 @@ async def test_a_connection_killed_while_idle_is_replaced_before_the_next_record
 ):
     key, _ = await ledger.keys.create("alice", limit_pico=10**15)
     await ledger.generations.record(generation(key.id, charge_pico=100, total_cost_pico=100))
-    assert await ledger.keys.reserve(key.id, 1_000, None) is None
+    after = generation(key.id, charge_pico=300, total_cost_pico=300)
+    assert await ledger.keys.reserve(key.id, 1_000, None, hold(after.id)) is None
     # Every connection of the ledger goes, as in a restart of PostgreSQL: the writer's and the
     # engine's pooled ones.
     killed = await terminate(admin)
@@ -82,9 +83,8 @@ async def test_a_connection_killed_while_idle_is_replaced_before_the_next_record
     # until the backend has exited, so asyncpg has seen the close by now. The writer's next
     # commit finds its connection closed and opens another: the first record after the kill
     # succeeds, and settles the reservation taken before it.
-    after = generation(key.id, charge_pico=300, total_cost_pico=300)
     async with asyncio.timeout(DEADLINE_S):
-        await ledger.generations.record(after, reserved=1_000)
+        await ledger.generations.record(after, reserved=True)
     assert (await writer_pids(admin)).isdisjoint(killed)
     assert await key_state(admin, key.id) == (400, 0, 400, 2)
     async with asyncio.timeout(DEADLINE_S):
@@ -115,10 +115,10 @@ async def test_a_record_whose_connection_dies_mid_statement_fails_cleanly_and_th
 ):
     key, _ = await ledger.keys.create("alice", limit_pico=10**15)
     await ledger.generations.record(generation(key.id, charge_pico=100, total_cost_pico=100))
-    assert await ledger.keys.reserve(key.id, 1_000, None) is None
-    lock = await hold_key_row(admin, key.id)
     doomed = generation(key.id, charge_pico=300, total_cost_pico=300)
-    recording = asyncio.create_task(ledger.generations.record(doomed, reserved=1_000))
+    assert await ledger.keys.reserve(key.id, 1_000, None, hold(doomed.id)) is None
+    lock = await hold_key_row(admin, key.id)
+    recording = asyncio.create_task(ledger.generations.record(doomed, reserved=True))
     try:
         assert await eventually(lambda: waiting_on_a_lock(admin), within=DEADLINE_S)
         killed = await terminate(admin, "wait_event_type = 'Lock'")  # the writer, mid-statement
@@ -131,7 +131,7 @@ async def test_a_record_whose_connection_dies_mid_statement_fails_cleanly_and_th
     # reservation still held, for the caller to release (as the gateway does when a record fails).
     assert await ledger.generations.lookup(doomed.id) is None
     assert await key_state(admin, key.id) == (100, 1_000, 100, 1)
-    await ledger.keys.release(key.id, 1_000)
+    await ledger.keys.release(doomed.id)
 
     async with asyncio.timeout(DEADLINE_S):
         await ledger.generations.record(generation(key.id, charge_pico=5, total_cost_pico=5))
@@ -144,11 +144,12 @@ async def test_a_batch_whose_connection_dies_is_written_again_row_by_row_on_a_ne
 ):
     key, _ = await ledger.keys.create("alice", limit_pico=10**15)
     await ledger.generations.record(generation(key.id, charge_pico=100, total_cost_pico=100))
-    assert await ledger.keys.reserve(key.id, 3_000, None) is None
-    lock = await hold_key_row(admin, key.id)
     batch = [generation(key.id, charge_pico=usage, total_cost_pico=usage) for usage in (10, 20, 30)]
+    for record in batch:
+        assert await ledger.keys.reserve(key.id, 1_000, None, hold(record.id)) is None
+    lock = await hold_key_row(admin, key.id)
     # Queued together while the writer is idle, they are committed as one batch.
-    recording = asyncio.gather(*(ledger.generations.record(g, reserved=1_000) for g in batch))
+    recording = asyncio.gather(*(ledger.generations.record(g, reserved=True) for g in batch))
     try:
         assert await eventually(lambda: waiting_on_a_lock(admin), within=DEADLINE_S)
         await terminate(admin, "wait_event_type = 'Lock'")

@@ -18,7 +18,7 @@ from genledger.ledger.generations import Settlement
 from genledger.ledger.sinks import PostgresSink, SQLiteSink
 from genledger.ledger.writer import Sink
 from tests.deadlines import eventually
-from tests.ledger.records import generation
+from tests.ledger.records import generation, hold
 from tests.services import postgres_database
 
 DEADLINE_S = 5.0
@@ -116,21 +116,27 @@ def test_database_urls():
 
 async def test_reservations_never_exceed_the_limit_under_concurrency(ledger: Ledger):
     key, _ = await ledger.keys.create("capped", limit_pico=1_000)
-    results = await asyncio.gather(*(ledger.keys.reserve(key.id, 30, None) for _ in range(100)))
+    holds = [hold() for _ in range(100)]
+    results = await asyncio.gather(*(ledger.keys.reserve(key.id, 30, None, h) for h in holds))
     assert sum(r is None for r in results) == 33
     assert (await ledger.keys.find_by_id(key.id)).reserved_pico == 990
+    assert len(await ledger.keys.held(key.id)) == 33  # a row per reservation made, none per refusal
     # With 10 left but 990 held in flight, a request for 30 waits on the in-flight budget;
     # one that could never fit is over the key's limit.
-    assert (await ledger.keys.reserve(key.id, 30, None)).value == "in_flight_budget"
-    assert (await ledger.keys.reserve(key.id, 2_000, None)).value == "key_limit"
-    await ledger.keys.release(key.id, 990)
+    assert (await ledger.keys.reserve(key.id, 30, None, hold())).value == "in_flight_budget"
+    assert (await ledger.keys.reserve(key.id, 2_000, None, hold())).value == "key_limit"
+    for h, result in zip(holds, results, strict=True):
+        if result is None:
+            await ledger.keys.release(h.id)
     assert (await ledger.keys.find_by_id(key.id)).reserved_pico == 0
+    assert await ledger.keys.held(key.id) == ()
 
 
 async def test_settlement_charges_the_cost_and_releases_the_reservation(ledger: Ledger):
     key, _ = await ledger.keys.create("settle", limit_pico=1_000)
-    assert await ledger.keys.reserve(key.id, 400, None) is None
-    await ledger.generations.record(generation(key.id, charge_pico=250, total_cost_pico=250), reserved=400)
+    settled = generation(key.id, charge_pico=250, total_cost_pico=250)
+    assert await ledger.keys.reserve(key.id, 400, None, hold(settled.id)) is None
+    await ledger.generations.record(settled, reserved=True)
     state = await ledger.keys.find_by_id(key.id)
     assert (state.usage_pico, state.reserved_pico) == (250, 0)
 
@@ -140,24 +146,25 @@ async def test_a_new_period_resets_what_the_limit_counts(ledger: Ledger):
 
     key, _ = await ledger.keys.create("daily", limit_pico=100, limit_reset="daily")
     day1 = datetime(2026, 1, 1, tzinfo=UTC)
-    assert await ledger.keys.reserve(key.id, 100, day1) is None
-    await ledger.generations.record(generation(key.id, charge_pico=100, total_cost_pico=100), reserved=100)
-    assert (await ledger.keys.reserve(key.id, 1, day1)).value == "key_limit"
+    first = generation(key.id, charge_pico=100, total_cost_pico=100)
+    assert await ledger.keys.reserve(key.id, 100, day1, hold(first.id)) is None
+    await ledger.generations.record(first, reserved=True)
+    assert (await ledger.keys.reserve(key.id, 1, day1, hold())).value == "key_limit"
     # The next day the period's usage starts from zero; lifetime usage is kept.
-    assert await ledger.keys.reserve(key.id, 100, day1 + timedelta(days=1)) is None
+    assert await ledger.keys.reserve(key.id, 100, day1 + timedelta(days=1), hold()) is None
     state = await ledger.keys.find_by_id(key.id)
     assert state.period_usage_pico == 0 and state.usage_pico == 100 and state.reserved_pico == 100
     # A late request still stamped with the old period does not reset it again: the new
     # period's credit is all held in flight.
-    assert (await ledger.keys.reserve(key.id, 1, day1)).value == "in_flight_budget"
+    assert (await ledger.keys.reserve(key.id, 1, day1, hold())).value == "in_flight_budget"
     assert (await ledger.keys.find_by_id(key.id)).period_start == day1 + timedelta(days=1)
 
 
 async def test_a_limit_without_reset_counts_all_usage(ledger: Ledger):
     key, _ = await ledger.keys.create("lifetime", limit_pico=100)
     await ledger.generations.record(generation(key.id, charge_pico=90, total_cost_pico=90))
-    assert (await ledger.keys.reserve(key.id, 20, None)).value == "key_limit"
-    assert await ledger.keys.reserve(key.id, 10, None) is None
+    assert (await ledger.keys.reserve(key.id, 20, None, hold())).value == "key_limit"
+    assert await ledger.keys.reserve(key.id, 10, None, hold()) is None
 
 
 async def test_update_and_delete(ledger: Ledger):

@@ -3,6 +3,7 @@ in-memory stores of the in-process tier (so that tier cannot drift from the real
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from genledger.core.ids import new_generation_id
 from genledger.core.keys import KeyExists, Refusal
 from genledger.core.stores import PeriodStarts, PeriodUsage
 from tests.ledger.conftest import Stores
+from tests.ledger.records import hold
 
 
 def generation(key_id: str, charge: int, created_at: datetime | None = None) -> Generation:
@@ -40,27 +42,66 @@ async def test_names_are_unique_on_create_and_on_rename(stores: Stores):
 
 async def test_a_reservation_never_lets_usage_and_reservations_pass_the_limit(stores: Stores):
     key, _ = await stores.keys.create("limited", limit_pico=100)
-    assert await stores.keys.reserve(key.id, 60, None) is None
-    assert await stores.keys.reserve(key.id, 50, None) is Refusal.IN_FLIGHT_BUDGET
-    assert await stores.keys.reserve(key.id, 101, None) is Refusal.KEY_LIMIT
-    await stores.generations.record(generation(key.id, 30), reserved=60)
+    settled = generation(key.id, 30)
+    assert await stores.keys.reserve(key.id, 60, None, hold(settled.id)) is None
+    assert await stores.keys.reserve(key.id, 50, None, hold()) is Refusal.IN_FLIGHT_BUDGET
+    assert await stores.keys.reserve(key.id, 101, None, hold()) is Refusal.KEY_LIMIT
+    await stores.generations.record(settled, reserved=True)
     state = await stores.keys.find_by_id(key.id)
     assert (state.usage_pico, state.reserved_pico) == (30, 0)
-    assert await stores.keys.reserve(key.id, 71, None) is Refusal.KEY_LIMIT
-    assert await stores.keys.reserve(key.id, 70, None) is None
-    await stores.keys.release(key.id, 70)
+    assert await stores.keys.reserve(key.id, 71, None, hold()) is Refusal.KEY_LIMIT
+    released = hold()
+    assert await stores.keys.reserve(key.id, 70, None, released) is None
+    await stores.keys.release(released.id)
+    await stores.keys.release(released.id)  # once only
     assert (await stores.keys.find_by_id(key.id)).reserved_pico == 0
+    assert await stores.keys.held(key.id) == ()
 
 
 async def test_a_new_period_starts_the_limited_usage_over(stores: Stores):
     key, _ = await stores.keys.create("daily", limit_pico=100, limit_reset="daily")
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    assert await stores.keys.reserve(key.id, 90, today) is None
-    await stores.generations.record(generation(key.id, 90), reserved=90)
-    assert await stores.keys.reserve(key.id, 20, today) is Refusal.KEY_LIMIT
-    assert await stores.keys.reserve(key.id, 20, today + timedelta(days=1)) is None
+    first = generation(key.id, 90)
+    assert await stores.keys.reserve(key.id, 90, today, hold(first.id)) is None
+    await stores.generations.record(first, reserved=True)
+    assert await stores.keys.reserve(key.id, 20, today, hold()) is Refusal.KEY_LIMIT
+    assert await stores.keys.reserve(key.id, 20, today + timedelta(days=1), hold()) is None
     state = await stores.keys.find_by_id(key.id)
     assert (state.usage_pico, state.period_usage_pico, state.reserved_pico) == (90, 0, 20)
+
+
+async def test_expired_leases_are_given_back_once_and_live_ones_are_kept(stores: Stores):
+    key, _ = await stores.keys.create("leased", limit_pico=1_000)
+    now = datetime.now(UTC)
+    dead = [hold(owner="dead", lease_s=-1) for _ in range(2)]
+    alive = hold(owner="alive", lease_s=-1)  # expired too, until its owner renews it
+    for h in (*dead, alive):
+        assert await stores.keys.reserve(key.id, 100, None, h) is None
+    assert await stores.keys.renew("alive", now + timedelta(seconds=60)) == 1
+    assert await stores.keys.reclaim(expired_before=now) == 2
+    assert await stores.keys.reclaim(expired_before=now) == 0  # given back once
+    assert await stores.keys.held(key.id) == ((alive.id, "alive", 100),)
+    assert (await stores.keys.find_by_id(key.id)).reserved_pico == 100
+    # A record of a request whose reservation was reclaimed charges it, and releases nothing more.
+    late = dataclasses.replace(generation(key.id, 40), id=dead[0].id)
+    await stores.generations.record(late, reserved=True)
+    state = await stores.keys.find_by_id(key.id)
+    assert (state.usage_pico, state.reserved_pico) == (40, 100)
+    assert await stores.keys.reclaim(owner="alive") == 1  # a shutdown gives back all it holds
+    assert (await stores.keys.find_by_id(key.id)).reserved_pico == 0
+
+
+async def test_a_key_expires_when_told_and_never_by_default(stores: Stores):
+    ends = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    key, _ = await stores.keys.create("ending", expires_at=ends)
+    assert (await stores.keys.find_by_id(key.id)).expires_at == ends
+    assert key.expired(ends) and not key.expired(ends - timedelta(seconds=1))
+    forever, _ = await stores.keys.create("forever")
+    assert forever.expires_at is None and not forever.expired(datetime.max.replace(tzinfo=UTC))
+    updated = await stores.keys.update(forever.hash, expires_at=ends)
+    assert updated is not None and updated.expires_at == ends
+    cleared = await stores.keys.update(forever.hash, expires_at=None)
+    assert cleared is not None and cleared.expires_at is None
 
 
 async def test_a_generation_is_read_only_by_its_owner(stores: Stores):

@@ -87,12 +87,16 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = services is None
-        app.state.services = services if services is not None else await Services.start(settings)
+        running: Services = services if services is not None else await Services.start(settings)
+        app.state.services = running
+        running.start_background()
         try:
             yield
         finally:
             if owned:
-                await app.state.services.aclose()
+                await running.aclose()
+            else:
+                await running.leases.stop()
 
     app = Starlette(
         routes=[*ROUTES, dashboard_mount()],

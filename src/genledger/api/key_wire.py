@@ -60,6 +60,7 @@ def _limits_and_usage(view: KeyView) -> dict[str, Any]:
         "usage_monthly": to_usd(usage.monthly),
         "byok_usage": 0.0,
         "is_management_key": key.is_management,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
     }
 
 
@@ -171,6 +172,26 @@ def _text(name: str, value: Any) -> str:
     return value.strip()
 
 
+def parse_expires_at(value: Any) -> datetime | None:
+    """A key's end from the wire: an ISO 8601 time (no zone: UTC), or None for never.
+
+    A time already past is accepted: the key stops working at once.
+    """
+    if value is None:
+        return None
+    problem = BadRequest(
+        "'expires_at' must be an ISO 8601 time, e.g. 2026-12-31T00:00:00Z, or null",
+        metadata={"param": "expires_at"},
+    )
+    if not isinstance(value, str):
+        raise problem
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise problem from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 def _changes(body: dict[str, Any]) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if "name" in body:
@@ -196,6 +217,8 @@ def _changes(body: dict[str, Any]) -> dict[str, Any]:
                 metadata={"param": "store_content"},
             )
         changes["store_content"] = body["store_content"]
+    if "expires_at" in body:
+        changes["expires_at"] = parse_expires_at(body["expires_at"])
     return changes
 
 
@@ -229,6 +252,7 @@ def key_update_changes(body: dict[str, Any]) -> dict[str, Any]:
         changes["disabled"] = body["disabled"]
     if not changes:
         raise BadRequest(
-            "Nothing to change: give name, label, limit, limit_reset, disabled, rate limits or store_content"
+            "Nothing to change: give name, label, limit, limit_reset, disabled, rate limits, "
+            "store_content or expires_at"
         )
     return changes

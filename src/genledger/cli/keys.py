@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from genledger.api.key_wire import parse_expires_at
+from genledger.errors import BadRequest
 from genledger.ledger import KeyExists, Ledger
 
 if TYPE_CHECKING:
@@ -24,6 +26,20 @@ from genledger.cli._app import (
     _with_ledger,
     keys_app,
 )
+
+
+def _expiry(value: str | None) -> datetime | None:
+    """``--expires-at`` as the management API reads ``expires_at``; exit 2 if it is not a time."""
+    if value is None:
+        return None
+    try:
+        return parse_expires_at(value)
+    except BadRequest:
+        _err().print(
+            "[red]error:[/red] --expires-at must be an ISO 8601 time, "
+            f"e.g. 2026-12-31T00:00:00Z, got {value!r}"
+        )
+        raise typer.Exit(2) from None
 
 
 class LimitResetChoice(StrEnum):
@@ -43,6 +59,10 @@ def keys_create(
     rpm: Annotated[int | None, typer.Option("--rpm", min=0, help="Requests per minute (0: none).")] = None,
     tpm: Annotated[int | None, typer.Option("--tpm", min=0, help="Tokens per minute (0: none).")] = None,
     management: Annotated[bool, typer.Option("--management", help="A key for the management API.")] = False,
+    expires_at: Annotated[
+        str | None,
+        typer.Option("--expires-at", help="When the key stops working (ISO 8601; no zone: UTC)."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print its secret (shown once; only a hash is stored).
@@ -51,6 +71,7 @@ def keys_create(
     """
     settings = _settings(config)
     limit_pico = _usd(limit)
+    expiry = _expiry(expires_at)
 
     async def create(ledger: Ledger) -> str:
         _, secret = await ledger.keys.create(
@@ -60,6 +81,7 @@ def keys_create(
             management=management,
             requests_per_minute=rpm,
             tokens_per_minute=tpm,
+            expires_at=expiry,
         )
         return secret
 
@@ -87,6 +109,7 @@ def keys_list(config: ConfigOption = None) -> None:
         "disabled",
         "management",
         "created",
+        "expires",
     )
     for key in keys:
         table.add_row(
@@ -100,6 +123,7 @@ def keys_list(config: ConfigOption = None) -> None:
             "yes" if key.disabled else "no",
             "yes" if key.is_management else "no",
             key.created_at.isoformat(timespec="seconds"),
+            key.expires_at.isoformat(timespec="seconds") if key.expires_at else "-",
         )
     _out().print(table)
 
@@ -143,3 +167,33 @@ def keys_disable(
         _err().print(f"[red]error:[/red] no key named {name!r}")
         raise typer.Exit(1)
     _out().print(f"disabled {name}")
+
+
+@keys_app.command("expire")
+def keys_expire(
+    name: Annotated[str, typer.Argument(help="The key's name.")],
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="When the key stops working (ISO 8601; no zone: UTC) [default: now]."),
+    ] = None,
+    never: Annotated[bool, typer.Option("--never", help="Remove the key's expiry.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Set when a key stops working (its requests get 401 saying it expired), or --never.
+
+    Exits 1 if there is no such key, 2 on a bad option.
+    """
+    if never and at is not None:
+        _err().print("[red]error:[/red] give --at or --never, not both")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    expiry = None if never else (_expiry(at) if at is not None else datetime.now(UTC))
+
+    async def expire(ledger: Ledger) -> bool:
+        key = await ledger.keys.find_by_name(name)
+        return key is not None and await ledger.keys.update(key.hash, expires_at=expiry) is not None
+
+    if not _with_ledger(settings, expire):
+        _err().print(f"[red]error:[/red] no key named {name!r}")
+        raise typer.Exit(1)
+    _out().print(f"{name} expires {'never' if expiry is None else expiry.isoformat(timespec='seconds')}")

@@ -32,9 +32,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the gateway."""
-    import uvicorn
-
-    from genledger.api import create_app
+    from genledger.api.server import serve as run
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -60,16 +58,7 @@ def serve(
         f"dashboard: http://{settings.host}:{settings.port}/dashboard (sign in with a key)", soft_wrap=True
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        access_log=False,
-        loop="auto",
-        http="auto",
-        timeout_graceful_shutdown=10,
-    )
+    run(settings, log_level=log_level)
 
 
 async def _opened(ledger: Ledger) -> str | None:

@@ -28,11 +28,31 @@ class KeyRecord:
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     store_content: bool | None = None  # None: the gateway's content_storage.enabled decides
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        """Whether the key has ended by ``now`` (a key without ``expires_at`` never does)."""
+        return self.expires_at is not None and self.expires_at <= now
 
     @property
     def limited_usage_pico(self) -> int:
         """The usage the limit applies to: this period's when the limit resets, else all of it."""
         return self.period_usage_pico if self.limit_reset else self.usage_pico
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Who holds a reservation of a key's credit, and until when without renewing it.
+
+    ``id`` is the generation's id (its record settles the reservation); ``owner`` is the
+    gateway instance serving the request, which renews the lease of everything it holds while
+    it lives. A reservation whose lease ran out belongs to an instance that died: any
+    instance gives it back to its key.
+    """
+
+    id: str
+    owner: str
+    expires_at: datetime
 
 
 class KeyExists(ValueError):

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from genledger.core.activity import ActivityRows, Grouping
 from genledger.core.content import Feedback, GenerationContent
 from genledger.core.generation import Generation
-from genledger.core.keys import KeyRecord, Refusal
+from genledger.core.keys import Hold, KeyRecord, Refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +75,10 @@ class Page:
 
 
 class GenerationStore(Protocol):
-    async def record(self, generation: Generation, *, reserved: int = 0) -> None:
-        """Commit ``generation``, charge its ``charge_pico`` to its key and release ``reserved``,
-        in one transaction. Returns once durable."""
+    async def record(self, generation: Generation, *, reserved: bool = False) -> None:
+        """Commit ``generation`` and charge its ``charge_pico`` to its key, in one transaction;
+        with ``reserved``, the same transaction gives back the reservation held under the
+        generation's id (if it is still held). Returns once durable."""
         ...
 
     async def get(self, generation_id: str, key_id: str) -> Generation | None:
@@ -147,6 +148,7 @@ class KeyStore(Protocol):
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
         store_content: bool | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[KeyRecord, str]:
         """A new key and its secret (shown once, never stored). ``KeyExists`` for a taken name."""
         ...
@@ -168,7 +170,7 @@ class KeyStore(Protocol):
     async def set_disabled(self, name: str, disabled: bool = True) -> bool: ...
 
     async def update(self, key_hash: str, **changes: Any) -> KeyRecord | None:
-        """Change name, label, limit_pico, limit_reset, disabled or rate limits; None if absent.
+        """Change name, label, limit_pico, limit_reset, disabled, rate limits or expires_at; None if absent.
 
         ``KeyExists`` for a taken name; ``ValueError`` for anything else.
         """
@@ -176,15 +178,31 @@ class KeyStore(Protocol):
 
     async def delete(self, key_hash: str) -> bool: ...
 
-    async def reserve(self, key_id: str, amount: int, period_start: datetime | None) -> Refusal | None:
-        """Reserve ``amount`` of the key's credit atomically; None when reserved.
+    async def reserve(
+        self, key_id: str, amount: int, period_start: datetime | None, hold: Hold
+    ) -> Refusal | None:
+        """Reserve ``amount`` of the key's credit atomically, held as ``hold``; None when reserved.
 
         A ``period_start`` later than the stored one starts a new limit period first.
         """
         ...
 
-    async def release(self, key_id: str, amount: int) -> None:
-        """Give back a reservation whose request produced nothing to charge."""
+    async def release(self, hold_id: str) -> None:
+        """Give back a reservation whose request produced nothing to charge (once: a
+        reservation settled, released or reclaimed already is left alone)."""
+        ...
+
+    async def renew(self, owner: str, expires_at: datetime) -> int:
+        """Extend the lease of every reservation ``owner`` holds; how many it holds."""
+        ...
+
+    async def reclaim(self, *, expired_before: datetime | None = None, owner: str | None = None) -> int:
+        """Give back the reservations whose lease ran out before ``expired_before`` (default:
+        now), or every one ``owner`` holds; how many were given back."""
+        ...
+
+    async def held(self, key_id: str | None = None) -> tuple[tuple[str, str, int], ...]:
+        """(reservation id, owner, picodollars) of the reservations held (for ``key_id``)."""
         ...
 
 

@@ -15,6 +15,7 @@ from genledger.core.money import to_decimal
 from genledger.core.pricing import Price
 from genledger.core.stores import KeyStore
 from genledger.errors import Forbidden, PaymentRequired, TooManyRequests
+from genledger.gateway.leases import Leases
 from genledger.limits import Decision, RateLimiter, RateLimits
 
 IN_FLIGHT_RETRY_AFTER_S = 1
@@ -41,10 +42,13 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
 class Admission:
     """Admits a request for a key, or refuses it with 403, 429 or 402 before any upstream call."""
 
-    def __init__(self, keys: KeyStore, limiter: RateLimiter, config: LimitsConfig) -> None:
+    def __init__(
+        self, keys: KeyStore, limiter: RateLimiter, config: LimitsConfig, leases: Leases | None = None
+    ) -> None:
         self._keys = keys
         self._limiter = limiter
         self._config = config
+        self.leases = leases if leases is not None else Leases(keys, config.reservation_lease)
 
     def limits_for(self, key: KeyRecord) -> RateLimits:
         return RateLimits(
@@ -56,10 +60,13 @@ class Admission:
             else self._config.tokens_per_minute,
         )
 
-    async def admit(self, key: KeyRecord, request: ChatRequest | Bounded, entries: Sequence[Priced]) -> int:
-        """Picodollars reserved for the request (0 for a key without a limit).
+    async def admit(
+        self, key: KeyRecord, request: ChatRequest | Bounded, entries: Sequence[Priced], *, hold_id: str
+    ) -> int:
+        """Picodollars reserved for the request (0 for a key without a limit), held as ``hold_id``.
 
-        With fallback models or endpoints the reservation covers the dearest of them.
+        With fallback models or endpoints the reservation covers the dearest of them. The
+        reservation is this instance's, under a lease it renews while it lives (``leases.py``).
         """
         if key.is_management:
             raise Forbidden("Management keys cannot make completions; use an ordinary key")
@@ -72,7 +79,9 @@ class Admission:
             return 0
         default_max = self._config.default_max_output_tokens
         amount = max(reservation(request, e.price, e.max_output_tokens, default_max) for e in entries)
-        refusal = await self._keys.reserve(key.id, amount, period_start(key.limit_reset, datetime.now(UTC)))
+        refusal = await self._keys.reserve(
+            key.id, amount, period_start(key.limit_reset, datetime.now(UTC)), self.leases.hold(hold_id)
+        )
         if refusal is None:
             return amount
         if refusal is Refusal.IN_FLIGHT_BUDGET:
@@ -88,8 +97,10 @@ class Admission:
             metadata={"limit_source": refusal.value, "max_cost": float(to_decimal(amount))},
         )
 
-    async def release(self, key: KeyRecord, reserved: int) -> None:
-        await self._keys.release(key.id, reserved)
+    async def release(self, hold_id: str, reserved: int) -> None:
+        """Give back the reservation ``hold_id`` (of ``reserved`` picodollars; none when 0)."""
+        if reserved:
+            await self._keys.release(hold_id)
 
     async def used_tokens(self, key: KeyRecord, tokens: int) -> None:
         limits = self.limits_for(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from genledger.core.ids import hash_key
 from genledger.core.keys import KeyRecord
@@ -49,6 +50,12 @@ class Authenticator:
             raise Unauthorized("User not found.")
         if key.disabled:
             raise Unauthorized("This API key is disabled.")
+        if key.expired(datetime.now(UTC)):
+            assert key.expires_at is not None
+            raise Unauthorized(
+                f"This API key expired at {key.expires_at.isoformat()}.",
+                metadata={"expires_at": key.expires_at.isoformat()},
+            )
         return key
 
     def forget(self, key_hash: str) -> None:

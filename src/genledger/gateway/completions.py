@@ -41,13 +41,14 @@ from genledger.core.keys import KeyRecord
 from genledger.core.prompt import PromptRequest
 from genledger.core.stores import GenerationStore
 from genledger.core.usage import Usage
-from genledger.errors import BadGateway, GatewayError, from_upstream
+from genledger.errors import BadGateway, GatewayError, ServiceUnavailable, from_upstream
 from genledger.gateway.admission import Admission
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog, ModelEntry
 from genledger.gateway.content import ContentService
 from genledger.gateway.measurements import Measurements
 from genledger.gateway.routing import Candidate, Operation, plan
+from genledger.gateway.stopping import Stopped, Stopping
 from genledger.metrics import Metrics
 from genledger.providers.base import (
     Embedder,
@@ -120,8 +121,8 @@ class _Call:
     context: RequestContext
     candidates: list[Candidate]
     reserved: int
+    generation_id: str  # also the id of its reservation, if it holds one
     api_type: str = "completions"
-    generation_id: str = field(default_factory=new_generation_id)
     started: float = field(default_factory=time.perf_counter)
     attempts: list[ProviderAttempt] = field(default_factory=list)
     served: Candidate | None = None
@@ -219,6 +220,7 @@ class CompletionService:
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         measurements: Measurements | None = None,
         content: ContentService | None = None,
+        stopping: Stopping | None = None,
     ) -> None:
         self._catalog = catalog
         self._providers = providers
@@ -231,6 +233,7 @@ class CompletionService:
         self._spawn = spawn
         self.measurements = measurements if measurements is not None else Measurements()
         self._content = content
+        self.stopping = stopping if stopping is not None else Stopping()
 
     async def _admit(
         self,
@@ -244,8 +247,9 @@ class CompletionService:
         candidates = plan(
             request, self._catalog, self._providers, operation=operation, measurements=self.measurements
         )
-        reserved = await self.admission.admit(key, request, candidates)
-        return _Call(key, request, context, candidates, reserved, api_type)
+        generation_id = new_generation_id()
+        reserved = await self.admission.admit(key, request, candidates, hold_id=generation_id)
+        return _Call(key, request, context, candidates, reserved, generation_id, api_type)
 
     async def _first_success(self, call: _Call, start: Callable[[Candidate], Awaitable[T]]) -> T:
         """Try the candidates in order until one answers; raise the caller-facing error if none.
@@ -326,9 +330,9 @@ class CompletionService:
         """
         started = time.perf_counter()
         try:
-            await self._generations.record(generation, reserved=call.reserved)
+            await self._generations.record(generation, reserved=call.reserved > 0)
         except Exception:
-            await self.admission.release(call.key, call.reserved)
+            await self.admission.release(call.generation_id, call.reserved)
             raise
         self._metrics.recorded(generation, time.perf_counter() - started)
         if generation.tokens_completion and generation.generation_time_ms and call.served is not None:
@@ -358,14 +362,13 @@ class CompletionService:
     ) -> EmbeddingAnswer:
         """Embeddings, recorded with ``api_type`` "embeddings" and priced per input token."""
         call = await self._admit(key, request, context, operation="embeddings", api_type="embeddings")
-        try:
-            embeddings = await self._first_success(
+        embeddings = await self._answered(
+            call,
+            self._first_success(
                 call,
                 lambda c: cast(Embedder, c.provider).embed(EmbeddingCall(request, c.endpoint.upstream_model)),
-            )
-        except BaseException:
-            await self.admission.release(key, call.reserved)
-            raise
+            ),
+        )
         generation = call.generation(
             usage=embeddings.usage,
             upstream_id=embeddings.upstream_id,
@@ -385,11 +388,7 @@ class CompletionService:
 
     async def _answer(self, call: _Call, start: Callable[[Candidate], Awaitable[Completion]]) -> Answer:
         key = call.key
-        try:
-            completion = await self._first_success(call, start)
-        except BaseException:
-            await self.admission.release(key, call.reserved)
-            raise
+        completion = await self._answered(call, self._first_success(call, start))
         generation = call.generation(
             usage=completion.usage,
             upstream_id=completion.upstream_id,
@@ -459,7 +458,7 @@ class CompletionService:
         )
 
     async def _stream(self, call: _Call, start: Callable[[Candidate], Awaitable[EventStream]]) -> Relay:
-        key, context = call.key, call.context
+        context = call.context
 
         async def open_stream(candidate: Candidate) -> tuple[EventStream, ProviderEvent]:
             stream = await start(candidate)
@@ -476,13 +475,23 @@ class CompletionService:
                 await stream.aclose()
                 raise
 
-        try:
-            stream, first = await self._first_success(call, open_stream)
-        except BaseException:
-            await self.admission.release(key, call.reserved)
-            raise
+        stream, first = await self._answered(call, self._first_success(call, open_stream))
         call.first_token_ms = _ms_since(context.received_at)
         return Relay(call.head(), self._relay(call, stream, first))
+
+    async def _answered(self, call: _Call, answer: Awaitable[T]) -> T:
+        """The provider's answer; if there is none (a failure, a shutdown), the reservation is
+        released and the error raised: 503 when the gateway stopped waiting (shutting down)."""
+        try:
+            with self.stopping.watch() as watch:
+                return await watch.waiting(answer)
+        except BaseException as exc:
+            await self.admission.release(call.generation_id, call.reserved)
+            if isinstance(exc, Stopped):
+                raise ServiceUnavailable(
+                    "The gateway is shutting down; retry the request", headers={"Retry-After": "1"}
+                ) from None
+            raise
 
     def _stream_generation(
         self, call: _Call, tally: _Tally, failure: UpstreamFailure | None, *, cancelled: bool = False
@@ -506,22 +515,47 @@ class CompletionService:
         if storing:
             tally.text, tally.reasoning = [], []
         failure: UpstreamFailure | None = None
-        finished = False
+        finished = stopped = ended = False
         try:
-            if tally.add(first):
-                yield first  # type: ignore[misc]  # add() is True only for deltas
-            try:
-                async for event in stream:
-                    if tally.add(event):
-                        yield event  # type: ignore[misc]
-            except UpstreamFailure as exc:
-                failure = exc
+            with self.stopping.watch() as watch:
+                if tally.add(first):
+                    yield first  # type: ignore[misc]  # add() is True only for deltas
+                # Only the waits on the provider may be interrupted by a shutdown; one that comes
+                # while a chunk is written to the caller is seen once it is written. The task is
+                # read at each wait: whoever iterates the relay may change between chunks.
+                current_task = asyncio.current_task
+                upstream_next = stream.__anext__
+                try:
+                    while not watch.stopped:
+                        task = current_task()
+                        assert task is not None
+                        watch.arm(task)
+                        try:
+                            event = await upstream_next()
+                        except StopAsyncIteration:
+                            ended = True
+                            break
+                        except asyncio.CancelledError:
+                            if not watch.taken_back(task):
+                                raise
+                            break
+                        finally:
+                            watch.disarm()
+                        if tally.add(event):
+                            yield event  # type: ignore[misc]
+                    stopped = not ended
+                except UpstreamFailure as exc:
+                    failure = exc
             finished = True
         finally:
             if not finished:
                 # The caller went away: stop the upstream and record what is known, in the
                 # background, since this task is being torn down.
                 self._spawn(self._record_cancelled(call, stream, tally))
+        if stopped:
+            async for end in self._stopped(call, stream, tally):
+                yield end
+            return
         generation = self._stream_generation(call, tally, failure)
         try:
             await self._record(call, generation)
@@ -539,11 +573,30 @@ class CompletionService:
             )
         yield Settled(tally.usage, generation.total_cost_pico)
 
-    async def _record_cancelled(self, call: _Call, stream: EventStream, tally: _Tally) -> None:
+    async def _stopped(
+        self, call: _Call, stream: EventStream, tally: _Tally
+    ) -> AsyncGenerator[RelayEvent, None]:
+        """The end of a stream the shutdown stopped: recorded as cancelled with what is known."""
+        await self._close(stream)
+        generation = self._stream_generation(call, tally, None, cancelled=True)
+        try:
+            await self._record(call, generation)
+        except Exception:
+            log.exception("recording a stream stopped by the shutdown failed")
+            yield Failed(500, "Internal Server Error")
+            return
+        yield Failed(503, "The gateway is shutting down; the answer ends here", {"raw": "shutdown"})
+        yield Settled(tally.usage, generation.total_cost_pico)
+
+    @staticmethod
+    async def _close(stream: EventStream) -> None:
         try:
             await stream.aclose()
         except Exception:
             log.warning("closing a cancelled upstream stream failed", exc_info=True)
+
+    async def _record_cancelled(self, call: _Call, stream: EventStream, tally: _Tally) -> None:
+        await self._close(stream)
         await self._record(call, self._stream_generation(call, tally, None, cancelled=True))
 
 

@@ -18,6 +18,7 @@ from genledger.gateway.completions import CompletionService
 from genledger.gateway.content import ContentService
 from genledger.gateway.cookie_secret import SECRET_BYTES, cookie_secret
 from genledger.gateway.keys import KeyManager
+from genledger.gateway.leases import Leases
 from genledger.gateway.overview import OverviewReader
 from genledger.gateway.reads import LedgerReader
 from genledger.ledger import Ledger
@@ -62,7 +63,8 @@ class Services:
         self.metrics = Metrics()
         self.breakers = Breakers(settings.routing.breaker_failures, settings.routing.breaker_cooldown)
         self.metrics.watch(OpenCircuits(self.breakers.open_endpoints))
-        admission = Admission(keys, limiter, settings.limits)
+        self.leases = Leases(keys, settings.limits.reservation_lease)
+        admission = Admission(keys, limiter, settings.limits, self.leases)
         self.keys = KeyManager(keys, generations, self.auth, admission)
         self.reads = LedgerReader(keys, generations)
         self.overview = OverviewReader(keys, generations)
@@ -108,6 +110,19 @@ class Services:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
+    def start_background(self) -> None:
+        """Start what runs beside the requests: renewing this instance's reservation leases and
+        giving back those of dead instances."""
+        self.leases.start()
+
+    def stop_requests(self) -> int:
+        """End of a graceful shutdown's grace: stop the requests still waiting on a provider
+        (streams end with an error chunk, recorded as cancelled; others get 503)."""
+        stopped = self.completions.stopping.stop()
+        if stopped:
+            log.warning("shutdown: stopped %d request(s) still in flight", stopped)
+        return stopped
+
     async def drain(self) -> None:
         """Wait for background work (records of cancelled streams)."""
         while self._background:
@@ -115,6 +130,7 @@ class Services:
 
     async def aclose(self) -> None:
         await self.drain()
+        await self.leases.stop()  # gives back what this instance still holds
         for provider in self.providers.values():
             await provider.aclose()
         await self.limiter.aclose()

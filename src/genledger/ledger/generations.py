@@ -30,10 +30,11 @@ def _utc(value: datetime) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    """A generation to record, and the credit its request reserved (released as it is charged)."""
+    """A generation to record; ``reserved``: its request holds a reservation under the
+    generation's id, given back as the generation is charged."""
 
     generation: Generation
-    reserved: int = 0
+    reserved: bool = False
 
 
 def generation_row(generation: Generation) -> dict[str, Any]:
@@ -52,19 +53,27 @@ def generation_from_row(row: RowMapping | dict[str, Any]) -> Generation:
     return Generation(**values)
 
 
-def charges(batch: Sequence[Settlement]) -> list[tuple[str, int, int]]:
-    """(key id, amount to charge, reservation to release) per key of a batch, by key id.
+def charges(batch: Sequence[Settlement]) -> list[tuple[str, int]]:
+    """(key id, amount to charge) per key of a batch, by key id.
 
     Written in the same transaction as the batch's generations, so a key's usage always
     equals the sum of its generations' charges. The fixed order keeps concurrent batches
     from deadlocking.
     """
     charged: dict[str, int] = defaultdict(int)
-    released: dict[str, int] = defaultdict(int)
     for settlement in batch:
         charged[settlement.generation.key_id] += settlement.generation.charge_pico
-        released[settlement.generation.key_id] += settlement.reserved
-    return [(key_id, charged[key_id], released[key_id]) for key_id in sorted(charged)]
+    return sorted(charged.items())
+
+
+def settled_reservations(batch: Sequence[Settlement]) -> list[str]:
+    """The ids of the reservations a batch gives back, in their keys' order (as ``charges``).
+
+    Each is given back only if its row is still there (``reservations``): a reservation that
+    another instance reclaimed after its lease ran out is not taken off the key twice.
+    """
+    held = [s.generation for s in batch if s.reserved]
+    return [g.id for g in sorted(held, key=lambda g: (g.key_id, g.id))]
 
 
 def _sum_since(start: datetime) -> Any:
@@ -148,7 +157,7 @@ class SqlGenerationStore:
     async def close(self) -> None:
         await self._writer.close()
 
-    async def record(self, generation: Generation, *, reserved: int = 0) -> None:
+    async def record(self, generation: Generation, *, reserved: bool = False) -> None:
         await self._writer.write(Settlement(generation, reserved))
 
     async def _one(self, *conditions: Any) -> Generation | None:

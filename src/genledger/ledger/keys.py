@@ -6,15 +6,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genledger.core.ids import hash_key, new_api_key
-from genledger.core.keys import KeyExists, KeyRecord, Refusal
+from genledger.core.keys import Hold, KeyExists, KeyRecord, Refusal
 from genledger.ledger.generations import _utc
-from genledger.ledger.schema import api_keys
+from genledger.ledger.schema import api_keys, reservations
 
 
 def _key(row: RowMapping) -> KeyRecord:
@@ -36,6 +36,7 @@ def _key(row: RowMapping) -> KeyRecord:
         requests_per_minute=row["requests_per_minute"],
         tokens_per_minute=row["tokens_per_minute"],
         store_content=row["store_content"] if row["store_content"] is None else bool(row["store_content"]),
+        expires_at=_utc(row["expires_at"]) if row["expires_at"] is not None else None,
     )
 
 
@@ -59,8 +60,34 @@ _UPDATABLE = frozenset(
         "requests_per_minute",
         "tokens_per_minute",
         "store_content",
+        "expires_at",
     }
 )
+
+
+async def _give_back(connection: AsyncConnection, which: ColumnElement[bool]) -> int:
+    """Delete the reservations ``which`` selects and take them off their keys' reserved credit.
+
+    DELETE ... RETURNING decides who gives a reservation back: of a settling record, a failed
+    request and another instance's sweep, only the one whose DELETE removed the row does.
+    Keys are updated in id order, as the writer does, so concurrent transactions cannot
+    deadlock on them. The number of reservations given back.
+    """
+    rows = (
+        await connection.execute(
+            delete(reservations).where(which).returning(reservations.c.key_id, reservations.c.amount_pico)
+        )
+    ).all()
+    held: dict[str, int] = {}
+    for key_id, amount in rows:
+        held[key_id] = held.get(key_id, 0) + amount
+    for key_id in sorted(held):
+        await connection.execute(
+            update(api_keys)
+            .where(api_keys.c.id == key_id)
+            .values(reserved_pico=api_keys.c.reserved_pico - held[key_id])
+        )
+    return len(rows)
 
 
 class SqlKeyStore:
@@ -80,6 +107,7 @@ class SqlKeyStore:
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
         store_content: bool | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[KeyRecord, str]:
         """A new key and its secret; the secret is not kept and cannot be shown again."""
         secret = new_api_key()
@@ -102,6 +130,7 @@ class SqlKeyStore:
             "requests_per_minute": requests_per_minute,
             "tokens_per_minute": tokens_per_minute,
             "store_content": store_content,
+            "expires_at": expires_at,
         }
         try:
             async with self._engine.begin() as connection:
@@ -155,7 +184,7 @@ class SqlKeyStore:
         return bool(result.rowcount)
 
     async def update(self, key_hash: str, **changes: Any) -> KeyRecord | None:
-        """Change a key's name, label, limit, limit_reset, disabled or rate limits; None if absent."""
+        """Change a key's name, label, limit, limit_reset, disabled, rate limits or expiry; None if absent."""
         unknown = set(changes) - _UPDATABLE
         if unknown:
             raise ValueError(f"cannot change {', '.join(sorted(unknown))}")
@@ -181,12 +210,15 @@ class SqlKeyStore:
             result = await connection.execute(delete(api_keys).where(api_keys.c.hash == key_hash))
         return bool(result.rowcount)
 
-    async def reserve(self, key_id: str, amount: int, period_start: datetime | None) -> Refusal | None:
-        """Reserve ``amount`` of the key's credit for a request; None when reserved.
+    async def reserve(
+        self, key_id: str, amount: int, period_start: datetime | None, hold: Hold
+    ) -> Refusal | None:
+        """Reserve ``amount`` of the key's credit for a request, held as ``hold``; None when reserved.
 
         One conditional UPDATE decides, so under any concurrency, across any number of
-        gateway instances, usage plus reservations never exceed the limit. A new limit
-        period (``period_start`` later than the stored one) zeroes the period's usage first.
+        gateway instances, usage plus reservations never exceed the limit; the reservation's
+        row is inserted in the same transaction. A new limit period (``period_start`` later
+        than the stored one) zeroes the period's usage first.
         """
         async with self._engine.begin() as connection:
             if period_start is not None:
@@ -210,6 +242,16 @@ class SqlKeyStore:
                 .values(reserved_pico=api_keys.c.reserved_pico + amount)
             )
             if result.rowcount == 1:
+                await connection.execute(
+                    insert(reservations).values(
+                        id=hold.id,
+                        key_id=key_id,
+                        owner=hold.owner,
+                        amount_pico=amount,
+                        created_at=datetime.now(UTC),
+                        lease_expires_at=hold.expires_at,
+                    )
+                )
                 return None
             row = (
                 await connection.execute(
@@ -220,13 +262,39 @@ class SqlKeyStore:
             return Refusal.KEY_LIMIT
         return Refusal.IN_FLIGHT_BUDGET
 
-    async def release(self, key_id: str, amount: int) -> None:
-        """Give back a reservation whose request produced nothing to charge."""
-        if not amount:
-            return
+    async def release(self, hold_id: str) -> None:
+        """Give back the reservation ``hold_id`` whose request produced nothing to charge.
+
+        A reservation given back already (settled, released, or reclaimed) is left alone.
+        """
         async with self._engine.begin() as connection:
-            await connection.execute(
-                update(api_keys)
-                .where(api_keys.c.id == key_id)
-                .values(reserved_pico=api_keys.c.reserved_pico - amount)
+            await _give_back(connection, reservations.c.id == hold_id)
+
+    async def renew(self, owner: str, expires_at: datetime) -> int:
+        """Extend the lease of every reservation ``owner`` holds to ``expires_at``; how many."""
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                update(reservations).where(reservations.c.owner == owner).values(lease_expires_at=expires_at)
             )
+        return result.rowcount
+
+    async def reclaim(self, *, expired_before: datetime | None = None, owner: str | None = None) -> int:
+        """Give back reservations whose lease ran out before ``expired_before``, or all of ``owner``'s.
+
+        The number given back.
+        """
+        which = (
+            reservations.c.owner == owner
+            if owner is not None
+            else reservations.c.lease_expires_at < (expired_before or datetime.now(UTC))
+        )
+        async with self._engine.begin() as connection:
+            return await _give_back(connection, which)
+
+    async def held(self, key_id: str | None = None) -> tuple[tuple[str, str, int], ...]:
+        """(reservation id, owner, picodollars) of every reservation (of ``key_id``), for operators."""
+        query = select(reservations.c.id, reservations.c.owner, reservations.c.amount_pico)
+        if key_id is not None:
+            query = query.where(reservations.c.key_id == key_id)
+        async with self._engine.connect() as connection:
+            return tuple((r.id, r.owner, r.amount_pico) for r in await connection.execute(query))

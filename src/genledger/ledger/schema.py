@@ -47,6 +47,24 @@ api_keys = Table(
     Column("tokens_per_minute", Integer, nullable=True),
     # Whether this key's prompts and answers are stored; NULL means the configured default.
     Column("store_content", Boolean, nullable=True),
+    # When the key stops working (401); NULL: never.
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+)
+
+# One row per reservation of a key's credit: ``api_keys.reserved_pico`` is the sum of a key's
+# rows. ``id`` is the generation's; ``owner`` the gateway instance that renews the lease while
+# it lives. An expired lease is a dead instance's, given back by any instance.
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_id", String(36), nullable=False),
+    Column("owner", String(100), nullable=False),
+    Column("amount_pico", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_reservations_owner", "owner"),
+    Index("ix_reservations_lease", "lease_expires_at"),
 )
 
 # The rare values with partial indexes: name -> (SQLite predicate, PostgreSQL predicate).

@@ -24,13 +24,16 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
 from sqlalchemy.engine import Dialect, make_url
 
-from genledger.ledger.generations import Settlement, charges, generation_row, metadata_rows
+from genledger.ledger.generations import (
+    Settlement,
+    charges,
+    generation_row,
+    metadata_rows,
+    settled_reservations,
+)
 from genledger.ledger.schema import generation_metadata, generations
 
-_CHARGE_SET = (
-    "usage_pico = usage_pico + {amount}, period_usage_pico = period_usage_pico + {amount}, "
-    "reserved_pico = reserved_pico - {reserved}"
-)
+_CHARGE_SET = "usage_pico = usage_pico + {amount}, period_usage_pico = period_usage_pico + {amount}"
 
 
 def _insert(table: Table, placeholders: list[str]) -> str:
@@ -84,7 +87,14 @@ class SQLiteSink:
         self._pair_encoder = RowEncoder(generation_metadata, pysqlite_dialect())
         self._insert = _insert(generations, ["?"] * len(generations.columns))
         self._insert_pairs = _insert(generation_metadata, ["?"] * len(generation_metadata.columns))
-        self._charge = f"UPDATE api_keys SET {_CHARGE_SET.format(amount='?1', reserved='?2')} WHERE id = ?3"
+        self._charge = f"UPDATE api_keys SET {_CHARGE_SET.format(amount='?1')} WHERE id = ?2"
+        # Writes are serialized (BEGIN IMMEDIATE), so reading the row then deleting it is atomic.
+        self._release = (
+            "UPDATE api_keys SET reserved_pico = reserved_pico - "
+            "(SELECT amount_pico FROM reservations WHERE id = ?1) "
+            "WHERE id = (SELECT key_id FROM reservations WHERE id = ?1)"
+        )
+        self._drop = "DELETE FROM reservations WHERE id = ?1"
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="genledger-ledger")
         self._blocking: sqlite3.Connection | None = None  # the writer thread's
         self._inline: sqlite3.Connection | None = None  # the event loop's
@@ -108,9 +118,11 @@ class SQLiteSink:
             connection.executemany(self._insert, rows.generations)
             if rows.pairs:
                 connection.executemany(self._insert_pairs, rows.pairs)
-            connection.executemany(
-                self._charge, [(amount, reserved, key_id) for key_id, amount, reserved in charges(batch)]
-            )
+            held = [(hold_id,) for hold_id in settled_reservations(batch)]
+            if held:
+                connection.executemany(self._release, held)
+                connection.executemany(self._drop, held)
+            connection.executemany(self._charge, [(amount, key_id) for key_id, amount in charges(batch)])
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -180,24 +192,46 @@ class PostgresSink:
         self._insert_pairs = _insert(
             generation_metadata, [f"${i}" for i in range(1, len(generation_metadata.columns) + 1)]
         )
-        charge = _CHARGE_SET.format(amount=f"${count + 1}", reserved=f"${count + 2}")
-        self._insert_and_charge = (
-            f"WITH recorded AS ({self._insert}) UPDATE api_keys SET {charge} WHERE id = ${count + 3}"
+        charge = _CHARGE_SET.format(amount=f"${count + 1}")
+        self._charge = f"UPDATE api_keys SET {_CHARGE_SET.format(amount='$1')} WHERE id = $2"
+        self._release = (
+            "WITH released AS (DELETE FROM reservations WHERE id = $1 RETURNING key_id, amount_pico) "
+            "UPDATE api_keys SET reserved_pico = reserved_pico - released.amount_pico "
+            "FROM released WHERE api_keys.id = released.key_id"
         )
-        # The same with the record's metadata pairs, as two arrays unnested beside their
-        # generation's id, key and time: still one statement, one round trip.
-        position = {column.name: f"${i}" for i, column in enumerate(generations.columns, start=1)}
-        pairs = (
-            f"INSERT INTO generation_metadata (key, value, created_at, generation_id, key_id) "
-            f"SELECT pair.key, pair.value, {position['created_at']}, {position['id']}, {position['key_id']} "
-            f"FROM unnest(${count + 4}::text[], ${count + 5}::text[]) AS pair(key, value)"
-        )
-        self._insert_pairs_and_charge = (
-            f"WITH recorded AS ({self._insert}), paired AS ({pairs}) "
-            f"UPDATE api_keys SET {charge} WHERE id = ${count + 3}"
-        )
-        self._charge = f"UPDATE api_keys SET {_CHARGE_SET.format(amount='$1', reserved='$2')} WHERE id = $3"
+        # One statement per single record, whether it gives back a reservation and whether it has
+        # metadata pairs (two arrays unnested beside its generation's id, key and time).
+        self._single = {
+            (release, pairs): self._single_statement(count, charge, release=release, pairs=pairs)
+            for release in (False, True)
+            for pairs in (False, True)
+        }
         self._connection: asyncpg.Connection | None = None
+
+    def _single_statement(self, count: int, charge: str, *, release: bool, pairs: bool) -> str:
+        """Insert one record and charge its key (``$count+1`` the amount, ``+2`` the key id), giving
+        back its reservation (``+3`` its id) and inserting its metadata pairs (two arrays).
+
+        DELETE ... RETURNING gives a reservation back only if this statement removed its row
+        (not another instance's sweep of an expired lease).
+        """
+        ctes = [f"recorded AS ({self._insert})"]
+        update = f"UPDATE api_keys SET {charge}"
+        next_parameter = count + 3
+        if release:
+            ctes.append(
+                f"released AS (DELETE FROM reservations WHERE id = ${next_parameter} RETURNING amount_pico)"
+            )
+            update += ", reserved_pico = reserved_pico - COALESCE((SELECT SUM(amount_pico) FROM released), 0)"
+            next_parameter += 1
+        if pairs:
+            at = {column.name: f"${i}" for i, column in enumerate(generations.columns, start=1)}
+            ctes.append(
+                "paired AS (INSERT INTO generation_metadata (key, value, created_at, generation_id, key_id) "
+                f"SELECT pair.key, pair.value, {at['created_at']}, {at['id']}, {at['key_id']} "
+                f"FROM unnest(${next_parameter}::text[], ${next_parameter + 1}::text[]) AS pair(key, value))"
+            )
+        return f"WITH {', '.join(ctes)} {update} WHERE id = ${count + 2}"
 
     async def commit(self, batch: Sequence[Settlement]) -> None:
         if self._connection is None or self._connection.is_closed():
@@ -206,32 +240,25 @@ class PostgresSink:
         rows = Encoded(self._encoder, self._pair_encoder, batch)
         due = charges(batch)
         try:
-            if len(rows.generations) == 1 and len(due) == 1:
-                key_id, amount, reserved = due[0]
-                metadata = batch[0].generation.metadata
+            if len(rows.generations) == 1:
+                ((key_id, amount),) = due
+                settlement = batch[0]
+                metadata = settlement.generation.metadata
+                arguments = [*rows.generations[0], amount, key_id]
+                if settlement.reserved:
+                    arguments.append(settlement.generation.id)
                 if metadata:
-                    await connection.execute(
-                        self._insert_pairs_and_charge,
-                        *rows.generations[0],
-                        amount,
-                        reserved,
-                        key_id,
-                        list(metadata),
-                        list(metadata.values()),
-                    )
-                else:
-                    await connection.execute(
-                        self._insert_and_charge, *rows.generations[0], amount, reserved, key_id
-                    )
+                    arguments += [list(metadata), list(metadata.values())]
+                await connection.execute(self._single[settlement.reserved, bool(metadata)], *arguments)
                 return
             async with connection.transaction():
                 await connection.executemany(self._insert, rows.generations)
                 if rows.pairs:
                     await connection.executemany(self._insert_pairs, rows.pairs)
-                if due:
-                    await connection.executemany(
-                        self._charge, [(amount, reserved, key_id) for key_id, amount, reserved in due]
-                    )
+                held = [(hold_id,) for hold_id in settled_reservations(batch)]
+                if held:
+                    await connection.executemany(self._release, held)
+                await connection.executemany(self._charge, [(amount, key_id) for key_id, amount in due])
         except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.InterfaceError):
             self._connection = None
             connection.terminate()
