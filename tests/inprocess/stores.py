@@ -24,9 +24,13 @@ from genledger.core.activity import (
     hour_of,
     percentile,
 )
+from genledger.core.adjustments import Adjustment
 from genledger.core.generation import Generation
 from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import KeyExists, KeyRecord, Refusal
+from genledger.core.prices import PriceVersion, same_price
+from genledger.core.pricing import Price
+from genledger.core.statements import Statement
 from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
 
 _UPDATABLE = frozenset(
@@ -142,13 +146,17 @@ class MemoryKeyStore:
         if key is not None and amount:
             self.keys[key_id] = dataclasses.replace(key, reserved_pico=key.reserved_pico - amount)
 
-    def charge(self, key_id: str, amount: int, reserved: int) -> None:
+    def charge(self, key_id: str, amount: int, reserved: int, *, charged_at: datetime | None = None) -> None:
+        """Charge ``amount``; to the limit period only if ``charged_at`` (default: now) is in it."""
         key = self.keys.get(key_id)
         if key is not None:
+            in_period = charged_at is None or (
+                key.period_start is not None and key.period_start <= charged_at
+            )
             self.keys[key_id] = dataclasses.replace(
                 key,
                 usage_pico=key.usage_pico + amount,
-                period_usage_pico=key.period_usage_pico + amount,
+                period_usage_pico=key.period_usage_pico + (amount if in_period else 0),
                 reserved_pico=key.reserved_pico - reserved,
             )
 
@@ -159,6 +167,7 @@ class MemoryGenerationStore:
     def __init__(self, keys: MemoryKeyStore) -> None:
         self._keys = keys
         self.generations: dict[str, Generation] = {}
+        self.adjustments: dict[str, Adjustment] = {}
         self.fail_next: BaseException | None = None  # a test makes the next record fail with this
 
     async def record(self, generation: Generation, *, reserved: int = 0) -> None:
@@ -177,12 +186,38 @@ class MemoryGenerationStore:
     async def lookup(self, generation_id: str) -> Generation | None:
         return self.generations.get(generation_id)
 
+    def _adjusted(self, generation_id: str) -> int:
+        return sum(a.amount_pico for a in self.adjustments.values() if a.generation_id == generation_id)
+
+    async def adjust(self, adjustments: Sequence[Adjustment]) -> list[Adjustment]:
+        new = [a for a in adjustments if a.id not in self.adjustments]
+        for a in new:
+            self.adjustments[a.id] = a
+            self._keys.charge(a.key_id, a.amount_pico, 0, charged_at=a.generation_created_at)
+        return new
+
+    async def adjustments_of(self, generation_ids: Sequence[str]) -> dict[str, tuple[Adjustment, ...]]:
+        found: dict[str, list[Adjustment]] = {}
+        for a in sorted(self.adjustments.values(), key=lambda a: (a.created_at, a.id)):
+            if a.generation_id in generation_ids:
+                found.setdefault(a.generation_id, []).append(a)
+        return {generation_id: tuple(items) for generation_id, items in found.items()}
+
+    async def adjustments_written(self, start: datetime, end: datetime) -> list[Adjustment]:
+        return sorted(
+            (a for a in self.adjustments.values() if start <= a.created_at < end), key=lambda a: a.id
+        )
+
     async def usage_in_periods(self, key_ids: Sequence[str], starts: PeriodStarts) -> dict[str, PeriodUsage]:
         def since(key_id: str, start: datetime) -> int:
             return sum(
                 g.charge_pico
                 for g in self.generations.values()
                 if g.key_id == key_id and g.created_at >= start
+            ) + sum(
+                a.amount_pico
+                for a in self.adjustments.values()
+                if a.key_id == key_id and a.generation_created_at >= start
             )
 
         return {
@@ -199,6 +234,9 @@ class MemoryGenerationStore:
                 day = days.setdefault(g.created_at.date().isoformat(), [0, 0])
                 day[0] += 1
                 day[1] += g.charge_pico
+        for a in self.adjustments.values():
+            if a.key_id == key_id and a.generation_created_at >= since:
+                days.setdefault(a.generation_created_at.date().isoformat(), [0, 0])[1] += a.amount_pico
         return [(day, count, usage) for day, (count, usage) in sorted(days.items())]
 
     def _matching(self, where: GenerationFilter, after: Cursor | None = None) -> list[Generation]:
@@ -241,7 +279,7 @@ class MemoryGenerationStore:
                 ActivityRow(
                     group,
                     requests=len(members),
-                    usage_pico=sum(g.charge_pico for g in members),
+                    usage_pico=sum(g.charge_pico + self._adjusted(g.id) for g in members),
                     prompt_tokens=sum(g.tokens_prompt or 0 for g in members),
                     completion_tokens=sum(g.tokens_completion or 0 for g in members),
                     reasoning_tokens=sum(g.native_tokens_reasoning or 0 for g in members),
@@ -252,6 +290,36 @@ class MemoryGenerationStore:
                 )
             )
         return sorted(rows, key=lambda r: group_order(r.group))
+
+
+class MemoryPriceStore:
+    def __init__(self) -> None:
+        self.versions: dict[str, list[PriceVersion]] = {}
+
+    async def sync(self, model: str, price: Price, now: datetime) -> PriceVersion:
+        history = self.versions.setdefault(model, [])
+        if history and same_price(history[-1].price, price):
+            return history[-1]
+        history.append(PriceVersion(model, len(history) + 1, now, price))
+        return history[-1]
+
+    async def history(self, model: str) -> list[PriceVersion]:
+        return list(self.versions.get(model, ()))
+
+
+class MemoryStatementStore:
+    def __init__(self) -> None:
+        self.sealed: dict[str, Statement] = {}
+
+    async def seal(self, statement: Statement) -> bool:
+        day = statement.day.isoformat()
+        if day in self.sealed:
+            return False
+        self.sealed[day] = statement
+        return True
+
+    async def statements(self, *, entries: bool = False) -> list[Statement]:
+        return [s if entries else dataclasses.replace(s, entries={}) for _, s in sorted(self.sealed.items())]
 
 
 def _value(g: Generation, grouping: Grouping) -> str | None:

@@ -54,6 +54,8 @@ def _limits_and_usage(view: KeyView) -> dict[str, Any]:
         "usage_monthly": to_usd(usage.monthly),
         "byok_usage": 0.0,
         "is_management_key": key.is_management,
+        # An extension: credit held by requests in flight (limit_remaining does not subtract it).
+        "reserved_in_flight": to_usd(key.reserved_pico),
     }
 
 

@@ -272,4 +272,7 @@ def model_json(entry: ModelEntry) -> dict[str, Any]:
         },
         "per_request_limits": None,
         "supported_parameters": sorted(["max_tokens", "stream", "user", *_PASSTHROUGH]),
+        # Extensions: the ledger's version of these prices and since when it is in effect.
+        "price_version": entry.version.version if entry.version else None,
+        "price_effective_at": entry.version.effective_at.isoformat() if entry.version else None,
     }

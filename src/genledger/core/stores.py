@@ -12,8 +12,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from genledger.core.activity import ActivityRows, Grouping
+from genledger.core.adjustments import Adjustment
 from genledger.core.generation import Generation
 from genledger.core.keys import KeyRecord, Refusal
+from genledger.core.prices import PriceVersion
+from genledger.core.pricing import Price
+from genledger.core.statements import Statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +92,25 @@ class GenerationStore(Protocol):
         ...
 
     async def usage_in_periods(self, key_ids: Sequence[str], starts: PeriodStarts) -> dict[str, PeriodUsage]:
-        """Each key's charges in the current day, week and month, in one query."""
+        """Each key's charges plus adjustments in the current day, week and month (an
+        adjustment counts where the generation it adjusts does)."""
         ...
 
     async def usage_by_day(self, key_id: str, since: datetime) -> list[tuple[str, int, int]]:
-        """(UTC day, generations, picodollars) for each day with usage since ``since``."""
+        """(UTC day, generations, picodollars with adjustments) for each day with usage since ``since``."""
+        ...
+
+    async def adjust(self, adjustments: Sequence[Adjustment]) -> list[Adjustment]:
+        """Write the adjustments not written yet (by ``Adjustment.id``) and charge each to its
+        key, in one transaction; the ones written. Never updates or deletes an entry."""
+        ...
+
+    async def adjustments_of(self, generation_ids: Sequence[str]) -> dict[str, tuple[Adjustment, ...]]:
+        """The adjustments of each generation that has any, oldest first."""
+        ...
+
+    async def adjustments_written(self, start: datetime, end: datetime) -> list[Adjustment]:
+        """Adjustments written in ``[start, end)``, by id."""
         ...
 
     async def list(self, where: GenerationFilter, *, limit: int, after: Cursor | None = None) -> Page:
@@ -105,7 +123,8 @@ class GenerationStore(Protocol):
     ) -> ActivityRows:
         """The matching generations summed per group (days and hours UTC), in group order.
 
-        Sums are exact integers over every matching generation (usage is ``charge_pico``;
+        Sums are exact integers over every matching generation (usage is ``charge_pico`` plus
+        the generation's adjustments;
         unknown token counts add 0); ``errors`` counts ``finish_reason == "error"``. With
         ``latency``, each row also has the p50 and p95 of ``latency_ms`` as PostgreSQL's
         ``percentile_cont`` computes them.
@@ -179,4 +198,25 @@ class KeyStore(Protocol):
 
     async def release(self, key_id: str, amount: int) -> None:
         """Give back a reservation whose request produced nothing to charge."""
+        ...
+
+
+class PriceStore(Protocol):
+    async def sync(self, model: str, price: Price, now: datetime) -> PriceVersion:
+        """The model's current version: a new one effective ``now`` if ``price`` differs from the
+        latest (or there is none), else the latest. Safe when instances start together."""
+        ...
+
+    async def history(self, model: str) -> list[PriceVersion]:
+        """Every version of the model's prices, oldest first."""
+        ...
+
+
+class StatementStore(Protocol):
+    async def seal(self, statement: Statement) -> bool:
+        """Store a closed day with its entries; False (nothing written) if it was closed already."""
+        ...
+
+    async def statements(self, *, entries: bool = False) -> list[Statement]:
+        """Every closed day, oldest first; with each day's entry digests when ``entries``."""
         ...

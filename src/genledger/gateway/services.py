@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from genledger.config import Settings
-from genledger.core.stores import GenerationStore, KeyStore
+from genledger.core.prices import PriceVersion
+from genledger.core.stores import GenerationStore, KeyStore, PriceStore, StatementStore
 from genledger.gateway.admission import Admission
 from genledger.gateway.auth import Authenticator
 from genledger.gateway.breakers import Breakers
@@ -41,13 +43,16 @@ class Services:
         providers: dict[str, Provider],
         limiter: RateLimiter,
         close_storage: Callable[[], Awaitable[None]] | None = None,
+        price_versions: Mapping[str, PriceVersion] | None = None,
+        statements: StatementStore | None = None,
     ) -> None:
         self.settings = settings
         self.generations = generations
         self.providers = providers
         self.limiter = limiter
         self._close_storage = close_storage
-        self.catalog = Catalog.from_settings(settings)
+        self.catalog = Catalog.from_settings(settings).versioned(price_versions or {})
+        self.statements = statements
         self.auth = Authenticator(keys)
         self._background: set[asyncio.Task[None]] = set()
         self.metrics = Metrics()
@@ -72,6 +77,11 @@ class Services:
     async def start(cls, settings: Settings) -> Services:
 
         ledger = await Ledger.open(settings.database_url)
+        try:
+            versions = await sync_prices(ledger.prices, settings)
+        except BaseException:
+            await ledger.close()
+            raise
         providers = {name: build_provider(name, config) for name, config in settings.providers.items()}
         return cls(
             settings,
@@ -80,6 +90,8 @@ class Services:
             providers=providers,
             limiter=build_limiter(settings),
             close_storage=ledger.close,
+            price_versions=versions,
+            statements=ledger.statements,
         )
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -105,6 +117,12 @@ class Services:
         await self.limiter.aclose()
         if self._close_storage is not None:
             await self._close_storage()
+
+
+async def sync_prices(prices: PriceStore, settings: Settings) -> dict[str, PriceVersion]:
+    """Each configured model's current price version: a new one for every changed price."""
+    now = datetime.now(UTC)
+    return {slug: await prices.sync(slug, model.price, now) for slug, model in settings.models.items()}
 
 
 def build_limiter(settings: Settings) -> RateLimiter:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import KeyExists, KeyRecord, Refusal
-from genledger.ledger.generations import _utc
+from genledger.ledger.timestamps import utc as _utc
 from genledger.ledger.schema import api_keys
 
 

@@ -7,17 +7,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from genledger.ledger.engine import create_engine, migrate
 from genledger.ledger.generations import Settlement, SqlGenerationStore
 from genledger.ledger.keys import SqlKeyStore
+from genledger.ledger.prices import SqlPriceStore
 from genledger.ledger.sinks import PostgresSink, SQLiteSink
+from genledger.ledger.statements import SqlStatementStore
 from genledger.ledger.writer import Sink
 
 
 class Ledger:
-    """Keys and generations over one database. Build with :meth:`open`, end with :meth:`close`."""
+    """Keys, generations, price versions and statements over one database.
+
+    Build with :meth:`open`, end with :meth:`close`.
+    """
 
     def __init__(self, engine: AsyncEngine, sink: Sink[Settlement]) -> None:
         self.engine = engine
         self.keys = SqlKeyStore(engine)
         self.generations = SqlGenerationStore(engine, sink)
+        self.prices = SqlPriceStore(engine)
+        self.statements = SqlStatementStore(engine)
 
     @classmethod
     async def open(cls, database_url: str) -> Ledger:
