@@ -85,7 +85,9 @@ async def test_reprice_writes_entries_once_and_usage_and_activity_follow_exactly
         )
         for i in range(1, 6)
     ]
-    big = await rated(stores, key.id, now - timedelta(minutes=20), Usage(2_000_000_000, 2_000_000_000), 1, WRONG)
+    big = await rated(
+        stores, key.id, now - timedelta(minutes=20), Usage(2_000_000_000, 2_000_000_000), 1, WRONG
+    )
     no_usage = contract.record(
         key.id, 0, created_at=now - timedelta(minutes=10), model=MODEL_SLUG, charge_pico=0
     )

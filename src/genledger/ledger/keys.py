@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import KeyExists, KeyRecord, Refusal
-from genledger.ledger.timestamps import utc as _utc
 from genledger.ledger.schema import api_keys
+from genledger.ledger.timestamps import utc as _utc
 
 
 def _key(row: RowMapping) -> KeyRecord:
