@@ -26,6 +26,7 @@ from genledger.api.routes.keys import (
 )
 from genledger.api.routes.models import list_models
 from genledger.api.routes.ops import health, metrics
+from genledger.api.routes.statements import list_statements
 from genledger.config import Settings
 from genledger.errors import GatewayError
 from genledger.gateway.services import Services
@@ -47,6 +48,7 @@ ROUTES = [
     Route("/api/v1/keys/{hash}", get_key, methods=["GET"]),
     Route("/api/v1/keys/{hash}", update_key, methods=["PATCH"]),
     Route("/api/v1/keys/{hash}", delete_key, methods=["DELETE"]),
+    Route("/api/v1/statements", list_statements, methods=["GET"]),
 ]
 
 
