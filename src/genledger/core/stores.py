@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from genledger.core.activity import ActivityRows, Grouping
 from genledger.core.adjustments import Adjustment
 from genledger.core.generation import Generation
+from genledger.core.idempotency import Claim, StoredAnswer
 from genledger.core.keys import KeyRecord, Refusal
 from genledger.core.prices import PriceVersion
 from genledger.core.pricing import Price
@@ -219,4 +220,21 @@ class StatementStore(Protocol):
 
     async def statements(self, *, entries: bool = False) -> list[Statement]:
         """Every closed day, oldest first; with each day's entry digests when ``entries``."""
+        ...
+
+
+class IdempotencyStore(Protocol):
+    async def claim(self, key_id: str, idempotency_key: str, fingerprint: str, now: datetime) -> Claim:
+        """Claim the key's idempotency key for a call, atomically; or what holds it.
+
+        An expired claim (older than ``TTL``), or a running one past its ``LEASE``, is taken over.
+        """
+        ...
+
+    async def finish(self, key_id: str, idempotency_key: str, answer: StoredAnswer) -> None:
+        """Keep the claimed call's answer for its retries."""
+        ...
+
+    async def release(self, key_id: str, idempotency_key: str) -> None:
+        """Give the claim up: the call failed before anything was charged, so a retry runs again."""
         ...

@@ -10,7 +10,7 @@ from typing import Any
 
 from genledger.config import Settings
 from genledger.core.prices import PriceVersion
-from genledger.core.stores import GenerationStore, KeyStore, PriceStore, StatementStore
+from genledger.core.stores import GenerationStore, IdempotencyStore, KeyStore, PriceStore, StatementStore
 from genledger.gateway.admission import Admission
 from genledger.gateway.auth import Authenticator
 from genledger.gateway.breakers import Breakers
@@ -45,6 +45,7 @@ class Services:
         close_storage: Callable[[], Awaitable[None]] | None = None,
         price_versions: Mapping[str, PriceVersion] | None = None,
         statements: StatementStore | None = None,
+        idempotency: IdempotencyStore | None = None,
     ) -> None:
         self.settings = settings
         self.generations = generations
@@ -53,6 +54,7 @@ class Services:
         self._close_storage = close_storage
         self.catalog = Catalog.from_settings(settings).versioned(price_versions or {})
         self.statements = statements
+        self.idempotency = idempotency
         self.auth = Authenticator(keys)
         self._background: set[asyncio.Task[None]] = set()
         self.metrics = Metrics()
@@ -92,6 +94,7 @@ class Services:
             close_storage=ledger.close,
             price_versions=versions,
             statements=ledger.statements,
+            idempotency=ledger.idempotency,
         )
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -160,4 +161,18 @@ statement_entries = Table(
     Column("day", String(10), primary_key=True),
     Column("entry_id", String(120), primary_key=True),
     Column("digest", String(64), nullable=False),
+)
+
+# Idempotent retries: the claim of an API key's idempotency key, and the answer kept for it.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key_id", String(36), primary_key=True),
+    Column("idempotency_key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("finished", Boolean, nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("media_type", String(100), nullable=True),
+    Column("body", LargeBinary, nullable=True),
 )

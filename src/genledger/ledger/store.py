@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genledger.ledger.engine import create_engine, migrate
 from genledger.ledger.generations import Settlement, SqlGenerationStore
+from genledger.ledger.idempotency import SqlIdempotencyStore
 from genledger.ledger.keys import SqlKeyStore
 from genledger.ledger.prices import SqlPriceStore
 from genledger.ledger.sinks import PostgresSink, SQLiteSink
@@ -25,6 +26,7 @@ class Ledger:
         self.generations = SqlGenerationStore(engine, sink)
         self.prices = SqlPriceStore(engine)
         self.statements = SqlStatementStore(engine)
+        self.idempotency = SqlIdempotencyStore(engine)
 
     @classmethod
     async def open(cls, database_url: str) -> Ledger:

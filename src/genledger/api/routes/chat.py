@@ -7,6 +7,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from genledger.api.idempotency import idempotent
 from genledger.api.openai_chat import completion_json, sse
 from genledger.api.responses import json_response, services_of
 from genledger.api.wire import parse_chat_request
@@ -15,6 +16,7 @@ from genledger.gateway.completions import RequestContext
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+@idempotent
 async def chat_completions(request: Request) -> Response:
     received_at = time.perf_counter()
     services = services_of(request)

@@ -1,4 +1,5 @@
-"""Ledger truth: price versions, adjustment entries, sealed statements, upstream cost.
+"""Ledger truth: price versions, adjustment entries, sealed statements, upstream cost, and
+the claims of idempotent retries.
 
 Revision ID: 0007
 Revises: 0003
@@ -56,8 +57,21 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(64), nullable=False),
     )
 
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("key_id", sa.String(36), primary_key=True),
+        sa.Column("idempotency_key", sa.String(255), primary_key=True),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished", sa.Boolean, nullable=False),
+        sa.Column("status", sa.Integer, nullable=True),
+        sa.Column("media_type", sa.String(100), nullable=True),
+        sa.Column("body", sa.LargeBinary, nullable=True),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("idempotency_keys")
     op.drop_table("statement_entries")
     op.drop_table("statements")
     op.drop_index("ix_adjustments_created", table_name="adjustments")
