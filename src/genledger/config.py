@@ -175,6 +175,21 @@ class RoutingConfig(_Strict):
     )
 
 
+class AuditConfig(_Strict):
+    """Auditing the ledger (the ``[audit]`` table)."""
+
+    cost_tolerance: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        description="USD a provider's cost of one generation may differ from ours before it is drift",
+    )
+    statement_grace: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds after a day's end before it may be closed (default: total_timeout + 60)",
+    )
+
+
 def _demo_providers() -> dict[str, ProviderConfig]:
     return {DEMO_PROVIDER: ProviderConfig(kind="demo", display_name="genledger-demo")}
 
@@ -209,6 +224,7 @@ class Settings(BaseSettings):
     models: dict[str, ModelConfig] = Field(default_factory=_demo_models)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @classmethod
     def settings_customise_sources(

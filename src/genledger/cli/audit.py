@@ -1,8 +1,11 @@
-"""Auditing the ledger: ``prices history``, ``reprice``, ``statements close|verify|list``."""
+"""Auditing the ledger: ``prices history``, ``reprice``, ``statements close|verify``, ``reconcile``."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, timedelta
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -11,8 +14,11 @@ from rich.table import Table
 
 from genledger.cli._app import ConfigOption, _dollars, _err, _out, _settings, _with_ledger, app
 from genledger.cli._filters import SinceOption, UntilOption, _generation_filter
+from genledger.core.money import from_usd, usd_to_pico
 from genledger.core.prices import price_to_json
+from genledger.core.reconcile import ProviderRecord
 from genledger.core.statements import Discrepancy, Statement
+from genledger.gateway.reconcile import Reconciliation, reconcile
 from genledger.gateway.reprice import RepriceResult, reprice
 from genledger.gateway.services import sync_prices
 from genledger.gateway.statements import NotClosable, StatementBook
@@ -154,7 +160,8 @@ def statements_close(
     """
     settings = _settings(config)
     closing = _day(day)
-    wait = timedelta(seconds=grace if grace is not None else settings.routing.total_timeout + 60)
+    default = settings.audit.statement_grace or settings.routing.total_timeout + 60
+    wait = timedelta(seconds=grace if grace is not None else default)
 
     async def work(ledger: Ledger) -> Statement:
         return await StatementBook(ledger.generations, ledger.statements).close(closing, grace=wait)
@@ -185,3 +192,95 @@ def statements_verify(config: ConfigOption = None) -> None:
     if problems:
         raise typer.Exit(1)
     _out().print(f"{len(closed)} closed days verified: every record as sealed, the chain intact")
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+
+
+@app.command("reconcile")
+def reconcile_command(
+    provider: Annotated[str, typer.Option("--provider", help="The configured provider to reconcile with.")],
+    since: SinceOption = None,
+    until: UntilOption = None,
+    format: Annotated[ReportFormat, typer.Option("--format", help="table or csv.")] = ReportFormat.table,
+    config: ConfigOption = None,
+) -> None:
+    """Fetch every generation PROVIDER served since --since from its own ``/generation`` (an
+    OpenRouter-compatible API: OpenRouter, another genledger) and report each difference in
+    tokens and cost. Exits 1 when anything drifts, 2 on a bad option."""
+    from genledger.client import AsyncClient, NotFoundResponseError
+
+    settings = _settings(config)
+    if since is None:
+        raise _fail("--since is required")
+    configured = settings.providers.get(provider)
+    if configured is None or configured.kind != "openai" or configured.base_url is None:
+        raise _fail(f"{provider!r} is not a configured OpenAI-compatible provider")
+    where = _generation_filter(
+        since=since,
+        until=until,
+        model=None,
+        provider=None,
+        finish_reason=None,
+        streamed=None,
+        user=None,
+        session=None,
+        metadata=None,
+        min_cost=None,
+    )
+    assert where.created_after is not None
+    api_key = configured.api_key.get_secret_value() if configured.api_key else "none"
+
+    async def work(ledger: Ledger) -> Reconciliation:
+        async with AsyncClient(api_key=api_key, base_url=configured.base_url) as client:
+
+            async def fetch(upstream_id: str) -> ProviderRecord | None:
+                try:
+                    theirs = await client.generations.get_generation(id=upstream_id)
+                except NotFoundResponseError:
+                    return None
+                return ProviderRecord(
+                    theirs.tokens_prompt,
+                    theirs.tokens_completion,
+                    from_usd(theirs.total_cost),
+                )
+
+            return await reconcile(
+                ledger.generations,
+                configured.display_name or provider,
+                fetch,
+                since=where.created_after,  # type: ignore[arg-type]
+                until=where.created_before,
+                tolerance_pico=usd_to_pico(settings.audit.cost_tolerance),
+            )
+
+    result = _with_ledger(settings, work)
+    rows = [
+        [d.generation_id, d.upstream_id or "", d.field, _shown(d.field, d.ours), _shown(d.field, d.theirs)]
+        for d in result.differences
+    ]
+    header = ["generation", "upstream id", "field", "ours", "theirs"]
+    if format is ReportFormat.csv:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
+        typer.echo(buffer.getvalue(), nl=False)
+    else:
+        table = Table(*header)
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        _out().print(table)
+        _out().print(
+            f"{result.examined} generations of {escape(provider)} examined, {result.unidentified} without an "
+            f"upstream id, {len(result.differences)} differences",
+            soft_wrap=True,
+        )
+    if result.differences:
+        raise typer.Exit(1)
+
+
+def _shown(field: str, value: int | None) -> str:
+    if value is None:
+        return "missing"
+    return _dollars(value) if field == "cost" else str(value)

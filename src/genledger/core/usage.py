@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from genledger.core.money import PICO_PER_USD
+from genledger.core.money import from_usd
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ def _cost_pico(value: Any) -> int | None:
         return None
     if not usd.is_finite() or usd < 0:
         return None
-    return int((usd * PICO_PER_USD).to_integral_value())
+    return from_usd(value)
 
 
 def from_openai(usage: Any) -> Usage | None:
