@@ -26,6 +26,7 @@ from genledger.core.activity import (
 )
 from genledger.core.adjustments import Adjustment
 from genledger.core.generation import Generation
+from genledger.core.idempotency import LEASE, TTL, Claim, Claimed, Finished, Mismatch, Running, StoredAnswer
 from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import KeyExists, KeyRecord, Refusal
 from genledger.core.prices import PriceVersion, same_price
@@ -320,6 +321,39 @@ class MemoryStatementStore:
 
     async def statements(self, *, entries: bool = False) -> list[Statement]:
         return [s if entries else dataclasses.replace(s, entries={}) for _, s in sorted(self.sealed.items())]
+
+
+@dataclasses.dataclass
+class _Claim:
+    fingerprint: str
+    claimed_at: datetime
+    answer: StoredAnswer | None = None
+
+
+class MemoryIdempotencyStore:
+    def __init__(self) -> None:
+        self.claims: dict[tuple[str, str], _Claim] = {}
+
+    async def claim(self, key_id: str, idempotency_key: str, fingerprint: str, now: datetime) -> Claim:
+        held = self.claims.get((key_id, idempotency_key))
+        if held is not None and (
+            held.claimed_at < now - TTL or (held.answer is None and held.claimed_at < now - LEASE)
+        ):
+            held = None
+        if held is None:
+            self.claims[(key_id, idempotency_key)] = _Claim(fingerprint, now)
+            return Claimed()
+        if held.fingerprint != fingerprint:
+            return Mismatch()
+        return Running() if held.answer is None else Finished(held.answer)
+
+    async def finish(self, key_id: str, idempotency_key: str, answer: StoredAnswer) -> None:
+        self.claims[(key_id, idempotency_key)].answer = answer
+
+    async def release(self, key_id: str, idempotency_key: str) -> None:
+        held = self.claims.get((key_id, idempotency_key))
+        if held is not None and held.answer is None:
+            del self.claims[(key_id, idempotency_key)]
 
 
 def _value(g: Generation, grouping: Grouping) -> str | None:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from genledger.core.stores import GenerationStore, KeyStore, PriceStore, StatementStore
+from genledger.core.stores import GenerationStore, IdempotencyStore, KeyStore, PriceStore, StatementStore
 from genledger.ledger import Ledger
 from tests.inprocess.stores import (
     MemoryGenerationStore,
+    MemoryIdempotencyStore,
     MemoryKeyStore,
     MemoryPriceStore,
     MemoryStatementStore,
@@ -24,6 +25,7 @@ class Stores:
     generations: GenerationStore
     prices: PriceStore
     statements: StatementStore
+    idempotency: IdempotencyStore
     ledger: Ledger | None = None  # the SQL implementations' ledger, for tests that edit rows by hand
 
 
@@ -44,10 +46,18 @@ async def stores(stores_url: str | None) -> AsyncIterator[Stores]:
     """The key and generation stores of one implementation, fresh for one test."""
     if stores_url is None:
         keys = MemoryKeyStore()
-        yield Stores(keys, MemoryGenerationStore(keys), MemoryPriceStore(), MemoryStatementStore())
+        yield Stores(
+            keys,
+            MemoryGenerationStore(keys),
+            MemoryPriceStore(),
+            MemoryStatementStore(),
+            MemoryIdempotencyStore(),
+        )
         return
     ledger = await Ledger.open(stores_url)
     try:
-        yield Stores(ledger.keys, ledger.generations, ledger.prices, ledger.statements, ledger)
+        yield Stores(
+            ledger.keys, ledger.generations, ledger.prices, ledger.statements, ledger.idempotency, ledger
+        )
     finally:
         await ledger.close()

@@ -15,6 +15,7 @@ from sqlalchemy import delete, insert, update
 
 from genledger.core.activity import DAY, MODEL
 from genledger.core.generation import Generation
+from genledger.core.idempotency import LEASE, TTL, Claimed, Finished, Mismatch, Running, StoredAnswer
 from genledger.core.pricing import Price, cost
 from genledger.core.statements import Change
 from genledger.core.stores import GenerationFilter
@@ -210,3 +211,30 @@ async def test_verify_names_a_record_changed_added_or_removed_after_close(stores
     await tamper(stores, change, victim)
     _, problems = await book.verify()
     assert [(p.day, p.change, p.entry_id) for p in problems] == [(DAY1, change, f"generation:{victim.id}")]
+
+
+async def test_an_idempotency_claim_runs_once_keeps_its_answer_and_expires(stores: Stores):
+    store = stores.idempotency
+    t0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    assert isinstance(await store.claim("k1", "retry-1", "body-a", t0), Claimed)
+    assert isinstance(await store.claim("k1", "retry-1", "body-a", t0), Running)
+    assert isinstance(await store.claim("k1", "retry-1", "body-b", t0), Mismatch)
+    assert isinstance(await store.claim("k2", "retry-1", "body-b", t0), Claimed)  # per API key
+    answer = StoredAnswer(200, "text/event-stream", b"data: [DONE]\n\n" * 3)
+    await store.finish("k1", "retry-1", answer)
+    await store.release("k1", "retry-1")  # a finished claim is not given up
+    assert await store.claim("k1", "retry-1", "body-a", t0 + TTL - timedelta(seconds=1)) == Finished(answer)
+    assert isinstance(await store.claim("k1", "retry-1", "body-b", t0 + TTL + timedelta(seconds=1)), Claimed)
+    # A running claim is released by its call's failure, or taken over once its lease ends.
+    await store.release("k2", "retry-1")
+    assert isinstance(await store.claim("k2", "retry-1", "body-c", t0), Claimed)
+    assert isinstance(
+        await store.claim("k2", "retry-1", "body-c", t0 + LEASE - timedelta(seconds=1)), Running
+    )
+    assert isinstance(
+        await store.claim("k2", "retry-1", "body-c", t0 + LEASE + timedelta(seconds=1)), Claimed
+    )
+    await store.finish("k2", "retry-1", StoredAnswer(200, "application/json", None))
+    assert await store.claim("k2", "retry-1", "body-c", t0 + LEASE * 2) == Finished(
+        StoredAnswer(200, "application/json", None)
+    )

@@ -2,7 +2,8 @@
 sent upstream again. A route opts in with one line: ``handler = idempotent(handler)``.
 
 The first call claims the key (per API key) and runs; its answer, as sent (a whole body, or
-every byte of a stream), is kept when it succeeded, up to ``MAX_STORED_BYTES``, for ``TTL``.
+every byte of a stream), is kept when it succeeded, up to ``Services.idempotency_max_bytes``
+(``MAX_STORED_BYTES``), for ``TTL``.
 A retry while the first runs is a 409 with ``Retry-After``; with another body a 422; after it,
 the same status and bytes again (the same generation id), marked ``Idempotent-Replayed``. A
 first call that fails before answering releases the claim: nothing was charged, so a retry
@@ -22,7 +23,6 @@ from starlette.responses import Response, StreamingResponse
 from genledger.api.responses import services_of
 from genledger.core.idempotency import (
     MAX_KEY_LENGTH,
-    MAX_STORED_BYTES,
     Claimed,
     Finished,
     Mismatch,
@@ -50,8 +50,8 @@ def _idempotency_key(value: str) -> str:
 def _replay(answer: StoredAnswer, idempotency_key: str) -> Response:
     if answer.body is None:
         raise Conflict(
-            f"The first call with Idempotency-Key {idempotency_key!r} answered more than "
-            f"{MAX_STORED_BYTES} bytes, which are not kept; it was charged once and is not run again",
+            f"The first call with Idempotency-Key {idempotency_key!r} answered more than can be "
+            "kept to send again; it was charged once and is not run again",
             metadata={"idempotency_key": idempotency_key},
         )
     headers = {"Idempotent-Replayed": "true"}
@@ -70,18 +70,19 @@ def _replay(answer: StoredAnswer, idempotency_key: str) -> Response:
 class _Recorder:
     """Collects an answer's bytes up to the bound, and keeps it once it is whole."""
 
-    def __init__(self, store: IdempotencyStore, key_id: str, idempotency_key: str) -> None:
+    def __init__(self, store: IdempotencyStore, key_id: str, idempotency_key: str, limit: int) -> None:
         self._store, self._key_id, self._idempotency_key = store, key_id, idempotency_key
+        self._limit = limit
         self._chunks: list[bytes] = []
         self._size = 0
 
     def add(self, chunk: bytes) -> None:
         self._size += len(chunk)
-        if self._size <= MAX_STORED_BYTES:
+        if self._size <= self._limit:
             self._chunks.append(chunk)
 
     async def keep(self, status: int, media_type: str) -> None:
-        body = b"".join(self._chunks) if self._size <= MAX_STORED_BYTES else None
+        body = b"".join(self._chunks) if self._size <= self._limit else None
         await self._store.finish(self._key_id, self._idempotency_key, StoredAnswer(status, media_type, body))
 
     async def release(self) -> None:
@@ -117,7 +118,7 @@ def idempotent(handler: Handler) -> Handler:
                 metadata={"idempotency_key": idempotency_key},
             )
         assert isinstance(claim, Claimed)
-        recorder = _Recorder(store, key.id, idempotency_key)
+        recorder = _Recorder(store, key.id, idempotency_key, services.idempotency_max_bytes)
         try:
             response = await handler(request)
         except BaseException:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from genledger.config import Settings
+from genledger.core.idempotency import MAX_STORED_BYTES
 from genledger.core.prices import PriceVersion
 from genledger.core.stores import GenerationStore, IdempotencyStore, KeyStore, PriceStore, StatementStore
 from genledger.gateway.admission import Admission
@@ -46,6 +47,7 @@ class Services:
         price_versions: Mapping[str, PriceVersion] | None = None,
         statements: StatementStore | None = None,
         idempotency: IdempotencyStore | None = None,
+        idempotency_max_bytes: int = MAX_STORED_BYTES,
     ) -> None:
         self.settings = settings
         self.generations = generations
@@ -55,6 +57,7 @@ class Services:
         self.catalog = Catalog.from_settings(settings).versioned(price_versions or {})
         self.statements = statements
         self.idempotency = idempotency
+        self.idempotency_max_bytes = idempotency_max_bytes
         self.auth = Authenticator(keys)
         self._background: set[asyncio.Task[None]] = set()
         self.metrics = Metrics()
