@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
-from genledger.core.money import PriceError, per_token_pico
+from genledger.core.money import PriceError, per_token_pico, usd_to_pico
 from genledger.core.pricing import Price
 
 DEFAULT_DATABASE_URL = "sqlite:///genledger.db"
@@ -188,6 +188,15 @@ class AuditConfig(_Strict):
         gt=0,
         description="seconds after a day's end before it may be closed (default: total_timeout + 60)",
     )
+
+    @field_validator("cost_tolerance")
+    @classmethod
+    def _exact_tolerance(cls, value: Decimal) -> Decimal:
+        try:
+            usd_to_pico(value)
+        except PriceError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 def _demo_providers() -> dict[str, ProviderConfig]:

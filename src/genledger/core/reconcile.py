@@ -47,3 +47,9 @@ def differences(ours: Generation, theirs: ProviderRecord | None, *, tolerance_pi
     if abs(cost - theirs.total_cost_pico) > tolerance_pico:
         found.append(Difference(ours.id, ours.upstream_id, "cost", cost, theirs.total_cost_pico))
     return found
+
+
+def drifted(generation: Generation, tolerance_pico: int) -> bool:
+    """Whether the upstream said the call cost other than we charged, beyond ``tolerance_pico``."""
+    upstream = generation.upstream_cost_pico
+    return upstream is not None and abs(upstream - generation.total_cost_pico) > tolerance_pico

@@ -10,6 +10,7 @@ from typing import Any
 
 from genledger.config import Settings
 from genledger.core.idempotency import MAX_STORED_BYTES
+from genledger.core.money import usd_to_pico
 from genledger.core.prices import PriceVersion
 from genledger.core.stores import GenerationStore, IdempotencyStore, KeyStore, PriceStore, StatementStore
 from genledger.gateway.admission import Admission
@@ -60,7 +61,7 @@ class Services:
         self.idempotency_max_bytes = idempotency_max_bytes
         self.auth = Authenticator(keys)
         self._background: set[asyncio.Task[None]] = set()
-        self.metrics = Metrics()
+        self.metrics = Metrics(drift_tolerance_pico=usd_to_pico(settings.audit.cost_tolerance))
         self.breakers = Breakers(settings.routing.breaker_failures, settings.routing.breaker_cooldown)
         self.metrics.watch(OpenCircuits(self.breakers.open_endpoints))
         admission = Admission(keys, limiter, settings.limits)
