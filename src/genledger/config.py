@@ -28,7 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from genledger.core.content import DEFAULT_MAX_CONTENT_BYTES, DEFAULT_RETENTION_DAYS, ContentPolicy
 from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
-from genledger.core.money import PriceError, per_token_pico
+from genledger.core.money import PriceError, per_token_pico, usd_to_pico
 from genledger.core.pricing import Price
 
 DEFAULT_DATABASE_URL = "sqlite:///genledger.db"
@@ -225,6 +225,30 @@ class ContentStorageConfig(_Strict):
         return ContentPolicy(self.enabled, self.retention_days, self.max_bytes)
 
 
+class AuditConfig(_Strict):
+    """Auditing the ledger (the ``[audit]`` table)."""
+
+    cost_tolerance: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        description="USD a provider's cost of one generation may differ from ours before it is drift",
+    )
+    statement_grace: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds after a day's end before it may be closed (default: total_timeout + 60)",
+    )
+
+    @field_validator("cost_tolerance")
+    @classmethod
+    def _exact_tolerance(cls, value: Decimal) -> Decimal:
+        try:
+            usd_to_pico(value)
+        except PriceError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
 def _demo_providers() -> dict[str, ProviderConfig]:
     return {DEMO_PROVIDER: ProviderConfig(kind="demo", display_name="genledger-demo")}
 
@@ -280,6 +304,7 @@ class Settings(BaseSettings):
         "a SQLite ledger keeps a generated one beside its file",
     )
     content_storage: ContentStorageConfig = Field(default_factory=ContentStorageConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -7,7 +7,9 @@
     ├── Forbidden (403)
     ├── NotFound (404)
     ├── MethodNotAllowed (405)
+    ├── Conflict (409)
     ├── PayloadTooLarge (413)
+    ├── UnprocessableEntity (422)
     ├── TooManyRequests (429)
     ├── ServiceUnavailable (503)
     ├── BadGateway (502)
@@ -75,8 +77,16 @@ class MethodNotAllowed(GatewayError):
     status = 405
 
 
+class Conflict(GatewayError):
+    status = 409
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
+
+
+class UnprocessableEntity(GatewayError):
+    status = 422
 
 
 class TooManyRequests(GatewayError):

@@ -15,14 +15,16 @@ from prometheus_client.registry import Collector
 
 from genledger.core.generation import Generation
 from genledger.core.money import to_usd
+from genledger.core.reconcile import drifted
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _WRITE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *, drift_tolerance_pico: int = 0) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._drift_tolerance_pico = drift_tolerance_pico
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._generations = Counter(
             "genledger_generations",
@@ -52,6 +54,12 @@ class Metrics:
         self._errors = Counter(
             "genledger_errors", "Error responses, by status", ["status"], registry=self.registry
         )
+        self._drift = Counter(
+            "genledger_upstream_cost_drift",
+            "Generations whose upstream-reported cost differs from ours beyond [audit] cost_tolerance",
+            ["provider"],
+            registry=self.registry,
+        )
         self._write_seconds = Histogram(
             "genledger_ledger_write_seconds",
             "Time from handing a generation to the ledger until it was committed",
@@ -76,6 +84,8 @@ class Metrics:
             self._child(self._cost, model).inc(to_usd(generation.charge_pico))
         self._child(self._tokens, model, "prompt").inc(generation.tokens_prompt or 0)
         self._child(self._tokens, model, "completion").inc(generation.tokens_completion or 0)
+        if drifted(generation, self._drift_tolerance_pico):
+            self._child(self._drift, provider).inc()
         self._write_seconds.observe(write_seconds)
 
     def attempt(self, provider: str, outcome: str, seconds: float) -> None:

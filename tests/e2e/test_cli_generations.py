@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from genledger.api.export_wire import CSV_COLUMNS
-from genledger.api.generation_wire import ITEM_KEYS, generation_json
+from genledger.api.generation_wire import ITEM_KEYS, LEDGER_KEYS, listed_json
 from genledger.cli import app
 from genledger.core.generation import Generation, ProviderAttempt
 from tests.gateway import create_key, seed_generations
@@ -97,7 +97,7 @@ def run(*args: str) -> tuple[int, str]:
 
 def items(generations: list[Generation]) -> list[dict[str, Any]]:
     # The seeded records carry no key id of their own: the item does not show it anyway.
-    return [generation_json(g) for g in generations]
+    return [listed_json(g) for g in generations]
 
 
 # (options, which of the known records they select)
@@ -176,8 +176,9 @@ def test_export_csv_parses_and_round_trips(folder, known):
 def from_parquet(row: dict[str, Any]) -> dict[str, Any]:
     """A Parquet row as the list item shows it: money as float USD, the time in ISO 8601."""
     shown = dict(row)
-    for column in ("total_cost", "cache_discount", "usage"):
+    for column in ("total_cost", "cache_discount", "usage", "adjusted_usage"):
         shown[column] = None if row[column] is None else float(row[column])
+    shown["adjustments"] = orjson.loads(row["adjustments"])
     shown["created_at"] = row["created_at"].isoformat()
     shown["metadata"] = None if row["metadata"] is None else dict(row["metadata"])
     return shown
@@ -203,7 +204,7 @@ def test_export_parquet_reads_back_as_the_items_one_row_group_per_batch(folder, 
 def test_the_parquet_schema_has_a_column_for_every_item_key_in_order():
     from genledger.api.parquet_wire import SCHEMA
 
-    assert tuple(SCHEMA.names) == ITEM_KEYS == CSV_COLUMNS
+    assert tuple(SCHEMA.names) == (*ITEM_KEYS, *LEDGER_KEYS) == CSV_COLUMNS
 
 
 def test_export_to_parquet_without_pyarrow_exits_2_naming_the_extra(folder, known):

@@ -120,6 +120,9 @@ async def test_a_held_request_reserves_its_worst_case_and_gives_it_back(
             lines = response.aiter_lines()
             await anext(lines)  # answering: admitted, and held until we go
             held = (await ledger.keys.find_by_id(key.id)).reserved_pico
+            # GET /key shows what is held (an extension field).
+            shown = await http.get(gateway.base_url + "/key", headers={"Authorization": f"Bearer {secret}"})
+            assert shown.json()["data"]["reserved_in_flight"] == held / 10**12
             sent = upstream.requests()[-1]["json"]
             assert upstream.stats()["open_streams"] == 1  # still held
             await lines.aclose()  # we go

@@ -24,10 +24,15 @@ from genledger.core.activity import (
     hour_of,
     percentile,
 )
+from genledger.core.adjustments import Adjustment
 from genledger.core.content import Feedback, GenerationContent
 from genledger.core.generation import Generation
+from genledger.core.idempotency import LEASE, TTL, Claim, Claimed, Finished, Mismatch, Running, StoredAnswer
 from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import Hold, KeyExists, KeyRecord, Refusal
+from genledger.core.prices import PriceVersion, same_price
+from genledger.core.pricing import Price
+from genledger.core.statements import Statement
 from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
 
 _UPDATABLE = frozenset(
@@ -200,11 +205,17 @@ class MemoryKeyStore:
             if key_id is None or r.key_id == key_id
         )
 
-    def charge(self, key_id: str, amount: int) -> None:
+    def charge(self, key_id: str, amount: int, *, charged_at: datetime | None = None) -> None:
+        """Charge ``amount``; to the limit period only if ``charged_at`` (default: now) is in it."""
         key = self.keys.get(key_id)
         if key is not None:
+            in_period = charged_at is None or (
+                key.period_start is not None and key.period_start <= charged_at
+            )
             self.keys[key_id] = dataclasses.replace(
-                key, usage_pico=key.usage_pico + amount, period_usage_pico=key.period_usage_pico + amount
+                key,
+                usage_pico=key.usage_pico + amount,
+                period_usage_pico=key.period_usage_pico + (amount if in_period else 0),
             )
 
 
@@ -214,6 +225,7 @@ class MemoryGenerationStore:
     def __init__(self, keys: MemoryKeyStore) -> None:
         self._keys = keys
         self.generations: dict[str, Generation] = {}
+        self.adjustments: dict[str, Adjustment] = {}
         self.fail_next: BaseException | None = None  # a test makes the next record fail with this
 
     async def record(self, generation: Generation, *, reserved: bool = False) -> None:
@@ -234,12 +246,38 @@ class MemoryGenerationStore:
     async def lookup(self, generation_id: str) -> Generation | None:
         return self.generations.get(generation_id)
 
+    def _adjusted(self, generation_id: str) -> int:
+        return sum(a.amount_pico for a in self.adjustments.values() if a.generation_id == generation_id)
+
+    async def adjust(self, adjustments: Sequence[Adjustment]) -> list[Adjustment]:
+        new = [a for a in adjustments if a.id not in self.adjustments]
+        for a in new:
+            self.adjustments[a.id] = a
+            self._keys.charge(a.key_id, a.amount_pico, charged_at=a.generation_created_at)
+        return new
+
+    async def adjustments_of(self, generation_ids: Sequence[str]) -> dict[str, tuple[Adjustment, ...]]:
+        found: dict[str, list[Adjustment]] = {}
+        for a in sorted(self.adjustments.values(), key=lambda a: (a.created_at, a.id)):
+            if a.generation_id in generation_ids:
+                found.setdefault(a.generation_id, []).append(a)
+        return {generation_id: tuple(items) for generation_id, items in found.items()}
+
+    async def adjustments_written(self, start: datetime, end: datetime) -> list[Adjustment]:
+        return sorted(
+            (a for a in self.adjustments.values() if start <= a.created_at < end), key=lambda a: a.id
+        )
+
     async def usage_in_periods(self, key_ids: Sequence[str], starts: PeriodStarts) -> dict[str, PeriodUsage]:
         def since(key_id: str, start: datetime) -> int:
             return sum(
                 g.charge_pico
                 for g in self.generations.values()
                 if g.key_id == key_id and g.created_at >= start
+            ) + sum(
+                a.amount_pico
+                for a in self.adjustments.values()
+                if a.key_id == key_id and a.generation_created_at >= start
             )
 
         return {
@@ -263,6 +301,9 @@ class MemoryGenerationStore:
                 day = days.setdefault(g.created_at.date().isoformat(), [0, 0])
                 day[0] += 1
                 day[1] += g.charge_pico
+        for a in self.adjustments.values():
+            if a.key_id == key_id and a.generation_created_at >= since:
+                days.setdefault(a.generation_created_at.date().isoformat(), [0, 0])[1] += a.amount_pico
         return [(day, count, usage) for day, (count, usage) in sorted(days.items())]
 
     def _matching(self, where: GenerationFilter, after: Cursor | None = None) -> list[Generation]:
@@ -305,7 +346,7 @@ class MemoryGenerationStore:
                 ActivityRow(
                     group,
                     requests=len(members),
-                    usage_pico=sum(g.charge_pico for g in members),
+                    usage_pico=sum(g.charge_pico + self._adjusted(g.id) for g in members),
                     prompt_tokens=sum(g.tokens_prompt or 0 for g in members),
                     completion_tokens=sum(g.tokens_completion or 0 for g in members),
                     reasoning_tokens=sum(g.native_tokens_reasoning or 0 for g in members),
@@ -316,6 +357,69 @@ class MemoryGenerationStore:
                 )
             )
         return sorted(rows, key=lambda r: group_order(r.group))
+
+
+class MemoryPriceStore:
+    def __init__(self) -> None:
+        self.versions: dict[str, list[PriceVersion]] = {}
+
+    async def sync(self, model: str, price: Price, now: datetime) -> PriceVersion:
+        history = self.versions.setdefault(model, [])
+        if history and same_price(history[-1].price, price):
+            return history[-1]
+        history.append(PriceVersion(model, len(history) + 1, now, price))
+        return history[-1]
+
+    async def history(self, model: str) -> list[PriceVersion]:
+        return list(self.versions.get(model, ()))
+
+
+class MemoryStatementStore:
+    def __init__(self) -> None:
+        self.sealed: dict[str, Statement] = {}
+
+    async def seal(self, statement: Statement) -> bool:
+        day = statement.day.isoformat()
+        if day in self.sealed:
+            return False
+        self.sealed[day] = statement
+        return True
+
+    async def statements(self, *, entries: bool = False) -> list[Statement]:
+        return [s if entries else dataclasses.replace(s, entries={}) for _, s in sorted(self.sealed.items())]
+
+
+@dataclasses.dataclass
+class _Claim:
+    fingerprint: str
+    claimed_at: datetime
+    answer: StoredAnswer | None = None
+
+
+class MemoryIdempotencyStore:
+    def __init__(self) -> None:
+        self.claims: dict[tuple[str, str], _Claim] = {}
+
+    async def claim(self, key_id: str, idempotency_key: str, fingerprint: str, now: datetime) -> Claim:
+        held = self.claims.get((key_id, idempotency_key))
+        if held is not None and (
+            held.claimed_at < now - TTL or (held.answer is None and held.claimed_at < now - LEASE)
+        ):
+            held = None
+        if held is None:
+            self.claims[(key_id, idempotency_key)] = _Claim(fingerprint, now)
+            return Claimed()
+        if held.fingerprint != fingerprint:
+            return Mismatch()
+        return Running() if held.answer is None else Finished(held.answer)
+
+    async def finish(self, key_id: str, idempotency_key: str, answer: StoredAnswer) -> None:
+        self.claims[(key_id, idempotency_key)].answer = answer
+
+    async def release(self, key_id: str, idempotency_key: str) -> None:
+        held = self.claims.get((key_id, idempotency_key))
+        if held is not None and held.answer is None:
+            del self.claims[(key_id, idempotency_key)]
 
 
 def _value(g: Generation, grouping: Grouping) -> str | None:

@@ -265,3 +265,31 @@ async def test_a_management_key_cannot_make_completions(build: BuildGateway):
     with pytest.raises(GatewayError) as caught:
         await gw.service.complete(await gw.key(management=True), request(), context())
     assert caught.value.status == 403
+
+
+async def test_a_402_says_limit_usage_reserved_worst_case_and_the_max_tokens_that_fits(build: BuildGateway):
+    gw = await build()
+    prompt = (8 + 2) * PER_PROMPT_TOKEN  # the prompt's worst case: "hi" plus a message's overhead
+    limit = prompt + 80 * PER_COMPLETION_TOKEN
+    key = await gw.key(limit_pico=limit)
+    gate = asyncio.Event()
+    gw.primary.then(Script(steps=[answer()[1], gate, *answer()[2:]]))
+    relay = await gw.service.stream(key, request(stream=True, max_tokens=50), context())  # reserves 50 tokens
+    held = prompt + 50 * PER_COMPLETION_TOKEN
+    with pytest.raises(PaymentRequired) as caught:
+        await gw.service.complete(key, request(max_tokens=40), context())
+    metadata = caught.value.metadata
+    assert metadata["limit_source"] == "in_flight_budget"
+    assert (metadata["limit"], metadata["usage"], metadata["reserved"]) == (limit / 1e12, 0.0, held / 1e12)
+    assert metadata["max_cost"] == (prompt + 40 * PER_COMPLETION_TOKEN) / 1e12
+    assert metadata["max_tokens_that_fit"] == (limit - held - prompt) // PER_COMPLETION_TOKEN == 25
+    assert "Lower max_tokens to 25 or less" in caught.value.message
+    assert "$0.00011 reserved by requests in flight" in caught.value.message
+    fits = await gw.service.complete(key, request(max_tokens=25), context())  # what it said fits, fits
+    assert fits.cost_pico > 0
+    gate.set()
+    await drain(relay)
+    with pytest.raises(PaymentRequired) as caught:
+        await gw.service.complete(key, request(max_tokens=80), context())
+    assert caught.value.metadata["limit_source"] == "key_limit"
+    assert caught.value.metadata["usage"] > 0 and caught.value.metadata["reserved"] == 0.0

@@ -7,9 +7,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from genledger.core.stores import GenerationStore, KeyStore
+from genledger.core.stores import GenerationStore, IdempotencyStore, KeyStore, PriceStore, StatementStore
 from genledger.ledger import Ledger
-from tests.inprocess.stores import MemoryGenerationStore, MemoryKeyStore
+from tests.inprocess.stores import (
+    MemoryGenerationStore,
+    MemoryIdempotencyStore,
+    MemoryKeyStore,
+    MemoryPriceStore,
+    MemoryStatementStore,
+)
 from tests.services import postgres_database
 
 
@@ -17,6 +23,10 @@ from tests.services import postgres_database
 class Stores:
     keys: KeyStore
     generations: GenerationStore
+    prices: PriceStore
+    statements: StatementStore
+    idempotency: IdempotencyStore
+    ledger: Ledger | None = None  # the SQL implementations' ledger, for tests that edit rows by hand
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -36,10 +46,18 @@ async def stores(stores_url: str | None) -> AsyncIterator[Stores]:
     """The key and generation stores of one implementation, fresh for one test."""
     if stores_url is None:
         keys = MemoryKeyStore()
-        yield Stores(keys, MemoryGenerationStore(keys))
+        yield Stores(
+            keys,
+            MemoryGenerationStore(keys),
+            MemoryPriceStore(),
+            MemoryStatementStore(),
+            MemoryIdempotencyStore(),
+        )
         return
     ledger = await Ledger.open(stores_url)
     try:
-        yield Stores(ledger.keys, ledger.generations)
+        yield Stores(
+            ledger.keys, ledger.generations, ledger.prices, ledger.statements, ledger.idempotency, ledger
+        )
     finally:
         await ledger.close()

@@ -44,6 +44,7 @@ from genledger.api.routes.models import (
 )
 from genledger.api.routes.ops import health, metrics
 from genledger.api.routes.responses import create_response
+from genledger.api.routes.statements import list_statements
 from genledger.api.routes.text_completions import text_completions
 from genledger.config import Settings
 from genledger.errors import GatewayError
@@ -78,6 +79,7 @@ ROUTES = [
     Route("/api/v1/keys/{hash}", get_key, methods=["GET"]),
     Route("/api/v1/keys/{hash}", update_key, methods=["PATCH"]),
     Route("/api/v1/keys/{hash}", delete_key, methods=["DELETE"]),
+    Route("/api/v1/statements", list_statements, methods=["GET"]),
 ]
 
 

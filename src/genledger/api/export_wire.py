@@ -3,8 +3,8 @@
 Shared by ``GET /api/v1/generations/export`` and ``genledger generations export``, so a file
 is the same whichever made it.
 
-* NDJSON: one line per generation, the list's item (:func:`generation_json`) less the list's
-  ``feedback`` extension, which exports do not carry.
+* NDJSON: one line per generation, the list's item (:func:`listed_json`: the contract's object
+  and the ledger's extension keys, adjustments included) less the list's ``feedback`` extension.
 * CSV: a header, then one row per generation with one column per item key, in the order
   of :data:`CSV_COLUMNS` (the item's own order). A cell is the value as JSON text
   (numbers, ``true``/``false``, ``provider_responses`` and ``metadata`` as compact JSON),
@@ -17,22 +17,25 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from genledger.api.generation_wire import ITEM_KEYS, generation_json
+from genledger.api.generation_wire import LISTED_KEYS, Adjusted, listed_json
 from genledger.core.generation import Generation
 
-CSV_COLUMNS: tuple[str, ...] = ITEM_KEYS
+CSV_COLUMNS: tuple[str, ...] = LISTED_KEYS
+AdjustmentsOf = Callable[[list[str]], Awaitable[Adjusted]]
+"""How an export reads a batch's adjustments (``GenerationStore.adjustments_of``)."""
 MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 
 
-def ndjson(generations: Iterable[Generation]) -> bytes:
+def ndjson(generations: Iterable[Generation], adjusted: Adjusted | None = None) -> bytes:
     """One JSON line per generation, each ending in a newline."""
-    return b"".join(orjson.dumps(generation_json(generation)) + b"\n" for generation in generations)
+    adjusted = adjusted or {}
+    return b"".join(orjson.dumps(listed_json(g, adjusted.get(g.id, ()))) + b"\n" for g in generations)
 
 
 def _cell(value: Any) -> str:
@@ -47,11 +50,12 @@ def csv_header() -> str:
     return _csv_lines([list(CSV_COLUMNS)])
 
 
-def csv_rows(generations: Iterable[Generation]) -> str:
+def csv_rows(generations: Iterable[Generation], adjusted: Adjusted | None = None) -> str:
     """One CSV row per generation, in :data:`CSV_COLUMNS` order (no header)."""
+    adjusted = adjusted or {}
     return _csv_lines(
         [_cell(item[column]) for column in CSV_COLUMNS]
-        for item in (generation_json(generation) for generation in generations)
+        for item in (listed_json(g, adjusted.get(g.id, ())) for g in generations)
     )
 
 
@@ -61,12 +65,15 @@ def _csv_lines(rows: Iterable[list[str]]) -> str:
     return buffer.getvalue()
 
 
-async def render(batches: AsyncIterator[list[Generation]], format: str) -> AsyncIterator[bytes]:
+async def render(
+    batches: AsyncIterator[list[Generation]], format: str, adjustments_of: AdjustmentsOf
+) -> AsyncIterator[bytes]:
     """The export in ``format`` (``ndjson`` or ``csv``), one chunk per batch (CSV: the header first)."""
     if format == "csv":
         yield csv_header().encode()
     async for batch in batches:
-        yield ndjson(batch) if format == "ndjson" else csv_rows(batch).encode()
+        adjusted = await adjustments_of([g.id for g in batch])
+        yield ndjson(batch, adjusted) if format == "ndjson" else csv_rows(batch, adjusted).encode()
 
 
 def export_filename(format: str, now: datetime | None = None) -> str:

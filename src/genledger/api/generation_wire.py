@@ -7,10 +7,11 @@ ISO 8601; ``CONTRACT_CONSTANTS`` fill the keys genledger has no value for.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from genledger.core.adjustments import Adjustment
 from genledger.core.generation import (
     CONTRACT_CONSTANTS,
     FIELDS,
@@ -53,4 +54,33 @@ def generation_json(generation: Generation) -> dict[str, Any]:
         value = getattr(generation, attribute)
         data[name] = value if convert is None or value is None else convert(value)
     data.update(CONTRACT_CONSTANTS)
+    return data
+
+
+LEDGER_KEYS: tuple[str, ...] = ("price_version", "adjustments", "adjusted_usage")
+"""The list's and exports' extension keys after the contract's: the price version the
+generation was rated with, its adjustment entries, and its usage with them (USD)."""
+
+LISTED_KEYS: tuple[str, ...] = (*ITEM_KEYS, *LEDGER_KEYS)
+
+Adjusted = Mapping[str, Sequence[Adjustment]]
+"""Each generation's adjustments by generation id (absent: none)."""
+
+
+def adjustment_json(adjustment: Adjustment) -> dict[str, Any]:
+    return {
+        "amount": to_usd(adjustment.amount_pico),
+        "from_version": adjustment.from_version,
+        "to_version": adjustment.to_version,
+        "reason": adjustment.reason,
+        "created_at": adjustment.created_at.isoformat(),
+    }
+
+
+def listed_json(generation: Generation, adjustments: Sequence[Adjustment] = ()) -> dict[str, Any]:
+    """A list item: the contract's object, then the ledger's extension keys."""
+    data = generation_json(generation)
+    data["price_version"] = generation.price_version
+    data["adjustments"] = [adjustment_json(a) for a in adjustments]
+    data["adjusted_usage"] = to_usd(generation.charge_pico + sum(a.amount_pico for a in adjustments))
     return data

@@ -61,6 +61,8 @@ def _limits_and_usage(view: KeyView) -> dict[str, Any]:
         "byok_usage": 0.0,
         "is_management_key": key.is_management,
         "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        # An extension: credit held by requests in flight (limit_remaining does not subtract it).
+        "reserved_in_flight": to_usd(key.reserved_pico),
     }
 
 

@@ -10,13 +10,16 @@ holds one batch, never the whole export.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genledger.api.generation_wire import generation_json
+from genledger.api.generation_wire import Adjusted, listed_json
+from genledger.core.adjustments import Adjustment
 from genledger.core.generation import Generation
 from genledger.core.money import to_decimal
 
@@ -83,14 +86,19 @@ SCHEMA = pa.schema(
         ("workspace_id", _TEXT),
         ("num_fetches", _COUNT),
         ("response_cache_source_id", _TEXT),
+        ("price_version", _COUNT),
+        ("adjustments", _TEXT),  # the list item's adjustments as compact JSON
+        ("adjusted_usage", _USD),
     ]
 )
 """One column per item key, in the item's order (a test holds it to ``ITEM_KEYS``)."""
 
 
-def parquet_row(generation: Generation) -> dict[str, Any]:
+def parquet_row(generation: Generation, adjustments: Sequence[Adjustment] = ()) -> dict[str, Any]:
     """The list item, with exact money and a datetime for ``created_at``."""
-    row = generation_json(generation)
+    row = listed_json(generation, adjustments)
+    row["adjustments"] = orjson.dumps(row["adjustments"]).decode()
+    row["adjusted_usage"] = to_decimal(generation.charge_pico + sum(a.amount_pico for a in adjustments))
     row["created_at"] = generation.created_at
     for column, attribute in _MONEY.items():
         pico = getattr(generation, attribute)
@@ -104,8 +112,11 @@ class ParquetExport:
     def __init__(self, path: Path) -> None:
         self._writer = pq.ParquetWriter(str(path), SCHEMA)
 
-    def write(self, batch: list[Generation]) -> None:
-        rows = pa.RecordBatch.from_pylist([parquet_row(generation) for generation in batch], schema=SCHEMA)
+    def write(self, batch: list[Generation], adjusted: Adjusted | None = None) -> None:
+        adjusted = adjusted or {}
+        rows = pa.RecordBatch.from_pylist(
+            [parquet_row(g, adjusted.get(g.id, ())) for g in batch], schema=SCHEMA
+        )
         self._writer.write_batch(rows)
 
     def __enter__(self) -> ParquetExport:

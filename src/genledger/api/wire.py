@@ -395,6 +395,9 @@ def model_json(entry: ModelEntry) -> dict[str, Any]:
         "supported_voices": None,
         "links": {"details": f"/api/v1/models/{entry.slug}/endpoints"},
         "supported_parameters": supported_parameters(entry),
+        # Extensions: the ledger's version of these prices and since when it is in effect.
+        "price_version": entry.version.version if entry.version else None,
+        "price_effective_at": entry.version.effective_at.isoformat() if entry.version else None,
     }
 
 

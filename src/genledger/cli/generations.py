@@ -235,10 +235,10 @@ def generations_export(
             if parquet is not None:
                 with parquet(output) as out:
                     async for batch in batches:
-                        out.write(batch)
+                        out.write(batch, await ledger.generations.adjustments_of([g.id for g in batch]))
             else:
                 with output.open("wb") as out_file:
-                    async for chunk in render(batches, format.value):
+                    async for chunk in render(batches, format.value, ledger.generations.adjustments_of):
                         out_file.write(chunk)
             progress.update(task, completed=span)
         return written

@@ -55,7 +55,10 @@ class Generation:
     """Everything genledger keeps about one generation.
 
     ``key_id`` owns the record: only that key may read it. ``charge_pico`` is what was
-    charged to the key's credit; ``total_cost_pico`` what the generation cost (equal today).
+    charged to the key's credit; ``total_cost_pico`` what the generation cost (equal today);
+    both stay as recorded, corrections are adjustment entries (:mod:`genledger.core.adjustments`).
+    ``price_version`` is the version of the model's prices it was rated with;
+    ``upstream_cost_pico`` what the upstream said it charged (its ``usage.cost``), if it did.
     """
 
     id: str
@@ -94,6 +97,8 @@ class Generation:
     provider_responses: tuple[ProviderAttempt, ...] = field(default_factory=tuple)
     session_id: str | None = None
     metadata: dict[str, str] | None = None
+    price_version: int | None = None
+    upstream_cost_pico: int | None = None
 
     @property
     def tokens(self) -> int:
@@ -112,18 +117,19 @@ CONTRACT_NAMES: dict[str, str] = {
     "charge_pico": "usage",
     "latency_ms": "latency",
     "generation_time_ms": "generation_time",
+    "upstream_cost_pico": "upstream_inference_cost",
 }
 """Attributes the contract's JSON names otherwise."""
 
-NOT_IN_CONTRACT = frozenset({"key_id", "native_tokens_cache_write"})
-"""Attributes neither the contract nor its extensions show: kept in the ledger only."""
+NOT_IN_CONTRACT = frozenset({"key_id", "native_tokens_cache_write", "price_version"})
+"""Attributes ``/generation`` does not show: kept in the ledger (the list API shows
+``price_version`` among its extension fields, beside the adjustments)."""
 
 EXTENSIONS = frozenset({"app_title", "metadata"})
 """Attributes the contract has no key for that genledger shows beside it, under their own names
 (clients ignore keys they do not know): the app's ``X-Title`` and the request's ``metadata``."""
 
 CONTRACT_CONSTANTS: dict[str, Any] = {
-    "upstream_inference_cost": None,
     "app_id": None,
     "moderation_latency": None,
     "num_input_audio_prompt": None,

@@ -73,3 +73,9 @@ def limit_to_pico(usd: Decimal) -> int:
     if not usd.is_finite() or usd < 0 or usd > MAX_LIMIT_USD:
         raise PriceError(f"a limit must be between 0 and {MAX_LIMIT_USD} USD")
     return usd_to_pico(usd)
+
+
+def from_usd(usd: float | str) -> int:
+    """A USD amount from JSON (a float, or its text) as the nearest picodollars: the inverse of
+    :func:`to_usd` for every amount it renders."""
+    return int((Decimal(str(usd)) * PICO_PER_USD).to_integral_value())

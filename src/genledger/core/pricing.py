@@ -89,3 +89,14 @@ def worst_case(prompt_tokens: int, max_output_tokens: int, price: Price) -> int:
     )
     completion_rate = max(per_token_pico(p) for p in (price.completion, price.reasoning) if p is not None)
     return prompt_tokens * prompt_rate + max_output_tokens * completion_rate
+
+
+def max_output_within(prompt_tokens: int, budget: int, price: Price) -> int:
+    """The most output tokens whose worst case fits ``budget`` picodollars (0: none fit)."""
+    prompt_cost = worst_case(prompt_tokens, 0, price)
+    completion_rate = max(per_token_pico(p) for p in (price.completion, price.reasoning) if p is not None)
+    if budget <= prompt_cost:
+        return 0
+    if completion_rate == 0:
+        return 2**31 - 1  # free output: any max_tokens fits
+    return (budget - prompt_cost) // completion_rate

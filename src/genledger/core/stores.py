@@ -12,9 +12,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from genledger.core.activity import ActivityRows, Grouping
+from genledger.core.adjustments import Adjustment
 from genledger.core.content import Feedback, GenerationContent
 from genledger.core.generation import Generation
+from genledger.core.idempotency import Claim, StoredAnswer
 from genledger.core.keys import Hold, KeyRecord, Refusal
+from genledger.core.prices import PriceVersion
+from genledger.core.pricing import Price
+from genledger.core.statements import Statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +95,8 @@ class GenerationStore(Protocol):
         ...
 
     async def usage_in_periods(self, key_ids: Sequence[str], starts: PeriodStarts) -> dict[str, PeriodUsage]:
-        """Each key's charges in the current day, week and month, in one query."""
+        """Each key's charges plus adjustments in the current day, week and month (an
+        adjustment counts where the generation it adjusts does)."""
         ...
 
     async def last_used(self, key_ids: Sequence[str]) -> dict[str, datetime]:
@@ -98,7 +104,20 @@ class GenerationStore(Protocol):
         ...
 
     async def usage_by_day(self, key_id: str, since: datetime) -> list[tuple[str, int, int]]:
-        """(UTC day, generations, picodollars) for each day with usage since ``since``."""
+        """(UTC day, generations, picodollars with adjustments) for each day with usage since ``since``."""
+        ...
+
+    async def adjust(self, adjustments: Sequence[Adjustment]) -> list[Adjustment]:
+        """Write the adjustments not written yet (by ``Adjustment.id``) and charge each to its
+        key, in one transaction; the ones written. Never updates or deletes an entry."""
+        ...
+
+    async def adjustments_of(self, generation_ids: Sequence[str]) -> dict[str, tuple[Adjustment, ...]]:
+        """The adjustments of each generation that has any, oldest first."""
+        ...
+
+    async def adjustments_written(self, start: datetime, end: datetime) -> list[Adjustment]:
+        """Adjustments written in ``[start, end)``, by id."""
         ...
 
     async def list(self, where: GenerationFilter, *, limit: int, after: Cursor | None = None) -> Page:
@@ -111,7 +130,8 @@ class GenerationStore(Protocol):
     ) -> ActivityRows:
         """The matching generations summed per group (days and hours UTC), in group order.
 
-        Sums are exact integers over every matching generation (usage is ``charge_pico``;
+        Sums are exact integers over every matching generation (usage is ``charge_pico`` plus
+        the generation's adjustments;
         unknown token counts add 0); ``errors`` counts ``finish_reason == "error"``. With
         ``latency``, each row also has the p50 and p95 of ``latency_ms`` as PostgreSQL's
         ``percentile_cont`` computes them.
@@ -226,3 +246,41 @@ class FeedbackStore(Protocol):
     async def put(self, feedback: Feedback) -> None: ...
 
     async def for_generations(self, generation_ids: Sequence[str]) -> dict[str, Feedback]: ...
+
+
+class PriceStore(Protocol):
+    async def sync(self, model: str, price: Price, now: datetime) -> PriceVersion:
+        """The model's current version: a new one effective ``now`` if ``price`` differs from the
+        latest (or there is none), else the latest. Safe when instances start together."""
+        ...
+
+    async def history(self, model: str) -> list[PriceVersion]:
+        """Every version of the model's prices, oldest first."""
+        ...
+
+
+class StatementStore(Protocol):
+    async def seal(self, statement: Statement) -> bool:
+        """Store a closed day with its entries; False (nothing written) if it was closed already."""
+        ...
+
+    async def statements(self, *, entries: bool = False) -> list[Statement]:
+        """Every closed day, oldest first; with each day's entry digests when ``entries``."""
+        ...
+
+
+class IdempotencyStore(Protocol):
+    async def claim(self, key_id: str, idempotency_key: str, fingerprint: str, now: datetime) -> Claim:
+        """Claim the key's idempotency key for a call, atomically; or what holds it.
+
+        An expired claim (older than ``TTL``), or a running one past its ``LEASE``, is taken over.
+        """
+        ...
+
+    async def finish(self, key_id: str, idempotency_key: str, answer: StoredAnswer) -> None:
+        """Keep the claimed call's answer for its retries."""
+        ...
+
+    async def release(self, key_id: str, idempotency_key: str) -> None:
+        """Give the claim up: the call failed before anything was charged, so a retry runs again."""
+        ...

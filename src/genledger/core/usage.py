@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from genledger.core.money import from_usd
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +16,8 @@ class Usage:
     ``prompt_tokens`` includes cached reads (OpenAI's convention); ``cached_tokens`` and
     ``cache_write_tokens`` are the parts of it that were read from or written to the
     provider's prompt cache. ``reasoning_tokens`` are part of ``completion_tokens``.
+    ``upstream_cost_pico`` is what the upstream said the call cost (an OpenRouter-compatible
+    upstream's ``usage.cost``), None when it did not say.
     """
 
     prompt_tokens: int = 0
@@ -21,6 +26,7 @@ class Usage:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     completion_image_tokens: int = 0
+    upstream_cost_pico: int | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -31,6 +37,20 @@ def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
     return max(int(value), 0)
+
+
+def _cost_pico(value: Any) -> int | None:
+    """``usage.cost`` (USD, a JSON number) in picodollars, rounded to the nearest; None if absent
+    or not a non-negative finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        usd = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    if not usd.is_finite() or usd < 0:
+        return None
+    return from_usd(value)
 
 
 def from_openai(usage: Any) -> Usage | None:
@@ -50,4 +70,5 @@ def from_openai(usage: Any) -> Usage | None:
         cache_write_tokens=_int(prompt_details.get("cache_write_tokens")),
         reasoning_tokens=_int(completion_details.get("reasoning_tokens")),
         completion_image_tokens=_int(completion_details.get("image_tokens")),
+        upstream_cost_pico=_cost_pico(usage.get("cost")),
     )

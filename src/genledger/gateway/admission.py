@@ -8,10 +8,17 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from genledger.config import LimitsConfig
+from genledger.core import pricing
 from genledger.core.chat import ChatRequest
-from genledger.core.credits import Bounded, period_start, reservation
+from genledger.core.credits import (
+    Bounded,
+    max_output_tokens,
+    period_start,
+    prompt_tokens_upper_bound,
+    reservation,
+)
 from genledger.core.keys import KeyRecord, Refusal
-from genledger.core.money import to_decimal
+from genledger.core.money import to_decimal, to_usd
 from genledger.core.pricing import Price
 from genledger.core.stores import KeyStore
 from genledger.errors import Forbidden, PaymentRequired, TooManyRequests
@@ -84,18 +91,64 @@ class Admission:
         )
         if refusal is None:
             return amount
-        if refusal is Refusal.IN_FLIGHT_BUDGET:
-            raise PaymentRequired(
-                "The key's remaining credit is held by requests in flight; retry when they finish",
-                metadata={"limit_source": refusal.value, "max_cost": float(to_decimal(amount))},
-                headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
-            )
-        raise PaymentRequired(
-            f"Key limit exceeded: this request may cost up to ${to_decimal(amount).normalize():f} "
-            f"and the key's limit is ${to_decimal(key.limit_pico).normalize():f}. "
-            "Lower max_tokens or raise the limit.",
-            metadata={"limit_source": refusal.value, "max_cost": float(to_decimal(amount))},
+        fresh = await self._keys.find_by_id(key.id) or key
+        raise self._refused(fresh, refusal, request, entries, amount)
+
+    def _refused(
+        self,
+        key: KeyRecord,
+        refusal: Refusal,
+        request: ChatRequest | Bounded,
+        entries: Sequence[Priced],
+        amount: int,
+    ) -> PaymentRequired:
+        """A 402 that says what the limit, the usage, the reservations and the request's worst
+        case are, and which ``max_tokens`` would fit now (0: none, the prompt alone is too dear)."""
+        limit = key.limit_pico or 0
+        now = datetime.now(UTC)
+        current = period_start(key.limit_reset, now)
+        used = (
+            0
+            if current is not None and (key.period_start is None or key.period_start < current)
+            else (key.limited_usage_pico)
         )
+        reserved = key.reserved_pico
+        available = max(limit - used - reserved, 0)
+        prompt_bound = (
+            prompt_tokens_upper_bound(request)
+            if isinstance(request, ChatRequest)
+            else request.prompt_tokens_bound()
+        )
+        default_max = self._config.default_max_output_tokens
+        asked = max(max_output_tokens(request, e.max_output_tokens, default_max) for e in entries)
+        fits = min(pricing.max_output_within(prompt_bound, available, e.price) for e in entries)
+        if fits > 0:
+            remedy = f"Lower max_tokens to {fits} or less to fit, or raise the limit."
+        elif refusal is Refusal.IN_FLIGHT_BUDGET:
+            remedy = "No max_tokens fits while they run: retry when they finish, or raise the limit."
+        else:
+            remedy = "Even the prompt alone may cost more: shorten it or raise the limit."
+        in_flight = refusal is Refusal.IN_FLIGHT_BUDGET
+        cause = "The key's credit is held by requests in flight" if in_flight else "Key limit exceeded"
+        message = (
+            f"{cause}: this request may cost up to {_dollars(amount)} (a prompt of up to "
+            f"{prompt_bound} tokens and max_tokens {asked}); the key's limit is {_dollars(limit)}, "
+            f"of which {_dollars(used)} is used and {_dollars(reserved)} reserved by requests in "
+            f"flight, leaving {_dollars(available)}. {remedy}"
+        )
+        metadata = {
+            "limit_source": refusal.value,
+            "max_cost": to_usd(amount),
+            "limit": to_usd(limit),
+            "usage": to_usd(used),
+            "reserved": to_usd(reserved),
+            "available": to_usd(available),
+            "prompt_tokens_bound": prompt_bound,
+            "max_tokens": asked,
+            "max_tokens_that_fit": fits,
+        }
+        headers = {"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)} if in_flight else None
+        return PaymentRequired(message, metadata=metadata, headers=headers)
 
     async def release(self, hold_id: str, reserved: int) -> None:
         """Give back the reservation ``hold_id`` (of ``reserved`` picodollars; none when 0)."""
@@ -106,6 +159,10 @@ class Admission:
         limits = self.limits_for(key)
         if limits.tokens_per_minute:
             await self._limiter.debit_tokens(key.id, limits, tokens)
+
+
+def _dollars(pico: int) -> str:
+    return f"${to_decimal(pico).normalize():f}"
 
 
 def _too_many(decision: Decision) -> TooManyRequests:

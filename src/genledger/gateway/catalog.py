@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from genledger.config import ModelConfig, Settings
+from genledger.core.prices import PriceVersion
 from genledger.core.pricing import Price
 from genledger.errors import BadRequest
 
@@ -33,6 +35,7 @@ class ModelEntry:
     context_length: int | None
     max_output_tokens: int | None
     kind: Literal["chat", "embeddings"] = "chat"
+    version: PriceVersion | None = None  # the ledger's version of ``price`` (None: not versioned)
 
     @classmethod
     def from_config(cls, slug: str, config: ModelConfig) -> ModelEntry:
@@ -71,6 +74,15 @@ class Catalog:
     @classmethod
     def from_settings(cls, settings: Settings) -> Catalog:
         return cls({slug: ModelEntry.from_config(slug, model) for slug, model in settings.models.items()})
+
+    def versioned(self, versions: Mapping[str, PriceVersion]) -> Catalog:
+        """This catalog with each model's price version (the ledger's, for what it records)."""
+        return Catalog(
+            {
+                slug: dataclasses.replace(entry, version=versions.get(slug))
+                for slug, entry in self._entries.items()
+            }
+        )
 
     def resolve(self, slug: str) -> ModelEntry:
         """The entry for ``slug``; a 400 naming the model when there is none."""

@@ -197,6 +197,8 @@ class _Call:
             provider_responses=(*self.attempts, served),
             session_id=self.request.session_id,
             metadata=self.request.metadata,
+            price_version=self.entry.version.version if self.entry.version else None,
+            upstream_cost_pico=usage.upstream_cost_pico if usage is not None else None,
         )
 
 

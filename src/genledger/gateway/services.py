@@ -5,11 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from genledger.config import Settings
-from genledger.core.stores import ContentStore, FeedbackStore, GenerationStore, KeyStore
+from genledger.core.idempotency import MAX_STORED_BYTES
+from genledger.core.money import usd_to_pico
+from genledger.core.prices import PriceVersion
+from genledger.core.stores import (
+    ContentStore,
+    FeedbackStore,
+    GenerationStore,
+    IdempotencyStore,
+    KeyStore,
+    PriceStore,
+    StatementStore,
+)
 from genledger.gateway.admission import Admission
 from genledger.gateway.auth import Authenticator
 from genledger.gateway.breakers import Breakers
@@ -50,6 +62,10 @@ class Services:
         limiter: RateLimiter,
         close_storage: Callable[[], Awaitable[None]] | None = None,
         dashboard_secret: bytes | None = None,
+        price_versions: Mapping[str, PriceVersion] | None = None,
+        statements: StatementStore | None = None,
+        idempotency: IdempotencyStore | None = None,
+        idempotency_max_bytes: int = MAX_STORED_BYTES,
     ) -> None:
         self.settings = settings
         self.dashboard_secret = dashboard_secret or secrets.token_bytes(SECRET_BYTES)
@@ -57,10 +73,13 @@ class Services:
         self.providers = providers
         self.limiter = limiter
         self._close_storage = close_storage
-        self.catalog = Catalog.from_settings(settings)
+        self.catalog = Catalog.from_settings(settings).versioned(price_versions or {})
+        self.statements = statements
+        self.idempotency = idempotency
+        self.idempotency_max_bytes = idempotency_max_bytes
         self.auth = Authenticator(keys)
         self._background: set[asyncio.Task[None]] = set()
-        self.metrics = Metrics()
+        self.metrics = Metrics(drift_tolerance_pico=usd_to_pico(settings.audit.cost_tolerance))
         self.breakers = Breakers(settings.routing.breaker_failures, settings.routing.breaker_cooldown)
         self.metrics.watch(OpenCircuits(self.breakers.open_endpoints))
         self.leases = Leases(keys, settings.limits.reservation_lease)
@@ -86,6 +105,11 @@ class Services:
     async def start(cls, settings: Settings) -> Services:
 
         ledger = await Ledger.open(settings.database_url)
+        try:
+            versions = await sync_prices(ledger.prices, settings)
+        except BaseException:
+            await ledger.close()
+            raise
         providers = {name: build_provider(name, config) for name, config in settings.providers.items()}
         return cls(
             settings,
@@ -97,6 +121,9 @@ class Services:
             limiter=build_limiter(settings),
             close_storage=ledger.close,
             dashboard_secret=cookie_secret(settings),
+            price_versions=versions,
+            statements=ledger.statements,
+            idempotency=ledger.idempotency,
         )
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -136,6 +163,12 @@ class Services:
         await self.limiter.aclose()
         if self._close_storage is not None:
             await self._close_storage()
+
+
+async def sync_prices(prices: PriceStore, settings: Settings) -> dict[str, PriceVersion]:
+    """Each configured model's current price version: a new one for every changed price."""
+    now = datetime.now(UTC)
+    return {slug: await prices.sync(slug, model.price, now) for slug, model in settings.models.items()}
 
 
 def build_limiter(settings: Settings) -> RateLimiter:

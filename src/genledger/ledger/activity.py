@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from genledger.core.activity import PERCENTILES, ActivityRow, By, Grouping, group_order, interpolate
 from genledger.core.stores import GenerationFilter
 from genledger.ledger.filters import conditions
-from genledger.ledger.schema import generations
+from genledger.ledger.schema import adjustments, generations
 
 _COLUMNS = {
     By.MODEL: generations.c.model,
@@ -81,13 +81,21 @@ async def activity(
     engine: AsyncEngine, where: GenerationFilter, group_by: Sequence[Grouping], *, latency: bool
 ) -> list[ActivityRow]:
     dialect = engine.dialect.name
+    # A generation's usage is its charge plus its adjustments (corrections are entries).
+    adjusted = (
+        select(adjustments.c.generation_id, func.sum(adjustments.c.amount_pico).label("amount"))
+        .group_by(adjustments.c.generation_id)
+        .subquery("adjusted")
+    )
+    summed = {**_SUMMED, "usage": generations.c.usage_pico + func.coalesce(adjusted.c.amount, 0)}
     matching = (
         select(
             *(bucket(grouping, dialect).label(f"g{i}") for i, grouping in enumerate(group_by)),
-            *(column.label(name) for name, column in _SUMMED.items()),
+            *(column.label(name) for name, column in summed.items()),
             generations.c.finish_reason,
             generations.c.latency_ms,
         )
+        .select_from(generations.outerjoin(adjusted, adjusted.c.generation_id == generations.c.id))
         .where(*conditions(where, dialect))
         .subquery("matching")
     )

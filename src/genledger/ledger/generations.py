@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, case, func, select, tuple_
@@ -13,19 +13,17 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genledger.core.activity import ActivityRows, Grouping
+from genledger.core.adjustments import Adjustment
 from genledger.core.generation import FIELDS, Generation, ProviderAttempt, column_name
 from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
+from genledger.ledger import adjustments as entries
 from genledger.ledger.activity import activity
 from genledger.ledger.filters import conditions
-from genledger.ledger.schema import generation_metadata, generations
+from genledger.ledger.schema import adjustments, generation_metadata, generations
+from genledger.ledger.timestamps import utc as _utc
 from genledger.ledger.writer import BatchWriter, Sink
 
 _COLUMNS = tuple((attribute, column_name(attribute)) for attribute in FIELDS)
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands datetimes back naive; everything in the ledger is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +74,20 @@ def settled_reservations(batch: Sequence[Settlement]) -> list[str]:
     return [g.id for g in sorted(held, key=lambda g: (g.key_id, g.id))]
 
 
-def _sum_since(start: datetime) -> Any:
-    return func.coalesce(
-        func.sum(case((generations.c.created_at >= start, generations.c.usage_pico), else_=0)), 0
+def _sum_since(start: datetime, created_at: Any, amount: Any) -> Any:
+    return func.coalesce(func.sum(case((created_at >= start, amount), else_=0)), 0)
+
+
+def _period_sums(
+    table: Any, created_at: Any, amount: Any, key_ids: Sequence[str], starts: PeriodStarts
+) -> Any:
+    return (
+        select(
+            table.c.key_id,
+            *(_sum_since(start, created_at, amount) for start in (starts.day, starts.week, starts.month)),
+        )
+        .where(table.c.key_id.in_(list(key_ids)), created_at >= min(starts.day, starts.week, starts.month))
+        .group_by(table.c.key_id)
     )
 
 
@@ -174,23 +183,20 @@ class SqlGenerationStore:
     async def usage_in_periods(self, key_ids: Sequence[str], starts: PeriodStarts) -> dict[str, PeriodUsage]:
         if not key_ids:
             return {}
-        query = (
-            select(
-                generations.c.key_id,
-                _sum_since(starts.day),
-                _sum_since(starts.week),
-                _sum_since(starts.month),
-            )
-            .where(
-                generations.c.key_id.in_(list(key_ids)),
-                generations.c.created_at >= min(starts.day, starts.week, starts.month),
-            )
-            .group_by(generations.c.key_id)
+        charged = _period_sums(
+            generations, generations.c.created_at, generations.c.usage_pico, key_ids, starts
         )
+        adjusted = _period_sums(
+            adjustments, adjustments.c.generation_created_at, adjustments.c.amount_pico, key_ids, starts
+        )
+        found: dict[str, list[int]] = {}
         async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        found = {key_id: PeriodUsage(int(day), int(week), int(month)) for key_id, day, week, month in rows}
-        return {key_id: found.get(key_id, PeriodUsage()) for key_id in key_ids}
+            for query in (charged, adjusted):
+                for key_id, *sums in await connection.execute(query):
+                    total = found.setdefault(key_id, [0, 0, 0])
+                    for i, amount in enumerate(sums):
+                        total[i] += int(amount)
+        return {key_id: PeriodUsage(*found.get(key_id, (0, 0, 0))) for key_id in key_ids}
 
     async def last_used(self, key_ids: Sequence[str]) -> dict[str, datetime]:
         if not key_ids:
@@ -209,13 +215,27 @@ class SqlGenerationStore:
         query = select(generations.c.created_at, generations.c.usage_pico).where(
             generations.c.key_id == key_id, generations.c.created_at >= since
         )
+        adjusted = select(adjustments.c.generation_created_at, adjustments.c.amount_pico).where(
+            adjustments.c.key_id == key_id, adjustments.c.generation_created_at >= since
+        )
         days: dict[str, list[int]] = {}
         async with self._engine.connect() as connection:
             for created_at, usage in await connection.execute(query):
                 day = days.setdefault(_utc(created_at).date().isoformat(), [0, 0])
                 day[0] += 1
                 day[1] += usage
+            for created_at, amount in await connection.execute(adjusted):
+                days.setdefault(_utc(created_at).date().isoformat(), [0, 0])[1] += amount
         return [(day, count, usage) for day, (count, usage) in sorted(days.items())]
+
+    async def adjust(self, adjustments: Sequence[Adjustment]) -> list[Adjustment]:
+        return await entries.write(self._engine, adjustments) if adjustments else []
+
+    async def adjustments_of(self, generation_ids: Sequence[str]) -> dict[str, tuple[Adjustment, ...]]:
+        return await entries.of(self._engine, generation_ids) if generation_ids else {}
+
+    async def adjustments_written(self, start: datetime, end: datetime) -> list[Adjustment]:
+        return await entries.written(self._engine, start, end)
 
     async def list(self, where: GenerationFilter, *, limit: int, after: Cursor | None = None) -> Page:
         query = list_statement(where, self._engine.dialect.name, limit=limit + 1, after=after)

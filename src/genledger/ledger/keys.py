@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import Hold, KeyExists, KeyRecord, Refusal
-from genledger.ledger.generations import _utc
 from genledger.ledger.schema import api_keys, reservations
+from genledger.ledger.timestamps import utc as _utc
 
 
 def _key(row: RowMapping) -> KeyRecord:

@@ -124,6 +124,8 @@ generations = Table(
     Column("provider_responses", JSON, nullable=True),
     Column("session_id", String(256), nullable=True),
     Column("metadata", JSON().with_variant(JSONB(), "postgresql"), nullable=True),
+    Column("price_version", Integer, nullable=True),
+    Column("upstream_cost_pico", BigInteger, nullable=True),
     Index("ix_generations_key_created", "key_id", "created_at", "id"),
     Index("ix_generations_created", "created_at", "id"),
     # Sessions and users are selective (a few rows each), so they get indexes; partial ones, so a
@@ -186,4 +188,65 @@ generation_feedback = Table(
     Column("category", String(32), nullable=False),
     Column("comment", String(2000), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+price_versions = Table(
+    "price_versions",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("effective_at", DateTime(timezone=True), nullable=False),
+    # Exact decimal strings, USD per million tokens (core.prices.price_to_json).
+    Column("prices", JSON, nullable=False),
+)
+
+# Corrections as entries: written once, never updated or deleted.
+adjustments = Table(
+    "adjustments",
+    metadata,
+    Column("id", String(80), primary_key=True),  # one per generation and target version
+    Column("generation_id", String(40), nullable=False),
+    Column("key_id", String(36), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("generation_created_at", DateTime(timezone=True), nullable=False),
+    Column("amount_pico", BigInteger, nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_adjustments_generation", "generation_id"),
+    Index("ix_adjustments_created", "created_at"),
+)
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    Column("record_count", Integer, nullable=False),
+    Column("totals", JSON, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("previous_hash", String(64), nullable=False),
+)
+
+statement_entries = Table(
+    "statement_entries",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("entry_id", String(120), primary_key=True),
+    Column("digest", String(64), nullable=False),
+)
+
+# Idempotent retries: the claim of an API key's idempotency key, and the answer kept for it.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key_id", String(36), primary_key=True),
+    Column("idempotency_key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("finished", Boolean, nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("media_type", String(100), nullable=True),
+    Column("body", LargeBinary, nullable=True),
 )

@@ -7,13 +7,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from genledger.ledger.content import SqlContentStore, SqlFeedbackStore
 from genledger.ledger.engine import create_engine, migrate
 from genledger.ledger.generations import Settlement, SqlGenerationStore
+from genledger.ledger.idempotency import SqlIdempotencyStore
 from genledger.ledger.keys import SqlKeyStore
+from genledger.ledger.prices import SqlPriceStore
 from genledger.ledger.sinks import PostgresSink, SQLiteSink
+from genledger.ledger.statements import SqlStatementStore
 from genledger.ledger.writer import Sink
 
 
 class Ledger:
-    """Keys and generations over one database. Build with :meth:`open`, end with :meth:`close`."""
+    """Keys, generations, price versions and statements over one database.
+
+    Build with :meth:`open`, end with :meth:`close`.
+    """
 
     def __init__(self, engine: AsyncEngine, sink: Sink[Settlement]) -> None:
         self.engine = engine
@@ -21,6 +27,9 @@ class Ledger:
         self.generations = SqlGenerationStore(engine, sink)
         self.content = SqlContentStore(engine)
         self.feedback = SqlFeedbackStore(engine)
+        self.prices = SqlPriceStore(engine)
+        self.statements = SqlStatementStore(engine)
+        self.idempotency = SqlIdempotencyStore(engine)
 
     @classmethod
     async def open(cls, database_url: str) -> Ledger:

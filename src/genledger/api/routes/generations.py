@@ -8,7 +8,7 @@ from starlette.responses import Response, StreamingResponse
 
 from genledger.api.content_wire import content_json, feedback_json, parse_feedback
 from genledger.api.export_wire import MEDIA_TYPES, export_filename, render
-from genledger.api.generation_wire import generation_json
+from genledger.api.generation_wire import generation_json, listed_json
 from genledger.api.list_wire import MAX_PAGE, encode_cursor, parse_export_query, parse_list_query
 from genledger.api.responses import json_response, services_of
 from genledger.api.wire import parse_generation_id
@@ -37,11 +37,12 @@ async def list_generations(request: Request) -> Response:
         key, query.where, limit=query.limit, after=query.after, api_key_hash=query.api_key_hash
     )
     feedback = await services.content.feedback_for([generation.id for generation in page.items])
+    adjusted = await services.generations.adjustments_of([g.id for g in page.items])
     return json_response(
         {
             "data": [
-                {**generation_json(generation), "feedback": feedback_json(feedback.get(generation.id))}
-                for generation in page.items
+                {**listed_json(g, adjusted.get(g.id, ())), "feedback": feedback_json(feedback.get(g.id))}
+                for g in page.items
             ],
             "next_cursor": encode_cursor(page.next) if page.next is not None else None,
         }
@@ -76,7 +77,7 @@ async def export_generations(request: Request) -> Response:
     )
     filename = export_filename(query.format)
     return StreamingResponse(
-        render(batches, query.format),
+        render(batches, query.format, services.generations.adjustments_of),
         media_type=MEDIA_TYPES[query.format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -1,0 +1,56 @@
+"""Idempotent retries: what a key's ``Idempotency-Key`` claim finds, and the answer kept for it.
+
+The first call with an idempotency key claims it; a retry (same API key, same idempotency
+key, within ``TTL``) finds the claim: still running (409 with ``Retry-After``), finished with
+another body (422), or finished, with the stored answer to send again. Answers are kept only
+up to ``MAX_STORED_BYTES``; a larger one is remembered as too large, never sent twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+TTL = timedelta(hours=24)
+MAX_STORED_BYTES = 1024 * 1024
+LEASE = timedelta(minutes=10)
+"""How long a running claim holds: one left by a process that died is taken over after this."""
+MAX_KEY_LENGTH = 255
+
+
+def fingerprint(route: str, body: bytes) -> str:
+    """What makes two calls the same call: the route and the exact body."""
+    return hashlib.sha256(route.encode() + b"\n" + body).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """The first call's answer as it was sent; ``body`` None when it was too large to keep."""
+
+    status: int
+    media_type: str
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """This call is the first: run it, then finish or release the claim."""
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """The first call is still running."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """The idempotency key was used with another body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    answer: StoredAnswer
+
+
+Claim = Claimed | Running | Mismatch | Finished

@@ -1,0 +1,61 @@
+"""Price versions in SQL: a new version only when a model's prices change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from genledger.core.prices import PriceVersion, price_from_json, price_to_json, same_price
+from genledger.core.pricing import Price
+from genledger.ledger.schema import price_versions
+from genledger.ledger.timestamps import utc
+
+_ATTEMPTS = 5  # instances starting together race for the next version number; the loser re-reads
+
+
+def _version(row: RowMapping) -> PriceVersion:
+    return PriceVersion(
+        row["model"], row["version"], utc(row["effective_at"]), price_from_json(row["prices"])
+    )
+
+
+class SqlPriceStore:
+    """:class:`~genledger.core.stores.PriceStore` over the ledger's database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def sync(self, model: str, price: Price, now: datetime) -> PriceVersion:
+        for attempt in range(_ATTEMPTS):
+            history = await self.history(model)
+            latest = history[-1] if history else None
+            if latest is not None and same_price(latest.price, price):
+                return latest
+            version = PriceVersion(model, latest.version + 1 if latest else 1, now, price)
+            try:
+                async with self._engine.begin() as connection:
+                    await connection.execute(
+                        insert(price_versions).values(
+                            model=model,
+                            version=version.version,
+                            effective_at=now,
+                            prices=price_to_json(price),
+                        )
+                    )
+            except IntegrityError:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                continue
+            return version
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def history(self, model: str) -> list[PriceVersion]:
+        query = (
+            select(price_versions).where(price_versions.c.model == model).order_by(price_versions.c.version)
+        )
+        async with self._engine.connect() as connection:
+            return [_version(row) for row in (await connection.execute(query)).mappings()]

@@ -1,0 +1,142 @@
+"""In process: Idempotency-Key's edges (no store, a bad key, a failed first call, an answer
+too large to keep) and GET /api/v1/statements, on in-memory stores."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+
+from genledger.api import create_app
+from genledger.config import load_settings
+from genledger.core.generation import Generation
+from genledger.gateway.services import Services
+from genledger.gateway.statements import StatementBook
+from genledger.limits.ratelimit import MemoryRateLimiter
+from genledger.providers.demo import DemoProvider
+from tests.inprocess.stores import (
+    MemoryContentStore,
+    MemoryFeedbackStore,
+    MemoryGenerationStore,
+    MemoryIdempotencyStore,
+    MemoryKeyStore,
+    MemoryStatementStore,
+)
+
+BODY = {"model": "genledger/demo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+
+
+@dataclass
+class App:
+    http: httpx.AsyncClient
+    services: Services
+    generations: MemoryGenerationStore
+    secret: str
+    admin: str
+
+
+async def build(*, idempotency: bool = True, max_bytes: int = 1 << 20) -> AsyncIterator[App]:
+    settings = load_settings(None)
+    keys = MemoryKeyStore()
+    generations = MemoryGenerationStore(keys)
+    providers = {name: DemoProvider(name, config) for name, config in settings.providers.items()}
+    services = Services(
+        settings,
+        keys=keys,
+        generations=generations,
+        content=MemoryContentStore(),
+        feedback=MemoryFeedbackStore(),
+        providers=providers,
+        limiter=MemoryRateLimiter(),
+        statements=MemoryStatementStore(),
+        idempotency=MemoryIdempotencyStore() if idempotency else None,
+        idempotency_max_bytes=max_bytes,
+    )
+    _, secret = await keys.create("app", limit_pico=10**12)
+    _, admin = await keys.create("admin", management=True)
+    transport = httpx.ASGITransport(app=create_app(settings, services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        yield App(http, services, generations, secret, admin)
+    await services.aclose()
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[App]:
+    async for built in build():
+        yield built
+
+
+def headers(secret: str, key: str | None = None) -> dict[str, str]:
+    found = {"Authorization": f"Bearer {secret}"}
+    if key is not None:
+        found["Idempotency-Key"] = key
+    return found
+
+
+async def test_a_first_call_that_fails_frees_its_idempotency_key(app: App):
+    bad = await app.http.post(
+        "/api/v1/chat/completions", json={"model": "nope", "messages": []}, headers=headers(app.secret, "k")
+    )
+    assert bad.status_code == 400
+    good = await app.http.post("/api/v1/chat/completions", json=BODY, headers=headers(app.secret, "k"))
+    assert good.status_code == 200 and "Idempotent-Replayed" not in good.headers
+    again = await app.http.post("/api/v1/chat/completions", json=BODY, headers=headers(app.secret, "k"))
+    assert again.content == good.content and again.headers["Idempotent-Replayed"] == "true"
+    assert len(app.generations.generations) == 1
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there"])
+async def test_a_bad_idempotency_key_is_a_400_naming_it(app: App, key: str):
+    response = await app.http.post("/api/v1/chat/completions", json=BODY, headers=headers(app.secret, key))
+    assert response.status_code == 400
+    assert response.json()["error"]["metadata"] == {"param": "Idempotency-Key"}
+    assert app.generations.generations == {}
+
+
+async def test_without_a_store_the_header_is_refused_not_ignored():
+    async for app in build(idempotency=False):
+        response = await app.http.post(
+            "/api/v1/chat/completions", json=BODY, headers=headers(app.secret, "k")
+        )
+        assert response.status_code == 400 and "keeps no idempotency keys" in response.text
+        plain = await app.http.post("/api/v1/chat/completions", json=BODY, headers=headers(app.secret))
+        assert plain.status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_answer_too_large_to_keep_is_never_run_twice(stream: bool):
+    async for app in build(max_bytes=64):
+        body = {**BODY, "stream": stream}
+        first = await app.http.post("/api/v1/chat/completions", json=body, headers=headers(app.secret, "big"))
+        assert first.status_code == 200 and len(first.content) > 64
+        retry = await app.http.post("/api/v1/chat/completions", json=body, headers=headers(app.secret, "big"))
+        assert retry.status_code == 409 and "charged once" in retry.json()["error"]["message"]
+        assert "Retry-After" not in retry.headers
+        assert len(app.generations.generations) == 1
+
+
+async def test_statements_are_listed_for_management_keys_only(app: App):
+    key = await app.services.auth.authenticate(f"Bearer {app.secret}")
+    day = date(2026, 11, 2)
+    at = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    await app.generations.record(
+        Generation(id="gen-1", key_id=key.id, created_at=at, model="m", charge_pico=5 * 10**12)
+    )
+    assert app.services.statements is not None
+    sealed = await StatementBook(app.generations, app.services.statements).close(day, grace=timedelta(0))
+    refused = await app.http.get("/api/v1/statements", headers=headers(app.secret))
+    assert refused.status_code == 403
+    listed = (await app.http.get("/api/v1/statements", headers=headers(app.admin))).json()["data"]
+    assert listed == [
+        {
+            "day": "2026-11-02",
+            "closed_at": sealed.closed_at.isoformat(),
+            "record_count": 1,
+            "hash": sealed.hash,
+            "previous_hash": "0" * 64,
+            "totals": [{"api_key_hash": key.hash, "model": "m", "requests": 1, "usage": 5.0}],
+        }
+    ]
