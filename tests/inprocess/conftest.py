@@ -28,13 +28,11 @@ from genledger.gateway.completions import CompletionService, RequestContext
 from genledger.gateway.services import Services
 from genledger.limits.ratelimit import MemoryRateLimiter
 from genledger.metrics import Metrics
-from genledger.providers.demo import DemoProvider
 from tests.inprocess.scripted import ScriptedEmbedder, ScriptedProvider
 from tests.inprocess.stores import (
-    MemoryContentStore,
-    MemoryFeedbackStore,
     MemoryGenerationStore,
     MemoryKeyStore,
+    memory_services,
 )
 
 MODEL = "acme/chat"
@@ -202,16 +200,7 @@ async def app() -> AsyncIterator[App]:
     settings = load_settings(None)  # the embedded defaults: the demo provider and model
     keys = MemoryKeyStore()
     generations = MemoryGenerationStore(keys)
-    providers = {name: DemoProvider(name, config) for name, config in settings.providers.items()}
-    services = Services(
-        settings,
-        keys=keys,
-        generations=generations,
-        content=MemoryContentStore(),
-        feedback=MemoryFeedbackStore(),
-        providers=providers,
-        limiter=MemoryRateLimiter(),
-    )
+    services = memory_services(settings, keys, generations)
     _, secret = await keys.create("app", limit_pico=10**12)
     _, admin = await keys.create("admin", management=True)
     asgi = create_app(settings, services)

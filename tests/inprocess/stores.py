@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from genledger.config import Settings
 from genledger.core.activity import (
     PERCENTILES,
     ActivityRow,
@@ -34,6 +35,9 @@ from genledger.core.prices import PriceVersion, same_price
 from genledger.core.pricing import Price
 from genledger.core.statements import Statement
 from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
+from genledger.gateway.services import Services
+from genledger.limits.ratelimit import MemoryRateLimiter
+from genledger.providers.demo import DemoProvider
 
 _UPDATABLE = frozenset(
     {
@@ -470,3 +474,20 @@ class MemoryFeedbackStore:
 
     async def for_generations(self, generation_ids: Sequence[str]) -> dict[str, Feedback]:
         return {g: self.feedback[g] for g in generation_ids if g in self.feedback}
+
+
+def memory_services(
+    settings: Settings, keys: MemoryKeyStore, generations: MemoryGenerationStore, **extra: Any
+) -> Services:
+    """The gateway's services on in-memory stores and the demo providers of ``settings``."""
+    providers = {name: DemoProvider(name, config) for name, config in settings.providers.items()}
+    return Services(
+        settings,
+        keys=keys,
+        generations=generations,
+        content=MemoryContentStore(),
+        feedback=MemoryFeedbackStore(),
+        providers=providers,
+        limiter=MemoryRateLimiter(),
+        **extra,
+    )

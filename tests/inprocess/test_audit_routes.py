@@ -15,15 +15,12 @@ from genledger.config import load_settings
 from genledger.core.generation import Generation
 from genledger.gateway.services import Services
 from genledger.gateway.statements import StatementBook
-from genledger.limits.ratelimit import MemoryRateLimiter
-from genledger.providers.demo import DemoProvider
 from tests.inprocess.stores import (
-    MemoryContentStore,
-    MemoryFeedbackStore,
     MemoryGenerationStore,
     MemoryIdempotencyStore,
     MemoryKeyStore,
     MemoryStatementStore,
+    memory_services,
 )
 
 BODY = {"model": "genledger/demo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
@@ -42,15 +39,10 @@ async def build(*, idempotency: bool = True, max_bytes: int = 1 << 20) -> AsyncI
     settings = load_settings(None)
     keys = MemoryKeyStore()
     generations = MemoryGenerationStore(keys)
-    providers = {name: DemoProvider(name, config) for name, config in settings.providers.items()}
-    services = Services(
+    services = memory_services(
         settings,
-        keys=keys,
-        generations=generations,
-        content=MemoryContentStore(),
-        feedback=MemoryFeedbackStore(),
-        providers=providers,
-        limiter=MemoryRateLimiter(),
+        keys,
+        generations,
         statements=MemoryStatementStore(),
         idempotency=MemoryIdempotencyStore() if idempotency else None,
         idempotency_max_bytes=max_bytes,

@@ -21,13 +21,10 @@ from genledger.core.generation import Generation, ProviderAttempt
 from genledger.core.ids import new_generation_id
 from genledger.core.keys import KeyRecord
 from genledger.gateway.services import Services
-from genledger.limits.ratelimit import MemoryRateLimiter
-from genledger.providers.demo import DemoProvider
 from tests.inprocess.stores import (
-    MemoryContentStore,
-    MemoryFeedbackStore,
     MemoryGenerationStore,
     MemoryKeyStore,
+    memory_services,
 )
 from tests.ledger.records import hold
 
@@ -84,16 +81,7 @@ async def dash() -> AsyncIterator[Dash]:
     settings = load_settings(None)
     keys = MemoryKeyStore()
     generations = MemoryGenerationStore(keys)
-    providers = {name: DemoProvider(name, config) for name, config in settings.providers.items()}
-    services = Services(
-        settings,
-        keys=keys,
-        generations=generations,
-        content=MemoryContentStore(),
-        feedback=MemoryFeedbackStore(),
-        providers=providers,
-        limiter=MemoryRateLimiter(),
-    )
+    services = memory_services(settings, keys, generations)
     _, admin = await keys.create("admin", management=True)
     alice_key, alice = await keys.create("alice", limit_pico=10**12)
     bob_key, bob = await keys.create("bob")
