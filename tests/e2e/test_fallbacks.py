@@ -226,7 +226,9 @@ def until_served_by(provider: str, ask_once: Callable[[], httpx.Response], withi
 
 
 def test_a_primary_that_keeps_failing_is_skipped_then_probed(database, secret, primary, secondary):
-    routing = {"breaker_failures": 3, "breaker_cooldown": 0.5}
+    # The cool-down must outlast the ten requests below, however slow the machine (at 0.5 s a
+    # loaded CI host let the circuit half-open and probe the primary a fourth time).
+    routing = {"breaker_failures": 3, "breaker_cooldown": 3.0}
     with GatewayServer.build(**settings(database, primary, secondary) | {"routing": routing}) as gateway:
         primary.set_behavior("status", status=500)  # until reset
         for _ in range(10):
