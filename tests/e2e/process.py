@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -61,7 +61,10 @@ def to_toml(settings: Mapping[str, Any], prefix: str = "") -> str:
 class GatewayProcess:
     """``genledger serve`` with ``settings`` on its own port; its output goes to ``log``."""
 
-    def __init__(self, settings: Mapping[str, Any], folder: Path, name: str = "gateway") -> None:
+    def __init__(
+        self, settings: Mapping[str, Any], folder: Path, name: str = "gateway", args: Sequence[str] = ()
+    ) -> None:
+        self.args = list(args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/api/v1"
@@ -75,7 +78,7 @@ class GatewayProcess:
         command = [sys.executable, "-m", "genledger", "serve", "--config", str(self.config)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [*command, "--port", str(self.port), "--log-level", "warning"],
+                [*command, "--port", str(self.port), "--log-level", "warning", *self.args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

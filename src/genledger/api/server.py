@@ -12,8 +12,10 @@ queued. The process exits 0. A second SIGINT exits at once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -29,10 +31,27 @@ STOP_GRACE_S = 10.0
 class GracefulServer(uvicorn.Server):
     """uvicorn's server, with genledger's end of the grace, and exit status 0 after a signal."""
 
-    def __init__(self, config: uvicorn.Config, app: Starlette, shutdown_timeout: float) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        app: Starlette,
+        shutdown_timeout: float,
+        on_started: Callable[[], object] | None = None,
+    ) -> None:
         super().__init__(config)
         self._app = app
         self._shutdown_timeout = shutdown_timeout
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            # What start-up built lives as long as the process: out of the collector's sight,
+            # its full collections stop walking it (they were the slowest requests' pauses).
+            gc.collect()
+            gc.freeze()
+            if self._on_started is not None:
+                self._on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # As uvicorn's, without keeping the signal to raise again once shut down: a shutdown
@@ -54,8 +73,18 @@ class GracefulServer(uvicorn.Server):
                 timer.cancel()
 
 
-def serve(settings: Settings, *, log_level: str = "info") -> None:
-    """Run the gateway until SIGTERM or SIGINT, then shut down gracefully."""
+def serve(
+    settings: Settings,
+    *,
+    log_level: str = "info",
+    sockets: list[socket.socket] | None = None,
+    on_started: Callable[[], object] | None = None,
+) -> None:
+    """Run the gateway until SIGTERM or SIGINT, then shut down gracefully.
+
+    It listens on ``sockets`` when given (a worker of ``workers.py``), else binds its own;
+    ``on_started`` is called once it serves.
+    """
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -68,4 +97,4 @@ def serve(settings: Settings, *, log_level: str = "info") -> None:
         # uvicorn's own deadline, after which it cancels what is left: only a backstop here.
         timeout_graceful_shutdown=int(settings.shutdown_timeout + STOP_GRACE_S),
     )
-    GracefulServer(config, app, settings.shutdown_timeout).run()
+    GracefulServer(config, app, settings.shutdown_timeout, on_started).run(sockets)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 from genledger.cli._app import (
     DEMO_KEY_NAME,
     ConfigOption,
+    _err,
     _out,
     _settings,
     _with_ledger,
@@ -30,9 +32,18 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8080].")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Print a fresh demo key at start.")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes on the one port [default: one per core on PostgreSQL with "
+            "Redis limits, else 1].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway."""
     from genledger.api.server import serve as run
+    from genledger.api.workers import Supervisor, WorkersError, worker_count
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -40,6 +51,11 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = _settings(config, **overrides)
+    try:
+        count = worker_count(settings, workers, os.cpu_count() or 1)
+    except WorkersError as exc:
+        _err().print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
     # The ledger is opened (and migrated) before serving, so a database that cannot be used
     # is one line on stderr, not the traceback of a failed lifespan.
     secret = _with_ledger(settings, _demo_key if demo else _opened)
@@ -58,7 +74,11 @@ def serve(
         f"dashboard: http://{settings.host}:{settings.port}/dashboard (sign in with a key)", soft_wrap=True
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(settings, log_level=log_level)
+    if count == 1:
+        run(settings, log_level=log_level)
+        return
+    _out().print(f"workers: {count}")
+    raise typer.Exit(Supervisor(settings, count, log_level=log_level).run())
 
 
 async def _opened(ledger: Ledger) -> str | None:

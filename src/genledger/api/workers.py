@@ -1,0 +1,227 @@
+"""Serving on several processes: one listening socket, N workers, each a whole gateway.
+
+The parent binds the socket and starts the workers (``multiprocessing``'s spawn: a worker
+shares nothing with the parent but that socket and the settings); each serves it with
+``server.py``'s graceful server, and the kernel hands each new connection to one of them.
+What must agree across workers lives outside them: credits in the ledger, rate limits in
+Redis, the dashboard's cookie secret in the settings (generated here when not configured).
+
+The parent, until told to stop:
+
+- SIGTERM or SIGINT: passes it on to every worker, each of which shuts down gracefully, and
+  exits 0 once they all have (1 if one did not exit cleanly).
+- SIGHUP: a rolling restart. Each worker in turn is replaced: its successor starts, and only
+  once it serves does the old one get SIGTERM and drain. The port never stops answering.
+- A worker that dies (``kill -9``, a crash) is replaced. A worker that dies before it ever
+  served (a port taken, a database that cannot be opened) stops everything: exit 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import secrets
+import signal
+import socket
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from types import FrameType
+
+from pydantic import SecretStr
+
+from genledger.config import Settings
+from genledger.gateway.cookie_secret import SECRET_BYTES, secret_file
+
+log = logging.getLogger("genledger")
+
+READY_WITHIN_S = 60.0  # a worker imports, opens the ledger and starts its services in this time
+POLL_S = 0.2
+BACKLOG = 2048
+
+
+class WorkersError(ValueError):
+    """Several workers cannot serve these settings; the message says why."""
+
+
+def worker_count(settings: Settings, asked: int | None, cores: int) -> int:
+    """How many workers to run: ``asked``, or one per core on PostgreSQL with Redis, else one.
+
+    Raises :class:`WorkersError` for more than one on settings that would make each worker
+    keep its own truth: rate limits in each process's memory, or an in-memory SQLite ledger.
+    """
+    shared_limits = settings.limits.backend == "redis"
+    postgres = settings.database_url.startswith(("postgresql", "postgres"))
+    if asked is None:
+        return max(1, cores) if postgres and shared_limits else 1
+    if asked < 1:
+        raise WorkersError("--workers must be at least 1")
+    if asked > 1 and not shared_limits:
+        raise WorkersError(
+            'several workers need shared rate limits: set [limits] backend = "redis" '
+            "(with the memory backend each worker would allow the whole limit)"
+        )
+    if asked > 1 and not postgres and secret_file(settings.database_url) is None:
+        raise WorkersError("several workers need a ledger they can share: a SQLite file or PostgreSQL")
+    return asked
+
+
+def shared_settings(settings: Settings) -> Settings:
+    """``settings`` with what every worker must agree on and would otherwise make up alone."""
+    if settings.dashboard_secret is None and secret_file(settings.database_url) is None:
+        # Without a configured secret and a SQLite file to keep one beside, each process would
+        # generate its own, and a cookie signed by one worker would be refused by the next.
+        generated = SecretStr(secrets.token_hex(SECRET_BYTES))
+        return settings.model_copy(update={"dashboard_secret": generated})
+    return settings
+
+
+def _worker_main(settings: Settings, listener: socket.socket, log_level: str, ready: Connection) -> None:
+    """A worker process: the graceful server on the inherited socket; says when it serves."""
+    from genledger.api.server import serve
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(settings, log_level=log_level, sockets=[listener], on_started=lambda: ready.send(os.getpid()))
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    ready: Connection
+    served: bool = False
+    retiring: bool = field(default=False)
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def check_ready(self, timeout: float = 0) -> bool:
+        if not self.served and self.ready.poll(timeout):
+            try:
+                self.ready.recv()
+            except EOFError:
+                return False
+            self.served = True
+        return self.served
+
+    def signal(self, sig: int) -> None:
+        if self.process.exitcode is None:
+            os.kill(self.pid, sig)
+
+
+class Supervisor:
+    """Runs ``count`` workers on one socket until SIGTERM or SIGINT; see the module's docstring."""
+
+    def __init__(self, settings: Settings, count: int, *, log_level: str = "info") -> None:
+        if count < 1:
+            raise ValueError("workers must be at least 1")
+        self._settings = shared_settings(settings)
+        self._count = count
+        self._log_level = log_level
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._signals: list[int] = []
+        self._wake = threading.Event()
+
+    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+        self._signals.append(sig)
+        self._wake.set()
+
+    def _spawn(self, listener: socket.socket) -> _Worker:
+        receiving, sending = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_worker_main,
+            args=(self._settings, listener, self._log_level, sending),
+            name="genledger-worker",
+        )
+        process.start()
+        sending.close()
+        return _Worker(process, receiving)
+
+    def _wait_ready(self, worker: _Worker) -> bool:
+        """Whether ``worker`` serves within the start-up time; False if it died or a signal came."""
+        waited = 0.0
+        while waited < READY_WITHIN_S:
+            if worker.check_ready(POLL_S):
+                return True
+            if worker.process.exitcode is not None or self._signals:
+                return False
+            waited += POLL_S
+        return False
+
+    def run(self) -> int:
+        """Serve until stopped; the exit status for the parent process."""
+        listener = socket.create_server(
+            (self._settings.host, self._settings.port), backlog=BACKLOG, reuse_port=False
+        )
+        listener.set_inheritable(True)
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        }
+        try:
+            self._workers = [self._spawn(listener) for _ in range(self._count)]
+            for worker in self._workers:
+                if not self._wait_ready(worker):
+                    if not self._signals:
+                        log.error("worker %s did not start serving; stopping", worker.pid)
+                    return self._stop(status=0 if self._signals else 1)
+            log.info("%d workers serving on %s:%s", self._count, self._settings.host, self._settings.port)
+            return self._supervise(listener)
+        finally:
+            listener.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _supervise(self, listener: socket.socket) -> int:
+        while True:
+            self._wake.wait(POLL_S)
+            self._wake.clear()
+            while self._signals:
+                sig = self._signals.pop(0)
+                if sig != signal.SIGHUP:
+                    # SIGTERM to each, even for a SIGINT: a terminal's Ctrl-C reached the workers
+                    # already, and a second SIGINT would make them exit without their grace.
+                    return self._stop(status=0)
+                self._restart(listener)
+            for index, worker in enumerate(self._workers):
+                if worker.process.exitcode is not None and not worker.retiring:
+                    log.warning(
+                        "worker %s exited (%s); starting another", worker.pid, worker.process.exitcode
+                    )
+                    worker.ready.close()
+                    successor = self._spawn(listener)
+                    self._workers[index] = successor
+                    if not self._wait_ready(successor) and not self._signals:
+                        log.error("the replacement worker did not start serving; stopping")
+                        return self._stop(status=1)
+
+    def _restart(self, listener: socket.socket) -> None:
+        """Replace each worker, in turn, once its successor serves."""
+        log.info("restarting %d workers", len(self._workers))
+        for index, old in enumerate(self._workers):
+            successor = self._spawn(listener)
+            if not self._wait_ready(successor):
+                successor.signal(signal.SIGKILL)
+                successor.process.join()
+                successor.ready.close()
+                if not self._signals:  # else a stop came meanwhile, and the loop makes it
+                    log.error("a new worker did not start serving; the old ones stay")
+                return
+            old.retiring = True
+            old.signal(signal.SIGTERM)
+            old.process.join()
+            old.ready.close()
+            self._workers[index] = successor
+
+    def _stop(self, *, status: int) -> int:
+        for worker in self._workers:
+            worker.retiring = True
+            worker.signal(signal.SIGTERM)
+        clean = True
+        for worker in self._workers:
+            worker.process.join()
+            clean = clean and worker.process.exitcode == 0
+            worker.ready.close()
+        return status if clean or status else 1

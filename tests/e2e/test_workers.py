@@ -1,0 +1,184 @@
+"""``genledger serve --workers 2``: one port, two processes, on SQLite and PostgreSQL with Redis limits.
+
+Under a steady load: a worker killed with ``kill -9`` is replaced, a SIGHUP replaces every
+worker while the port keeps answering, SIGTERM ends it all with exit status 0, and every
+200 the callers saw has its one record in the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from genledger.api.workers import WorkersError, shared_settings, worker_count
+from genledger.config import Settings
+from genledger.ledger import Ledger
+from genledger.ledger.schema import generations
+from tests.e2e.conftest import MODEL, gateway_settings
+from tests.e2e.process import GatewayProcess
+from tests.fakes import FakeOpenAIInThread
+from tests.services import redis_url
+
+CALLERS = 3
+BODY = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "hello"}]}
+
+
+def workers_of(parent: int) -> set[int]:
+    """The worker processes ``parent`` started (multiprocessing's spawned children)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"spawn_main" in command:
+            found.add(int(entry.name))
+    return found
+
+
+async def until(condition: Callable[[], bool], within: float = 60, why: Callable[[], object] = str) -> None:
+    """Return once ``condition()`` holds; fail the test after ``within`` seconds, saying ``why()``."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"not true within {within}s: {why()}"
+        await asyncio.sleep(0.05)
+
+
+class Load:
+    """``CALLERS`` callers in a loop, each request on a new connection, until stopped."""
+
+    def __init__(self, base_url: str, secret: str) -> None:
+        self.base_url = base_url
+        self.headers = {"Authorization": f"Bearer {secret}"}
+        self.ok: list[str] = []
+        self.failed: list[str] = []
+        self.stopped = asyncio.Event()
+
+    async def _caller(self) -> None:
+        # No keep-alive: a worker that retires closes its idle connections, and a request
+        # racing that close would fail for a reason that is not the gateway's to fix.
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=30, limits=limits) as http:
+            while not self.stopped.is_set():
+                try:
+                    response = await http.post("/chat/completions", json=BODY, headers=self.headers)
+                except httpx.TransportError as exc:
+                    self.failed.append(repr(exc))
+                    continue
+                if response.status_code == 200:
+                    self.ok.append(response.json()["id"])
+                else:
+                    self.failed.append(f"{response.status_code} {response.text}")
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._caller() for _ in range(CALLERS)))
+
+    async def served(self, more: int) -> None:
+        """Wait until ``more`` further requests succeeded."""
+        target = len(self.ok) + more
+        await until(lambda: len(self.ok) >= target, within=60, why=lambda: self.failed[-3:])
+
+
+async def test_two_workers_survive_a_kill_and_a_rolling_restart_and_record_every_answer(
+    database_url: str, upstream: FakeOpenAIInThread, ledger: Ledger, tmp_path: Path
+):
+    settings = gateway_settings(
+        database_url, upstream.api_url, limits={"backend": "redis", "redis_url": redis_url()}
+    )
+    key, secret = await ledger.keys.create("two-workers")
+    gateway = GatewayProcess(settings, tmp_path, "workers", args=["--workers", "2"]).start()
+    try:
+        await until(lambda: len(workers_of(gateway.pid)) == 2, within=60)
+        load = Load(gateway.base_url, secret)
+        running = asyncio.create_task(load.run())
+        await load.served(10)
+
+        # kill -9 of one worker: the other keeps serving, and a replacement comes.
+        first = workers_of(gateway.pid)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        await until(lambda: len(workers_of(gateway.pid) - first) == 1, within=60)
+        await until(lambda: len(workers_of(gateway.pid)) == 2, within=60)
+        await load.served(10)
+        # Only the killed worker's requests in flight may have failed, as dropped connections.
+        lost_to_kill = len(load.failed)
+        assert lost_to_kill <= CALLERS, load.failed
+        assert all("Error" in failure for failure in load.failed), load.failed
+
+        # SIGHUP: every worker replaced, one after the other, and no request fails meanwhile.
+        before = workers_of(gateway.pid)
+        assert gateway.process is not None
+        gateway.process.send_signal(signal.SIGHUP)
+        await until(lambda: not (workers_of(gateway.pid) & before), within=120)
+        await until(lambda: len(workers_of(gateway.pid)) == 2, within=60)
+        await load.served(10)
+        assert load.failed[lost_to_kill:] == []
+
+        load.stopped.set()
+        await asyncio.wait_for(running, 60)
+        assert gateway.terminate(within=60) == 0
+    finally:
+        gateway.kill()
+
+    async with ledger.engine.connect() as connection:
+        query = select(generations.c.id).where(generations.c.key_id == key.id)
+        recorded = set((await connection.execute(query)).scalars())
+    assert recorded == set(load.ok)
+    assert len(load.ok) == len(recorded)  # no answer given twice
+
+
+@pytest.mark.parametrize(
+    ("database_url", "backend", "asked", "expected"),
+    [
+        ("postgresql://db/x", "redis", None, 4),
+        ("postgresql://db/x", "memory", None, 1),
+        ("sqlite:///genledger.db", "redis", None, 1),
+        ("sqlite:///genledger.db", "redis", 3, 3),
+        ("postgresql://db/x", "redis", 2, 2),
+        ("postgresql://db/x", "memory", 1, 1),
+    ],
+)
+def test_worker_count_defaults_to_a_core_each_on_postgresql_with_shared_limits(
+    database_url: str, backend: str, asked: int | None, expected: int
+):
+    settings = Settings(database_url=database_url, limits={"backend": backend})
+    assert worker_count(settings, asked, cores=4) == expected
+
+
+@pytest.mark.parametrize(
+    ("database_url", "backend", "asked", "message"),
+    [
+        ("postgresql://db/x", "memory", 2, "shared rate limits"),
+        ("sqlite:///:memory:", "redis", 2, "a ledger they can share"),
+        ("sqlite:///genledger.db", "redis", 0, "at least 1"),
+    ],
+)
+def test_worker_count_refuses_what_workers_could_not_share(
+    database_url: str, backend: str, asked: int, message: str
+):
+    settings = Settings(database_url=database_url, limits={"backend": backend})
+    with pytest.raises(WorkersError, match=message):
+        worker_count(settings, asked, cores=4)
+
+
+def test_workers_on_postgresql_share_one_generated_dashboard_secret():
+    on_postgres = Settings(database_url="postgresql://db/x")
+    shared = shared_settings(on_postgres)
+    assert shared.dashboard_secret is not None
+    assert len(shared.dashboard_secret.get_secret_value()) >= 32
+    # A SQLite file keeps its secret beside it, and a configured one is kept as it is.
+    on_sqlite = Settings(database_url="sqlite:///genledger.db")
+    assert shared_settings(on_sqlite) is on_sqlite
+    configured = Settings(database_url="postgresql://db/x", dashboard_secret="s" * 40)
+    assert shared_settings(configured) is configured
