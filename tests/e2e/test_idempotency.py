@@ -113,3 +113,53 @@ def test_the_openai_sdk_retries_with_its_idempotency_key_and_gets_the_first_answ
         headers={"Authorization": f"Bearer {secret}", "Idempotency-Key": ""},
     )
     assert bad.status_code == 400 and "Idempotency-Key" in bad.json()["error"]["message"]
+
+
+def test_a_stream_its_caller_cut_short_is_charged_once_and_a_retry_gets_what_was_sent(
+    served: tuple[GatewayServer, FakeOpenAIInThread], database_url: str
+):
+    gateway, upstream = served
+    upstream.reset()
+    name = f"idem-{uuid.uuid4().hex[:8]}"
+    secret = create_key(database_url, name, limit_pico=10**12)
+    key = f"cut-{uuid.uuid4()}"
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "cut me short"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    upstream.set_behavior("stall_mid_stream", times=1, delay=STALL_S, chunks=1)
+    headers = {"Authorization": f"Bearer {secret}", "Idempotency-Key": key}
+    with (
+        httpx.Client(timeout=DEADLINE_S) as http,
+        http.stream("POST", gateway.base_url + "/chat/completions", json=body, headers=headers) as cut,
+    ):
+        assert cut.status_code == 200
+        received = next(cut.iter_raw())  # the first frame, then the caller goes away
+    assert b"data: " in received
+
+    def recorded() -> list[Generation]:
+        return charged(database_url, name)[0]
+
+    deadline = threading.Event()
+    for _ in range(int(DEADLINE_S / 0.1)):
+        if recorded():
+            break
+        deadline.wait(0.1)
+    records, usage = charged(database_url, name)
+    assert len(records) == 1 and records[0].cancelled and records[0].streamed
+    assert usage == records[0].charge_pico
+    # The retry is not run again: it gets what the first call sent before it was cut, once
+    # that has been kept (in the background, as the stream ended).
+    for _ in range(int(DEADLINE_S / 0.1)):
+        retry = post(gateway, secret, body, key)
+        if retry.status_code != 409:
+            break
+        deadline.wait(0.1)
+    assert retry.status_code == 200, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.content.startswith(received)
+    assert records[0].id in retry.text
+    assert upstream.stats()["requests"] == 1
+    assert charged(database_url, name) == (records, usage)  # charged once, nothing added
