@@ -100,6 +100,11 @@ def test_create_use_read_update_delete(gateway: GatewayServer, manage: httpx.Cli
         ("POST", {"name": "x", "management": "yes"}, "'management'"),
         ("PATCH", {}, "Nothing to change"),
         ("PATCH", {"disabled": "no"}, "'disabled'"),
+        # Nothing sent is silently dropped: an unknown field is named, even beside good ones.
+        ("POST", {"name": "x", "limits": 5}, "'limits'"),
+        ("POST", {"name": "x", "include_byok_in_limit": "yes"}, "'include_byok_in_limit'"),
+        ("PATCH", {"disabled": True, "colour": "red"}, "'colour'"),
+        ("PATCH", {"management": True}, "'management'"),
     ],
 )
 def test_bad_management_bodies_are_400(manage: httpx.Client, keys: Keys, method, body, fragment):

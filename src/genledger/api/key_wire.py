@@ -194,8 +194,38 @@ def parse_expires_at(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+_CHANGEABLE = frozenset(
+    {
+        "name",
+        "label",
+        "limit",
+        "limit_reset",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "store_content",
+        "expires_at",
+        # OpenRouter's: genledger has no bring-your-own-key usage, so either value means the same.
+        "include_byok_in_limit",
+    }
+)
+
+
+def _known_fields(body: dict[str, Any], known: frozenset[str]) -> None:
+    """Refuse a field this route does not take: nothing sent may be silently dropped."""
+    for name in body:
+        if name not in known:
+            raise BadRequest(
+                f"Unknown field {name!r}: this route takes {', '.join(sorted(known))}",
+                metadata={"param": name},
+            )
+
+
 def _changes(body: dict[str, Any]) -> dict[str, Any]:
     changes: dict[str, Any] = {}
+    if "include_byok_in_limit" in body and not isinstance(body["include_byok_in_limit"], bool | None):
+        raise BadRequest(
+            "'include_byok_in_limit' must be a boolean", metadata={"param": "include_byok_in_limit"}
+        )
     if "name" in body:
         changes["name"] = _text("name", body["name"])
     if "label" in body:
@@ -231,6 +261,7 @@ def parse_key_create(raw: bytes) -> dict[str, Any]:
 
 def key_create_arguments(body: dict[str, Any]) -> dict[str, Any]:
     """Arguments of ``KeyStore.create`` from a parsed body (the API's, or the dashboard's form)."""
+    _known_fields(body, _CHANGEABLE | {"management"})
     if "name" not in body:
         raise BadRequest("'name' is required", metadata={"param": "name"})
     changes = _changes(body)
@@ -247,6 +278,7 @@ def parse_key_update(raw: bytes) -> dict[str, Any]:
 
 def key_update_changes(body: dict[str, Any]) -> dict[str, Any]:
     """Arguments of ``KeyStore.update`` from a parsed body (the API's, or the dashboard's form)."""
+    _known_fields(body, _CHANGEABLE | {"disabled"})
     changes = _changes(body)
     if "disabled" in body:
         if not isinstance(body["disabled"], bool):
