@@ -142,3 +142,29 @@ def test_keys_without_a_limit(gateway: GatewayServer, keys: Keys):
         info = client.key.get()
         assert info.limit is None and info.limit_remaining is None
         assert client.credits.get().total_credits == 0
+
+
+def test_the_key_list_takes_openrouters_include_disabled_and_offset(
+    gateway: GatewayServer, manage: httpx.Client, admin: str, keys: Keys
+):
+    every = [k["name"] for k in manage.get("/keys", params={"include_disabled": "true"}).json()["data"]]
+    assert "disabled" in every and "alice" in every
+    default = [k["name"] for k in manage.get("/keys").json()["data"]]
+    assert default == [name for name in every if name != "disabled"]  # OpenRouter's default: false
+    assert [k["name"] for k in manage.get("/keys", params={"offset": 1}).json()["data"]] == default[1:]
+    assert manage.get("/keys", params={"offset": len(default)}).json()["data"] == []
+    for params, name in [
+        ({"offset": "-1"}, "offset"),
+        ({"offset": "x"}, "offset"),
+        ({"include_disabled": "yes"}, "include_disabled"),
+        ({"workspace_id": "w"}, "workspace_id"),
+    ]:
+        refused = manage.get("/keys", params=params)
+        assert refused.status_code == 400 and refused.json()["error"]["metadata"]["param"] == name
+
+    from openrouter import OpenRouter
+
+    with OpenRouter(api_key=admin, server_url=gateway.base_url) as sdk:
+        listed = sdk.api_keys.list(include_disabled=True, offset=0)
+        assert [k.name for k in listed.data] == every
+        assert [k.name for k in sdk.api_keys.list().data] == default

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -290,3 +291,26 @@ def key_update_changes(body: dict[str, Any]) -> dict[str, Any]:
             "store_content or expires_at"
         )
     return changes
+
+
+MAX_KEYS_OFFSET = 10**9
+_LIST_PARAMETERS = ("include_disabled", "offset")
+
+
+def parse_key_list_query(params: Mapping[str, str]) -> tuple[bool, int]:
+    """``GET /keys``'s query, as OpenRouter's: (``include_disabled``, default false; ``offset``)."""
+    for name in params:
+        if name not in _LIST_PARAMETERS:
+            raise BadRequest(
+                f"Unknown query parameter {name!r}: this route takes {', '.join(_LIST_PARAMETERS)}",
+                metadata={"param": name},
+            )
+    include_disabled = params.get("include_disabled", "false")
+    if include_disabled not in ("true", "false"):
+        raise BadRequest("'include_disabled' must be true or false", metadata={"param": "include_disabled"})
+    offset = params.get("offset", "0")
+    if not offset.isascii() or not offset.isdigit() or int(offset) > MAX_KEYS_OFFSET:
+        raise BadRequest(
+            f"'offset' must be an integer from 0 to {MAX_KEYS_OFFSET}", metadata={"param": "offset"}
+        )
+    return include_disabled == "true", int(offset)

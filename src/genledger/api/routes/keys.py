@@ -5,7 +5,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from genledger.api.key_wire import credits_json, key_info_json, key_json, parse_key_create, parse_key_update
+from genledger.api.key_wire import (
+    credits_json,
+    key_info_json,
+    key_json,
+    parse_key_create,
+    parse_key_list_query,
+    parse_key_update,
+)
 from genledger.api.responses import json_response, services_of
 from genledger.core.keys import KeyRecord
 from genledger.gateway.services import Services
@@ -28,7 +35,9 @@ async def credits(request: Request) -> Response:
 
 async def list_keys(request: Request) -> Response:
     services, caller = await _caller(request)
-    return json_response({"data": [key_json(view) for view in await services.keys.list(caller)]})
+    include_disabled, offset = parse_key_list_query(request.query_params)
+    views = [view for view in await services.keys.list(caller) if include_disabled or not view.key.disabled]
+    return json_response({"data": [key_json(view) for view in views[offset:]]})
 
 
 async def create_key(request: Request) -> Response:
