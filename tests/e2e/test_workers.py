@@ -8,6 +8,7 @@ worker while the port keeps answering, SIGTERM ends it all with exit status 0, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -136,6 +137,27 @@ async def test_two_workers_survive_a_kill_and_a_rolling_restart_and_record_every
         recorded = set((await connection.execute(query)).scalars())
     assert recorded == set(load.ok)
     assert len(load.ok) == len(recorded)  # no answer given twice
+
+
+async def test_workers_whose_parent_is_killed_shut_down_instead_of_serving_on_as_orphans(
+    upstream: FakeOpenAIInThread, tmp_path: Path
+):
+    database_url = f"sqlite:///{tmp_path / 'orphans.db'}"
+    settings = gateway_settings(
+        database_url, upstream.api_url, limits={"backend": "redis", "redis_url": redis_url()}
+    )
+    gateway = GatewayProcess(settings, tmp_path, "orphans", args=["--workers", "2"]).start()
+    orphans: set[int] = set()
+    try:
+        await until(lambda: len(workers_of(gateway.pid)) == 2, within=60)
+        orphans = workers_of(gateway.pid)
+        gateway.kill()
+        await until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in orphans), within=30)
+    finally:
+        gateway.kill()
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ import secrets
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from types import FrameType
@@ -39,6 +40,7 @@ log = logging.getLogger("genledger")
 READY_WITHIN_S = 60.0  # a worker imports, opens the ledger and starts its services in this time
 POLL_S = 0.2
 BACKLOG = 2048
+PARENT_CHECK_S = 1.0
 
 
 class WorkersError(ValueError):
@@ -82,7 +84,17 @@ def _worker_main(settings: Settings, listener: socket.socket, log_level: str, re
     from genledger.api.server import serve
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parent = os.getppid()
+    threading.Thread(target=_end_with, args=(parent,), name="genledger-parent-watch", daemon=True).start()
     serve(settings, log_level=log_level, sockets=[listener], on_started=lambda: ready.send(os.getpid()))
+
+
+def _end_with(parent: int) -> None:
+    """Shut this worker down gracefully once ``parent`` is gone (killed, say, with ``kill -9``):
+    an orphan would go on serving the port with no one to stop or replace it."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @dataclass
