@@ -60,10 +60,16 @@ PERIOD_MS = 60_000
 
 class RedisRateLimiter:
     def __init__(
-        self, url: str, *, on_failure: Literal["open", "closed"] = "open", prefix: str = "genledger:rl"
+        self,
+        url: str,
+        *,
+        on_failure: Literal["open", "closed"] = "open",
+        prefix: str = "genledger:rl",
+        timeout_s: float = _TIMEOUT_S,
     ) -> None:
+        # A short timeout: a Redis that does not answer must not hold requests up for long.
         self._redis: Any = aioredis.from_url(
-            url, socket_timeout=_TIMEOUT_S, socket_connect_timeout=_TIMEOUT_S, retry_on_timeout=False
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
         )
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._debit = self._redis.register_script(_DEBIT)
