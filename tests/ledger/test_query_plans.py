@@ -12,6 +12,7 @@ Which index each filter should use was chosen by ``bench/ledger_reads.py`` (``be
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -50,12 +51,16 @@ def _explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
     return f"{element.prefix} {compiler.process(element.statement, **kw)}"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ledger seeded once per module and database: the tests only explain statements on it."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/plans.db"
+        url = f"sqlite:///{tmp_path_factory.mktemp('plans')}/plans.db"
+        asyncio.run(_seed(url))
+        yield url
     else:
         with postgres_database() as url:
+            asyncio.run(_seed(url))
             yield url
 
 
@@ -103,18 +108,27 @@ def _pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+async def _seed(url: str) -> None:
+    """20,000 rows; PostgreSQL analyzed (as autovacuum would), SQLite not (as live)."""
+    ledger = await Ledger.open(url)
+    try:
+        async with ledger.engine.begin() as connection:
+            rows = _seed_rows(20_000)
+            await connection.execute(insert(generations), rows)
+            await connection.execute(insert(generation_metadata), _pairs(rows))
+        async with ledger.engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(text("ANALYZE generations"))
+                await connection.execute(text("ANALYZE generation_metadata"))
+                await connection.commit()  # statistics are transactional
+    finally:
+        await ledger.close()
+
+
 @pytest.fixture
 async def connection(ledger: Ledger) -> AsyncIterator[AsyncConnection]:
-    """The ledger with 20,000 rows; PostgreSQL analyzed (as autovacuum would), SQLite not (as live)."""
-    async with ledger.engine.begin() as connection:
-        rows = _seed_rows(20_000)
-        await connection.execute(insert(generations), rows)
-        await connection.execute(insert(generation_metadata), _pairs(rows))
+    """A connection to the seeded ledger."""
     async with ledger.engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(text("ANALYZE generations"))
-            await connection.execute(text("ANALYZE generation_metadata"))
-            await connection.commit()  # statistics are transactional
         yield connection
 
 
