@@ -1,5 +1,7 @@
 """One :class:`~genledger.api.operation.Operation` per route of ``api/app.py``: the contract.
 
+The examples name the built-in demo provider's models (the default configuration's).
+
 Statuses. Every operation lists each status it can answer with. ``500`` is listed
 because the contract gives it a shape (the envelope, no internals), never because it is
 expected: the fuzz test fails on any. ``502``, ``524`` and ``529`` are the upstream's
@@ -19,9 +21,7 @@ from genledger.api.list_wire import EXPORT_FORMATS, MAX_PAGE
 from genledger.api.operation import JSON, Header, Operation, Param, Reply
 from genledger.api.schemas import catalog, generation, inference, keys, reports
 from genledger.api.schemas.errors import AnthropicError, ErrorEnvelope
-
-DEMO_MODEL = "genledger/demo"
-"""The model of the examples: the built-in demo provider's (``genledger demo``)."""
+from genledger.config import DEMO_EMBEDDING_MODEL, DEMO_MODEL
 
 UPSTREAM_FAILURES = frozenset({502, 524, 529})
 """The statuses that say the upstream failed, not the gateway."""
@@ -170,7 +170,7 @@ EMBEDDINGS = _inference(
     "Create embeddings",
     inference.EmbeddingsRequest,
     inference.Embeddings,
-    {"model": DEMO_MODEL, "input": "Hello"},
+    {"model": DEMO_EMBEDDING_MODEL, "input": "Hello"},
 )
 TEXT_COMPLETIONS = _inference(
     "createCompletion",
