@@ -79,11 +79,11 @@ def test_every_operation_documents_its_errors_as_the_envelope_with_the_headers_s
     assert set(chat["402"]["headers"]) == {"Retry-After"}
     assert set(chat) >= {"200", "400", "401", "402", "429", "502", "524", "529"}
     assert "text/event-stream" in chat["200"]["content"]
-    assert DOCUMENT["components"]["securitySchemes"]["bearer"] == {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "An API key: `Bearer sk-gl-...`.",
-    }
+    schemes = DOCUMENT["components"]["securitySchemes"]
+    assert schemes["bearer"]["type"] == "http" and schemes["bearer"]["scheme"] == "bearer"
+    assert DOCUMENT["paths"]["/api/v1/messages"]["post"]["security"] == [{"bearer": []}, {"x-api-key": []}]
+    assert DOCUMENT["paths"]["/health"]["get"]["security"] == []
+    assert DOCUMENT["paths"]["/api/v1/generation"]["get"]["security"] == [{"bearer": []}]
 
 
 # --- /generation against shared/reference/generation-api.md

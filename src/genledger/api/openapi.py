@@ -19,7 +19,15 @@ from genledger.api.operation import DocumentedRoute, Operation, Reply
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 _REF = "#/components/schemas/{model}"
-_BEARER = "bearer"
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "An API key: `Bearer sk-gl-...`."},
+    "x-api-key": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+        "description": "An API key as Anthropic's SDKs send it (`/messages` only).",
+    },
+}
 
 DESCRIPTION = """\
 genledger is a self-hosted LLM gateway that records what every model call did and cost.
@@ -87,7 +95,7 @@ def _operation(refs: Refs, operation: Operation) -> dict[str, Any]:
     out["responses"] = {
         str(status): _reply(refs, reply) for status, reply in sorted(operation.replies.items())
     }
-    out["security"] = [{_BEARER: []}] if operation.authenticated else []
+    out["security"] = [{scheme: []} for scheme in operation.security]
     return out
 
 
@@ -122,12 +130,6 @@ def document(routes: Iterable[BaseRoute], version: str) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas.get("$defs", {}),
-            "securitySchemes": {
-                _BEARER: {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "An API key: `Bearer sk-gl-...`.",
-                }
-            },
+            "securitySchemes": SECURITY_SCHEMES,
         },
     }

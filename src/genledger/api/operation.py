@@ -49,7 +49,8 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """One route's contract. ``authenticated``: a bearer key is required."""
+    """One route's contract. ``security``: the schemes any one of which it takes a key by
+    (``bearer``, ``x-api-key``); none: it takes no key."""
 
     operation_id: str
     summary: str
@@ -59,7 +60,7 @@ class Operation:
     body: type[BaseModel] | None = None
     body_example: Mapping[str, Any] | None = None
     params: tuple[Param, ...] = ()
-    authenticated: bool = True
+    security: tuple[str, ...] = ("bearer",)
 
 
 class DocumentedRoute(Route):

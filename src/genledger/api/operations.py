@@ -21,7 +21,9 @@ from genledger.api.list_wire import EXPORT_FORMATS, MAX_PAGE
 from genledger.api.operation import JSON, Header, Operation, Param, Reply
 from genledger.api.schemas import catalog, generation, inference, keys, reports
 from genledger.api.schemas.errors import AnthropicError, ErrorEnvelope
+from genledger.api.wire import MAX_SESSION_ID
 from genledger.config import DEMO_EMBEDDING_MODEL, DEMO_MODEL
+from genledger.core.idempotency import MAX_KEY_LENGTH
 
 UPSTREAM_FAILURES = frozenset({502, 524, 529})
 """The statuses that say the upstream failed, not the gateway."""
@@ -104,12 +106,35 @@ _PAGE = (
     Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, "Items per page (100)."),
     Param("cursor", {"type": "string"}, "The `next_cursor` of the page before."),
 )
+_GROUPING = r"(day|hour|model|provider|key|user|session|workspace|metadata\.[A-Za-z0-9_.:-]{1,64})"
+GROUP_BY = rf"^{_GROUPING}(,{_GROUPING})*$"
 _METADATA_NOTE = " Filter by request metadata with `metadata[<key>]=<value>` (repeatable)."
 
 # --- the inference routes
 
 _INFERENCE = (400, 401, 402, 403, 404, 413, 429, 502, 503, 524, 529)
 _STREAM = "text/event-stream"
+_ATTRIBUTION = (
+    Param(
+        "X-Session-Id",
+        {"type": "string", "minLength": 1, "maxLength": MAX_SESSION_ID},
+        "The session to record the generation under, when the body names none.",
+        where="header",
+    ),
+    Param(
+        "HTTP-Referer", {"type": "string"}, "The calling app's URL (the record's `origin`).", where="header"
+    ),
+    Param(
+        "X-Title", {"type": "string"}, "The calling app's name (the record's `app_title`).", where="header"
+    ),
+)
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    "A retry with the same key and body is answered with the first answer, not run again.",
+    where="header",
+)
+REPLAYED = Header("Idempotent-Replayed", "`true` on an answer sent again for an `Idempotency-Key`.")
 
 
 def _inference(
@@ -122,6 +147,9 @@ def _inference(
     extra: tuple[int, ...] = (),
     errors: type[BaseModel] = ErrorEnvelope,
     description: str = "",
+    params: tuple[Param, ...] = (),
+    headers: tuple[Header, ...] = (),
+    security: tuple[str, ...] = ("bearer",),
 ) -> Operation:
     stream = "With `stream: true`, server-sent events ending as the API they imitate ends them."
     return Operation(
@@ -129,12 +157,14 @@ def _inference(
         summary,
         "Inference",
         {
-            200: Reply(f"The answer. {stream}", {JSON: answer, _STREAM: None}),
+            200: Reply(f"The answer. {stream}", {JSON: answer, _STREAM: inference.ServerSentEvent}, headers),
             **_errors(*sorted((*_INFERENCE, *extra)), model=errors),
         },
         description=description,
         body=body,
         body_example=example,
+        params=(*params, *_ATTRIBUTION),
+        security=security,
     )
 
 
@@ -148,6 +178,8 @@ CHAT = _inference(
     {"model": DEMO_MODEL, "messages": _HELLO},
     extra=(409, 422),
     description="An `Idempotency-Key` header makes a retry answer with the first answer.",
+    params=(IDEMPOTENCY_KEY,),
+    headers=(REPLAYED,),
 )
 RESPONSES = _inference(
     "createResponse",
@@ -164,6 +196,7 @@ MESSAGES = _inference(
     {"model": DEMO_MODEL, "max_tokens": 16, "messages": _HELLO},
     errors=AnthropicError,
     description="The key may also come as Anthropic's `x-api-key` header.",
+    security=("bearer", "x-api-key"),
 )
 EMBEDDINGS = _inference(
     "createEmbeddings",
@@ -240,7 +273,7 @@ ACTIVITY = Operation(
         _KEY_HASH,
         Param(
             "group_by",
-            {"type": "string"},
+            {"type": "string", "pattern": GROUP_BY},
             "Comma-separated: day, hour, model, provider, key, user, session, metadata.<key>, workspace.",
         ),
     ),
@@ -336,9 +369,7 @@ DELETE_KEY = Operation(
 
 # --- operations
 
-HEALTH = Operation(
-    "getHealth", "Whether the gateway answers", "Operations", _ok(reports.Health), authenticated=False
-)
+HEALTH = Operation("getHealth", "Whether the gateway answers", "Operations", _ok(reports.Health), security=())
 METRICS = Operation(
     "getMetrics",
     "Prometheus metrics (management keys)",
@@ -350,12 +381,12 @@ OPENAPI = Operation(
     "This document",
     "Operations",
     {200: Reply("The OpenAPI 3.1 document.", {JSON: None})},
-    authenticated=False,
+    security=(),
 )
 DOCS = Operation(
     "getDocs",
     "This document, for people (Redoc)",
     "Operations",
     _text("text/html", "The page; its script and styles are served under /docs/static."),
-    authenticated=False,
+    security=(),
 )

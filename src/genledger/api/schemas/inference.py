@@ -8,24 +8,43 @@ know with a 400 naming it. Answers are open objects: the keys listed are always 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from genledger.api.embeddings_wire import MAX_DIMENSIONS, MAX_INPUTS
 from genledger.api.schemas._base import Closed, Open
-from genledger.api.wire import MAX_FALLBACK_MODELS, MAX_METADATA_PAIRS, MAX_SESSION_ID, MAX_TOKENS
+from genledger.api.wire import (
+    MAX_FALLBACK_MODELS,
+    MAX_METADATA_KEY,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE,
+    MAX_SESSION_ID,
+    MAX_TOKENS,
+)
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+Slug = Annotated[str, Field(min_length=1)]
+MetadataKey = Annotated[str, Field(min_length=1, max_length=MAX_METADATA_KEY)]
+MetadataValue = Annotated[str, Field(max_length=MAX_METADATA_VALUE)]
+SortBy = Literal["price", "throughput", "latency"]
+
+
+class Sort(Closed):
+    by: SortBy | None = None
+    partition: Literal["model", "none"] | None = None
 
 
 class ProviderPreferences(Closed):
     """OpenRouter's `provider` object; a field genledger does not honour is a 400 naming it."""
 
-    order: list[str] | None = None
-    only: list[str] | None = None
-    ignore: list[str] | None = None
+    order: list[Slug] | None = None
+    only: list[Slug] | None = None
+    ignore: list[Slug] | None = None
     allow_fallbacks: bool | None = None
-    sort: str | dict[str, Any] | None = Field(default=None, description="price, throughput or latency")
+    sort: SortBy | Sort | None = None
     max_price: dict[str, float | str | None] | None = Field(
         default=None, description="USD per million tokens"
     )
@@ -36,11 +55,11 @@ class _Routing(Open):
     """What every inference request may say about routing and the record."""
 
     model: str = Field(min_length=1, description="A model slug of `/models`.")
-    models: list[str] | None = Field(default=None, max_length=MAX_FALLBACK_MODELS, description="Fallbacks.")
+    models: list[Slug] | None = Field(default=None, max_length=MAX_FALLBACK_MODELS, description="Fallbacks.")
     provider: ProviderPreferences | None = None
     user: str | None = None
     session_id: str | None = Field(default=None, min_length=1, max_length=MAX_SESSION_ID)
-    metadata: dict[str, str] | None = Field(default=None, max_length=MAX_METADATA_PAIRS)
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, max_length=MAX_METADATA_PAIRS)
 
 
 class ChatMessage(Open):
@@ -93,7 +112,7 @@ class ChatCompletion(Open):
 class CompletionRequest(_Routing):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str | list[str]
+    prompt: str | list[str] = Field(description="A string (or an array of one).", max_length=1)
     stream: bool | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     temperature: float | None = None
@@ -120,7 +139,7 @@ class TextCompletion(Open):
 class ResponsesRequest(_Routing):
     model_config = ConfigDict(extra="forbid")
 
-    input: str | list[dict[str, Any]]
+    input: Annotated[str, Field(min_length=1)] | Annotated[list[dict[str, Any]], Field(min_length=1)]
     instructions: str | None = None
     stream: bool | None = None
     max_output_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
@@ -143,17 +162,22 @@ class ResponseObject(Open):
     usage: dict[str, Any] | None
 
 
+class AnthropicMessage(Open):
+    role: Literal["user", "assistant"]
+    content: str | list[dict[str, Any]]
+
+
 class MessagesRequest(Open):
     """Anthropic's Messages request (the key may come as `x-api-key`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1)
-    models: list[str] | None = Field(default=None, max_length=MAX_FALLBACK_MODELS)
+    models: list[Slug] | None = Field(default=None, max_length=MAX_FALLBACK_MODELS)
     provider: ProviderPreferences | None = None
     session_id: str | None = Field(default=None, min_length=1, max_length=MAX_SESSION_ID)
     max_tokens: int = Field(ge=1, le=MAX_TOKENS)
-    messages: list[dict[str, Any]] = Field(min_length=1)
+    messages: list[AnthropicMessage] = Field(min_length=1)
     system: str | list[dict[str, Any]] | None = None
     stream: bool | None = None
     temperature: float | None = None
@@ -177,11 +201,21 @@ class Message(Open):
     usage: dict[str, Any]
 
 
+Token = Annotated[int, Field(ge=0)]
+
+
 class EmbeddingsRequest(_Routing):
     model_config = ConfigDict(extra="forbid")
 
-    input: str | list[str] | list[list[int]]
-    dimensions: int | None = Field(default=None, ge=1)
+    input: (
+        Annotated[str, Field(min_length=1)]
+        | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1, max_length=MAX_INPUTS)]
+        | Annotated[list[Token], Field(min_length=1, max_length=MAX_INPUTS)]
+        | Annotated[
+            list[Annotated[list[Token], Field(min_length=1)]], Field(min_length=1, max_length=MAX_INPUTS)
+        ]
+    ) = Field(description="A string, strings, a token array or token arrays.")
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_DIMENSIONS)
     encoding_format: Literal["float", "base64"] | None = None
     input_type: str | None = None
 
@@ -206,3 +240,13 @@ class Embeddings(Open):
     provider: str | None
     data: list[Embedding]
     usage: EmbeddingsUsage
+
+
+class ServerSentEvent(Open):
+    """One event of a streamed answer (`text/event-stream`). `data` is a chunk of the API
+    imitated, as JSON text (OpenAI's `chat.completion.chunk` or `text_completion`, Responses'
+    and Anthropic's typed events, a chunk with `error` when the stream fails midway), and
+    `[DONE]` last on OpenAI's formats."""
+
+    data: str
+    event: str | None = None

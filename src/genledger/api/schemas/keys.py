@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from genledger.api.schemas._base import Closed
 from genledger.core.credits import LIMIT_RESETS
@@ -143,6 +143,8 @@ class KeyCreate(KeyChanges):
 
 class KeyUpdate(KeyChanges):
     """At least one field."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     name: str = Field(default=None, min_length=1, max_length=_NAME_MAX)  # type: ignore[assignment]
     disabled: bool = Field(default=None)  # type: ignore[assignment]
