@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from genledger.api.operation import DocumentedRoute, Operation, Reply
 
 OPENAPI_PATH = "/api/v1/openapi.json"
+OPERATIONS_TAG = "Operations"
 _REF = "#/components/schemas/{model}"
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "An API key: `Bearer sk-gl-...`."},
@@ -118,6 +119,8 @@ def document(routes: Iterable[BaseRoute], version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for r in documented:
         paths.setdefault(r.path, {})[r.method.lower()] = _operation(refs, r.operation)
+    tags = list(dict.fromkeys(r.operation.tag for r in documented))
+    tags.sort(key=lambda tag: tag == OPERATIONS_TAG)  # the API first, the gateway's own last
     return {
         "openapi": "3.1.0",
         "info": {
@@ -127,6 +130,7 @@ def document(routes: Iterable[BaseRoute], version: str) -> dict[str, Any]:
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "servers": [{"url": "/"}],
+        "tags": [{"name": tag} for tag in tags],
         "paths": paths,
         "components": {
             "schemas": schemas.get("$defs", {}),
