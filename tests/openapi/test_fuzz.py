@@ -1,7 +1,8 @@
 """Schemathesis against a live gateway (``genledger serve`` on SQLite), twice.
 
-1. On the demo provider: every operation, its example and a few generated cases each.
-   No 5xx at all, and every answer as the document says.
+1. On the demo provider: every operation, its example and a few generated cases each, then
+   the edge values of ``fuzzing.EDGES`` (again on PostgreSQL). No 5xx at all, and every
+   answer as the document says.
 2. On a fault upstream (a fake that fails, overloads, stalls, answers garbage or dies
    mid-stream, a different way on each request): the inference operations. ``502``,
    ``524`` and ``529`` are the upstream's failures, documented on those operations, and
@@ -26,7 +27,8 @@ from genledger.config import DEMO_EMBEDDING_MODEL, DEMO_MODEL
 from tests.e2e.process import GatewayProcess
 from tests.fakes import FakeOpenAIInThread
 from tests.gateway import create_key
-from tests.openapi.fuzzing import Tally, fuzz
+from tests.openapi.fuzzing import EDGES, Tally, fuzz, probe
+from tests.services import postgres_database
 
 EXAMPLES = 3
 """Generated cases per operation and mode (positive, negative), besides its example."""
@@ -115,6 +117,7 @@ def test_the_demo_gateway_answers_every_operation_as_documented(
             allowed_5xx=lambda path, status: False,
             before_call=served_model,
         )
+        probe(gateway.url, keys.headers_for, EDGES, lambda path, status: False, tally)
         # The checks can fail: the same gateway against a document that says otherwise.
         broken = broken_document(httpx.get(gateway.url + OPENAPI_PATH, timeout=10).json())
         caught = fuzz(
@@ -130,9 +133,25 @@ def test_the_demo_gateway_answers_every_operation_as_documented(
     assert "Undocumented status code" in found and "Received: 404" in found
     assert "is not of type" in found and "X-Genledger-Never" in found
     assert tally.operations == 30
+    assert tally.examples > len(EDGES) + 30 * EXAMPLES
     assert tally.statuses[200] >= tally.operations  # the examples succeed: the 200 paths were checked
     assert tally.violations == []
     assert time.monotonic() - began < BUDGET_S
+
+
+@pytest.mark.postgres
+def test_edge_values_on_postgresql_are_refused_as_documented(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The edges again, where PostgreSQL's columns are narrower than SQLite's (32-bit rate limits)."""
+    with postgres_database() as database_url:
+        keys = Keys(database_url)
+        tally = Tally()
+        with GatewayProcess({"database_url": database_url}, tmp_path) as gateway:
+            probe(gateway.url, keys.headers_for, EDGES, lambda path, status: False, tally)
+    _report(capsys, tally, "edges on PostgreSQL")
+    assert tally.examples == len(EDGES)
+    assert tally.violations == []
 
 
 def test_a_failing_upstream_yields_only_documented_upstream_statuses(

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
+from genledger.api.key_wire import MAX_PER_MINUTE
 from genledger.api.schemas._base import Closed
 from genledger.core.credits import LIMIT_RESETS
 from genledger.core.money import MAX_LIMIT_USD
@@ -130,8 +131,8 @@ class KeyChanges(Closed):
     )
 
     limit_reset: LimitReset | None = None
-    requests_per_minute: int | None = Field(default=None, ge=0)
-    tokens_per_minute: int | None = Field(default=None, ge=0)
+    requests_per_minute: int | None = Field(default=None, ge=0, le=MAX_PER_MINUTE)
+    tokens_per_minute: int | None = Field(default=None, ge=0, le=MAX_PER_MINUTE)
     store_content: bool | None = Field(default=None, description="null: the gateway's default.")
     expires_at: datetime | None = Field(default=None, description="null: never.")
 
