@@ -162,6 +162,10 @@ def test_the_key_list_takes_openrouters_include_disabled_and_offset(
         refused = manage.get("/keys", params=params)
         assert refused.status_code == 400 and refused.json()["error"]["metadata"]["param"] == name
 
+    bob = hash_key(keys.bob)
+    unchanged = manage.patch(f"/keys/{bob}", json={"include_byok_in_limit": True})
+    assert unchanged.status_code == 200 and unchanged.json()["data"]["name"] == "bob"
+
     from openrouter import OpenRouter
 
     with OpenRouter(api_key=admin, server_url=gateway.base_url) as sdk:

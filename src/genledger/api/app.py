@@ -8,13 +8,19 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
+from genledger.api import operations as ops
 from genledger.api.dashboard import dashboard_mount, environment
+from genledger.api.docs import STATIC, STATIC_PREFIX
 from genledger.api.errors import on_gateway_error, on_http_exception
 from genledger.api.middleware import BodyLimit, UnexpectedErrors
+from genledger.api.openapi import OPENAPI_PATH
+from genledger.api.operation import route, undocumented
 from genledger.api.routes.activity import get_activity
 from genledger.api.routes.chat import chat_completions
+from genledger.api.routes.docs import docs_page, openapi_json
 from genledger.api.routes.embeddings import embeddings
 from genledger.api.routes.generations import (
     export_generations,
@@ -51,40 +57,49 @@ from genledger.errors import GatewayError
 from genledger.gateway.services import Services
 
 ROUTES = [
-    Route("/health", health, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
-    Route("/api/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/api/v1/responses", create_response, methods=["POST"]),
-    Route("/api/v1/messages", create_message, methods=["POST"]),
-    Route("/api/v1/generation", get_generation, methods=["GET"]),
-    Route("/api/v1/generation/content", get_generation_content, methods=["GET"]),
-    Route("/api/v1/generation/feedback", submit_feedback, methods=["POST"]),
-    Route("/api/v1/generations", list_generations, methods=["GET"]),
+    route("/health", health, "GET", ops.HEALTH),
+    route("/metrics", metrics, "GET", ops.METRICS),
+    route(OPENAPI_PATH, openapi_json, "GET", ops.OPENAPI),
+    route("/docs", docs_page, "GET", ops.DOCS),
+    route("/api/v1/chat/completions", chat_completions, "POST", ops.CHAT),
+    route("/api/v1/responses", create_response, "POST", ops.RESPONSES),
+    route("/api/v1/messages", create_message, "POST", ops.MESSAGES),
+    route("/api/v1/generation", get_generation, "GET", ops.GET_GENERATION),
+    route("/api/v1/generation/content", get_generation_content, "GET", ops.GET_CONTENT),
+    route("/api/v1/generation/feedback", submit_feedback, "POST", ops.FEEDBACK),
+    route("/api/v1/generations", list_generations, "GET", ops.LIST_GENERATIONS),
     # Before any /api/v1/generations/{...} route, which would otherwise take "export".
-    Route("/api/v1/generations/export", export_generations, methods=["GET"]),
-    Route("/api/v1/activity", get_activity, methods=["GET"]),
-    Route("/api/v1/models", list_models, methods=["GET"]),
-    Route("/api/v1/embeddings", embeddings, methods=["POST"]),
-    Route("/api/v1/embeddings/models", list_embedding_models, methods=["GET"]),
-    Route("/api/v1/completions", text_completions, methods=["POST"]),
-    Route("/api/v1/models/count", count_models, methods=["GET"]),
-    Route("/api/v1/models/{author}/{slug}/endpoints", list_endpoints, methods=["GET"]),
-    Route("/api/v1/model/{author}/{slug}", get_model, methods=["GET"]),
-    Route("/api/v1/providers", list_providers, methods=["GET"]),
-    Route("/api/v1/models/user", list_models_for_user, methods=["GET"]),
-    Route("/api/v1/key", current_key, methods=["GET"]),
-    Route("/api/v1/credits", credits, methods=["GET"]),
-    Route("/api/v1/keys", list_keys, methods=["GET"]),
-    Route("/api/v1/keys", create_key, methods=["POST"]),
-    Route("/api/v1/keys/{hash}", get_key, methods=["GET"]),
-    Route("/api/v1/keys/{hash}", update_key, methods=["PATCH"]),
-    Route("/api/v1/keys/{hash}", delete_key, methods=["DELETE"]),
-    Route("/api/v1/statements", list_statements, methods=["GET"]),
+    route("/api/v1/generations/export", export_generations, "GET", ops.EXPORT_GENERATIONS),
+    route("/api/v1/activity", get_activity, "GET", ops.ACTIVITY),
+    route("/api/v1/models", list_models, "GET", ops.LIST_MODELS),
+    route("/api/v1/embeddings", embeddings, "POST", ops.EMBEDDINGS),
+    route("/api/v1/embeddings/models", list_embedding_models, "GET", ops.LIST_EMBEDDING_MODELS),
+    route("/api/v1/completions", text_completions, "POST", ops.TEXT_COMPLETIONS),
+    route("/api/v1/models/count", count_models, "GET", ops.COUNT_MODELS),
+    route("/api/v1/models/{author}/{slug}/endpoints", list_endpoints, "GET", ops.LIST_ENDPOINTS),
+    route("/api/v1/model/{author}/{slug}", get_model, "GET", ops.GET_MODEL),
+    route("/api/v1/providers", list_providers, "GET", ops.LIST_PROVIDERS),
+    route("/api/v1/models/user", list_models_for_user, "GET", ops.LIST_MODELS_FOR_USER),
+    route("/api/v1/key", current_key, "GET", ops.CURRENT_KEY),
+    route("/api/v1/credits", credits, "GET", ops.CREDITS),
+    route("/api/v1/keys", list_keys, "GET", ops.LIST_KEYS),
+    route("/api/v1/keys", create_key, "POST", ops.CREATE_KEY),
+    route("/api/v1/keys/{hash}", get_key, "GET", ops.GET_KEY),
+    route("/api/v1/keys/{hash}", update_key, "PATCH", ops.UPDATE_KEY),
+    route("/api/v1/keys/{hash}", delete_key, "DELETE", ops.DELETE_KEY),
+    route("/api/v1/statements", list_statements, "GET", ops.STATEMENTS),
 ]
+"""Every route with the operation it implements (``api/operations.py``): the OpenAPI document."""
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
-    """The gateway app. Without ``services``, they are built from ``settings`` at start-up."""
+    """The gateway app. Without ``services``, they are built from ``settings`` at start-up.
+
+    It refuses a route table with a route that has no operation: the document covers them all.
+    """
+    missing = undocumented(ROUTES)
+    if missing:
+        raise RuntimeError(f"routes without an operation (api/operations.py): {', '.join(missing)}")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -101,7 +116,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 await running.leases.stop()
 
     app = Starlette(
-        routes=[*ROUTES, dashboard_mount()],
+        routes=[*ROUTES, dashboard_mount(), Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC))],
         # Outermost of ours, so that it also answers for a failure in BodyLimit; Starlette's own
         # ServerErrorMiddleware is left only what this one re-raises.
         middleware=[

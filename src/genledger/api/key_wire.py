@@ -10,12 +10,15 @@ from typing import Any
 import orjson
 
 from genledger.core.credits import LIMIT_RESETS, next_period_start, period_start
+from genledger.core.instants import parse_utc
 from genledger.core.keys import KeyRecord
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_usd
 from genledger.errors import BadRequest
 from genledger.gateway.keys import KeyView
 
 _NAME_MAX = 200
+MAX_PER_MINUTE = 2**31 - 1
+"""The largest rate limit a key may have: its column is a 32-bit integer on PostgreSQL."""
 # genledger has no workspaces: every key is in the gateway's one implicit workspace. OpenRouter's
 # key shapes require a workspace id string, so this one is named, and documented in the README.
 WORKSPACE_ID = "default"
@@ -164,8 +167,10 @@ def _limit(value: Any) -> int | None:
 def _per_minute(name: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequest(f"'{name}' must be a non-negative integer or null", metadata={"param": name})
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PER_MINUTE:
+        raise BadRequest(
+            f"'{name}' must be an integer from 0 to {MAX_PER_MINUTE}, or null", metadata={"param": name}
+        )
     return value
 
 
@@ -189,10 +194,9 @@ def parse_expires_at(value: Any) -> datetime | None:
     if not isinstance(value, str):
         raise problem
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        return parse_utc(value.strip())
     except ValueError:
         raise problem from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 _CHANGEABLE = frozenset(
@@ -285,7 +289,7 @@ def key_update_changes(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(body["disabled"], bool):
             raise BadRequest("'disabled' must be a boolean", metadata={"param": "disabled"})
         changes["disabled"] = body["disabled"]
-    if not changes:
+    if not changes and "include_byok_in_limit" not in body:
         raise BadRequest(
             "Nothing to change: give name, label, limit, limit_reset, disabled, rate limits, "
             "store_content or expires_at"

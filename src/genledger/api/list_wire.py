@@ -11,11 +11,12 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import orjson
 
+from genledger.core.instants import parse_utc
 from genledger.core.money import MAX_LIMIT_USD, PriceError, usd_to_pico
 from genledger.core.stores import Cursor, GenerationFilter
 from genledger.errors import BadRequest
@@ -59,10 +60,9 @@ def _bad(name: str, message: str) -> BadRequest:
 
 def _time(name: str, value: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_utc(value)
     except ValueError:
         raise _bad(name, "must be an ISO 8601 date or time, e.g. 2026-11-27T00:00:00Z") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _optional_time(name: str, params: Mapping[str, str]) -> datetime | None:
@@ -103,7 +103,7 @@ def encode_cursor(cursor: Cursor) -> str:
 def decode_cursor(value: str) -> Cursor:
     try:
         created_at, generation_id = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        return Cursor(datetime.fromisoformat(created_at).astimezone(UTC), str(generation_id))
+        return Cursor(parse_utc(created_at), str(generation_id))
     except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
         raise _bad("cursor", "is not a cursor this API gave out") from None
 
@@ -114,7 +114,11 @@ def parse_list_query(params: Mapping[str, str], keys: list[str]) -> ListQuery:
     limit = DEFAULT_PAGE
     if "limit" in params:
         raw = params["limit"]
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if (
+            not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_PAGE)))
+            or not 1 <= int(raw) <= MAX_PAGE
+        ):
             raise _bad("limit", f"must be an integer from 1 to {MAX_PAGE}")
         limit = int(raw)
     after = decode_cursor(params["cursor"]) if "cursor" in params else None

@@ -31,7 +31,11 @@ def _optional(fields: dict[str, str], name: str) -> str | None:
 
 def _per_minute(fields: dict[str, str], name: str) -> int | str | None:
     value = _optional(fields, name)
-    return int(value) if value is not None and value.isdigit() else value
+    # ASCII digits only (int() refuses "²", which str.isdigit() takes); a long one is refused by
+    # the API's own check rather than converted here.
+    return (
+        int(value) if value is not None and value.isascii() and value.isdigit() and len(value) < 20 else value
+    )
 
 
 def _limits(fields: dict[str, str]) -> dict[str, Any]:
