@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -10,9 +10,11 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from genledger.api.auth_failures import AuthFailureLimit
 from genledger.api.dashboard import dashboard_mount, environment
 from genledger.api.errors import on_gateway_error, on_http_exception
 from genledger.api.middleware import BodyLimit, UnexpectedErrors
+from genledger.api.request_log import RequestLog
 from genledger.api.routes.activity import get_activity
 from genledger.api.routes.chat import chat_completions
 from genledger.api.routes.embeddings import embeddings
@@ -49,6 +51,8 @@ from genledger.api.routes.text_completions import text_completions
 from genledger.config import Settings
 from genledger.errors import GatewayError
 from genledger.gateway.services import Services
+from genledger.limits.auth_failures import AuthFailures
+from genledger.logs import line_format, request_lines_on, stderr_writer
 
 ROUTES = [
     Route("/health", health, methods=["GET"]),
@@ -83,8 +87,16 @@ ROUTES = [
 ]
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Starlette:
-    """The gateway app. Without ``services``, they are built from ``settings`` at start-up."""
+def create_app(
+    settings: Settings,
+    services: Services | None = None,
+    *,
+    log_write: Callable[[bytes], object] = stderr_writer,
+) -> Starlette:
+    """The gateway app. Without ``services``, they are built from ``settings`` at start-up.
+
+    Request log lines (when ``settings.logging`` has them on) go to ``log_write``: stderr.
+    """
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -100,18 +112,32 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             else:
                 await running.leases.stop()
 
+    limits = settings.limits
+    auth_failures = AuthFailures(
+        limits.auth_failures, limits.auth_failure_window, exempt=limits.auth_failures_exempt
+    )
+    guard = [Middleware(AuthFailureLimit, failures=auth_failures)] if limits.auth_failures else []
     app = Starlette(
         routes=[*ROUTES, dashboard_mount()],
-        # Outermost of ours, so that it also answers for a failure in BodyLimit; Starlette's own
-        # ServerErrorMiddleware is left only what this one re-raises.
+        # RequestLog first, so that every answer carries the request's id and is logged.
+        # UnexpectedErrors next, so that it also answers for a failure in BodyLimit; Starlette's
+        # own ServerErrorMiddleware is left only what this one re-raises.
         middleware=[
+            Middleware(
+                RequestLog,
+                write=log_write if request_lines_on(settings.logging) else None,
+                format=line_format(settings.logging),
+            ),
             Middleware(UnexpectedErrors),
+            *guard,
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         ],
         exception_handlers={GatewayError: on_gateway_error, HTTPException: on_http_exception},
         lifespan=lifespan,
     )
     app.state.dashboard_templates = environment()
+    if limits.auth_failures:
+        app.state.auth_failures = auth_failures  # counted where a 401 is rendered
     if services is not None:
         app.state.services = services  # usable without a lifespan (httpx's ASGITransport)
     return app

@@ -20,7 +20,10 @@ import uvicorn
 from starlette.applications import Starlette
 
 from genledger.api.app import create_app
+from genledger.api.connections import PROTOCOL, ServerConfig
 from genledger.config import Settings
+from genledger.logs import configure as configure_logging
+from genledger.logs import level_of
 
 # After the grace, stopped requests have this long to write their records and end.
 STOP_GRACE_S = 10.0
@@ -54,18 +57,37 @@ class GracefulServer(uvicorn.Server):
                 timer.cancel()
 
 
-def serve(settings: Settings, *, log_level: str = "info") -> None:
-    """Run the gateway until SIGTERM or SIGINT, then shut down gracefully."""
-    app = create_app(settings)
-    config = uvicorn.Config(
+def server_config(app: Starlette, settings: Settings) -> ServerConfig:
+    """uvicorn's config for ``app``: the address, the caller-facing timeouts and limits.
+
+    A caller that sends no complete request headers within ``header_timeout`` is cut off
+    (``api/connections.py``), one idle between requests after ``keep_alive_timeout``;
+    beyond ``max_connections`` connections (or requests) at once, requests get 503.
+    """
+    return ServerConfig(
         app,
         host=settings.host,
         port=settings.port,
-        log_level=log_level,
+        http=PROTOCOL,
+        header_timeout=settings.header_timeout,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        limit_concurrency=settings.max_connections,
+        log_config=None,
+        log_level=level_of(settings.logging.level),
         access_log=False,
         loop="auto",
-        http="auto",
         # uvicorn's own deadline, after which it cancels what is left: only a backstop here.
         timeout_graceful_shutdown=int(settings.shutdown_timeout + STOP_GRACE_S),
     )
+
+
+def serve(settings: Settings) -> None:
+    """Run the gateway until SIGTERM or SIGINT, then shut down gracefully.
+
+    Logging is set up from ``settings.logging`` (``logs.configure``): uvicorn's own lines go
+    through the same handler, in the same format; the request log replaces its access log.
+    """
+    configure_logging(settings.logging)
+    app = create_app(settings)
+    config = server_config(app, settings)
     GracefulServer(config, app, settings.shutdown_timeout).run()

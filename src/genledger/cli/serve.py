@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-
-from genledger.ledger import Ledger
-
-if TYPE_CHECKING:
-    pass
 
 from genledger.cli._app import (
     DEMO_KEY_NAME,
@@ -21,6 +15,10 @@ from genledger.cli._app import (
     _with_ledger,
     app,
 )
+from genledger.config import Settings
+from genledger.ledger import Ledger
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "off")
 
 
 @app.command()
@@ -29,7 +27,10 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8080].")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Print a fresh demo key at start.")] = False,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning, error or off [default: logging.level of the config]."),
+    ] = None,
 ) -> None:
     """Run the gateway."""
     from genledger.api.server import serve as run
@@ -40,6 +41,8 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = _settings(config, **overrides)
+    if log_level is not None:
+        settings = _with_log_level(settings, log_level)
     # The ledger is opened (and migrated) before serving, so a database that cannot be used
     # is one line on stderr, not the traceback of a failed lifespan.
     secret = _with_ledger(settings, _demo_key if demo else _opened)
@@ -57,8 +60,14 @@ def serve(
     _out().print(
         f"dashboard: http://{settings.host}:{settings.port}/dashboard (sign in with a key)", soft_wrap=True
     )
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(settings, log_level=log_level)
+    run(settings)
+
+
+def _with_log_level(settings: Settings, level: str) -> Settings:
+    if level.lower() not in _LOG_LEVELS:
+        raise typer.BadParameter(f"expected one of {', '.join(_LOG_LEVELS)}", param_hint="--log-level")
+    logging_config = settings.logging.model_copy(update={"level": level.lower()})
+    return settings.model_copy(update={"logging": logging_config})
 
 
 async def _opened(ledger: Ledger) -> str | None:

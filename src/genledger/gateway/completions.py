@@ -39,6 +39,7 @@ from genledger.core.generation import Generation, ProviderAttempt, token_counts
 from genledger.core.ids import new_generation_id
 from genledger.core.keys import KeyRecord
 from genledger.core.prompt import PromptRequest
+from genledger.core.request_summary import RequestSummary
 from genledger.core.stores import GenerationStore
 from genledger.core.usage import Usage
 from genledger.errors import BadGateway, GatewayError, ServiceUnavailable, from_upstream
@@ -72,6 +73,7 @@ class RequestContext:
     user_agent: str | None = None
     app_title: str | None = None
     request_id: str | None = None
+    summary: RequestSummary | None = None  # the request log's, when its lines are on
 
 
 def _ms_since(start: float) -> float:
@@ -246,6 +248,8 @@ class CompletionService:
         operation: Operation = "chat",
         api_type: str = "completions",
     ) -> _Call:
+        if context.summary is not None:
+            context.summary.admitted(key, request.model)
         candidates = plan(
             request, self._catalog, self._providers, operation=operation, measurements=self.measurements
         )
@@ -311,6 +315,9 @@ class CompletionService:
         )
 
     def _exhausted(self, call: _Call, failures: list[UpstreamFailure]) -> GatewayError:
+        summary = call.context.summary
+        if summary is not None:
+            summary.failed(len(call.attempts), failures[-1].provider_name if failures else None)
         if not failures:
             wait = min(self._breakers.retry_after(c.endpoint.key) for c in call.candidates)
             return BadGateway(
@@ -337,6 +344,8 @@ class CompletionService:
             await self.admission.release(call.generation_id, call.reserved)
             raise
         self._metrics.recorded(generation, time.perf_counter() - started)
+        if call.context.summary is not None:
+            call.context.summary.recorded(generation)
         if generation.tokens_completion and generation.generation_time_ms and call.served is not None:
             self.measurements.throughput(
                 call.served.endpoint.key,
