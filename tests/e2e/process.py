@@ -59,9 +59,15 @@ def to_toml(settings: Mapping[str, Any], prefix: str = "") -> str:
 
 
 class GatewayProcess:
-    """``genledger serve`` with ``settings`` on its own port; its output goes to ``log``."""
+    """``genledger serve`` with ``settings`` on its own port; its output goes to ``log``.
 
-    def __init__(self, settings: Mapping[str, Any], folder: Path, name: str = "gateway") -> None:
+    ``log_level`` is ``--log-level``: at ``info`` the process writes a line per request.
+    """
+
+    def __init__(
+        self, settings: Mapping[str, Any], folder: Path, name: str = "gateway", *, log_level: str = "warning"
+    ) -> None:
+        self.log_level = log_level
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/api/v1"
@@ -75,7 +81,7 @@ class GatewayProcess:
         command = [sys.executable, "-m", "genledger", "serve", "--config", str(self.config)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [*command, "--port", str(self.port), "--log-level", "warning"],
+                [*command, "--port", str(self.port), "--log-level", self.log_level],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
