@@ -41,7 +41,7 @@ def verdict(returncode: int, stdout: str, stderr: str) -> tuple[int, str]:
     except (ValueError, KeyError, TypeError):
         if any(sign in stderr for sign in UNREACHABLE):
             last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-            warning = "pip-audit: WARNING: the vulnerability service is unreachable; dependencies NOT audited."
+            warning = "pip-audit: WARNING: the vulnerability service is unreachable; dependencies NOT audited"
             return 0, f"{warning}\n  {last}"
         return 2, f"pip-audit failed (exit {returncode}):\n{stderr.strip() or stdout.strip()}"
     vulnerable = [d for d in dependencies if d.get("vulns")]
