@@ -5,6 +5,7 @@ exempt ones are not affected."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,3 +74,24 @@ async def test_loopback_is_exempt_by_default(gateway):
     async with await _client(app, "127.0.0.1") as local:
         for _ in range(LIMIT + 2):
             assert (await local.get("/api/v1/key")).status_code == 401
+
+
+@pytest.mark.redis
+async def test_with_redis_limits_two_apps_count_the_failures_together():
+    from tests.services import redis_url
+
+    limits = {"auth_failures": 2, "backend": "redis", "redis_url": redis_url(), "auth_failures_exempt": []}
+    settings = load_settings(None, limits=limits)
+    keys = MemoryKeyStore()
+    services = memory_services(settings, keys, MemoryGenerationStore(keys))
+    address = f"198.18.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    apps = [create_app(settings, services, log_write=lambda line: None) for _ in range(2)]
+    try:
+        async with await _client(apps[0], address) as one, await _client(apps[1], address) as two:
+            assert (await one.get("/api/v1/key")).status_code == 401
+            assert (await two.get("/api/v1/key")).status_code == 401  # the second, in Redis
+            assert (await two.get("/api/v1/key")).status_code == 429
+    finally:
+        for app in apps:
+            await app.state.auth_failures.aclose()
+        await services.aclose()

@@ -48,10 +48,10 @@ from genledger.api.routes.ops import health, metrics
 from genledger.api.routes.responses import create_response
 from genledger.api.routes.statements import list_statements
 from genledger.api.routes.text_completions import text_completions
-from genledger.config import Settings
+from genledger.config import LimitsConfig, Settings
 from genledger.errors import GatewayError
 from genledger.gateway.services import Services
-from genledger.limits.auth_failures import AuthFailures
+from genledger.limits.auth_failures import AuthFailureCounter, AuthFailures
 from genledger.logs import line_format, request_lines_on, stderr_writer
 
 ROUTES = [
@@ -87,6 +87,16 @@ ROUTES = [
 ]
 
 
+def auth_failure_counter(limits: LimitsConfig) -> AuthFailureCounter:
+    """Failed authentications counted in memory, and in Redis too when the limits use it."""
+    local = AuthFailures(limits.auth_failures, limits.auth_failure_window, exempt=limits.auth_failures_exempt)
+    if limits.backend != "redis" or not limits.auth_failures:
+        return local
+    from genledger.limits.shared_auth_failures import SharedAuthFailures
+
+    return SharedAuthFailures(local, limits.redis_url)
+
+
 def create_app(
     settings: Settings,
     services: Services | None = None,
@@ -107,15 +117,14 @@ def create_app(
         try:
             yield
         finally:
+            await auth_failures.aclose()
             if owned:
                 await running.aclose()
             else:
                 await running.leases.stop()
 
     limits = settings.limits
-    auth_failures = AuthFailures(
-        limits.auth_failures, limits.auth_failure_window, exempt=limits.auth_failures_exempt
-    )
+    auth_failures = auth_failure_counter(limits)
     guard = [Middleware(AuthFailureLimit, failures=auth_failures)] if limits.auth_failures else []
     app = Starlette(
         routes=[*ROUTES, dashboard_mount()],

@@ -18,13 +18,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from genledger.api.errors import count_error
 from genledger.errors import TooManyRequests
-from genledger.limits.auth_failures import AuthFailures
+from genledger.limits.auth_failures import AuthFailureCounter
 
 
 class AuthFailureLimit:
     """Answers 429 to an address while ``failures`` says it must wait."""
 
-    def __init__(self, app: ASGIApp, failures: AuthFailures) -> None:
+    def __init__(self, app: ASGIApp, failures: AuthFailureCounter) -> None:
         self.app = app
         self.failures = failures
 

@@ -60,7 +60,7 @@ async def sign_in(request: Request) -> Response:
     try:
         key = await services.auth.authenticate(f"Bearer {secret}")
     except Unauthorized as error:
-        auth_failed(request)
+        await auth_failed(request)
         return _sign_in_page(request, f"That key cannot sign in: {error.message}", 401)
     response = RedirectResponse("/dashboard/overview", status_code=303)
     start_session(request, response, services.dashboard_secret, key.hash)
