@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from typing import IO, Literal
 
@@ -54,6 +55,27 @@ def level_of(name: str) -> int:
 def timestamp(seconds: float) -> str:
     """``seconds`` since the epoch in UTC, to the millisecond: ``2026-11-27T09:50:01.234Z``."""
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+class Timestamps:
+    """:func:`timestamp`, for a line per request: the text up to the second is made once a second.
+
+    (``datetime.fromtimestamp(...).isoformat()`` took about 10 µs a line on the shared CI box,
+    half of what a request line costs; this takes well under 1 µs.)
+    """
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, seconds: float) -> str:
+        second = int(seconds)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((seconds - second) * 1000):03d}Z"
 
 
 def stderr_writer(line: bytes) -> None:

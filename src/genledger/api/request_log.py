@@ -23,7 +23,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genledger.core.request_summary import RequestSummary
-from genledger.logs import LineFormat, timestamp
+from genledger.logs import LineFormat, Timestamps
 
 MAX_REQUEST_ID = 128
 HEADER = b"x-request-id"
@@ -70,6 +70,7 @@ class RequestLog:
         self.app = app
         self._write = write
         self._render = _json_line if format == "json" else _text_line
+        self._timestamps = Timestamps()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,15 +113,18 @@ class RequestLog:
             await self.app(scope, receive, send_and_see)
         finally:
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            write(self._render(scope, summary, status or 500, latency_ms))
+            now = self._timestamps(time.time())
+            write(self._render(now, scope, summary, status or 500, latency_ms))
 
 
-def _fields(scope: Scope, summary: RequestSummary, status: int, latency_ms: float) -> dict[str, object]:
+def _fields(
+    now: str, scope: Scope, summary: RequestSummary, status: int, latency_ms: float
+) -> dict[str, object]:
     generation = summary.generation
     key = summary.key
     client = scope.get("client")
     return {
-        "time": timestamp(time.time()),
+        "time": now,
         "level": "info",
         "request_id": summary.request_id,
         "method": scope["method"],
@@ -138,12 +142,12 @@ def _fields(scope: Scope, summary: RequestSummary, status: int, latency_ms: floa
     }
 
 
-def _json_line(scope: Scope, summary: RequestSummary, status: int, latency_ms: float) -> bytes:
-    return orjson.dumps(_fields(scope, summary, status, latency_ms), option=orjson.OPT_APPEND_NEWLINE)
+def _json_line(now: str, scope: Scope, summary: RequestSummary, status: int, latency_ms: float) -> bytes:
+    return orjson.dumps(_fields(now, scope, summary, status, latency_ms), option=orjson.OPT_APPEND_NEWLINE)
 
 
-def _text_line(scope: Scope, summary: RequestSummary, status: int, latency_ms: float) -> bytes:
-    fields = _fields(scope, summary, status, latency_ms)
+def _text_line(now: str, scope: Scope, summary: RequestSummary, status: int, latency_ms: float) -> bytes:
+    fields = _fields(now, scope, summary, status, latency_ms)
     head = f"{fields['time']} {status} {fields['method']} {_shown(fields['path'])} {latency_ms:g}ms"
     parts = [head, f"req={_shown(summary.request_id)}"]
     for name, label in _TEXT_FIELDS:
