@@ -7,14 +7,10 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from genledger.api.auth_failures import AuthFailureLimit
 from genledger.api.dashboard import dashboard_mount, environment
 from genledger.api.errors import on_gateway_error, on_http_exception
-from genledger.api.middleware import BodyLimit, UnexpectedErrors
-from genledger.api.request_log import RequestLog
 from genledger.api.routes.activity import get_activity
 from genledger.api.routes.chat import chat_completions
 from genledger.api.routes.embeddings import embeddings
@@ -48,11 +44,11 @@ from genledger.api.routes.ops import health, metrics
 from genledger.api.routes.responses import create_response
 from genledger.api.routes.statements import list_statements
 from genledger.api.routes.text_completions import text_completions
-from genledger.config import LimitsConfig, Settings
+from genledger.api.stack import auth_failure_counter, middleware_stack
+from genledger.config import Settings
 from genledger.errors import GatewayError
 from genledger.gateway.services import Services
-from genledger.limits.auth_failures import AuthFailureCounter, AuthFailures
-from genledger.logs import line_format, request_lines_on, stderr_writer
+from genledger.logs import stderr_writer
 
 ROUTES = [
     Route("/health", health, methods=["GET"]),
@@ -87,16 +83,6 @@ ROUTES = [
 ]
 
 
-def auth_failure_counter(limits: LimitsConfig) -> AuthFailureCounter:
-    """Failed authentications counted in memory, and in Redis too when the limits use it."""
-    local = AuthFailures(limits.auth_failures, limits.auth_failure_window, exempt=limits.auth_failures_exempt)
-    if limits.backend != "redis" or not limits.auth_failures:
-        return local
-    from genledger.limits.shared_auth_failures import SharedAuthFailures
-
-    return SharedAuthFailures(local, limits.redis_url)
-
-
 def create_app(
     settings: Settings,
     services: Services | None = None,
@@ -117,36 +103,22 @@ def create_app(
         try:
             yield
         finally:
-            await auth_failures.aclose()
+            if auth_failures is not None:
+                await auth_failures.aclose()
             if owned:
                 await running.aclose()
             else:
                 await running.leases.stop()
 
-    limits = settings.limits
-    auth_failures = auth_failure_counter(limits)
-    guard = [Middleware(AuthFailureLimit, failures=auth_failures)] if limits.auth_failures else []
+    auth_failures = auth_failure_counter(settings.limits)
     app = Starlette(
         routes=[*ROUTES, dashboard_mount()],
-        # RequestLog first, so that every answer carries the request's id and is logged.
-        # UnexpectedErrors next, so that it also answers for a failure in BodyLimit; Starlette's
-        # own ServerErrorMiddleware is left only what this one re-raises.
-        middleware=[
-            Middleware(
-                RequestLog,
-                write=log_write if request_lines_on(settings.logging) else None,
-                format=line_format(settings.logging),
-            ),
-            Middleware(UnexpectedErrors),
-            *guard,
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
-        ],
+        middleware=middleware_stack(settings, log_write=log_write, auth_failures=auth_failures),
         exception_handlers={GatewayError: on_gateway_error, HTTPException: on_http_exception},
         lifespan=lifespan,
     )
     app.state.dashboard_templates = environment()
-    if limits.auth_failures:
-        app.state.auth_failures = auth_failures  # counted where a 401 is rendered
+    app.state.auth_failures = auth_failures  # counted where a 401 is rendered
     if services is not None:
         app.state.services = services  # usable without a lifespan (httpx's ASGITransport)
     return app
