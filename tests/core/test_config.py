@@ -163,3 +163,14 @@ def test_every_config_key_is_documented_in_the_example():
 
     missing = sorted({key for key in _keys(Settings) if not documented(key)})
     assert not missing, f"keys not in examples/genledger.toml: {missing}"
+
+
+def test_logging_and_the_server_limits_come_from_the_environment_too(monkeypatch):
+    monkeypatch.setenv("GENLEDGER_LOGGING__LEVEL", "off")
+    monkeypatch.setenv("GENLEDGER_LOGGING__FORMAT", "text")
+    monkeypatch.setenv("GENLEDGER_HEADER_TIMEOUT", "3")
+    settings = load_settings(None)
+    assert (settings.logging.level, settings.logging.format, settings.header_timeout) == ("off", "text", 3.0)
+    monkeypatch.setenv("GENLEDGER_LOGGING__LEVEL", "loud")
+    with pytest.raises(ConfigError, match=r"logging\.level"):
+        load_settings(None)

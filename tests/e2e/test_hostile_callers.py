@@ -110,7 +110,9 @@ def test_beyond_max_connections_requests_get_503_until_the_idle_ones_are_cut(gat
     try:
         time.sleep(0.2)  # the server has accepted them all
         with httpx.Client(timeout=5) as client:
-            assert client.get(gateway.url + "/health").status_code == 503
+            busy = client.get(gateway.url + "/health")
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert busy.json()["error"]["code"] == 503
         deadline = time.monotonic() + HEADER_S + 5
         for sock in sockets:
             assert closed_within(sock, max(deadline - time.monotonic(), 0.01)) is not None

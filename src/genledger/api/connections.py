@@ -7,7 +7,8 @@ connection must complete a request's headers within ``header_timeout`` seconds o
 opening (or of the first byte after its previous answer), or it is closed.
 
 The protocol classes are uvicorn's own (httptools when installed, else h11), with three
-methods wrapped; the request that follows runs unchanged.
+methods wrapped; the request that follows runs unchanged. With httptools, the 503 uvicorn
+answers beyond ``limit_concurrency`` is the JSON error envelope (h11's stays uvicorn's text).
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import uvicorn
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from genledger.errors import ServiceUnavailable
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -86,10 +91,29 @@ class H11WithHeaderDeadline(_HeaderDeadline, H11Protocol):
     """h11's protocol with the header deadline."""
 
 
+_BUSY = ServiceUnavailable("The gateway has too many connections or requests at once; retry shortly")
+_BUSY_BODY = orjson.dumps(_BUSY.envelope())
+
+
+async def too_busy(scope: Any, receive: Any, send: Any) -> None:
+    """uvicorn's answer beyond ``limit_concurrency``, as the error envelope (its own is text)."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_BUSY_BODY)).encode()),
+        (b"retry-after", b"1"),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": _BUSY_BODY, "more_body": False})
+
+
 if HttpToolsProtocol is not None:
 
     class HttpToolsWithHeaderDeadline(_HeaderDeadline, HttpToolsProtocol):
-        """httptools' protocol with the header deadline."""
+        """httptools' protocol with the header deadline, and the envelope for its 503."""
+
+        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+            super()._start_asgi_task(cycle, too_busy if app is service_unavailable else app)
 
     PROTOCOL: type[asyncio.Protocol] = HttpToolsWithHeaderDeadline
 else:  # pragma: no cover
