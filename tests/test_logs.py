@@ -60,3 +60,13 @@ def test_the_logging_module_writes_json_lines_at_the_configured_level():
     assert record["message"] == "failed here"
     assert "ValueError: boom" in record["exception"]
     assert isinstance(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})), str)
+
+
+def test_a_line_that_cannot_be_written_is_dropped_not_raised(monkeypatch):
+    from genledger import logs
+
+    def closed(fd: int, data: bytes) -> int:
+        raise BrokenPipeError
+
+    monkeypatch.setattr(logs.os, "write", closed)
+    logs.stderr_writer(b"{}\n")

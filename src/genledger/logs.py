@@ -79,8 +79,15 @@ class Timestamps:
 
 
 def stderr_writer(line: bytes) -> None:
-    """Write ``line`` to file descriptor 2 in one call (lines under 4 KiB are never interleaved)."""
-    os.write(2, line)
+    """Write ``line`` to file descriptor 2 in one call (lines under 4 KiB are never interleaved).
+
+    A line that cannot be written (stderr closed, a full non-blocking pipe) is dropped: the
+    log never fails a request.
+    """
+    try:  # noqa: SIM105 - free when nothing is raised; suppress() enters a context per line
+        os.write(2, line)
+    except OSError:
+        pass
 
 
 class JsonFormatter(logging.Formatter):
