@@ -11,6 +11,7 @@ from typing import Any, Self, TypeVar
 import uvicorn
 
 from genledger.api import create_app
+from genledger.api.server import server_config
 from genledger.config import Settings, load_settings
 from genledger.ledger import Ledger
 
@@ -48,8 +49,11 @@ class GatewayServer:
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/api/v1"
-        self.app = create_app(settings)
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+        self.log_lines: list[bytes] = []  # the request log, kept here rather than on stderr
+        self.app = create_app(settings, log_write=self.log_lines.append)
+        # The server `genledger serve` runs (its timeouts, its protocol with the header deadline).
+        config = server_config(self.app, settings)
+        config.lifespan, config.timeout_graceful_shutdown = "on", 5
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="genledger-test-gateway", daemon=True)
 

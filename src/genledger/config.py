@@ -43,6 +43,13 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIN_DASHBOARD_SECRET = 32
 DEFAULT_RESERVATION_LEASE_S = 30.0
 DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_KEEP_ALIVE_TIMEOUT_S = 5
+DEFAULT_MAX_CALLER_CONNECTIONS = 2048
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+DEFAULT_STREAM_TIMEOUT_S = 900.0
+DEFAULT_AUTH_FAILURES = 20
+DEFAULT_AUTH_FAILURE_WINDOW_S = 60.0
 DEMO_PROVIDER = "demo"
 DEMO_MODEL = "genledger/demo"
 DEMO_EMBEDDING_MODEL = "genledger/demo-embedding"
@@ -75,6 +82,16 @@ class ProviderConfig(_Strict):
     connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT_S, gt=0)
     stream_idle_timeout: float = Field(
         default=DEFAULT_TIMEOUT_S, gt=0, description="seconds between a stream's later chunks"
+    )
+    stream_timeout: float = Field(
+        default=DEFAULT_STREAM_TIMEOUT_S,
+        gt=0,
+        description="seconds a whole stream may last, however often its chunks come",
+    )
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        ge=1024,
+        description="a non-streamed answer (or error body) larger than this is a 502",
     )
     max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, ge=1)
     delay: float = Field(default=0.0, ge=0, description="demo only: seconds before answering")
@@ -190,6 +207,16 @@ class LimitsConfig(_Strict):
         le=3600,
         description="seconds a dead instance's reservations hold credit before another gives them back",
     )
+    auth_failures: int = Field(
+        default=DEFAULT_AUTH_FAILURES,
+        ge=0,
+        description="failed authentications from one address within auth_failure_window before 429; 0: none",
+    )
+    auth_failure_window: float = Field(default=DEFAULT_AUTH_FAILURE_WINDOW_S, gt=0, le=86400)
+    auth_failures_exempt: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="addresses never limited: a reverse proxy on this host, which all callers share",
+    )
 
 
 class RoutingConfig(_Strict):
@@ -249,6 +276,17 @@ class AuditConfig(_Strict):
         return value
 
 
+class LoggingConfig(_Strict):
+    """What goes to stderr (the ``[logging]`` table): one line per request at ``info``."""
+
+    level: Literal["debug", "info", "warning", "error", "off"] = Field(
+        default="info", description="request lines are written at info; off: nothing at all"
+    )
+    format: Literal["json", "text", "auto"] = Field(
+        default="auto", description="auto: text when stderr is a terminal, else JSON lines"
+    )
+
+
 def _demo_providers() -> dict[str, ProviderConfig]:
     return {DEMO_PROVIDER: ProviderConfig(kind="demo", display_name="genledger-demo")}
 
@@ -293,6 +331,20 @@ class Settings(BaseSettings):
         le=3600,
         description="seconds in-flight requests get to finish after SIGTERM before open streams are ended",
     )
+    header_timeout: float = Field(
+        default=DEFAULT_HEADER_TIMEOUT_S,
+        gt=0,
+        le=3600,
+        description="seconds a caller has to send a request's headers before the connection is closed",
+    )
+    keep_alive_timeout: int = Field(
+        default=DEFAULT_KEEP_ALIVE_TIMEOUT_S, ge=1, le=3600, description="seconds an idle connection is kept"
+    )
+    max_connections: int = Field(
+        default=DEFAULT_MAX_CALLER_CONNECTIONS,
+        ge=1,
+        description="connections (or requests) at once; requests beyond get 503",
+    )
     providers: dict[str, ProviderConfig] = Field(default_factory=_demo_providers)
     models: dict[str, ModelConfig] = Field(default_factory=_demo_models)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
@@ -305,6 +357,7 @@ class Settings(BaseSettings):
     )
     content_storage: ContentStorageConfig = Field(default_factory=ContentStorageConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -1,8 +1,12 @@
+import re
+import typing
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+from pydantic import BaseModel
 
-from genledger.config import DEMO_EMBEDDING_MODEL, DEMO_MODEL, ConfigError, load_settings
+from genledger.config import DEMO_EMBEDDING_MODEL, DEMO_MODEL, ConfigError, Settings, load_settings
 
 
 def write(tmp_path, text):
@@ -131,3 +135,42 @@ def test_a_key_cannot_be_written_into_the_config(tmp_path):
         load_settings(write(tmp_path, GOOD.replace('api_key_env = "LOCAL_KEY"', 'api_key = "sk-in-file"')))
     assert "providers.local" in str(caught.value) and "api_key_env" in str(caught.value)
     assert "sk-in-file" not in str(caught.value)
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    """Every settable key of ``model``, through nested tables, as ``table.key``."""
+    for name, field in model.model_fields.items():
+        if field.exclude:
+            continue
+        yield prefix + name
+        annotation = field.annotation
+        nested = [annotation, *typing.get_args(annotation)]
+        for candidate in nested:
+            for inner in (candidate, *typing.get_args(candidate)):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    yield from _keys(inner, f"{prefix}{name}.")
+
+
+def test_every_config_key_is_documented_in_the_example():
+    from pathlib import Path
+
+    example = (Path(__file__).parents[2] / "examples" / "genledger.toml").read_text()
+
+    def documented(key: str) -> bool:
+        name = re.escape(key.rsplit(".", 1)[-1])
+        # `name = ...` (perhaps commented out, or in an inline table) or a table `[name]`.
+        return bool(re.search(rf"(^|[\s{{,#]){name} =|^\[{name}[.\]]", example, re.MULTILINE))
+
+    missing = sorted({key for key in _keys(Settings) if not documented(key)})
+    assert not missing, f"keys not in examples/genledger.toml: {missing}"
+
+
+def test_logging_and_the_server_limits_come_from_the_environment_too(monkeypatch):
+    monkeypatch.setenv("GENLEDGER_LOGGING__LEVEL", "off")
+    monkeypatch.setenv("GENLEDGER_LOGGING__FORMAT", "text")
+    monkeypatch.setenv("GENLEDGER_HEADER_TIMEOUT", "3")
+    settings = load_settings(None)
+    assert (settings.logging.level, settings.logging.format, settings.header_timeout) == ("off", "text", 3.0)
+    monkeypatch.setenv("GENLEDGER_LOGGING__LEVEL", "loud")
+    with pytest.raises(ConfigError, match=r"logging\.level"):
+        load_settings(None)

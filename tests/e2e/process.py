@@ -59,11 +59,22 @@ def to_toml(settings: Mapping[str, Any], prefix: str = "") -> str:
 
 
 class GatewayProcess:
-    """``genledger serve`` with ``settings`` on its own port; its output goes to ``log``."""
+    """``genledger serve`` with ``settings`` on its own port; its output goes to ``log``.
+
+    ``log_level`` is ``--log-level``: at ``info`` the process writes a line per request; ``args``
+    are more options of ``serve``.
+    """
 
     def __init__(
-        self, settings: Mapping[str, Any], folder: Path, name: str = "gateway", args: Sequence[str] = ()
+        self,
+        settings: Mapping[str, Any],
+        folder: Path,
+        name: str = "gateway",
+        *,
+        log_level: str = "warning",
+        args: Sequence[str] = (),
     ) -> None:
+        self.log_level = log_level
         self.args = list(args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -78,7 +89,7 @@ class GatewayProcess:
         command = [sys.executable, "-m", "genledger", "serve", "--config", str(self.config)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [*command, "--port", str(self.port), "--log-level", "warning", *self.args],
+                [*command, "--port", str(self.port), "--log-level", self.log_level, *self.args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -75,8 +75,17 @@ def test_every_operation_documents_its_errors_as_the_envelope_with_the_headers_s
         "X-RateLimit-Limit",
         "X-RateLimit-Remaining",
         "X-RateLimit-Reset",
+        "X-Request-Id",
     }
-    assert set(chat["402"]["headers"]) == {"Retry-After"}
+    assert set(chat["402"]["headers"]) == {"Retry-After", "X-Request-Id"}
+    # Every answer carries its request's id, and every operation takes the caller's.
+    for methods in DOCUMENT["paths"].values():
+        for operation in methods.values():
+            assert "X-Request-Id" in {p["name"] for p in operation["parameters"]}
+            for reply in operation["responses"].values():
+                assert reply["headers"]["X-Request-Id"]["required"] is True
+            if "401" in operation["responses"]:  # failed authentications, per address
+                assert "429" in operation["responses"]
     assert set(chat) >= {"200", "400", "401", "402", "429", "502", "524", "529"}
     assert "text/event-stream" in chat["200"]["content"]
     schemes = DOCUMENT["components"]["securitySchemes"]

@@ -86,3 +86,34 @@ async def test_a_cancelled_deadline_fails_nothing():
     await asyncio.sleep(3 * LIMIT)
     content.feed_data(b"late\n")
     assert await content.readline() == b"late\n"
+
+
+async def test_a_stream_that_is_never_idle_still_ends_when_it_lasted_its_time():
+    content = reader()
+    deadline = ReadDeadline(content, 4 * LIMIT, "chunk", lasting=5 * LIMIT)
+
+    async def trickle() -> None:
+        while True:  # a line every LIMIT: never idle for 4 LIMITs
+            await asyncio.sleep(LIMIT)
+            content.feed_data(b"x\n")
+
+    feeder = asyncio.create_task(trickle())
+    started = time.monotonic()
+    try:
+        with pytest.raises(Stalled, match=r"^the stream lasted longer than 0\.25s$"):
+            while True:
+                await read(content, deadline)
+    finally:
+        feeder.cancel()
+        deadline.cancel()
+    assert 5 * LIMIT <= time.monotonic() - started < 1
+
+
+async def test_a_read_started_after_the_stream_lasted_its_time_fails_at_once():
+    content = reader()
+    deadline = ReadDeadline(content, 10.0, "chunk", lasting=LIMIT)
+    content.feed_data(b"a\n")
+    await asyncio.sleep(2 * LIMIT)  # the consumer's time counts for the whole stream
+    with pytest.raises(Stalled, match="lasted longer"):
+        await read(content, deadline)
+    deadline.cancel()

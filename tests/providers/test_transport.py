@@ -9,7 +9,9 @@ import ssl
 from typing import Any
 
 import aiohttp
+import multidict
 import pytest
+import yarl
 from aiohttp import http_exceptions
 
 from genledger.core.failures import FailureKind, UpstreamFailure
@@ -182,3 +184,16 @@ def test_our_own_stall_is_a_timeout_that_says_which_wait_ran_out():
     assert failure.kind is FailureKind.TIMEOUT
     assert failure.message == "Acme: timed out (no chunk for 0.3s)"
     assert failure.raw == "Stalled: no chunk for 0.3s"
+
+
+def test_the_log_never_shows_the_request_headers_and_so_never_the_provider_key(caplog):
+    secret = "sk-provider-canary-5e4d"
+    url = yarl.URL("http://127.0.0.1:9/v1/chat/completions")
+    headers = multidict.CIMultiDictProxy(multidict.CIMultiDict({"Authorization": f"Bearer {secret}"}))
+    request = aiohttp.RequestInfo(url, "POST", headers, url)
+    exc = aiohttp.ClientResponseError(request, (), status=400, message="Got more than 8190 bytes")
+    with caplog.at_level(logging.WARNING, logger="genledger.providers"):
+        failure = transport_failure(exc, factory, "Acme", answered=True)
+    assert failure.kind is FailureKind.INVALID_RESPONSE
+    assert "Got more than 8190 bytes" in caplog.text
+    assert secret not in caplog.text

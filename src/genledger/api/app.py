@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -15,7 +14,6 @@ from genledger.api import operations as ops
 from genledger.api.dashboard import dashboard_mount, environment
 from genledger.api.docs import STATIC, STATIC_PREFIX
 from genledger.api.errors import on_gateway_error, on_http_exception
-from genledger.api.middleware import BodyLimit, UnexpectedErrors
 from genledger.api.openapi import OPENAPI_PATH
 from genledger.api.operation import route, undocumented
 from genledger.api.routes.activity import get_activity
@@ -52,9 +50,11 @@ from genledger.api.routes.ops import health, metrics
 from genledger.api.routes.responses import create_response
 from genledger.api.routes.statements import list_statements
 from genledger.api.routes.text_completions import text_completions
+from genledger.api.stack import auth_failure_counter, middleware_stack
 from genledger.config import Settings
 from genledger.errors import GatewayError
 from genledger.gateway.services import Services
+from genledger.logs import stderr_writer
 
 ROUTES = [
     route("/health", health, "GET", ops.HEALTH),
@@ -92,10 +92,16 @@ ROUTES = [
 """Every route with the operation it implements (``api/operations.py``): the OpenAPI document."""
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    services: Services | None = None,
+    *,
+    log_write: Callable[[bytes], object] = stderr_writer,
+) -> Starlette:
     """The gateway app. Without ``services``, they are built from ``settings`` at start-up.
 
-    It refuses a route table with a route that has no operation: the document covers them all.
+    Request log lines (when ``settings.logging`` has them on) go to ``log_write``: stderr. It
+    refuses a route table with a route that has no operation: the document covers them all.
     """
     missing = undocumented(ROUTES)
     if missing:
@@ -110,23 +116,22 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         try:
             yield
         finally:
+            if auth_failures is not None:
+                await auth_failures.aclose()
             if owned:
                 await running.aclose()
             else:
                 await running.leases.stop()
 
+    auth_failures = auth_failure_counter(settings.limits)
     app = Starlette(
         routes=[*ROUTES, dashboard_mount(), Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC))],
-        # Outermost of ours, so that it also answers for a failure in BodyLimit; Starlette's own
-        # ServerErrorMiddleware is left only what this one re-raises.
-        middleware=[
-            Middleware(UnexpectedErrors),
-            Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
-        ],
+        middleware=middleware_stack(settings, log_write=log_write, auth_failures=auth_failures),
         exception_handlers={GatewayError: on_gateway_error, HTTPException: on_http_exception},
         lifespan=lifespan,
     )
     app.state.dashboard_templates = environment()
+    app.state.auth_failures = auth_failures  # counted where a 401 is rendered
     if services is not None:
         app.state.services = services  # usable without a lifespan (httpx's ASGITransport)
     return app

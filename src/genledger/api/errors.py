@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.errors import ERROR_BY_STATUS, GatewayError
+from genledger.limits.auth_failures import AuthFailureCounter
 
 
 def count_error(request: Request, status: int) -> None:
@@ -15,6 +16,17 @@ def count_error(request: Request, status: int) -> None:
     services = getattr(request.app.state, "services", None)
     if services is not None:
         services.metrics.error(status)
+
+
+async def auth_failed(request: Request) -> None:
+    """Count a failed authentication from ``request``'s address (when the app limits them).
+
+    Called wherever a 401 is rendered: here for every route, and by the dashboard's sign-in.
+    """
+    failures: AuthFailureCounter | None = getattr(request.app.state, "auth_failures", None)
+    client = request.client
+    if failures is not None and client is not None:
+        await failures.failed(client.host)
 
 
 def error_response(
@@ -33,6 +45,8 @@ def error_response(
 
 async def on_gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
+    if exc.status == 401:
+        await auth_failed(request)
     return error_response(exc, request)
 
 

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Mapping
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from genledger.api.request_log import body_send
+
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -47,10 +49,11 @@ class EventStreamResponse(Response):
         watcher = asyncio.create_task(watch())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            send_body = body_send(scope, send)  # the request log saw the start: frames skip it
             async for frame in self.frames:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+                await send_body({"type": "http.response.body", "body": frame, "more_body": True})
             ended = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send_body({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not left:
                 raise

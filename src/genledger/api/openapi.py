@@ -16,6 +16,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.routing import BaseRoute
 
 from genledger.api.operation import DocumentedRoute, Operation, Reply
+from genledger.api.request_log import MAX_REQUEST_ID
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 OPERATIONS_TAG = "Operations"
@@ -57,15 +58,33 @@ def _schema(refs: Refs, model: type[BaseModel] | None, media_type: str) -> dict[
     return {"type": "object"} if media_type == "application/json" else {"type": "string"}
 
 
+_REQUEST_ID_SCHEMA = {"type": "string", "pattern": f"^[\\x21-\\x7e]{{1,{MAX_REQUEST_ID}}}$"}
+REQUEST_ID_PARAM = {
+    "name": "X-Request-Id",
+    "in": "header",
+    "required": False,
+    "description": "The request's id, recorded as the generation's `request_id` and logged; "
+    f"one of 1 to {MAX_REQUEST_ID} visible ASCII characters is kept, anything else replaced.",
+    "schema": {"type": "string"},
+}
+REQUEST_ID_HEADER = {
+    "description": "The request's id: the caller's `X-Request-Id`, or a new one.",
+    "required": True,
+    "schema": _REQUEST_ID_SCHEMA,
+}
+
+
 def _reply(refs: Refs, reply: Reply) -> dict[str, Any]:
     out: dict[str, Any] = {"description": reply.description}
     if reply.content:
         out["content"] = {media: {"schema": _schema(refs, m, media)} for media, m in reply.content.items()}
-    if reply.headers:
-        out["headers"] = {
+    out["headers"] = {
+        "X-Request-Id": REQUEST_ID_HEADER,
+        **{
             h.name: {"description": h.description, "required": h.required, "schema": dict(h.schema)}
             for h in reply.headers
-        }
+        },
+    }
     return out
 
 
@@ -77,8 +96,8 @@ def _operation(refs: Refs, operation: Operation) -> dict[str, Any]:
     }
     if operation.description:
         out["description"] = operation.description
-    if operation.params:
-        out["parameters"] = [
+    out["parameters"] = [
+        *(
             {
                 "name": p.name,
                 "in": p.where,
@@ -87,7 +106,9 @@ def _operation(refs: Refs, operation: Operation) -> dict[str, Any]:
                 "schema": dict(p.schema),
             }
             for p in operation.params
-        ]
+        ),
+        REQUEST_ID_PARAM,
+    ]
     if operation.body is not None:
         media: dict[str, Any] = {"schema": _schema(refs, operation.body, "application/json")}
         if operation.body_example is not None:

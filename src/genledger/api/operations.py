@@ -48,7 +48,8 @@ _WHY = {
     409: "A request with this `Idempotency-Key` is still running.",
     413: "The request body is larger than the gateway accepts.",
     422: "This `Idempotency-Key` was used with another body.",
-    429: "Rate-limited, by this key's limits (with the `X-RateLimit-*` headers) or by the upstream's.",
+    429: "Rate-limited: by this key's limits (with the `X-RateLimit-*` headers), by the upstream's, "
+    "or, for an address with too many failed authentications, by the gateway (`Retry-After` only).",
     500: "An unexpected fault; the body never carries internals.",
     502: "The upstream provider failed, could not be reached or answered garbage "
     "(`metadata.provider_name`, `metadata.raw`).",
@@ -67,7 +68,9 @@ _HEADERS: dict[int, tuple[Header, ...]] = {
 
 
 def _errors(*statuses: int, model: type[BaseModel] = ErrorEnvelope) -> dict[int, Reply]:
-    return {s: Reply(_WHY[s], {JSON: model}, _HEADERS.get(s, ())) for s in (*statuses, 500)}
+    # Where a key is checked, too many failed authentications from one address are a 429.
+    also = (429,) if 401 in statuses else ()
+    return {s: Reply(_WHY[s], {JSON: model}, _HEADERS.get(s, ())) for s in (*statuses, *also, 500)}
 
 
 def _ok(model: type[BaseModel], description: str = "OK", status: int = 200) -> dict[int, Reply]:

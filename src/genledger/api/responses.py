@@ -8,6 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from genledger.api.request_log import request_id_of, summary_of
 from genledger.gateway.completions import RequestContext
 from genledger.gateway.services import Services
 
@@ -31,5 +32,6 @@ def request_context(request: Request, received_at: float) -> RequestContext:
         http_referer=headers.get("http-referer") or headers.get("referer"),
         user_agent=headers.get("user-agent"),
         app_title=headers.get("x-title") or headers.get("x-openrouter-title"),
-        request_id=headers.get("x-request-id"),
+        request_id=request_id_of(request.scope),
+        summary=summary_of(request.scope),
     )

@@ -22,10 +22,16 @@ import uvicorn
 from starlette.applications import Starlette
 
 from genledger.api.app import create_app
+from genledger.api.connections import PROTOCOL, ServerConfig
 from genledger.config import Settings
+from genledger.logs import configure as configure_logging
+from genledger.logs import level_of
 
 # After the grace, stopped requests have this long to write their records and end.
 STOP_GRACE_S = 10.0
+# How long a connection accepted just before shutdown has to send its request.
+FRESH_CONNECTION_GRACE_S = 0.5
+FRESH_CONNECTION_POLL_S = 0.01
 
 
 class GracefulServer(uvicorn.Server):
@@ -62,39 +68,65 @@ class GracefulServer(uvicorn.Server):
             self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        loop = asyncio.get_running_loop()
         services = getattr(self._app.state, "services", None)
         timer = None
         if services is not None:
-            timer = asyncio.get_running_loop().call_later(self._shutdown_timeout, services.stop_requests)
+            timer = loop.call_later(self._shutdown_timeout, services.stop_requests)
         try:
+            # Stop accepting, then give each connection accepted but not yet read a moment to
+            # deliver its request: uvicorn closes such a connection as idle, which fails a
+            # caller whose request was already on its way (seen in a rolling restart of workers).
+            for server in self.servers:
+                server.close()
+            for _ in range(int(FRESH_CONNECTION_GRACE_S / FRESH_CONNECTION_POLL_S)):
+                if all(getattr(c, "cycle", True) is not None for c in self.server_state.connections):
+                    break
+                await asyncio.sleep(FRESH_CONNECTION_POLL_S)
             await super().shutdown(sockets)
         finally:
             if timer is not None:
                 timer.cancel()
 
 
+def server_config(app: Starlette, settings: Settings) -> ServerConfig:
+    """uvicorn's config for ``app``: the address, the caller-facing timeouts and limits.
+
+    A caller that sends no complete request headers within ``header_timeout`` is cut off
+    (``api/connections.py``), one idle between requests after ``keep_alive_timeout``;
+    beyond ``max_connections`` connections (or requests) at once, requests get 503.
+    """
+    return ServerConfig(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=PROTOCOL,
+        header_timeout=settings.header_timeout,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        limit_concurrency=settings.max_connections,
+        log_config=None,
+        log_level=level_of(settings.logging.level),
+        access_log=False,
+        loop="auto",
+        # uvicorn's own deadline, after which it cancels what is left: only a backstop here.
+        timeout_graceful_shutdown=int(settings.shutdown_timeout + STOP_GRACE_S),
+    )
+
+
 def serve(
     settings: Settings,
     *,
-    log_level: str = "info",
     sockets: list[socket.socket] | None = None,
     on_started: Callable[[], object] | None = None,
 ) -> None:
     """Run the gateway until SIGTERM or SIGINT, then shut down gracefully.
 
+    Logging is set up from ``settings.logging`` (``logs.configure``): uvicorn's own lines go
+    through the same handler, in the same format; the request log replaces its access log.
     It listens on ``sockets`` when given (a worker of ``workers.py``), else binds its own;
     ``on_started`` is called once it serves.
     """
+    configure_logging(settings.logging)
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        access_log=False,
-        loop="auto",
-        http="auto",
-        # uvicorn's own deadline, after which it cancels what is left: only a backstop here.
-        timeout_graceful_shutdown=int(settings.shutdown_timeout + STOP_GRACE_S),
-    )
+    config = server_config(app, settings)
     GracefulServer(config, app, settings.shutdown_timeout, on_started).run(sockets)

@@ -79,14 +79,13 @@ def shared_settings(settings: Settings) -> Settings:
     return settings
 
 
-def _worker_main(settings: Settings, listener: socket.socket, log_level: str, ready: Connection) -> None:
+def _worker_main(settings: Settings, listener: socket.socket, ready: Connection) -> None:
     """A worker process: the graceful server on the inherited socket; says when it serves."""
     from genledger.api.server import serve
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parent = os.getppid()
     threading.Thread(target=_end_with, args=(parent,), name="genledger-parent-watch", daemon=True).start()
-    serve(settings, log_level=log_level, sockets=[listener], on_started=lambda: ready.send(os.getpid()))
+    serve(settings, sockets=[listener], on_started=lambda: ready.send(os.getpid()))
 
 
 def _end_with(parent: int) -> None:
@@ -126,12 +125,11 @@ class _Worker:
 class Supervisor:
     """Runs ``count`` workers on one socket until SIGTERM or SIGINT; see the module's docstring."""
 
-    def __init__(self, settings: Settings, count: int, *, log_level: str = "info") -> None:
+    def __init__(self, settings: Settings, count: int) -> None:
         if count < 1:
             raise ValueError("workers must be at least 1")
         self._settings = shared_settings(settings)
         self._count = count
-        self._log_level = log_level
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._signals: list[int] = []
@@ -145,7 +143,7 @@ class Supervisor:
         receiving, sending = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_worker_main,
-            args=(self._settings, listener, self._log_level, sending),
+            args=(self._settings, listener, sending),
             name="genledger-worker",
         )
         process.start()

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
-
-from genledger.ledger import Ledger
-
-if TYPE_CHECKING:
-    pass
 
 from genledger.cli._app import (
     DEMO_KEY_NAME,
@@ -23,6 +17,10 @@ from genledger.cli._app import (
     _with_ledger,
     app,
 )
+from genledger.config import Settings
+from genledger.ledger import Ledger
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "off")
 
 
 @app.command()
@@ -31,7 +29,10 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8080].")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Print a fresh demo key at start.")] = False,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning, error or off [default: logging.level of the config]."),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -51,6 +52,8 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = _settings(config, **overrides)
+    if log_level is not None:
+        settings = _with_log_level(settings, log_level)
     try:
         count = worker_count(settings, workers, os.cpu_count() or 1)
     except WorkersError as exc:
@@ -73,12 +76,18 @@ def serve(
     _out().print(
         f"dashboard: http://{settings.host}:{settings.port}/dashboard (sign in with a key)", soft_wrap=True
     )
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if count == 1:
-        run(settings, log_level=log_level)
+        run(settings)
         return
     _out().print(f"workers: {count}")
-    raise typer.Exit(Supervisor(settings, count, log_level=log_level).run())
+    raise typer.Exit(Supervisor(settings, count).run())
+
+
+def _with_log_level(settings: Settings, level: str) -> Settings:
+    if level.lower() not in _LOG_LEVELS:
+        raise typer.BadParameter(f"expected one of {', '.join(_LOG_LEVELS)}", param_hint="--log-level")
+    logging_config = settings.logging.model_copy(update={"level": level.lower()})
+    return settings.model_copy(update={"logging": logging_config})
 
 
 async def _opened(ledger: Ledger) -> str | None:

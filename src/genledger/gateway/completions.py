@@ -39,6 +39,7 @@ from genledger.core.generation import Generation, ProviderAttempt, token_counts
 from genledger.core.ids import new_generation_id
 from genledger.core.keys import KeyRecord
 from genledger.core.prompt import PromptRequest
+from genledger.core.request_summary import RequestSummary
 from genledger.core.stores import GenerationStore
 from genledger.core.usage import Usage
 from genledger.errors import BadGateway, GatewayError, ServiceUnavailable, from_upstream
@@ -72,6 +73,7 @@ class RequestContext:
     user_agent: str | None = None
     app_title: str | None = None
     request_id: str | None = None
+    summary: RequestSummary | None = None  # the request log's, when its lines are on
 
 
 def _ms_since(start: float) -> float:
@@ -86,20 +88,32 @@ class _Tally:
     usage: Usage | None = None
     finish_reason: str | None = None
     native_finish_reason: str | None = None
-    # The first choice's text and reasoning, kept only when the content is to be stored.
+    # The first choice's text and reasoning, kept only when the content is to be stored, and
+    # only up to ``room`` characters: content larger than that is not stored anyway, and an
+    # upstream that streams without end must not fill the memory (both are dropped then).
     text: list[str] | None = None
     reasoning: list[str] | None = None
+    room: int = 0
+
+    def keep(self, room: int) -> None:
+        self.text, self.reasoning, self.room = [], [], room
+
+    def _kept(self, kept: list[str], text: str) -> None:
+        kept.append(text)
+        self.room -= len(text)
+        if self.room < 0:
+            self.text = self.reasoning = None
 
     def add(self, event: ProviderEvent) -> bool:
         """Take in ``event``; whether the caller should see it."""
         kind = event.__class__
         if kind is TextDelta:
             if self.text is not None and event.choice == 0:  # type: ignore[union-attr]
-                self.text.append(event.text)  # type: ignore[union-attr]
+                self._kept(self.text, event.text)  # type: ignore[union-attr]
             return True
         if isinstance(event, ReasoningDelta):
             if self.reasoning is not None and event.choice == 0:
-                self.reasoning.append(event.text)
+                self._kept(self.reasoning, event.text)
             return True
         if isinstance(event, UsageReport):
             self.usage = event.usage
@@ -246,6 +260,8 @@ class CompletionService:
         operation: Operation = "chat",
         api_type: str = "completions",
     ) -> _Call:
+        if context.summary is not None:
+            context.summary.admitted(key, request.model)
         candidates = plan(
             request, self._catalog, self._providers, operation=operation, measurements=self.measurements
         )
@@ -311,6 +327,9 @@ class CompletionService:
         )
 
     def _exhausted(self, call: _Call, failures: list[UpstreamFailure]) -> GatewayError:
+        summary = call.context.summary
+        if summary is not None:
+            summary.failed(len(call.attempts), failures[-1].provider_name if failures else None)
         if not failures:
             wait = min(self._breakers.retry_after(c.endpoint.key) for c in call.candidates)
             return BadGateway(
@@ -337,6 +356,8 @@ class CompletionService:
             await self.admission.release(call.generation_id, call.reserved)
             raise
         self._metrics.recorded(generation, time.perf_counter() - started)
+        if call.context.summary is not None:
+            call.context.summary.recorded(generation)
         if generation.tokens_completion and generation.generation_time_ms and call.served is not None:
             self.measurements.throughput(
                 call.served.endpoint.key,
@@ -515,7 +536,8 @@ class CompletionService:
         tally = _Tally()
         storing = self._content is not None and self._content.wants(call.key)
         if storing:
-            tally.text, tally.reasoning = [], []
+            assert self._content is not None
+            tally.keep(self._content.policy.max_bytes)
         failure: UpstreamFailure | None = None
         finished = stopped = ended = False
         try:
@@ -566,7 +588,9 @@ class CompletionService:
             log.exception("recording a streamed generation failed")
             yield Failed(500, "Internal Server Error")
             return
-        if storing:
+        if storing and tally.text is None:
+            log.info("content of generation %s not stored: over content_storage.max_bytes", generation.id)
+        elif storing:
             text = "".join(tally.text or ()) or None
             await self._store_content(call, generation, text, "".join(tally.reasoning or ()) or None, failure)
         if failure is not None:

@@ -24,6 +24,11 @@ from genledger.providers.transport import TRANSPORT_ERRORS, Stalled, transport_f
 from genledger.providers.transport import FailureFactory as FailureFactory
 
 _MAX_SSE_LINE = 1024 * 1024  # a longer stream line is INVALID_RESPONSE (aiohttp's LineTooLong)
+# The response head: aiohttp's defaults, named here because they bound what a peer can make
+# us hold (a longer line or field, or more headers, is INVALID_RESPONSE: "malformed HTTP").
+MAX_HEADER_LINE = 8190
+MAX_HEADER_FIELD = 8190
+MAX_HEADERS = 128
 _ERROR_DETAIL_LIMIT = 300  # characters of an upstream's error message quoted in ours
 
 
@@ -54,7 +59,11 @@ class HttpUpstream:
                 headers=self._headers,
                 timeout=self._timeout,
                 skip_auto_headers=("User-Agent",),
+                # Decompressed bytes are what read() counts against max_response_bytes.
                 auto_decompress=True,
+                max_line_size=MAX_HEADER_LINE,
+                max_field_size=MAX_HEADER_FIELD,
+                max_headers=MAX_HEADERS,
             )
         return self._session
 
@@ -83,11 +92,34 @@ class HttpUpstream:
             raise self._failure(exc, failure, answered=False) from None
 
     async def read(self, response: aiohttp.ClientResponse, failure: FailureFactory) -> bytes:
-        """The whole body, mapping a read that stalls or breaks."""
+        """The whole body, mapping a read that stalls or breaks.
+
+        A body over the provider's ``max_response_bytes`` (announced, or counted as it comes,
+        after decompression) is INVALID_RESPONSE, and no more of it is read.
+        """
+        limit = self._config.max_response_bytes
+        length = response.content_length
+        if length is not None and length > limit:
+            raise self._too_large(failure, limit)
+        content = response.content
+        chunks: list[bytes] = []
+        size = 0
         try:
-            return await response.read()
+            while chunk := await content.readany():
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large(failure, limit)
+                chunks.append(chunk)
         except TRANSPORT_ERRORS as exc:
             raise self._failure(exc, failure, answered=True) from None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _too_large(self, failure: FailureFactory, limit: int) -> UpstreamFailure:
+        return failure(
+            FailureKind.INVALID_RESPONSE,
+            f"{self._provider_name}: the answer is larger than {limit} bytes",
+            raw="response too large",
+        )
 
     async def failure_from(
         self, response: aiohttp.ClientResponse, failure: FailureFactory, provider_name: str
@@ -144,7 +176,8 @@ class HttpUpstream:
 
         The first may take the provider's ``timeout`` to come, each later one
         ``stream_idle_timeout`` (any line, a comment or ping too, restarts the wait);
-        a longer wait ends the stream with a TIMEOUT failure.
+        a longer wait ends the stream with a TIMEOUT failure, and so does a stream still
+        going ``stream_timeout`` seconds after its reading began.
 
         Reads take whatever has arrived (one await per network read, not one per line: a
         read often holds several events) and split it into lines here. The wait for a line
@@ -152,7 +185,9 @@ class HttpUpstream:
         cut off all the same; a line longer than ``_MAX_SSE_LINE`` is INVALID_RESPONSE.
         """
         content = response.content
-        deadline = ReadDeadline(content, self._config.timeout, "first chunk")
+        deadline = ReadDeadline(
+            content, self._config.timeout, "first chunk", lasting=self._config.stream_timeout
+        )
         first = True
         pending: list[bytes] = []  # the start of a line whose end has not come yet
         pending_size = 0

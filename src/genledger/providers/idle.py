@@ -16,6 +16,7 @@ streams no longer use, about 2 µs per packet received.
 from __future__ import annotations
 
 import asyncio
+import math
 
 import aiohttp
 
@@ -23,22 +24,30 @@ from genledger.providers.transport import Stalled
 
 
 class ReadDeadline:
-    """Fails a read of ``content`` that waits longer than ``limit`` seconds.
+    """Fails a read of ``content`` that waits longer than ``limit`` seconds, or past ``lasting``.
 
     Call :meth:`start` right before each read and :meth:`stop` right after it;
     :meth:`expect` changes the limit (and what the failure says) for the reads to come;
     :meth:`cancel` when done. Made on the running loop.
+
+    ``lasting``: seconds from now the whole stream may take, however often its chunks come
+    (a peer sending a chunk just within ``limit``, forever): a read waiting at that moment
+    fails, and so does any read started after it.
     """
 
-    __slots__ = ("_content", "_limit", "_loop", "_since", "_timer", "_waited_for")
+    __slots__ = ("_content", "_ends_at", "_lasting", "_limit", "_loop", "_since", "_timer", "_waited_for")
 
-    def __init__(self, content: aiohttp.StreamReader, limit: float, waited_for: str) -> None:
+    def __init__(
+        self, content: aiohttp.StreamReader, limit: float, waited_for: str, *, lasting: float | None = None
+    ) -> None:
         self._content = content
         self._limit = limit
         self._waited_for = waited_for
         self._loop = asyncio.get_running_loop()
         self._since: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._lasting = lasting
+        self._ends_at = self._loop.time() + lasting if lasting is not None else math.inf
 
     def expect(self, limit: float, waited_for: str) -> None:
         """From the next read on, wait at most ``limit`` seconds for ``waited_for``."""
@@ -48,8 +57,10 @@ class ReadDeadline:
 
     def start(self) -> None:
         self._since = now = self._loop.time()
+        if now >= self._ends_at:
+            raise self._over()
         if self._timer is None:
-            self._timer = self._loop.call_at(now + self._limit, self._check)
+            self._timer = self._loop.call_at(min(now + self._limit, self._ends_at), self._check)
 
     def stop(self) -> None:
         self._since = None
@@ -64,8 +75,14 @@ class ReadDeadline:
         since = self._since
         if since is None:
             return  # between reads: the next read arms the timer again
-        deadline = since + self._limit
-        if self._loop.time() >= deadline:
+        deadline = min(since + self._limit, self._ends_at)
+        now = self._loop.time()
+        if now >= self._ends_at:
+            self._content.set_exception(self._over())
+        elif now >= deadline:
             self._content.set_exception(Stalled(f"no {self._waited_for} for {self._limit:g}s"))
         else:
             self._timer = self._loop.call_at(deadline, self._check)
+
+    def _over(self) -> Stalled:
+        return Stalled(f"the stream lasted longer than {self._lasting:g}s")

@@ -127,7 +127,9 @@ def transport_failure(
     detail = _detail(exc)
     if detail is None and kind is _TIMEOUT and limit is not None:
         detail = f"nothing received for {limit:g}s"
-    log.warning("%s: %s: %r", provider_name, rule.reason, exc)
+    # str(), never repr(): a ClientResponseError's repr shows the request's headers, and with
+    # them the provider's API key.
+    log.warning("%s: %s: %s: %s", provider_name, rule.reason, type(exc).__name__, exc)
     message = f"{provider_name}: {rule.reason}" + (f" ({detail})" if detail else "")
     raw = f"{type(exc).__name__}: {detail or rule.reason}"
     return failure(kind, message, raw=raw)

@@ -14,6 +14,7 @@ from genledger.api.dashboard.session import (
     sign_in_token_matches,
     start_session,
 )
+from genledger.api.errors import auth_failed
 from genledger.api.export_wire import MEDIA_TYPES, export_filename
 from genledger.api.export_wire import render as render_export
 from genledger.api.generation_wire import generation_json
@@ -59,6 +60,7 @@ async def sign_in(request: Request) -> Response:
     try:
         key = await services.auth.authenticate(f"Bearer {secret}")
     except Unauthorized as error:
+        await auth_failed(request)
         return _sign_in_page(request, f"That key cannot sign in: {error.message}", 401)
     response = RedirectResponse("/dashboard/overview", status_code=303)
     start_session(request, response, services.dashboard_secret, key.hash)

@@ -1,0 +1,121 @@
+"""The server's HTTP connections, with a deadline on a request's headers (slowloris).
+
+uvicorn closes a connection idle *between* requests after ``timeout_keep_alive``, but it
+waits for a request's headers as long as the caller likes: a caller that opens connections
+and sends nothing, or trickles a header a byte at a time, holds them forever. Here every
+connection must complete a request's headers within ``header_timeout`` seconds of its
+opening (or of the first byte after its previous answer), or it is closed.
+
+The protocol classes are uvicorn's own (httptools when installed, else h11), with three
+methods wrapped; the request that follows runs unchanged. With httptools, the 503 uvicorn
+answers beyond ``limit_concurrency`` is the JSON error envelope (h11's stays uvicorn's text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import uvicorn
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from genledger.errors import ServiceUnavailable
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+
+
+class ServerConfig(uvicorn.Config):
+    """uvicorn's config and ``header_timeout``, which the protocols below read."""
+
+    def __init__(self, app: Any, *, header_timeout: float = DEFAULT_HEADER_TIMEOUT_S, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.header_timeout = header_timeout
+
+
+class _HeaderDeadline:
+    """Closes the connection when a request's headers take longer than ``header_timeout``.
+
+    Mixed in before a uvicorn HTTP protocol class, whose ``cycle`` is replaced by a new one
+    exactly when a request's headers are complete: that is the sign the wait is over.
+    """
+
+    # Set by the uvicorn protocol class this is mixed into.
+    cycle: Any
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
+        self._header_timeout: float = getattr(config, "header_timeout", DEFAULT_HEADER_TIMEOUT_S)
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        before = self.cycle
+        super().data_received(data)  # type: ignore[misc]
+        cycle = self.cycle
+        if cycle is not before:  # a request's headers are complete
+            self._disarm()
+        elif self._header_timer is None and (cycle is None or cycle.response_complete):
+            self._arm()  # the first bytes of the next request on a kept-alive connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _arm(self) -> None:
+        self._header_timer = self.loop.call_later(self._header_timeout, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+class H11WithHeaderDeadline(_HeaderDeadline, H11Protocol):
+    """h11's protocol with the header deadline."""
+
+
+_BUSY = ServiceUnavailable("The gateway has too many connections or requests at once; retry shortly")
+_BUSY_BODY = orjson.dumps(_BUSY.envelope())
+
+
+async def too_busy(scope: Any, receive: Any, send: Any) -> None:
+    """uvicorn's answer beyond ``limit_concurrency``, as the error envelope (its own is text)."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_BUSY_BODY)).encode()),
+        (b"retry-after", b"1"),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": _BUSY_BODY, "more_body": False})
+
+
+if HttpToolsProtocol is not None:
+
+    class HttpToolsWithHeaderDeadline(_HeaderDeadline, HttpToolsProtocol):
+        """httptools' protocol with the header deadline, and the envelope for its 503."""
+
+        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+            super()._start_asgi_task(cycle, too_busy if app is service_unavailable else app)
+
+    PROTOCOL: type[asyncio.Protocol] = HttpToolsWithHeaderDeadline
+else:  # pragma: no cover
+    PROTOCOL = H11WithHeaderDeadline
+"""The protocol class :func:`~genledger.api.server.serve` runs: httptools' when installed."""

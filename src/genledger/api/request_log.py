@@ -1,0 +1,178 @@
+"""Every request's id (``X-Request-Id``) and its one log line: pure ASGI, outermost of ours.
+
+The id is the caller's ``X-Request-Id`` when it is 1 to 128 visible ASCII characters, else
+a fresh one; it is returned on every response, recorded as the generation's ``request_id``
+(through :func:`request_id_of`), and starts the request's log line.
+
+The line is built at the end from what the request already holds (the status seen going
+out, the clock, the :class:`~genledger.core.request_summary.RequestSummary` the gateway
+filled in): no body is read or parsed. With request lines off, only the id is handled.
+
+Only the response's start passes through this middleware: a stream sends its body frames
+with the server's own ``send`` (:func:`body_send`), so a stream's chunks cost no extra call.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from genledger.core.request_summary import RequestSummary
+from genledger.logs import LineFormat, Timestamps
+
+MAX_REQUEST_ID = 128
+HEADER = b"x-request-id"
+_VALID_ID = re.compile(rb"[\x21-\x7e]{1,%d}" % MAX_REQUEST_ID).fullmatch
+_REQUEST_ID = "genledger.request_id"
+_SUMMARY = "genledger.summary"
+_SEND = "genledger.send"
+_PICO_PER_USD = 10**12
+_KEY_HASH_SHOWN = 12  # hex characters of the key's hash: enough to find it, not to guess it
+
+
+def new_request_id() -> str:
+    return "req-" + secrets.token_hex(12)
+
+
+def request_id_of(scope: Scope) -> str | None:
+    """The request's id (``None`` for an app built without :class:`RequestLog`)."""
+    request_id: str | None = scope.get(_REQUEST_ID)
+    return request_id
+
+
+def summary_of(scope: Scope) -> RequestSummary | None:
+    """The summary the gateway fills in for the log line; ``None`` while request lines are off."""
+    summary: RequestSummary | None = scope.get(_SUMMARY)
+    return summary
+
+
+def body_send(scope: Scope, send: Send) -> Send:
+    """The ``send`` a response may use for its body once its start has gone out through ``send``.
+
+    The server's own (it skips this middleware, which only acts on the start): for streams,
+    whose every chunk would otherwise pay a call here.
+    """
+    raw: Send = scope.get(_SEND, send)
+    return raw
+
+
+class RequestLog:
+    """Gives each HTTP request its id and, when ``write`` is set, writes its line in ``format``."""
+
+    def __init__(
+        self, app: ASGIApp, *, write: Callable[[bytes], object] | None, format: LineFormat = "json"
+    ) -> None:
+        self.app = app
+        self._write = write
+        self._render = _json_line if format == "json" else _text_line
+        self._timestamps = Timestamps()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == HEADER:
+                if _VALID_ID(value):
+                    request_id = value.decode("ascii")
+                break
+        if request_id is None:
+            request_id = new_request_id()
+        scope[_REQUEST_ID] = request_id
+        scope[_SEND] = send
+        header = (HEADER, request_id.encode("ascii"))
+        write = self._write
+        if write is None:
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), header]
+                await send(message)
+
+            await self.app(scope, receive, send_with_id)
+            return
+
+        summary = scope[_SUMMARY] = RequestSummary(request_id)
+        started = time.perf_counter()
+        status = 0
+
+        async def send_and_see(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_see)
+        finally:
+            latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            now = self._timestamps(time.time())
+            write(self._render(now, scope, summary, status or 500, latency_ms))
+
+
+def _fields(
+    now: str, scope: Scope, summary: RequestSummary, status: int, latency_ms: float
+) -> dict[str, object]:
+    generation = summary.generation
+    key = summary.key
+    client = scope.get("client")
+    return {
+        "time": now,
+        "level": "info",
+        "request_id": summary.request_id,
+        "method": scope["method"],
+        "path": scope["path"],  # never the query string: it is the caller's to fill
+        "status": status,
+        "latency_ms": latency_ms,
+        "client": client[0] if client else None,
+        "generation_id": generation.id if generation is not None else None,
+        "key_hash": key.hash[:_KEY_HASH_SHOWN] if key is not None else None,
+        "key_name": key.name if key is not None else None,
+        "model": summary.model,
+        "provider": summary.provider,
+        "attempts": summary.attempts,
+        "cost_usd": generation.total_cost_pico / _PICO_PER_USD if generation is not None else None,
+    }
+
+
+def _json_line(now: str, scope: Scope, summary: RequestSummary, status: int, latency_ms: float) -> bytes:
+    return orjson.dumps(_fields(now, scope, summary, status, latency_ms), option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _text_line(now: str, scope: Scope, summary: RequestSummary, status: int, latency_ms: float) -> bytes:
+    fields = _fields(now, scope, summary, status, latency_ms)
+    head = f"{fields['time']} {status} {fields['method']} {_shown(fields['path'])} {latency_ms:g}ms"
+    parts = [head, f"req={_shown(summary.request_id)}"]
+    for name, label in _TEXT_FIELDS:
+        value = fields[name]
+        if value is not None:
+            parts.append(f"{label}={_shown(value)}")
+    if summary.attempts:
+        parts.append(f"attempts={summary.attempts}")
+    return (" ".join(parts) + "\n").encode()
+
+
+_TEXT_FIELDS = (
+    ("generation_id", "gen"),
+    ("key_hash", "key"),
+    ("key_name", "key_name"),
+    ("model", "model"),
+    ("provider", "provider"),
+    ("cost_usd", "cost_usd"),
+    ("client", "client"),
+)
+
+
+def _shown(value: object) -> str:
+    """``value`` on one line: a text with spaces or control characters is quoted and escaped."""
+    text = value if isinstance(value, str) else f"{value}"
+    if text.isprintable() and " " not in text and text:
+        return text
+    return orjson.dumps(text).decode()

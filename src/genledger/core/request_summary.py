@@ -1,0 +1,38 @@
+"""What one request's log line says beyond HTTP, filled in as the gateway learns it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genledger.core.generation import Generation
+from genledger.core.keys import KeyRecord
+
+
+@dataclass(slots=True)
+class RequestSummary:
+    """The parts of a request the HTTP edge cannot see: who called, what was served, at what cost.
+
+    Made by the request log for each request while its lines are on (``None`` otherwise, and
+    nothing is filled in); the gateway calls :meth:`admitted`, then :meth:`recorded` or
+    :meth:`failed`. It holds references, never copies: the line is built from them at the end.
+    It never holds the key's secret, the prompt or the answer.
+    """
+
+    request_id: str
+    key: KeyRecord | None = None
+    model: str | None = None
+    generation: Generation | None = None
+    provider: str | None = None
+    attempts: int = 0
+
+    def admitted(self, key: KeyRecord, model: str) -> None:
+        self.key, self.model = key, model
+
+    def recorded(self, generation: Generation) -> None:
+        self.generation = generation
+        self.model = generation.model
+        self.provider = generation.provider_name
+        self.attempts = len(generation.provider_responses)
+
+    def failed(self, attempts: int, provider: str | None) -> None:
+        self.attempts, self.provider = attempts, provider

@@ -1,0 +1,122 @@
+"""Hostile callers on raw sockets: connections that send nothing, headers trickled a byte at a
+time (slowloris), idle kept-alive connections, more connections than allowed. Each is cut off
+by its timeout while honest requests keep being answered."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.gateway import GatewayServer
+
+HEADER_S = 1.0  # header_timeout
+KEEP_ALIVE_S = 1  # keep_alive_timeout
+MAX_CONNECTIONS = 300
+IDLE_CONNECTIONS = 200
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+    server = GatewayServer.build(
+        database_url=f"sqlite:///{tmp_path_factory.mktemp('callers')}/genledger.db",
+        header_timeout=HEADER_S,
+        keep_alive_timeout=KEEP_ALIVE_S,
+        max_connections=MAX_CONNECTIONS,
+    )
+    with server:
+        yield server
+
+
+def connect(gateway: GatewayServer) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
+    return sock
+
+
+def closed_within(sock: socket.socket, seconds: float) -> float | None:
+    """Seconds until the server closed ``sock`` (reading whatever it sent first), or None."""
+    started = time.monotonic()
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return None
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - started
+
+
+def test_connections_that_send_nothing_are_closed_after_the_header_timeout(gateway):
+    sockets = [connect(gateway) for _ in range(IDLE_CONNECTIONS)]
+    try:
+        # Honest requests are served meanwhile.
+        assert httpx.get(gateway.url + "/health", timeout=5).status_code == 200
+        deadline = time.monotonic() + HEADER_S + 5
+        for sock in sockets:
+            assert closed_within(sock, max(deadline - time.monotonic(), 0.01)) is not None
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_headers_trickled_a_byte_at_a_time_are_cut_off(gateway):
+    sock = connect(gateway)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n")
+    started = time.monotonic()
+    cut = False
+    try:
+        while time.monotonic() - started < HEADER_S + 5:
+            sock.sendall(b"X")  # never a whole header line
+            time.sleep(0.05)
+    except (BrokenPipeError, ConnectionResetError):
+        cut = True
+    took = time.monotonic() - started
+    sock.close()
+    assert cut and HEADER_S * 0.8 <= took < HEADER_S + 2
+
+
+def test_a_complete_request_sent_slowly_but_in_time_is_answered(gateway):
+    sock = connect(gateway)
+    for part in (b"GET /health HTTP/1.1\r\n", b"Host: gateway\r\n", b"\r\n"):
+        sock.sendall(part)
+        time.sleep(HEADER_S / 5)
+    sock.settimeout(5)
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    sock.close()
+
+
+def test_a_kept_alive_connection_is_closed_when_idle_and_when_its_next_request_trickles(gateway):
+    sock = connect(gateway)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    sock.settimeout(5)
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    assert (closed_within(sock, KEEP_ALIVE_S + 3) or 99) < KEEP_ALIVE_S + 2
+    sock.close()
+
+    sock = connect(gateway)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    sock.sendall(b"GET /health HTTP/1.1\r\n")  # the next request's headers never end
+    assert (closed_within(sock, HEADER_S + 3) or 99) < HEADER_S + 2
+    sock.close()
+
+
+def test_beyond_max_connections_requests_get_503_until_the_idle_ones_are_cut(gateway):
+    sockets = [connect(gateway) for _ in range(MAX_CONNECTIONS)]
+    try:
+        time.sleep(0.2)  # the server has accepted them all
+        with httpx.Client(timeout=5) as client:
+            busy = client.get(gateway.url + "/health")
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert busy.json()["error"]["code"] == 503
+        deadline = time.monotonic() + HEADER_S + 5
+        for sock in sockets:
+            assert closed_within(sock, max(deadline - time.monotonic(), 0.01)) is not None
+        assert httpx.get(gateway.url + "/health", timeout=5).status_code == 200
+    finally:
+        for sock in sockets:
+            sock.close()
