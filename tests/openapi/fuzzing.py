@@ -123,9 +123,30 @@ EDGES = (
     Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "max_tokens": 2**64 - 1}),
     Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "temperature": 1e308, "seed": -(2**63)}),
     Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "metadata": {"k": "v" * 10_000}}),
+    Edge("POST", "/api/v1/keys", body={"name": "nul\u0000name"}),
+    Edge("POST", "/api/v1/keys", body={"name": "label", "label": "nul\u0000"}),
+    Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "user": "nul\u0000user"}),
+    Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "session_id": "nul\u0000"}),
+    Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "metadata": {"k\u0000": "v\u0000"}}),
+    Edge("GET", "/api/v1/generations", {"model": "nul\u0000"}),
+    Edge("GET", "/api/v1/generations", {"metadata[k\u0000]": "v"}),
+    Edge("POST", "/api/v1/generation/feedback", body={"generation_id": "x\u0000", "category": "other"}),
+    Edge("GET", "/api/v1/generation", {"id": "gen-\u0000"}),
+    Edge("GET", "/api/v1/keys/{hash}", path_parameters={"hash": "\u0000"}),
+    Edge(
+        "POST",
+        "/api/v1/messages",
+        body={
+            "model": "genledger/demo",
+            "max_tokens": 8,
+            "messages": [{"role": "user", "content": "\u0000"}],
+        },
+    ),
+    Edge("POST", "/api/v1/responses", body={"model": "genledger/demo", "input": "\u0000"}),
+    Edge("POST", "/api/v1/embeddings", body={"model": "genledger/demo-embedding", "input": ["ok", "\u0000"]}),
 )
-"""Values at the ends of ranges (dates that leave UTC's years, digits that are not ASCII, numbers
-past 64 bits or any column), each once."""
+"""Values at the ends of ranges, each once: dates that leave UTC's years, digits that are not
+ASCII, numbers past 64 bits or a column's range, NUL characters (PostgreSQL's text has none)."""
 
 
 def probe(

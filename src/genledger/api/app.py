@@ -16,6 +16,7 @@ from genledger.api.dashboard import dashboard_mount, environment
 from genledger.api.docs import STATIC, STATIC_PREFIX
 from genledger.api.errors import on_gateway_error, on_http_exception
 from genledger.api.middleware import BodyLimit, UnexpectedErrors
+from genledger.api.nul_guard import NulGuard
 from genledger.api.openapi import OPENAPI_PATH
 from genledger.api.operation import route, undocumented
 from genledger.api.routes.activity import get_activity
@@ -122,6 +123,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         middleware=[
             Middleware(UnexpectedErrors),
             Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+            Middleware(NulGuard),
         ],
         exception_handlers={GatewayError: on_gateway_error, HTTPException: on_http_exception},
         lifespan=lifespan,
