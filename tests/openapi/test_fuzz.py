@@ -201,6 +201,25 @@ def test_edge_values_on_postgresql_are_refused_as_documented(
     assert tally.violations == []
 
 
+def upstream_failure(path: str, status: int) -> bool:
+    return path in INFERENCE and status in UPSTREAM_FAILURES
+
+
+_SAY_HI = [{"role": "user", "content": "Hi"}]
+FAULTED = (
+    Edge("POST", "/api/v1/chat/completions", body={"model": DEMO_MODEL, "messages": _SAY_HI}),
+    Edge("POST", "/api/v1/chat/completions", body={"model": DEMO_MODEL, "messages": _SAY_HI, "stream": True}),
+    Edge("POST", "/api/v1/responses", body={"model": DEMO_MODEL, "input": "Hi", "stream": True}),
+    Edge(
+        "POST",
+        "/api/v1/messages",
+        body={"model": DEMO_MODEL, "max_tokens": 8, "messages": _SAY_HI, "stream": True},
+    ),
+    Edge("POST", "/api/v1/completions", body={"model": DEMO_MODEL, "prompt": "Hi", "stream": True}),
+    Edge("POST", "/api/v1/embeddings", body={"model": DEMO_EMBEDDING_MODEL, "input": "Hi"}),
+)
+
+
 def test_a_failing_upstream_yields_only_documented_upstream_statuses(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -229,13 +248,19 @@ def test_a_failing_upstream_yields_only_documented_upstream_statuses(
                 gateway.url,
                 keys.headers_for,
                 examples=FAULT_EXAMPLES,
-                allowed_5xx=lambda path, status: path in INFERENCE and status in UPSTREAM_FAILURES,
+                allowed_5xx=upstream_failure,
                 only=lambda path: path in INFERENCE,
                 before_call=next_fault,
             )
+            # Each fault against each answer's shape, streamed above all (a stream that fails
+            # after its 200 must still end as the document says).
+            for fault in FAULTS:
+                upstream.set_behavior(fault)
+                probe(gateway.url, keys.headers_for, FAULTED, upstream_failure, tally)
         reached = upstream.stats()["requests"]
     _report(capsys, tally, "fault upstream")
     assert tally.operations == len(INFERENCE)
-    assert reached > 0 and set(tally.statuses) & UPSTREAM_FAILURES  # the faults were met
+    assert reached >= len(FAULTS) * len(FAULTED)
+    assert set(tally.statuses) >= {200, 429, *UPSTREAM_FAILURES}  # the faults were met, mid-stream too
     assert tally.violations == []
     assert time.monotonic() - began < BUDGET_S
