@@ -399,3 +399,11 @@ async def test_the_overview_sums_the_window_and_notes_reservations(dash: Dash):
     await dash.sign_in(dash.alice)
     own = await dash.http.get("/dashboard/overview")
     assert re.search(r'id="reserved">\$0\.50', own.text)
+
+
+async def test_a_nul_character_in_a_form_is_refused_with_400(dash: Dash):
+    await dash.sign_in(dash.admin)
+    token = await dash.csrf("/dashboard/keys")
+    refused = await dash.http.post("/dashboard/keys", data={"csrf": token, "name": "nul\x00name"})
+    assert refused.status_code == 400 and "NUL" in refused.text
+    assert await dash.keys.find_by_name("nul\x00name") is None

@@ -123,9 +123,30 @@ EDGES = (
     Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "max_tokens": 2**64 - 1}),
     Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "temperature": 1e308, "seed": -(2**63)}),
     Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "metadata": {"k": "v" * 10_000}}),
+    Edge("POST", "/api/v1/keys", body={"name": "nul\u0000name"}),
+    Edge("POST", "/api/v1/keys", body={"name": "label", "label": "nul\u0000"}),
+    Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "user": "nul\u0000user"}),
+    Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "session_id": "nul\u0000"}),
+    Edge("POST", "/api/v1/chat/completions", body={**_CHAT, "metadata": {"k\u0000": "v\u0000"}}),
+    Edge("GET", "/api/v1/generations", {"model": "nul\u0000"}),
+    Edge("GET", "/api/v1/generations", {"metadata[k\u0000]": "v"}),
+    Edge("POST", "/api/v1/generation/feedback", body={"generation_id": "x\u0000", "category": "other"}),
+    Edge("GET", "/api/v1/generation", {"id": "gen-\u0000"}),
+    Edge("GET", "/api/v1/keys/{hash}", path_parameters={"hash": "\u0000"}),
+    Edge(
+        "POST",
+        "/api/v1/messages",
+        body={
+            "model": "genledger/demo",
+            "max_tokens": 8,
+            "messages": [{"role": "user", "content": "\u0000"}],
+        },
+    ),
+    Edge("POST", "/api/v1/responses", body={"model": "genledger/demo", "input": "\u0000"}),
+    Edge("POST", "/api/v1/embeddings", body={"model": "genledger/demo-embedding", "input": ["ok", "\u0000"]}),
 )
-"""Values at the ends of ranges (dates that leave UTC's years, digits that are not ASCII, numbers
-past 64 bits or any column), each once."""
+"""Values at the ends of ranges, each once: dates that leave UTC's years, digits that are not
+ASCII, numbers past 64 bits or a column's range, NUL characters (PostgreSQL's text has none)."""
 
 
 def probe(
@@ -134,15 +155,20 @@ def probe(
     edges: Iterable[Edge],
     allowed_5xx: Callable[[str, int], bool],
     tally: Tally,
-) -> None:
-    """Send each edge as a case of its operation, checked as :func:`fuzz` checks its cases."""
+) -> list[int]:
+    """Send each edge as a case of its operation, checked as :func:`fuzz` checks its cases;
+    the statuses, in order."""
     document = httpx.get(base_url + OPENAPI_PATH, timeout=REQUEST_TIMEOUT_S).json()
     schema = schemathesis.openapi.from_dict(document)
+    statuses = []
     for edge in edges:
         operation = schema[edge.path][edge.method]
         body = NOT_SET if edge.body is None else edge.body
         case = operation.Case(query=edge.query, body=body, path_parameters=edge.path_parameters)
-        _check(case, f"{edge.method} {edge.path} (edge)", base_url, headers_for, allowed_5xx, tally)
+        statuses.append(
+            _check(case, f"{edge.method} {edge.path} (edge)", base_url, headers_for, allowed_5xx, tally)
+        )
+    return statuses
 
 
 def fuzz(
@@ -154,13 +180,14 @@ def fuzz(
     only: Callable[[str], bool] = lambda path: True,
     before_call: Callable[[Any], None] = lambda case: None,
     document: dict[str, Any] | None = None,
+    tally: Tally | None = None,
 ) -> Tally:
     """Fuzz the gateway at ``base_url`` with its own document (or ``document``);
-    ``headers_for(path)``: the headers (the key) to send there."""
+    ``headers_for(path)``: the headers (the key) to send there; counted into ``tally``."""
     if document is None:
         document = httpx.get(base_url + OPENAPI_PATH, timeout=REQUEST_TIMEOUT_S).json()
     schema = schemathesis.openapi.from_dict(document)
-    tally = Tally()
+    tally = Tally() if tally is None else tally
     for result in schema.get_all_operations():
         operation = result.ok()
         if not only(operation.path):
@@ -178,7 +205,7 @@ def _check(
     headers_for: Callable[[str], dict[str, str]],
     allowed_5xx: Callable[[str, int], bool],
     tally: Tally,
-) -> None:
+) -> int:
     headers = headers_for(case.operation.path)
     response = case.call(base_url=base_url, headers=headers, timeout=REQUEST_TIMEOUT_S)
     tally.examples += 1
@@ -197,6 +224,7 @@ def _check(
         body = response.text[:300].replace("\n", " ")
         request = f"{case.method} {case.formatted_path} query={case.query} body={str(case.body)[:200]}"
         tally.violations.append(f"{label}: {request} -> {response.status_code} {body}: {problems}")
+    return int(response.status_code)
 
 
 def _run(

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from genledger.api.inbound import load_object
 from genledger.core.content import (
     FEEDBACK_CATEGORIES,
     MAX_FEEDBACK_COMMENT,
@@ -52,12 +51,7 @@ def feedback_json(feedback: Feedback | None) -> dict[str, Any] | None:
 
 def parse_feedback(raw: bytes) -> tuple[str, FeedbackCategory, str | None]:
     """``(generation_id, category, comment)`` from a ``POST /generation/feedback`` body."""
-    try:
-        body = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object")
+    body = load_object(raw, empty_is_object=True)
     unknown = sorted(set(body) - _FEEDBACK_FIELDS)
     if unknown:
         raise BadRequest(f"Unknown field '{unknown[0]}'", metadata={"param": unknown[0]})

@@ -8,8 +8,9 @@ import base64
 import sys
 from typing import Any, Literal
 
+from genledger.api.inbound import load_object
 from genledger.api.openai_chat import usage_json
-from genledger.api.wire import ROUTING_FIELDS, load_object, parse_routing, refuse_unknown
+from genledger.api.wire import ROUTING_FIELDS, parse_routing, refuse_unknown
 from genledger.core.embeddings import EmbeddingAnswer, EmbeddingInput, EmbeddingRequest
 from genledger.core.usage import Usage
 from genledger.errors import BadRequest

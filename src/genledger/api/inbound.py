@@ -22,14 +22,44 @@ def bad(param: str, message: str) -> BadRequest:
     return BadRequest(message, metadata={"param": param})
 
 
-def load_object(raw: bytes) -> dict[str, Any]:
+def load_object(raw: bytes, *, empty_is_object: bool = False) -> dict[str, Any]:
+    """A request body that must be a JSON object (``empty_is_object``: no body is ``{}``).
+
+    A 400 otherwise, and for a NUL character (U+0000) in any key or string of it, naming
+    where: PostgreSQL's text and JSON cannot hold one, so nothing with one is taken in.
+    """
+    if empty_is_object and not raw:
+        return {}
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object")
+    # JSON can only spell NUL as an escape: one search of the bytes spares the walk.
+    if b"\\u0000" in raw and (where := _nul_at(body, "")) is not None:
+        raise bad(
+            where or "body", f"'{where}' contains a NUL character (\\u0000), which genledger cannot store"
+        )
     return body
+
+
+def _nul_at(value: Any, where: str) -> str | None:
+    """The path of the first key or string in ``value`` holding a NUL character, if any."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else key
+            if "\x00" in key:
+                return path
+            if (found := _nul_at(item, path)) is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _nul_at(item, f"{where}[{index}]")) is not None:
+                return found
+    return None
 
 
 def only(obj: dict[str, Any], allowed: Collection[str], where: str = "") -> None:

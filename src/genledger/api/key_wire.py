@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import orjson
-
+from genledger.api.inbound import load_object
 from genledger.core.credits import LIMIT_RESETS, next_period_start, period_start
 from genledger.core.instants import parse_utc
 from genledger.core.keys import KeyRecord
@@ -141,12 +140,7 @@ def credits_json(key: KeyRecord) -> dict[str, Any]:
 
 
 def _body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object")
+    body = load_object(raw, empty_is_object=True)
     return body
 
 

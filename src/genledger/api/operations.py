@@ -39,7 +39,8 @@ RATE_LIMIT_HEADERS = (
 )
 
 _WHY = {
-    400: "A missing or malformed parameter or field (`metadata.param` names it).",
+    400: "A missing or malformed parameter or field (`metadata.param` names it), or a NUL "
+    "character (U+0000) anywhere in the URL or the body: genledger cannot store one.",
     401: "A missing, malformed, unknown, disabled or expired key.",
     402: "No credit left for the request: `metadata.limit_source` says which limit "
     "(`credits`, `key_limit`, `in_flight_budget`; with `Retry-After` for the last).",
@@ -68,9 +69,13 @@ _HEADERS: dict[int, tuple[Header, ...]] = {
 
 
 def _errors(*statuses: int, model: type[BaseModel] = ErrorEnvelope) -> dict[int, Reply]:
-    # Where a key is checked, too many failed authentications from one address are a 429.
-    also = (429,) if 401 in statuses else ()
-    return {s: Reply(_WHY[s], {JSON: model}, _HEADERS.get(s, ())) for s in (*statuses, *also, 500)}
+    """The error replies: ``statuses``, and on every operation 400 (a NUL in the URL) and 500.
+
+    Where a key is checked (401), too many failed authentications from one address are a 429.
+    """
+    also = {429} if 401 in statuses else set()
+    every = sorted({400, *statuses, *also, 500})
+    return {s: Reply(_WHY[s], {JSON: model}, _HEADERS.get(s, ())) for s in every}
 
 
 def _ok(model: type[BaseModel], description: str = "OK", status: int = 200) -> dict[int, Reply]:
@@ -388,7 +393,13 @@ DELETE_KEY = Operation(
 
 # --- operations
 
-HEALTH = Operation("getHealth", "Whether the gateway answers", "Operations", _ok(reports.Health), security=())
+HEALTH = Operation(
+    "getHealth",
+    "Whether the gateway answers",
+    "Operations",
+    {**_ok(reports.Health), **_errors()},
+    security=(),
+)
 METRICS = Operation(
     "getMetrics",
     "Prometheus metrics (management keys)",
@@ -399,13 +410,13 @@ OPENAPI = Operation(
     "getOpenAPI",
     "This document",
     "Operations",
-    {200: Reply("The OpenAPI 3.1 document.", {JSON: None})},
+    {200: Reply("The OpenAPI 3.1 document.", {JSON: None}), **_errors()},
     security=(),
 )
 DOCS = Operation(
     "getDocs",
     "This document, for people (Redoc)",
     "Operations",
-    _text("text/html", "The page; its script and styles are served under /docs/static."),
+    {**_text("text/html", "The page; its script and styles are served under /docs/static."), **_errors()},
     security=(),
 )

@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 
+from genledger.api.inbound import load_object
 from genledger.api.openai_chat import SSE_DONE, usage_json
-from genledger.api.wire import MAX_TOKENS, ROUTING_FIELDS, load_object, parse_routing, refuse_unknown
+from genledger.api.wire import MAX_TOKENS, ROUTING_FIELDS, parse_routing, refuse_unknown
 from genledger.core.events import Answer, Failed, Finish, Head, Relay, Settled, TextDelta
 from genledger.core.prompt import PromptRequest
 from genledger.core.usage import Usage

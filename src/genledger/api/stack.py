@@ -8,6 +8,7 @@ from starlette.middleware import Middleware
 
 from genledger.api.auth_failures import AuthFailureLimit
 from genledger.api.middleware import BodyLimit, UnexpectedErrors
+from genledger.api.nul_guard import NulGuard
 from genledger.api.request_log import RequestLog
 from genledger.config import LimitsConfig, Settings
 from genledger.limits.auth_failures import AuthFailureCounter, AuthFailures
@@ -32,7 +33,7 @@ def middleware_stack(
     """RequestLog first, so that every answer carries the request's id and is logged.
     UnexpectedErrors next, so that it also answers for a failure in the ones below; Starlette's
     own ServerErrorMiddleware is left only what it re-raises. Then the refusal of guessing
-    addresses, before any work; then the body's limit.
+    addresses, before any work; then the body's limit, and the refusal of a NUL in the URL.
 
     None below RequestLog may wrap ``send`` to see a body: streams send their frames with the
     server's own ``send`` (``request_log.body_send``), past every middleware."""
@@ -46,4 +47,5 @@ def middleware_stack(
         Middleware(UnexpectedErrors),
         *guard,
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(NulGuard),
     ]

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, cast
 
-import orjson
-
+from genledger.api.inbound import load_object
 from genledger.core.chat import SORTS, ChatRequest, MaxPrice, ProviderPreferences, SortBy
 from genledger.errors import BadRequest
 from genledger.gateway.catalog import ModelEntry
@@ -58,17 +57,6 @@ def _type_name(types: tuple[type, ...]) -> str:
     return " or ".join(names[t] for t in types)
 
 
-def load_object(raw: bytes) -> dict[str, Any]:
-    """A request body that must be a JSON object; a 400 otherwise."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object")
-    return body
-
-
 @dataclass(frozen=True, slots=True)
 class Routing:
     """The fields every inference request shares: what to route, and what to record it under."""
@@ -117,12 +105,7 @@ def parse_chat_request(raw: bytes, *, session_header: str | None = None) -> Chat
 
     ``session_header`` is the ``x-session-id`` header: the session when the body names none.
     """
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object")
+    body = load_object(raw)
 
     fallback_models = _fallback_models(body.get("models"))
     model = body.get("model")

@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from genledger.api.dashboard.session import Session, csrf_matches, end_session, read_session
 from genledger.api.responses import services_of
 from genledger.core.keys import KeyRecord
-from genledger.errors import Forbidden, GatewayError, Unauthorized
+from genledger.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from genledger.gateway.services import Services
 
 SIGN_IN_PATH = "/dashboard/sign-in"
@@ -65,6 +65,8 @@ async def visitor(request: Request) -> Visitor:
 async def form_of(request: Request, visitor: Visitor | None = None) -> dict[str, str]:
     """A urlencoded form's fields (the last value of each); 403 unless its CSRF token is the session's."""
     raw = await request.body()
+    if b"%00" in raw:  # as the API's NulGuard: PostgreSQL's text cannot hold a NUL character
+        raise BadRequest("The form contains a NUL character (%00), which genledger cannot store")
     try:
         fields = dict(parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=False))
     except UnicodeDecodeError:
