@@ -22,18 +22,14 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -52,6 +48,7 @@ from harness import (
     create_key,
     percentile,
     ratio,
+    run_bench,
     start_floor,
     start_gateway,
     start_upstream,
@@ -82,8 +79,6 @@ TARGETS: Final = {
     "CPU per relayed chunk, us <=": 30.0,
     "req/s per core x LiteLLM's, non_streamed >=": 40.0,
 }
-
-T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------------------------------- bodies
@@ -519,43 +514,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_loop(main: Coroutine[Any, Any, T]) -> T:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    previous: Callable[..., Any] | int | None = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    children = Children()
     started = time.monotonic()
-    try:
-        with terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="genledger-bench-") as tmp:
-            try:
-                result = run_loop(bench(args, children, Path(tmp)))
-            finally:
-                children.stop_all()
-    except KeyboardInterrupt:
-        print("interrupted: child processes stopped", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    result = run_bench(lambda children, workdir: bench(args, children, workdir), "genledger-bench-")
     result["meta"]["wall_s"] = round(time.monotonic() - started, 1)
     print(report(result))
     if args.json is not None:

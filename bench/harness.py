@@ -11,6 +11,7 @@ memory from ``/proc/<pid>/status``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -21,12 +22,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from types import FrameType
+from typing import Any, Final, TypeVar
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 FLOOR: Final = ROOT.parent / "shared" / "bench-floor"
@@ -39,6 +42,8 @@ UPSTREAM_EMBEDDING_MODEL: Final = "embed"
 START_TIMEOUT_S: Final = 60.0
 STOP_TIMEOUT_S: Final = 10.0
 CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+
+T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
@@ -382,6 +387,43 @@ def start_gateway(
     return child, url
 
 
+# ----------------------------------------------------------------------------------------------- a run
+
+
+def _run_loop(main: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_bench(bench: Callable[[Children, Path], Coroutine[Any, Any, T]], prefix: str) -> T:
+    """``bench(children, workdir)`` on uvloop in a fresh temporary directory, its processes
+    stopped whatever happens (SIGTERM too); exits 130 on Ctrl-C or SIGTERM, 1 on a
+    :class:`BenchError` (one line on stderr)."""
+    children = Children()
+    previous: Any = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            try:
+                return _run_loop(bench(children, Path(tmp)))
+            finally:
+                children.stop_all()
+    except KeyboardInterrupt:
+        print("interrupted: child processes stopped", file=sys.stderr)
+        raise SystemExit(130) from None
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 __all__ = [
     "FLOOR",
     "FLOOR_KEY",
@@ -399,6 +441,7 @@ __all__ = [
     "raise_fd_limit",
     "ratio",
     "rss_mib",
+    "run_bench",
     "set_behavior",
     "start_floor",
     "start_gateway",
