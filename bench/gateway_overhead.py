@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ from harness import (
     FLOOR_KEY,
     FLOOR_MODEL,
     MODEL_SLUG,
-    ROOT,
     UPSTREAM_EMBEDDING_MODEL,
     UPSTREAM_MODEL,
     BenchError,
@@ -55,6 +53,9 @@ from harness import (
     status_kib,
     uptime,
     write_config,
+)
+from harness import (
+    revision as revision_now,
 )
 from ledger_count import Database, database
 from loadgen import Reply, Target, make_session, sequential, throughput, warm_up, wrk_available
@@ -319,7 +320,7 @@ async def bench(args: argparse.Namespace, children: Children, workdir: Path) -> 
 async def _bench(
     args: argparse.Namespace, children: Children, workdir: Path, ledger: Database
 ) -> dict[str, Any]:
-    revision = _revision()  # now: the tree may change while the benchmark runs
+    revision = revision_now()  # now: the tree may change while the benchmark runs
     load_before = uptime()
     upstream, upstream_base = start_upstream(children, workdir)
     config = write_config(workdir, ledger.url, upstream_base)
@@ -418,20 +419,6 @@ async def _bench(
         "peak_rss_mib": peak_rss_mib,
         "durability": checks,
     }
-
-
-def _revision() -> str:
-    """The checkout's commit, ``+dirty`` when ``src/`` has changes (other engineers edit it live)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 # ---------------------------------------------------------------------------------------------- report

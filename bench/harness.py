@@ -390,7 +390,8 @@ def start_gateway(
 # ----------------------------------------------------------------------------------------------- a run
 
 
-def _run_loop(main: Coroutine[Any, Any, T]) -> T:
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """``main`` to completion on uvloop (asyncio's loop when uvloop is missing)."""
     try:
         import uvloop
     except ImportError:
@@ -402,16 +403,39 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt meanwhile, so a bench stops its processes on either."""
+    previous: Any = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def revision() -> str:
+    """The checkout's commit, ``+dirty`` when ``src/`` has changes (other engineers edit it live)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def run_bench(bench: Callable[[Children, Path], Coroutine[Any, Any, T]], prefix: str) -> T:
     """``bench(children, workdir)`` on uvloop in a fresh temporary directory, its processes
     stopped whatever happens (SIGTERM too); exits 130 on Ctrl-C or SIGTERM, 1 on a
     :class:`BenchError` (one line on stderr)."""
     children = Children()
-    previous: Any = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        with terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix=prefix) as tmp:
             try:
-                return _run_loop(bench(children, Path(tmp)))
+                return run_loop(bench(children, Path(tmp)))
             finally:
                 children.stop_all()
     except KeyboardInterrupt:
@@ -420,8 +444,6 @@ def run_bench(bench: Callable[[Children, Path], Coroutine[Any, Any, T]], prefix:
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 __all__ = [
@@ -440,13 +462,16 @@ __all__ = [
     "percentile",
     "raise_fd_limit",
     "ratio",
+    "revision",
     "rss_mib",
     "run_bench",
+    "run_loop",
     "set_behavior",
     "start_floor",
     "start_gateway",
     "start_upstream",
     "status_kib",
+    "terminate_as_interrupt",
     "uptime",
     "wait_healthy",
     "write_config",

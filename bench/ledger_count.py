@@ -50,7 +50,7 @@ class Database:
         return {"rows": int(total), "streamed_rows": int(streamed), "cancelled_rows": int(cancelled)}
 
 
-async def _admin_connection() -> tuple[asyncpg.Connection, str]:
+async def admin_connection() -> tuple[asyncpg.Connection, str]:
     """A connection to the server's ``postgres`` database, and the user that could log in."""
     errors = []
     for user in POSTGRES_USERS:
@@ -65,7 +65,7 @@ async def _admin_connection() -> tuple[asyncpg.Connection, str]:
 @contextlib.asynccontextmanager
 async def postgres_database() -> AsyncIterator[Database]:
     """A fresh PostgreSQL database, dropped (even with open connections) on the way out."""
-    admin, user = await _admin_connection()
+    admin, user = await admin_connection()
     name = f"genledger_bench_{uuid.uuid4().hex[:12]}"
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -74,7 +74,7 @@ async def postgres_database() -> AsyncIterator[Database]:
     try:
         yield Database("postgres", f"postgresql://{user}@{POSTGRES_HOST}/{name}")
     finally:
-        admin, _ = await _admin_connection()
+        admin, _ = await admin_connection()
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

@@ -127,3 +127,14 @@ def test_median_of_rounds_and_percentiles() -> None:
     assert percentile([5.0], 99) == 5.0
     assert ratio(1, 0) is None
     assert ratio(1, 3) == 0.333
+
+
+def test_the_soak_mix() -> None:
+    import soak
+
+    kinds = [soak.kind_of(i) for i in range(200)]
+    counts = {kind: kinds.count(kind) for kind in set(kinds)}
+    assert counts == {"plain": 110, "stream": 60, "cancel": 10, "failover_plain": 10, "failover_stream": 10}
+    assert b'"stream":true' in soak.body("cancel") and b"bench/slowish" in soak.body("cancel")
+    assert b'"stream"' not in soak.body("failover_plain") and b"bench/failover" in soak.body("failover_plain")
+    assert b'"stream":true' in soak.body("failover_stream")
