@@ -13,8 +13,8 @@ and whose fallback is healthy (the breaker never opens: every one of them fails 
 the growth from the first sample (after the first ``--sample-every``, when pools, caches and
 the allocator have settled) to the last. Target: at most 10%.
 
-With ``--tracemalloc`` the gateway runs with tracemalloc on (``bench/gateway_launcher.py``,
-never the product) and a snapshot is taken in the gateway at the first and the last sample;
+With ``--tracemalloc`` the gateway starts tracing at the first sample and a snapshot is
+taken in it then and at the last sample (``bench/gateway_launcher.py``, never the product);
 the report lists the allocation sites that grew most between the two. tracemalloc slows the
 gateway several times over: use it to find what grows, not for the RSS figure.
 
