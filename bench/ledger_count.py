@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 from harness import BenchError
@@ -48,6 +48,18 @@ class Database:
             finally:
                 await connection.close()
         return {"rows": int(total), "streamed_rows": int(streamed), "cancelled_rows": int(cancelled)}
+
+    async def fetch(self, query: str) -> list[tuple[Any, ...]]:
+        """The rows of a read-only ``query`` (no parameters: the benches' own constant SQL)."""
+        if self.kind == "sqlite":
+            path = self.url.removeprefix("sqlite:///")
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+                return [tuple(row) for row in connection.execute(query).fetchall()]
+        connection = await asyncpg.connect(self.url, timeout=10)
+        try:
+            return [tuple(row) for row in await connection.fetch(query)]
+        finally:
+            await connection.close()
 
 
 async def admin_connection() -> tuple[asyncpg.Connection, str]:

@@ -18,8 +18,10 @@ taken in it then and at the last sample (``bench/gateway_launcher.py``, never th
 the report lists the allocation sites that grew most between the two. tracemalloc slows the
 gateway several times over: use it to find what grows, not for the RSS figure.
 
-The ledger check: one row per successful or cancelled request, ``cancelled`` on exactly the
-cancelled ones; no other request may fail.
+The ledger check: one row per successful or cancelled request, and no request failed. A
+stream the caller cancelled is recorded cancelled, or complete when the gateway had relayed
+all of it before it saw the caller leave (a starved gateway can: the stream lasts ~120 ms);
+the report shows how each was recorded.
 """
 
 from __future__ import annotations
@@ -244,6 +246,12 @@ async def _bench(
     gateway.check_alive()
     await asyncio.sleep(1.0)  # a cancelled stream's row is written as the gateway notices
     counted = await ledger.count_generations()
+    # How the caller-cancelled streams were recorded: cancelled, or (when the gateway had
+    # relayed the whole stream before it saw the caller leave) complete.
+    slowish = await ledger.fetch(
+        "SELECT cancelled, finish_reason, COUNT(*), MIN(tokens_completion), MAX(tokens_completion) "
+        f"FROM generations WHERE model = '{SLOWISH_SLUG}' GROUP BY cancelled, finish_reason"
+    )
     ok = sum(tally.ok.values())
     first, last = samples[1], samples[-1]
     growth = round(100 * (last["rss_mib"] - first["rss_mib"]) / first["rss_mib"], 2)
@@ -252,8 +260,12 @@ async def _bench(
         "ok": ok,
         "cancelled_by_caller": tally.cancelled,
         "failed": tally.failed,
+        "cancelled_recorded_complete": tally.cancelled - counted["cancelled_rows"],
+        "cancelled_streams_as_recorded": [list(row) for row in slowish],
+        # A row for every request; a cancelled one may be recorded complete (see above), never
+        # the other way round.
         "passed": counted["rows"] == ok + tally.cancelled
-        and counted["cancelled_rows"] == tally.cancelled
+        and counted["cancelled_rows"] <= tally.cancelled
         and tally.failed == 0,
     }
     return {
@@ -296,6 +308,8 @@ def report(result: dict[str, Any]) -> str:
         f"ledger: {ledger['rows']} rows ({ledger['cancelled_rows']} cancelled) for {ledger['ok']} successful "
         f"and {ledger['cancelled_by_caller']} cancelled requests; failed {ledger['failed']} -> "
         f"{'OK' if ledger['passed'] else 'FAILED'}",
+        f"caller-cancelled streams as recorded (cancelled, finish_reason, rows, min/max completion "
+        f"tokens): {ledger['cancelled_streams_as_recorded']}",
     ]
     for site in result["grown_sites"]:
         lines.append(
