@@ -27,14 +27,14 @@ from typing import Any, Final
 from urllib.parse import urlencode
 
 import aiohttp
-from gateway_overhead import (
+from harness import (
     BenchError,
     Children,
-    _revision,
-    _run,
-    _terminate_as_interrupt,
     percentile,
+    revision,
+    run_loop,
     start_gateway,
+    terminate_as_interrupt,
     write_config,
 )
 from ledger_reads import Database, Shape, database, load, rotate, sample
@@ -164,7 +164,7 @@ async def _bench(
         await admin.close()
         await own.close()
     return {
-        "meta": {"rows": args.rows, "requests": args.requests, "revision": _revision(), "database": "sqlite"},
+        "meta": {"rows": args.rows, "requests": args.requests, "revision": revision(), "database": "sqlite"},
         "pages": results,
     }
 
@@ -211,9 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GENLEDGER_DASHBOARD_SECRET", secrets.token_hex(32))
     children = Children()
     try:
-        with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="genledger-dashbench-") as tmp:
+        with terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="genledger-dashbench-") as tmp:
             try:
-                result = _run(bench(args, children, Path(tmp)))
+                result = run_loop(bench(args, children, Path(tmp)))
             finally:
                 children.stop_all()
     except KeyboardInterrupt:

@@ -20,19 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
-from gateway_overhead import (
-    BenchError,
-    Children,
-    Target,
-    chat_body,
-    create_key,
-    make_session,
-    percentile,
-    sequential,
-    sqlite_database,
-    start_gateway,
-    start_upstream,
-)
+from gateway_overhead import chat_body
+from harness import BenchError, Children, create_key, percentile, start_gateway, start_upstream
+from ledger_count import sqlite_database
+from loadgen import Target, make_session, sequential
 from yarl import URL
 
 HA_MODEL: Final = "bench/ha"
@@ -74,11 +65,12 @@ async def run(requests: int, workdir: Path, children: Children) -> dict[str, Any
                 await baseline.call(False)
             # Phase 1: every request to the failing primary's model, from a closed breaker on.
             first = [await ha.call(False) for _ in range(requests)]
-            succeeded = sum(latency is not None for latency in first)
-            before_open = [x for x in first[:BREAKER_FAILURES] if x is not None]
-            after_open = [x for x in first[BREAKER_FAILURES:] if x is not None]
+            succeeded = sum(reply is not None for reply in first)
+            before_open = [x.seconds for x in first[:BREAKER_FAILURES] if x is not None]
+            after_open = [x.seconds for x in first[BREAKER_FAILURES:] if x is not None]
             # Phase 2: with the breaker open, the fallback model against the secondary alone.
-            paired = await sequential([ha, baseline], False, requests)
+            replies = await sequential([ha, baseline], False, requests)
+            paired = {name: [r.seconds for r in each] for name, each in replies.items()}
         counted = await database.count_generations()
         gateway.check_alive()
     ok = ha.total_ok + baseline.total_ok

@@ -6,167 +6,106 @@ Starts the fake upstream, the floor (``../shared/bench-floor/``, the minimal pas
 the same stack) and ``genledger serve`` from each ``--src`` (on SQLite), then, per round and
 mode (non-streamed, streamed), for each target in turn (order reversed every other round):
 ``--seconds`` of load at ``--concurrency`` connections (the server's CPU per request from
-``/proc``, and requests/s), then ``--sequential`` requests one at a time (p50 and p99 of the
-latency, the direct upstream measured beside them). Prints each figure per round and as a
-ratio to the floor's, which holds from sitting to sitting where milliseconds do not.
+``/proc``, and requests/s; wrk when installed, else Python), then ``--sequential`` requests
+one at a time (p50 and p99 of the latency, the direct upstream measured beside them). Prints
+each figure per round and as a ratio to the floor's, which holds from sitting to sitting where
+milliseconds do not. The set-up and the load are ``gateway_overhead.py``'s (``harness.py``,
+``loadgen.py``); only the targets differ.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import contextlib
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from instructions import _config, _free_port, _upstream, _wait_healthy
 
-ROOT = Path(__file__).resolve().parent.parent
-FLOOR = ROOT.parent / "shared" / "bench-floor"
-FLOOR_KEY = "sk-pyfloor-test-1234"
+from harness import (
+    FLOOR_KEY,
+    FLOOR_MODEL,
+    MODEL_SLUG,
+    UPSTREAM_MODEL,
+    BenchError,
+    Child,
+    children_stopped,
+    create_key,
+    percentile,
+    start_floor,
+    start_gateway,
+    start_upstream,
+    write_config,
+)
+from loadgen import Target, make_session, sequential, throughput, warm_up, wrk_available
+from yarl import URL
+
 PROMPT = b'"messages":[{"role":"user","content":"Say hello."}]'
 
 
-@dataclass
-class Target:
-    name: str
-    url: str  # the chat completions URL
-    key: str
-    model: bytes
-    pid: int | None  # the server process whose CPU is counted (None: the direct upstream)
-
-    def body(self, stream: bool) -> bytes:
-        extra = b',"stream":true,"stream_options":{"include_usage":true}' if stream else b""
-        return b'{"model":"%s",%s%s}' % (self.model, PROMPT, extra)
+def body(model: str, stream: bool) -> bytes:
+    extra = b',"stream":true,"stream_options":{"include_usage":true}' if stream else b""
+    return b'{"model":"%s",%s%s}' % (model.encode(), PROMPT, extra)
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _call(session: aiohttp.ClientSession, target: Target, body: bytes) -> None:
-    async with session.post(target.url, data=body) as response:
-        await response.read()
-        if response.status != 200:
-            raise SystemExit(f"{target.name}: status {response.status}: {await response.text()}")
-
-
-def _session(target: Target, concurrency: int) -> aiohttp.ClientSession:
-    headers = {"authorization": f"Bearer {target.key}", "content-type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    return aiohttp.ClientSession(connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(60))
-
-
-async def load(target: Target, stream: bool, concurrency: int, seconds: float) -> tuple[float, float]:
-    """Requests/s and the server's CPU milliseconds per request."""
-    body = target.body(stream)
-    async with _session(target, concurrency) as session:
-        await asyncio.gather(*(_call(session, target, body) for _ in range(concurrency * 4)))  # warm
-        done = 0
-        stop = time.perf_counter() + seconds
-
-        async def worker() -> None:
-            nonlocal done
-            while time.perf_counter() < stop:
-                await _call(session, target, body)
-                done += 1
-
-        cpu = _cpu_seconds(target.pid) if target.pid else 0.0
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        cpu = (_cpu_seconds(target.pid) - cpu) if target.pid else 0.0
-    return done / elapsed, 1000 * cpu / done
-
-
-async def sequential(target: Target, stream: bool, n: int) -> list[float]:
-    body = target.body(stream)
-    latencies = []
-    async with _session(target, 1) as session:
-        for _ in range(20):
-            await _call(session, target, body)
-        for _ in range(n):
-            started = time.perf_counter()
-            await _call(session, target, body)
-            latencies.append(1000 * (time.perf_counter() - started))
-    return latencies
-
-
-def _spawn(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, env=env, cwd=cwd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-def start_targets(
-    sources: list[Path], upstream: str, workdir: Path, procs: list[subprocess.Popen[bytes]]
-) -> list[Target]:
-    targets = [Target("direct", upstream + "/chat/completions", "none", b"fast", None)]
-    port = _free_port()
-    env = {**os.environ, "GW_UPSTREAM": upstream + "/chat/completions", "GW_DB": str(workdir / "floor.db")}
-    argv = [
-        str(Path(sys.executable).with_name("uvicorn")), "v1_app:app", "--app-dir", str(FLOOR),
-        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    procs.append(_spawn(argv, env, workdir, workdir / "floor.log"))
-    _wait_healthy(f"http://127.0.0.1:{port}", procs[-1])
-    targets.append(
-        Target("floor", f"http://127.0.0.1:{port}/v1/chat/completions", FLOOR_KEY, b"mock/gpt", procs[-1].pid)
-    )
-    for index, src in enumerate(sources):
-        run = workdir / f"gl{index}"
-        run.mkdir()
-        config = _config(run, upstream)
-        env = {**os.environ, "PYTHONPATH": str(src.resolve())}
-        genledger = [sys.executable, "-m", "genledger"]
-        created = subprocess.run(
-            [*genledger, "keys", "create", "--name", "bench", "--config", str(config)],
-            env=env, cwd=run, capture_output=True, text=True, timeout=120, check=True,
-        )  # fmt: skip
-        port = _free_port()
-        argv = [*genledger, "serve", "--config", str(config), "--port", str(port), "--log-level", "warning"]
-        procs.append(_spawn(argv, env, run, run / "gateway.log"))
-        _wait_healthy(f"http://127.0.0.1:{port}", procs[-1])
-        url = f"http://127.0.0.1:{port}/api/v1/chat/completions"
-        targets.append(Target(str(src), url, created.stdout.split()[-1], b"bench/model", procs[-1].pid))
-    return targets
-
-
-async def run(args: argparse.Namespace, targets: list[Target]) -> None:
-    for round_ in range(args.rounds):
-        order = targets if round_ % 2 == 0 else targets[::-1]
-        for stream in (False, True):
-            mode = "streamed" if stream else "non-streamed"
-            figures = {}
-            for target in order:
-                rps, cpu_ms = await load(target, stream, args.concurrency, args.seconds)
-                latencies = await sequential(target, stream, args.sequential)
-                p50 = statistics.median(latencies)
-                p99 = statistics.quantiles(latencies, n=100)[98]
-                figures[target.name] = (rps, cpu_ms, p50, p99)
-            floor = figures["floor"]
-            direct = figures["direct"]
-            print(f"round {round_ + 1}, {mode}")
-            for target in targets:
-                rps, cpu_ms, p50, p99 = figures[target.name]
-                ratios = (
-                    f"cpu x{cpu_ms / floor[1]:.2f}  req/s x{rps / floor[0]:.2f}  "
-                    if target.pid and target.name != "floor"
-                    else ""
-                )
-                print(
-                    f"  {target.name:28.28s} {rps:7.0f} req/s  {cpu_ms:6.3f} ms cpu/req  "
-                    f"p50 +{p50 - direct[2]:.3f} ms  p99 {p99:.2f} ms  {ratios}",
-                    flush=True,
-                )
+async def run(
+    args: argparse.Namespace, servers: dict[str, tuple[Child, str, str, str]], workdir: Path
+) -> None:
+    """``servers``: target name -> (the process whose CPU counts, URL, key, model)."""
+    async with contextlib.AsyncExitStack() as stack:
+        targets: list[Target] = []
+        for name, (_, url, key, model) in servers.items():
+            headers = {
+                "content-type": "application/json",
+                **({"authorization": f"Bearer {key}"} if key else {}),
+            }
+            session = await stack.enter_async_context(make_session(args.concurrency, headers))
+            targets.append(
+                Target(name, URL(url), session, {s: body(model, s) for s in (False, True)}, headers)
+            )
+        for target in targets:
+            await warm_up(target, args.concurrency)
+        for round_ in range(args.rounds):
+            order = targets if round_ % 2 == 0 else targets[::-1]
+            for stream in (False, True):
+                figures = {}
+                for target in order:
+                    process = servers[target.name][0]
+                    ok, cpu = target.total_ok, process.cpu_seconds()
+                    load = await throughput(
+                        target, stream, args.concurrency, args.seconds, workdir, use_wrk=args.use_wrk
+                    )
+                    cpu_ms = 1000 * (process.cpu_seconds() - cpu) / max(target.total_ok - ok, 1)
+                    latencies = [
+                        r.seconds * 1000
+                        for r in (await sequential([target], stream, args.sequential))[target.name]
+                    ]
+                    figures[target.name] = (
+                        load["rps"],
+                        cpu_ms,
+                        statistics.median(latencies),
+                        percentile(latencies, 99),
+                    )
+                floor, direct = figures["floor"], figures["direct"]
+                print(f"round {round_ + 1}, {'streamed' if stream else 'non-streamed'}")
+                for target in targets:
+                    rps, cpu_ms, p50, p99 = figures[target.name]
+                    ratios = (
+                        f"cpu x{cpu_ms / floor[1]:.2f}  req/s x{rps / floor[0]:.2f}  "
+                        if target.name not in ("floor", "direct")
+                        else ""
+                    )
+                    print(
+                        f"  {target.name:28.28s} {rps:7.0f} req/s  {cpu_ms:6.3f} ms cpu/req  "
+                        f"p50 +{p50 - direct[2]:.3f} ms  p99 {p99:.2f} ms  {ratios}",
+                        flush=True,
+                    )
+        for target in targets:
+            if target.failed:
+                raise BenchError(f"{target.name} failed {target.failed} requests: {target.failures}")
 
 
 def main() -> None:
@@ -178,22 +117,25 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--sequential", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     args = parser.parse_args()
-    procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="genledger-floor-ab-") as tmp:
-        upstream_process, upstream = _upstream()
-        procs.append(upstream_process)
-        try:
-            targets = start_targets(args.src, upstream, Path(tmp), procs)
-            asyncio.run(run(args, targets))
-        finally:
-            for process in reversed(procs):
-                process.terminate()
-            for process in procs:
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+    args.use_wrk = args.generator == "wrk" or (args.generator == "auto" and wrk_available())
+    with tempfile.TemporaryDirectory(prefix="genledger-floor-ab-") as tmp, children_stopped() as children:
+        workdir = Path(tmp)
+        upstream, base = start_upstream(children, workdir)
+        floor, floor_url = start_floor(children, workdir, base)
+        servers = {
+            "direct": (upstream, base + "/chat/completions", "", UPSTREAM_MODEL),
+            "floor": (floor, floor_url, FLOOR_KEY, FLOOR_MODEL),
+        }
+        for index, src in enumerate(args.src):
+            run_dir = workdir / f"gl{index}"
+            run_dir.mkdir()
+            config = write_config(run_dir, f"sqlite:///{run_dir / 'ledger.db'}", base)
+            key = create_key(run_dir, config, src)
+            gateway, url = start_gateway(children, run_dir, config, src=src, name=f"gateway{index}")
+            servers[str(src)] = (gateway, url + "/api/v1/chat/completions", key, MODEL_SLUG)
+        asyncio.run(run(args, servers, workdir))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway_overhead import BenchError, _run
+from harness import BenchError, run_loop
 from ledger_reads import Database, database, load
 
 from genledger.core.generation import Generation
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     try:
-        _run(bench(args))
+        run_loop(bench(args))
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -18,64 +18,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-MODEL = "bench/model"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Children, children_stopped, free_port, start_upstream, wait_healthy, write_config
+
 BODY = b'{"model":"bench/model","messages":[{"role":"user","content":"Say hello."}]%s}'
 START_TIMEOUT_S = 600.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{url}: the process exited with {process.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url + "/health", timeout=2):
-            return
-        time.sleep(0.5)
-    raise SystemExit(f"{url}: no answer within {START_TIMEOUT_S:g}s")
-
-
-def _upstream() -> tuple[subprocess.Popen[bytes], str]:
-    """The fake OpenAI upstream, natively, and the base URL it prints once listening."""
-    argv = [sys.executable, "-m", "tests.fakes.openai_upstream", "--port", "0"]
-    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE)
-    assert process.stdout is not None
-    line = process.stdout.readline().decode().strip()
-    if not line.startswith("http"):
-        raise SystemExit(f"the fake upstream printed no URL: {line!r}")
-    return process, line
-
-
 def _config(workdir: Path, upstream: str) -> Path:
-    config = workdir / "bench.toml"
-    config.write_text(
-        f'database_url = "sqlite+aiosqlite:///{workdir / "ledger.db"}"\n\n'
-        f'[providers.fake]\nkind = "openai"\nbase_url = "{upstream}"\ndisplay_name = "Fake"\n'
-        # Under valgrind the gateway is ~50x slower: no timeout may fire for that.
-        "timeout = 600\nconnect_timeout = 120\nstream_idle_timeout = 600\n\n"
-        f'[models."{MODEL}"]\nprovider = "fake"\nupstream_model = "fast"\n'
-        'prompt_price = "0.15"\ncompletion_price = "0.60"\n'
-    )
-    return config
+    # Under valgrind the gateway is ~50x slower: no timeout may fire for that.
+    timeouts = "timeout = 600\nconnect_timeout = 120\nstream_idle_timeout = 600\n"
+    return write_config(workdir, f"sqlite:///{workdir / 'ledger.db'}", upstream, provider_options=timeouts)
 
 
 async def _load(url: str, key: str, stream: bool, requests: int, concurrency: int) -> None:
@@ -106,7 +69,7 @@ def _totals(dump: Path) -> int:
     return int(found.group(1))
 
 
-def measure(src: Path, args: argparse.Namespace, upstream: str, workdir: Path) -> float:
+def measure(src: Path, args: argparse.Namespace, upstream: str, workdir: Path, children: Children) -> float:
     """Instructions per request of the gateway built from ``src``."""
     run = Path(tempfile.mkdtemp(prefix="ir-", dir=workdir))
     config = _config(run, upstream)
@@ -122,7 +85,7 @@ def measure(src: Path, args: argparse.Namespace, upstream: str, workdir: Path) -
         check=True,
     )
     key = created.stdout.split()[-1]
-    port = _free_port()
+    port = free_port()
     out = run / "callgrind.out"
     argv = [
         "valgrind",
@@ -138,11 +101,10 @@ def measure(src: Path, args: argparse.Namespace, upstream: str, workdir: Path) -
         "--log-level",
         "warning",
     ]
-    log = (run / "gateway.log").open("wb")
-    gateway = subprocess.Popen(argv, env=env, cwd=run, stdout=log, stderr=subprocess.STDOUT)
+    gateway = children.spawn(f"gateway {src}", argv, run, run / "gateway.log", env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, gateway)
+        wait_healthy(gateway, url + "/health", timeout=START_TIMEOUT_S)
         asyncio.run(_load(url, key, args.stream, args.warmup, args.concurrency))
         subprocess.run(["callgrind_control", "-z", str(gateway.pid)], check=True, capture_output=True)
         asyncio.run(_load(url, key, args.stream, args.requests, args.concurrency))
@@ -150,11 +112,7 @@ def measure(src: Path, args: argparse.Namespace, upstream: str, workdir: Path) -
         dumps = sorted(run.glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
         return _totals(dumps[-1]) / args.requests
     finally:
-        gateway.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            gateway.wait(60)
-        if gateway.poll() is None:
-            gateway.kill()
+        gateway.stop()
 
 
 def main() -> None:
@@ -168,20 +126,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1, help="alternate the sources this many times")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="genledger-ir-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="genledger-ir-") as tmp, children_stopped() as children:
         workdir = Path(tmp)
-        upstream, base = _upstream()
-        try:
-            for round_ in range(args.rounds):
-                for src in args.src:
-                    per = measure(src, args, base, workdir)
-                    mode = "streamed" if args.stream else "non-streamed"
-                    print(
-                        f"round {round_ + 1}  {src}  {mode}: {per:,.0f} instructions per request", flush=True
-                    )
-        finally:
-            upstream.terminate()
-            upstream.wait(10)
+        _, base = start_upstream(children, workdir)
+        for round_ in range(args.rounds):
+            for src in args.src:
+                per = measure(src, args, base, workdir, children)
+                mode = "streamed" if args.stream else "non-streamed"
+                print(f"round {round_ + 1}  {src}  {mode}: {per:,.0f} instructions per request", flush=True)
 
 
 if __name__ == "__main__":

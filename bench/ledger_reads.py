@@ -31,19 +31,20 @@ from urllib.parse import urlencode
 
 import aiohttp
 import asyncpg
-from gateway_overhead import (
-    POSTGRES_HOST,
+from harness import (
     BenchError,
     Children,
-    _admin_connection,
-    _revision,
-    _run,
-    _status_kib,
-    _terminate_as_interrupt,
     percentile,
+    run_loop,
     start_gateway,
+    status_kib,
+    terminate_as_interrupt,
     write_config,
 )
+from harness import (
+    revision as revision_now,
+)
+from ledger_count import POSTGRES_HOST, admin_connection
 
 from genledger.api.list_wire import parse_list_query
 from genledger.ledger import Ledger
@@ -231,7 +232,7 @@ async def database(kind: str, rows: int, keep: bool) -> AsyncIterator[tuple[Data
             if not keep:
                 _unlink_sqlite(path)
         return
-    admin, user = await _admin_connection()
+    admin, user = await admin_connection()
     try:
         loaded = bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
         if loaded:
@@ -249,7 +250,7 @@ async def database(kind: str, rows: int, keep: bool) -> AsyncIterator[tuple[Data
         yield Database(kind, f"postgresql://{user}@{POSTGRES_HOST}/{name}", name), loaded
     finally:
         if not keep:
-            admin, _ = await _admin_connection()
+            admin, _ = await admin_connection()
             try:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             finally:
@@ -562,7 +563,7 @@ async def optional_routes(
         "mib": round(size / 2**20, 1),
         "seconds": round(elapsed, 2),
         "rows_per_s": round(lines / elapsed) if elapsed else None,
-        "gateway_peak_rss_mib": round(_status_kib(gateway_pid, "VmHWM") / 1024, 1),
+        "gateway_peak_rss_mib": round(status_kib(gateway_pid, "VmHWM") / 1024, 1),
     }
     return found
 
@@ -621,7 +622,7 @@ async def bench(args: argparse.Namespace, children: Children, workdir: Path) -> 
 async def _bench(
     args: argparse.Namespace, children: Children, workdir: Path, db: Database, loaded: bool
 ) -> dict[str, Any]:
-    revision = _revision()
+    revision = revision_now()
     if loaded:
         print(f"reusing the loaded {db.name}", file=sys.stderr, flush=True)
         timings: dict[str, Any] = {"reused": True}
@@ -667,7 +668,7 @@ async def _bench(
         "cases": results,
         "store_cases": in_store,
         **extra,
-        "gateway_peak_rss_mib": round(_status_kib(gateway.pid, "VmHWM") / 1024, 1),
+        "gateway_peak_rss_mib": round(status_kib(gateway.pid, "VmHWM") / 1024, 1),
     }
 
 
@@ -750,9 +751,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     children = Children()
     try:
-        with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="genledger-readbench-") as tmp:
+        with terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="genledger-readbench-") as tmp:
             try:
-                result = _run(bench(args, children, Path(tmp)))
+                result = run_loop(bench(args, children, Path(tmp)))
             finally:
                 children.stop_all()
     except KeyboardInterrupt:
