@@ -369,16 +369,17 @@ def start_gateway(
     src: Path | None = None,
     name: str = "gateway",
     env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> tuple[Child, str]:
     """``genledger serve`` on a free port, once ``GET /health`` answers; and its URL.
 
     It runs through ``bench/gateway_launcher.py`` (the CLI as is, plus the bench-only
-    switches in its ``env``: tracemalloc snapshots).
+    switches in its ``env``: tracemalloc snapshots); ``args`` are more options of ``serve``.
     """
     port = free_port()
     argv = [
         sys.executable, str(LAUNCHER), "serve", "--config", str(config), "--port", str(port),
-        "--log-level", "warning",
+        "--log-level", "warning", *args,
     ]  # fmt: skip
     environment = {**(genledger_env(src) or os.environ), **(env or {})}
     child = children.spawn(name, argv, workdir, workdir / f"{name}.log", env=environment)

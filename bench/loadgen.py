@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -253,7 +254,8 @@ async def wrk_throughput(
 
     wrk takes whole seconds: ``seconds`` is rounded (at least 1); the rate uses wrk's own duration.
     """
-    script = workdir / f"wrk-{target.name}-{'stream' if stream else 'plain'}.lua"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", target.name)  # a target may be named by a path (floor_ab)
+    script = workdir / f"wrk-{safe}-{'stream' if stream else 'plain'}.lua"
     script.write_text(wrk_script(target.bodies[stream], target.headers))
     argv = [
         "wrk", "-t1", f"-c{connections}", f"-d{max(round(seconds), 1)}s",
