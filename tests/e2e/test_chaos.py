@@ -362,7 +362,11 @@ def test_the_books_balance_under_random_operations_across_two_instances(
                             max_examples=MAX_EXAMPLES,
                             stateful_step_count=STEPS,
                             deadline=None,
-                            phases=(Phase.explicit, Phase.reuse, Phase.generate),
+                            # No example database: a sequence saved by an earlier run would
+                            # replay against rules that may have changed since (hypothesis then
+                            # calls its data generation flaky), and the books are this run's.
+                            database=None,
+                            phases=(Phase.explicit, Phase.generate),
                             suppress_health_check=list(HealthCheck),
                         ),
                     )
