@@ -75,7 +75,10 @@ class GatewayProcess:
         args: Sequence[str] = (),
     ) -> None:
         self.log_level = log_level
-        self.args = list(args)
+        # One process unless asked: `kill -9` of it must be a crash of the gateway, not of a
+        # parent whose workers then drain (serve's default is a worker per core on PostgreSQL
+        # with Redis limits).
+        self.args = list(args) if "--workers" in args else ["--workers", "1", *args]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/api/v1"
