@@ -44,10 +44,13 @@ from gateway_overhead import (
     start_gateway,
     write_config,
 )
+from sqlalchemy import func, select
 
 from genledger.api.list_wire import parse_list_query
+from genledger.core.activity import ENDPOINT_DAYS
+from genledger.core.stores import GenerationFilter
 from genledger.ledger import Ledger
-from genledger.ledger.schema import generation_metadata, generations
+from genledger.ledger.schema import activity_days, activity_hours, generation_metadata, generations
 
 KEYS: Final = 50
 MODELS: Final = 20
@@ -596,6 +599,49 @@ async def store_cases(url: str, key_id: str, all_cases: list[Case], n: int) -> d
     return found
 
 
+async def roll_up(url: str, last: datetime, n: int) -> dict[str, Any]:
+    """Catch the activity rollup up, timed (what the first activity read of a freshly loaded or
+    upgraded ledger does), then time a 30-day ``activity`` by day, model and provider (the
+    endpoint's own grouping) in the store itself, with no HTTP."""
+    ledger = await Ledger.open(url)
+    try:
+        started = time.perf_counter()
+        marks = await ledger.generations.rollup.catch_up()
+        built = time.perf_counter() - started
+        async with ledger.engine.connect() as connection:
+            hours, days = (
+                (await connection.execute(select(func.count()).select_from(table))).scalar()
+                for table in (activity_hours, activity_days)
+            )
+        where = GenerationFilter(created_after=last - timedelta(days=30))
+        latencies = []
+        for i in range(WARMUP + n):
+            started = time.perf_counter()
+            rows = await ledger.generations.activity(where, ENDPOINT_DAYS)
+            if i >= WARMUP:
+                latencies.append(time.perf_counter() - started)
+    finally:
+        await ledger.close()
+    found = {
+        "catch_up_s": round(built, 1),
+        "hours_until": marks.hours.isoformat() if marks.hours else None,
+        "rollup_rows": {"hours": hours, "days": days},
+        "activity_30d_store": {
+            "requests": len(latencies),
+            "groups": len(rows),
+            "p50_ms": round(statistics.median(latencies) * 1000, 3),
+            "p99_ms": round(percentile(latencies, 99) * 1000, 3),
+        },
+    }
+    print(f"  rollup: {found}", file=sys.stderr, flush=True)
+    return found
+
+
+def load_average() -> str:
+    """``uptime``'s three figures: how busy the shared host was."""
+    return " ".join(f"{figure:.2f}" for figure in os.getloadavg())
+
+
 async def rotate(url: str, name: str) -> str:
     ledger = await Ledger.open(url)
     try:
@@ -638,6 +684,8 @@ async def _bench(
     values = await sample(db, args.requests)
     models = [m for m, _, _, _ in Shape.make([]).models]
     (own_key,), *_ = await db.fetch("SELECT id FROM api_keys WHERE name = 'readbench-00'")
+    load_before = load_average()
+    rolled = await roll_up(db.url, values["last"], min(args.requests, 50))
     in_store = await store_cases(db.url, own_key, cases(values, args.requests, models), args.requests)
     config = write_config(workdir, db.url, "http://127.0.0.1:9/v1")  # reads never call upstream
     gateway, base = start_gateway(children, workdir, config)
@@ -661,7 +709,10 @@ async def _bench(
             "requests": args.requests,
             "revision": revision,
             "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
         },
+        "rollup": rolled,
         "load": timings,
         "size": sizes,
         "cases": results,
@@ -695,7 +746,9 @@ def report(result: dict[str, Any]) -> str:
     meta, load_ = result["meta"], result["load"]
     lines = [
         f"genledger ledger reads: {meta['database']}, {meta['rows']:,} generations, "
-        f"{meta['cpus']} CPUs shared; genledger {meta['revision']}",
+        f"{meta['cpus']} CPUs shared; genledger {meta['revision']}; load average "
+        f"{meta['load_average_before']} before, {meta['load_average_after']} after",
+        f"rollup: {result['rollup']}",
         f"load: {load_}",
         f"size: {result['size']}",
         "",

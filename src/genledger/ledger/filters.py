@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, literal_column, select
+from sqlalchemy import ColumnElement, and_, exists, func, literal_column, not_, select
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
@@ -56,6 +56,11 @@ def conditions(where: GenerationFilter, dialect: str) -> list[ColumnElement[bool
     if where.min_cost_pico is not None:
         found.append(generations.c.total_cost_pico >= where.min_cost_pico)
     found.extend(has_pair(key, value) for key, value in where.metadata)
+    if where.drifted is not None:
+        # No index: drift is rare, and an index of it would cost every upstream-costed insert.
+        upstream, ours = generations.c.upstream_cost_pico, generations.c.total_cost_pico
+        beyond = and_(upstream.is_not(None), func.abs(upstream - ours) > where.drift_tolerance_pico)
+        found.append(beyond if where.drifted else not_(beyond))
     return found
 
 

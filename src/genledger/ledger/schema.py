@@ -218,6 +218,46 @@ adjustments = Table(
     Index("ix_adjustments_created", "created_at"),
 )
 
+
+def _rollup(name: str) -> Table:
+    """Activity summed per period (an hour or a day) x key x model x provider (``rollup.py``).
+
+    Rows are additive: a group may have several (a catch-up's, and adjustments' written later),
+    and readers sum them. ``through`` is the watermark of the catch-up that wrote the row, so
+    a reader that read the watermark W counts only rows with ``through <= W``.
+    """
+    return Table(
+        name,
+        metadata,
+        Column("start", DateTime(timezone=True), nullable=False),
+        Column("key_id", String(36), nullable=False),
+        Column("model", String(200), nullable=False),
+        Column("provider_name", String(200), nullable=True),
+        Column("requests", BigInteger, nullable=False),
+        Column("usage_pico", BigInteger, nullable=False),
+        Column("prompt_tokens", BigInteger, nullable=False),
+        Column("completion_tokens", BigInteger, nullable=False),
+        Column("reasoning_tokens", BigInteger, nullable=False),
+        Column("cached_tokens", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+        Column("through", DateTime(timezone=True), nullable=False),
+        Index(f"ix_{name}_start", "start"),
+    )
+
+
+activity_hours = _rollup("activity_hours")
+activity_days = _rollup("activity_days")
+
+# The rollup's watermarks (one row, id 1): every hour before ``hours_until`` and every day before
+# ``days_until`` is rolled up; NULL until the first catch-up.
+activity_rollup_state = Table(
+    "activity_rollup_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("hours_until", DateTime(timezone=True), nullable=True),
+    Column("days_until", DateTime(timezone=True), nullable=True),
+)
+
 statements = Table(
     "statements",
     metadata,
