@@ -179,7 +179,17 @@ def rows(shape: Shape, first: int, count: int, total: int, end: datetime) -> Ite
             shape.attempts[provider],
             f"s-{key[:8]}-{n // 400}" if rand() < 0.4 else None,
             shape.metadata[int(rand() * len(shape.metadata))] if rand() < 0.3 else None,
+            1,  # price_version
+            _upstream_cost(cost, rand()),
         )
+
+
+def _upstream_cost(cost: int, roll: float) -> int | None:
+    """What an OpenRouter-compatible upstream says a call cost: on 10% of the rows, and 1% above
+    ours on one in 200 of those (drift)."""
+    if roll >= 0.1:
+        return None
+    return cost + cost // 100 if roll < 0.0005 else cost
 
 
 _KEY_WEIGHTS = _zipf(KEYS)
@@ -192,9 +202,10 @@ def pairs(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     makes them: one per pair of a generation with metadata."""
     assert PAIR_COLUMNS == ["key", "value", "created_at", "generation_id", "key_id"]
     found = []
+    at = COLUMNS.index("metadata")
     for row in batch:
-        if row[-1] is not None:
-            found.extend((k, v, row[2], row[0], row[1]) for k, v in json.loads(row[-1]).items())
+        if row[at] is not None:
+            found.extend((k, v, row[2], row[0], row[1]) for k, v in json.loads(row[at]).items())
     return found
 
 
@@ -609,10 +620,11 @@ async def roll_up(url: str, last: datetime, n: int) -> dict[str, Any]:
         marks = await ledger.generations.rollup.catch_up()
         built = time.perf_counter() - started
         async with ledger.engine.connect() as connection:
-            hours, days = (
+            counted = [
                 (await connection.execute(select(func.count()).select_from(table))).scalar()
                 for table in (activity_hours, activity_days)
-            )
+            ]
+        hours, days = counted
         where = GenerationFilter(created_after=last - timedelta(days=30))
         latencies = []
         for i in range(WARMUP + n):
