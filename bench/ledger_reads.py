@@ -230,9 +230,12 @@ class Database:
 
 
 @contextlib.asynccontextmanager
-async def database(kind: str, rows: int, keep: bool) -> AsyncIterator[tuple[Database, bool]]:
-    """The bench's database and whether it is loaded already; dropped afterwards unless ``keep``."""
-    name = f"genledger_readbench_{rows}"
+async def database(
+    kind: str, rows: int, keep: bool, name: str | None = None
+) -> AsyncIterator[tuple[Database, bool]]:
+    """The bench's database (``name``, default ``genledger_readbench_<rows>``) and whether it is
+    loaded already; dropped afterwards unless ``keep``."""
+    name = name or f"genledger_readbench_{rows}"
     if kind == "sqlite":
         SQLITE_DIR.mkdir(exist_ok=True)
         path = SQLITE_DIR / f"{name}.db"
@@ -669,7 +672,7 @@ async def rotate(url: str, name: str) -> str:
 
 
 async def bench(args: argparse.Namespace, children: Children, workdir: Path) -> dict[str, Any]:
-    async with database(args.database, args.rows, args.keep) as (db, loaded):
+    async with database(args.database, args.rows, args.keep, args.name) as (db, loaded):
         try:
             return await _bench(args, children, workdir, db, loaded)
         finally:
@@ -804,6 +807,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="load with the indexes in place instead of dropping and recreating them around the load",
     )
+    parser.add_argument("--name", default=None, help="the database's name (a shared host: your own)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     args = parser.parse_args(argv)
     if args.rows < 1000 or args.requests < 1:

@@ -11,10 +11,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.expression import UnaryExpression
-from sqlalchemy.sql.operators import custom_op
 
 from genledger.core.activity import By, Grouping
+from genledger.ledger.hints import not_indexed
 from genledger.ledger.schema import generations
 
 _COLUMNS = {
@@ -26,7 +25,6 @@ _COLUMNS = {
 }
 _PG_FORMATS = {By.DAY: ("day", "YYYY-MM-DD"), By.HOUR: ("hour", 'YYYY-MM-DD"T"HH24:00:00"Z"')}
 _SQLITE_FORMATS = {By.DAY: "%Y-%m-%d", By.HOUR: "%Y-%m-%dT%H:00:00Z"}
-_NOT_INDEXED: custom_op[Any] = custom_op("+")
 
 
 def time_bucket(by: By, dialect: str, moment: Any) -> ColumnElement[Any]:
@@ -57,6 +55,6 @@ def bucket(grouping: Grouping, dialect: str, *, windowed: bool = False) -> Colum
         # json_each, not json_extract: any key works, with no path syntax to escape.
         return select(pairs.c.value).where(pairs.c.key == key).scalar_subquery()
     column = _COLUMNS[grouping.by]
-    if grouping.by is By.KEY and windowed and dialect == "sqlite":
-        return UnaryExpression(column, operator=_NOT_INDEXED, type_=column.type)
+    if grouping.by is By.KEY and windowed:
+        return not_indexed(column, dialect)
     return column

@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, literal_column, not_, select
-from sqlalchemy.sql.expression import UnaryExpression
-from sqlalchemy.sql.operators import custom_op
 
 from genledger.core.stores import GenerationFilter
+from genledger.ledger.hints import not_indexed
 from genledger.ledger.schema import generation_metadata, generations
 
-_NOT_INDEXED: custom_op[Any] = custom_op("+")
 _EQUAL = ("model", "provider_name", "streamed", "external_user", "session_id")
 # Values with partial indexes (schema.RARE). Neither database uses a partial index for a bound
 # parameter in every plan (PostgreSQL's generic plans do not), so these are written as literals.
@@ -38,11 +36,10 @@ def conditions(where: GenerationFilter, dialect: str) -> list[ColumnElement[bool
     found: list[ColumnElement[bool]] = []
     if where.key_id is not None:
         key_id: ColumnElement[Any] = generations.c.key_id
-        if dialect == "sqlite" and (where.session_id is not None or where.external_user is not None):
-            # SQLite plans without statistics (nothing runs ANALYZE on a ledger) and would walk
-            # the key's whole history, filtering for one session or user, rather than that
-            # session's or user's own few index entries. A unary + keeps the key's index out.
-            key_id = UnaryExpression(key_id, operator=_NOT_INDEXED, type_=generations.c.key_id.type)
+        if where.session_id is not None or where.external_user is not None:
+            # SQLite would walk the key's whole history, filtering for one session or user,
+            # rather than that session's or user's own few index entries.
+            key_id = not_indexed(key_id, dialect)
         found.append(key_id == where.key_id)
     if where.created_after is not None:
         found.append(generations.c.created_at >= where.created_after)

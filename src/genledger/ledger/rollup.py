@@ -6,7 +6,10 @@ What it holds, with W its ``hours_until`` and D its ``days_until`` (D <= W, D a 
 - ``activity_hours``: for every hour H < W, per key, model and provider, the generations made
   in H (requests, tokens, errors, usage) plus the adjustments written before W of those
   generations (an adjustment counts where its generation does);
-- ``activity_days``: the same per UTC day, for every day before D.
+- ``activity_days``: the same per UTC day, for every day before D;
+- ``activity_{hours,days}_by_model`` and ``_by_key``: the same summed over the keys, or over
+  the models and providers: a read takes the smallest table that has the dimensions it groups
+  or filters by (a day at 1M generations: ~900 rows in full, ~60 by model, ~50 by key).
 
 Why it is exact: an hour is rolled up only once it is closed, ``grace`` after its end. A stream
 is recorded when it ends with the time it began, and PostgreSQL commits rows out of time order,
@@ -38,12 +41,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from genledger.core.activity import ActivityRow, By, Grouping
 from genledger.core.stores import GenerationFilter
 from genledger.ledger.buckets import bucket, time_bucket
+from genledger.ledger.hints import not_indexed
 from genledger.ledger.schema import (
-    activity_days,
-    activity_hours,
+    ROLLUP_DIMENSIONS,
+    ROLLUP_SUMS,
     activity_rollup_state,
     adjustments,
     generations,
+    rollups,
 )
 from genledger.ledger.timestamps import utc
 
@@ -51,16 +56,10 @@ ONE_HOUR = timedelta(hours=1)
 ONE_DAY = timedelta(days=1)
 ROLLED = frozenset({By.DAY, By.HOUR, By.MODEL, By.PROVIDER, By.KEY})
 """The groupings the rollup can answer."""
-_DIMENSIONS = ("key_id", "model", "provider_name")
-_SUMS = (
-    "requests",
-    "usage_pico",
-    "prompt_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-    "cached_tokens",
-    "errors",
-)
+_DIMENSIONS = ROLLUP_DIMENSIONS[""]
+_SUMS = ROLLUP_SUMS
+# The smallest table first: a read takes the first whose dimensions cover what it needs.
+_BY_SIZE = sorted(ROLLUP_DIMENSIONS.items(), key=lambda item: len(item[1]))
 _BY_COLUMN = {By.MODEL: "model", By.PROVIDER: "provider_name", By.KEY: "key_id"}
 
 
@@ -195,14 +194,14 @@ class ActivityRollup:
             if moved.rowcount != 1:
                 await connection.rollback()
                 return None
-            if hour_rows:
-                await connection.execute(insert(activity_hours), hour_rows)
-            if day_rows:
-                await connection.execute(insert(activity_days), day_rows)
-            day = marks.days
-            while day is not None and to.days is not None and day < to.days:
-                await connection.execute(_days_from_hours(day, to.hours))
-                day += ONE_DAY
+            for suffix, dimensions in ROLLUP_DIMENSIONS.items():
+                for period, rows in (("hours", hour_rows), ("days", day_rows)):
+                    if rows:
+                        await connection.execute(insert(rollups[period, suffix]), _project(rows, dimensions))
+                day = marks.days
+                while day is not None and to.days is not None and day < to.days:
+                    await connection.execute(_days_from_hours(suffix, day, to.hours))
+                    day += ONE_DAY
         return to
 
     async def sums(
@@ -216,11 +215,12 @@ class ActivityRollup:
         """The rolled-up part of a window: its days' and hours' rows, and adjustments written since."""
         dialect = self._engine.dialect.name
         found: list[ActivityRow] = []
+        suffix = _smallest(where, group_by)
         parts: list[tuple[Table, tuple[datetime | None, datetime]]] = [
-            (activity_hours, span) for span in the_plan.hours
+            (rollups["hours", suffix], span) for span in the_plan.hours
         ]
         if the_plan.days is not None:
-            parts.append((activity_days, the_plan.days))
+            parts.append((rollups["days", suffix], the_plan.days))
         for table, (start, end) in parts:
             found += _rows(
                 await connection.execute(_summed(table, where, group_by, start, end, marks, dialect))
@@ -312,33 +312,56 @@ def _row(found: Any, through: datetime) -> dict[str, Any]:
     }
 
 
-def _days_from_hours(day: datetime, through: datetime | None) -> Any:
+def _project(rows: list[dict[str, Any]], dimensions: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows of every dimension summed into rows of ``dimensions`` only (same start and through)."""
+    summed: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        group = (row["start"], row["through"], *(row[name] for name in dimensions))
+        total = summed.get(group)
+        if total is None:
+            summed[group] = {
+                "start": row["start"],
+                "through": row["through"],
+                **{name: row[name] for name in dimensions},
+                **{name: row[name] for name in _SUMS},
+            }
+        else:
+            for name in _SUMS:
+                total[name] += row[name]
+    return list(summed.values())
+
+
+def _smallest(where: GenerationFilter, group_by: Sequence[Grouping]) -> str:
+    """The suffix of the smallest rollup table with every dimension ``where`` and ``group_by`` use."""
+    needed = {_BY_COLUMN[grouping.by] for grouping in group_by if grouping.by in _BY_COLUMN}
+    needed |= {name for name in _BY_COLUMN.values() if getattr(where, name) is not None}
+    return next(suffix for suffix, dimensions in _BY_SIZE if needed <= set(dimensions))
+
+
+def _days_from_hours(suffix: str, day: datetime, through: datetime | None) -> Any:
     """The day's rows, summed from its hours' (all rolled up by now)."""
-    h = activity_hours.c
-    dimensions = [h[name] for name in _DIMENSIONS]
+    hours, days = rollups["hours", suffix], rollups["days", suffix]
+    names = ROLLUP_DIMENSIONS[suffix]
+    dimensions = [hours.c[name] for name in names]
     summed = (
         select(
-            literal(day, activity_days.c.start.type),
+            literal(day, days.c.start.type),
             *dimensions,
-            *(func.sum(h[name]) for name in _SUMS),
-            literal(through, activity_days.c.through.type),
+            *(func.sum(hours.c[name]) for name in _SUMS),
+            literal(through, days.c.through.type),
         )
-        .where(h.start >= day, h.start < day + ONE_DAY)
+        .where(hours.c.start >= day, hours.c.start < day + ONE_DAY)
         .group_by(*dimensions)
     )
-    return insert(activity_days).from_select(["start", *_DIMENSIONS, *_SUMS, "through"], summed)
+    return insert(days).from_select(["start", *names, *_SUMS, "through"], summed)
 
 
 def _filtered(table: Table, where: GenerationFilter) -> list[ColumnElement[bool]]:
-    found = []
-    for name, value in (
-        ("key_id", where.key_id),
-        ("model", where.model),
-        ("provider_name", where.provider_name),
-    ):
-        if value is not None:
-            found.append(table.c[name] == value)
-    return found
+    return [
+        table.c[name] == getattr(where, name)
+        for name in _BY_COLUMN.values()
+        if getattr(where, name) is not None
+    ]
 
 
 def _groups(table: Table, group_by: Sequence[Grouping], dialect: str) -> list[Any]:
@@ -377,9 +400,13 @@ def _late(
     start, end = rolled
     g = generations.c
     groups = [bucket(grouping, dialect) for grouping in group_by]
-    found = [adjustments.c.created_at >= written_since, g.created_at < end, *_filtered(generations, where)]
+    # Few adjustments are that recent: walk them (their time index) and look each generation up
+    # by id. Without statistics SQLite would walk the window's generations instead (250 ms for
+    # 30 days at 1M rows); a unary + keeps the time index of generations out.
+    made = not_indexed(g.created_at, dialect)
+    found = [adjustments.c.created_at >= written_since, made < end, *_filtered(generations, where)]
     if start is not None:
-        found.append(g.created_at >= start)
+        found.append(made >= start)
     zero = literal(0)
     return (
         select(*groups, zero, _total(adjustments.c.amount_pico), zero, zero, zero, zero, zero)
