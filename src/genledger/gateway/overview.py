@@ -20,7 +20,7 @@ from genledger.core.stores import GenerationFilter, GenerationStore, KeyStore
 
 TOP = 10
 """Rows each ranking shows."""
-SAMPLE = 5000
+SAMPLE = 2000
 """Latency percentiles, users and sessions are read from the window's newest generations, this
 many at most: they cannot be rolled up exactly, and reading a month of rows costs seconds."""
 

@@ -191,15 +191,17 @@ class SqlGenerationStore:
     async def last_used(self, key_ids: Sequence[str]) -> dict[str, datetime]:
         if not key_ids:
             return {}
-        # One index seek per key (ix_generations_key_created), however long the history.
-        query = (
-            select(generations.c.key_id, func.max(generations.c.created_at))
-            .where(generations.c.key_id.in_(list(key_ids)))
-            .group_by(generations.c.key_id)
-        )
+        # One index seek per key (ix_generations_key_created), however long the history: a
+        # scalar max() per key, which both databases answer from the index's end. (SQLite walked
+        # every entry of the keys for a GROUP BY over an IN list: 0.7-1 s at 1M rows.)
+        ids = list(key_ids)
+        latest = [
+            select(func.max(generations.c.created_at)).where(generations.c.key_id == key_id).scalar_subquery()
+            for key_id in ids
+        ]
         async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return {key_id: _utc(created_at) for key_id, created_at in rows if created_at is not None}
+            row = (await connection.execute(select(*latest))).one()
+        return {key_id: _utc(created_at) for key_id, created_at in zip(ids, row, strict=True) if created_at}
 
     async def usage_by_day(self, key_id: str, since: datetime) -> list[tuple[str, int, int]]:
         rows = await self.activity(GenerationFilter(key_id=key_id, created_after=since), (DAY,))
