@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from genledger.core.activity import (
     DAY,
@@ -235,3 +235,10 @@ def test_a_window_splits_into_whole_days_whole_hours_and_raw_edges():
         plan(dataclasses.replace(where, created_after=w - timedelta(minutes=5)), marks, hourly=False) is None
     )
     assert plan(where, Watermarks(None, None), hourly=False) is None
+
+
+async def test_activity_answers_from_the_generations_when_the_rollup_cannot_catch_up(ledger: Ledger):
+    records, keys = await _seed(ledger)
+    async with ledger.engine.begin() as connection:
+        await connection.execute(text("DROP TABLE activity_rollup_state"))
+    await _check(ledger, records, {}, keys)

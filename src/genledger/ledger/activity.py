@@ -12,6 +12,7 @@ number of groups, never by the number of generations.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genledger.core.activity import (
@@ -41,9 +43,10 @@ from genledger.core.activity import (
 from genledger.core.stores import GenerationFilter
 from genledger.ledger.buckets import bucket
 from genledger.ledger.filters import conditions
-from genledger.ledger.rollup import ActivityRollup, answers, plan
+from genledger.ledger.rollup import ActivityRollup, Watermarks, answers, plan
 from genledger.ledger.schema import adjustments, generations
 
+log = logging.getLogger("genledger.ledger")
 _SUMMED = {
     "usage": generations.c.usage_pico,
     "prompt": generations.c.tokens_prompt,
@@ -70,7 +73,13 @@ async def activity(
     it can answer (no latency, no sample, only its dimensions), and from the generations for
     the rest of the window (its edges, and the hour or so since the rollup's watermark)."""
     if rollup is not None and newest is None and not latency and answers(where, group_by):
-        marks = await rollup.catch_up()
+        try:
+            marks = await rollup.catch_up()
+        except SQLAlchemyError:
+            # The rollup is an optimisation: a read never fails for it (say, SQLite's write lock
+            # held past its busy timeout while a step waited); the generations answer alone.
+            log.warning("activity rollup: catching up failed; reading the generations", exc_info=True)
+            marks = Watermarks(None, None)
         split = plan(where, marks, hourly=any(grouping.by is By.HOUR for grouping in group_by))
         if split is not None:
             async with engine.connect() as connection:
