@@ -7,9 +7,10 @@ What it holds, with W its ``hours_until`` and D its ``days_until`` (D <= W, D a 
   in H (requests, tokens, errors, usage) plus the adjustments written before W of those
   generations (an adjustment counts where its generation does);
 - ``activity_days``: the same per UTC day, for every day before D;
-- ``activity_{hours,days}_by_model`` and ``_by_key``: the same summed over the keys, or over
-  the models and providers: a read takes the smallest table that has the dimensions it groups
-  or filters by (a day at 1M generations: ~900 rows in full, ~60 by model, ~50 by key).
+- ``activity_{hours,days}_by_model``, ``_by_key`` and ``_total``: the same summed over the keys,
+  over the models and providers, or over all three: a read takes the smallest table that has
+  the dimensions it groups or filters by (a day at 1M generations: ~900 rows in full, ~60 by
+  model, ~50 by key, one in total).
 
 Why it is exact: an hour is rolled up only once it is closed, ``grace`` after its end. A stream
 is recorded when it ends with the time it began, and PostgreSQL commits rows out of time order,
@@ -352,6 +353,7 @@ def _days_from_hours(suffix: str, day: datetime, through: datetime | None) -> An
         )
         .where(hours.c.start >= day, hours.c.start < day + ONE_DAY)
         .group_by(*dimensions)
+        .having(func.count() > 0)  # the total of an empty day: no row, not one of NULL sums
     )
     return insert(days).from_select(["start", *names, *_SUMS, "through"], summed)
 

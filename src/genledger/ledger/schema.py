@@ -223,10 +223,11 @@ ROLLUP_DIMENSIONS = {
     "": ("key_id", "model", "provider_name"),
     "_by_model": ("model", "provider_name"),
     "_by_key": ("key_id",),
+    "_total": (),
 }
 """The rollup's tables per period, by name suffix: each sums over the dimensions it lacks, so a
 read that needs fewer reads fewer rows (a day has ~900 key x model x provider rows at 1M
-generations, ~60 model x provider rows, ~50 key rows)."""
+generations, ~60 model x provider rows, ~50 key rows, one total)."""
 _DIMENSION_COLUMNS = {
     "key_id": lambda: Column("key_id", String(36), nullable=False),
     "model": lambda: Column("model", String(200), nullable=False),

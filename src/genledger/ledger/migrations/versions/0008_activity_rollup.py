@@ -1,5 +1,5 @@
 """The activity rollup: sums per hour and per day x key x model x provider (and x model x
-provider, and x key), and its watermarks.
+provider, x key, and in total), and its watermarks.
 
 Filled lazily by the first read of activity (``ledger/rollup.py``), not here: a migration that
 scanned a big ledger would hold every instance's start-up for minutes.
@@ -22,6 +22,7 @@ _DIMENSIONS = {
     "": ("key_id", "model", "provider_name"),
     "_by_model": ("model", "provider_name"),
     "_by_key": ("key_id",),
+    "_total": (),
 }
 _SUMS = (
     "requests",
