@@ -37,7 +37,7 @@ from harness import (
     terminate_as_interrupt,
     write_config,
 )
-from ledger_reads import Database, Shape, database, load, rotate, sample
+from ledger_reads import Database, Shape, database, load, load_average, roll_up, rotate, sample
 
 TARGET_MS: Final = 100.0
 CASE_SECONDS: Final = 60.0
@@ -115,6 +115,8 @@ async def _bench(
         print(f"  loaded: {await load(db, args.rows, True)}", file=sys.stderr, flush=True)
     ordinary, management = await rotate(db.url, "readbench-00"), await rotate(db.url, "readbench-admin")
     values = await sample(db, 20)
+    load_before = load_average()
+    rolled = await roll_up(db.url, values["last"], 5)
     model = Shape.make([]).models[0][0]
     team, value = next((k, v) for k, v in values["pairs"] if k == "team")
     config = write_config(workdir, db.url, "http://127.0.0.1:9/v1")  # pages never call upstream
@@ -164,7 +166,15 @@ async def _bench(
         await admin.close()
         await own.close()
     return {
-        "meta": {"rows": args.rows, "requests": args.requests, "revision": revision(), "database": "sqlite"},
+        "meta": {
+            "rows": args.rows,
+            "requests": args.requests,
+            "revision": revision(),
+            "database": "sqlite",
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
+        },
+        "rollup": rolled,
         "pages": results,
     }
 
@@ -178,6 +188,8 @@ def report(result: dict[str, Any]) -> str:
     meta = result["meta"]
     lines = [
         f"genledger dashboard pages: SQLite, {meta['rows']:,} generations; genledger {meta['revision']}",
+        f"load average {meta['load_average_before']} before, {meta['load_average_after']} after; "
+        f"rollup {result['rollup']}",
         f"  {'page':44}{'n':>4}{'server p50':>12}{'server p99':>12}{'client p50':>12}"
         f"  target < {TARGET_MS:g} ms",
     ]

@@ -45,10 +45,13 @@ from harness import (
     revision as revision_now,
 )
 from ledger_count import POSTGRES_HOST, admin_connection
+from sqlalchemy import func, select
 
 from genledger.api.list_wire import parse_list_query
+from genledger.core.activity import ENDPOINT_DAYS
+from genledger.core.stores import GenerationFilter
 from genledger.ledger import Ledger
-from genledger.ledger.schema import generation_metadata, generations
+from genledger.ledger.schema import activity_days, activity_hours, generation_metadata, generations
 
 KEYS: Final = 50
 MODELS: Final = 20
@@ -177,7 +180,17 @@ def rows(shape: Shape, first: int, count: int, total: int, end: datetime) -> Ite
             shape.attempts[provider],
             f"s-{key[:8]}-{n // 400}" if rand() < 0.4 else None,
             shape.metadata[int(rand() * len(shape.metadata))] if rand() < 0.3 else None,
+            1,  # price_version
+            _upstream_cost(cost, rand()),
         )
+
+
+def _upstream_cost(cost: int, roll: float) -> int | None:
+    """What an OpenRouter-compatible upstream says a call cost: on 10% of the rows, and 1% above
+    ours on one in 200 of those (drift)."""
+    if roll >= 0.1:
+        return None
+    return cost + cost // 100 if roll < 0.0005 else cost
 
 
 _KEY_WEIGHTS = _zipf(KEYS)
@@ -190,9 +203,10 @@ def pairs(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     makes them: one per pair of a generation with metadata."""
     assert PAIR_COLUMNS == ["key", "value", "created_at", "generation_id", "key_id"]
     found = []
+    at = COLUMNS.index("metadata")
     for row in batch:
-        if row[-1] is not None:
-            found.extend((k, v, row[2], row[0], row[1]) for k, v in json.loads(row[-1]).items())
+        if row[at] is not None:
+            found.extend((k, v, row[2], row[0], row[1]) for k, v in json.loads(row[at]).items())
     return found
 
 
@@ -217,9 +231,12 @@ class Database:
 
 
 @contextlib.asynccontextmanager
-async def database(kind: str, rows: int, keep: bool) -> AsyncIterator[tuple[Database, bool]]:
-    """The bench's database and whether it is loaded already; dropped afterwards unless ``keep``."""
-    name = f"genledger_readbench_{rows}"
+async def database(
+    kind: str, rows: int, keep: bool, name: str | None = None
+) -> AsyncIterator[tuple[Database, bool]]:
+    """The bench's database (``name``, default ``genledger_readbench_<rows>``) and whether it is
+    loaded already; dropped afterwards unless ``keep``."""
+    name = name or f"genledger_readbench_{rows}"
     if kind == "sqlite":
         SQLITE_DIR.mkdir(exist_ok=True)
         path = SQLITE_DIR / f"{name}.db"
@@ -597,6 +614,50 @@ async def store_cases(url: str, key_id: str, all_cases: list[Case], n: int) -> d
     return found
 
 
+async def roll_up(url: str, last: datetime, n: int) -> dict[str, Any]:
+    """Catch the activity rollup up, timed (what the first activity read of a freshly loaded or
+    upgraded ledger does), then time a 30-day ``activity`` by day, model and provider (the
+    endpoint's own grouping) in the store itself, with no HTTP."""
+    ledger = await Ledger.open(url)
+    try:
+        started = time.perf_counter()
+        marks = await ledger.generations.rollup.catch_up()
+        built = time.perf_counter() - started
+        async with ledger.engine.connect() as connection:
+            counted = [
+                (await connection.execute(select(func.count()).select_from(table))).scalar()
+                for table in (activity_hours, activity_days)
+            ]
+        hours, days = counted
+        where = GenerationFilter(created_after=last - timedelta(days=30))
+        latencies = []
+        for i in range(WARMUP + n):
+            started = time.perf_counter()
+            rows = await ledger.generations.activity(where, ENDPOINT_DAYS)
+            if i >= WARMUP:
+                latencies.append(time.perf_counter() - started)
+    finally:
+        await ledger.close()
+    found = {
+        "catch_up_s": round(built, 1),
+        "hours_until": marks.hours.isoformat() if marks.hours else None,
+        "rollup_rows": {"hours": hours, "days": days},
+        "activity_30d_store": {
+            "requests": len(latencies),
+            "groups": len(rows),
+            "p50_ms": round(statistics.median(latencies) * 1000, 3),
+            "p99_ms": round(percentile(latencies, 99) * 1000, 3),
+        },
+    }
+    print(f"  rollup: {found}", file=sys.stderr, flush=True)
+    return found
+
+
+def load_average() -> str:
+    """``uptime``'s three figures: how busy the shared host was."""
+    return " ".join(f"{figure:.2f}" for figure in os.getloadavg())
+
+
 async def rotate(url: str, name: str) -> str:
     ledger = await Ledger.open(url)
     try:
@@ -612,7 +673,7 @@ async def rotate(url: str, name: str) -> str:
 
 
 async def bench(args: argparse.Namespace, children: Children, workdir: Path) -> dict[str, Any]:
-    async with database(args.database, args.rows, args.keep) as (db, loaded):
+    async with database(args.database, args.rows, args.keep, args.name) as (db, loaded):
         try:
             return await _bench(args, children, workdir, db, loaded)
         finally:
@@ -639,6 +700,8 @@ async def _bench(
     values = await sample(db, args.requests)
     models = [m for m, _, _, _ in Shape.make([]).models]
     (own_key,), *_ = await db.fetch("SELECT id FROM api_keys WHERE name = 'readbench-00'")
+    load_before = load_average()
+    rolled = await roll_up(db.url, values["last"], min(args.requests, 50))
     in_store = await store_cases(db.url, own_key, cases(values, args.requests, models), args.requests)
     config = write_config(workdir, db.url, "http://127.0.0.1:9/v1")  # reads never call upstream
     gateway, base = start_gateway(children, workdir, config)
@@ -662,7 +725,10 @@ async def _bench(
             "requests": args.requests,
             "revision": revision,
             "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
         },
+        "rollup": rolled,
         "load": timings,
         "size": sizes,
         "cases": results,
@@ -696,7 +762,9 @@ def report(result: dict[str, Any]) -> str:
     meta, load_ = result["meta"], result["load"]
     lines = [
         f"genledger ledger reads: {meta['database']}, {meta['rows']:,} generations, "
-        f"{meta['cpus']} CPUs shared; genledger {meta['revision']}",
+        f"{meta['cpus']} CPUs shared; genledger {meta['revision']}; load average "
+        f"{meta['load_average_before']} before, {meta['load_average_after']} after",
+        f"rollup: {result['rollup']}",
         f"load: {load_}",
         f"size: {result['size']}",
         "",
@@ -740,6 +808,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="load with the indexes in place instead of dropping and recreating them around the load",
     )
+    parser.add_argument("--name", default=None, help="the database's name (a shared host: your own)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     args = parser.parse_args(argv)
     if args.rows < 1000 or args.requests < 1:

@@ -359,6 +359,13 @@ class Settings(BaseSettings):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
+    @property
+    def late_grace(self) -> float:
+        """Seconds after a period's end before no generation of it can still commit (a stream is
+        recorded when it ends, with the time it began): closing a day's statement and rolling
+        up an hour's activity wait this long."""
+        return self.audit.statement_grace or self.routing.total_timeout + 60
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,15 +83,18 @@ def chromium() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="module")
-def served(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    folder = tmp_path_factory.mktemp("dashboard")
+@contextmanager
+def serve(folder: Path, seed: Callable[[str], None] | None = None) -> Iterator[Served]:
+    """``genledger serve`` on a new SQLite ledger in ``folder`` with an admin, alice and bob;
+    ``seed(database_url)`` fills the ledger before the gateway starts."""
     database_url = f"sqlite:///{folder}/genledger.db"
     with FakeOpenAIInThread() as upstream:
         config = _config(folder, upstream.api_url, database_url)
         admin = create_key(database_url, "admin", management=True)
         alice = create_key(database_url, "alice")
         bob = create_key(database_url, "bob")
+        if seed is not None:
+            seed(database_url)
         port = free_port()
         log = folder / "gateway.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("GENLEDGER_")}
@@ -113,6 +117,12 @@ def served(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serve(tmp_path_factory.mktemp("dashboard")) as found:
+        yield found
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

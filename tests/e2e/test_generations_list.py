@@ -126,6 +126,7 @@ def test_an_ordinary_key_sees_its_own_and_a_management_key_sees_all(
         ({"created_before": "2026-13-01"}, "created_before"),
         ({"streamed": "maybe"}, "streamed"),
         ({"cancelled": "yes"}, "cancelled"),
+        ({"drifted": "yes"}, "drifted"),
         ({"min_cost": "-1"}, "min_cost"),
         ({"min_cost": "abc"}, "min_cost"),
         ({"api_key_hash": "xyz"}, "api_key_hash"),

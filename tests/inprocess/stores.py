@@ -33,6 +33,7 @@ from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import Hold, KeyExists, KeyRecord, Refusal
 from genledger.core.prices import PriceVersion, same_price
 from genledger.core.pricing import Price
+from genledger.core.reconcile import drifted
 from genledger.core.statements import Statement
 from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
 from genledger.gateway.services import Services
@@ -319,6 +320,7 @@ class MemoryGenerationStore:
                 where.min_cost_pico is None or g.total_cost_pico >= where.min_cost_pico,
                 all((g.metadata or {}).get(k) == v for k, v in where.metadata),
                 after is None or (g.created_at, g.id) < (after.created_at, after.id),
+                where.drifted is None or drifted(g, where.drift_tolerance_pico) == where.drifted,
             ]
             for name in ("model", "provider_name", "finish_reason", "streamed", "cancelled"):
                 checks.append(getattr(where, name) is None or getattr(g, name) == getattr(where, name))
@@ -335,10 +337,18 @@ class MemoryGenerationStore:
         return Page(items, Cursor(items[-1].created_at, items[-1].id) if more else None)
 
     async def activity(
-        self, where: GenerationFilter, group_by: Sequence[Grouping], *, latency: bool = False
+        self,
+        where: GenerationFilter,
+        group_by: Sequence[Grouping],
+        *,
+        latency: bool = False,
+        newest: int | None = None,
     ) -> ActivityRows:
         groups: dict[tuple[str | None, ...], list[Generation]] = {}
-        for g in self._matching(where):
+        matching = list(self._matching(where))
+        if newest is not None:
+            matching = sorted(matching, key=lambda g: (g.created_at, g.id), reverse=True)[:newest]
+        for g in matching:
             groups.setdefault(tuple(_value(g, grouping) for grouping in group_by), []).append(g)
         rows = []
         for group, members in groups.items():

@@ -17,9 +17,11 @@ import pytest
 from genledger.api import create_app
 from genledger.api.dashboard.session import SESSION_COOKIE, sign, unsign
 from genledger.config import load_settings
+from genledger.core.adjustments import Adjustment
 from genledger.core.generation import Generation, ProviderAttempt
 from genledger.core.ids import new_generation_id
 from genledger.core.keys import KeyRecord
+from genledger.gateway.overview import OverviewReader
 from genledger.gateway.services import Services
 from tests.inprocess.stores import (
     MemoryGenerationStore,
@@ -407,3 +409,48 @@ async def test_a_nul_character_in_a_form_is_refused_with_400(dash: Dash):
     refused = await dash.http.post("/dashboard/keys", data={"csrf": token, "name": "nul\x00name"})
     assert refused.status_code == 400 and "NUL" in refused.text
     assert await dash.keys.find_by_name("nul\x00name") is None
+
+
+async def test_the_detail_shows_adjustments_the_adjusted_cost_and_upstream_drift(dash: Dash):
+    drifting = generation(dash.alice_key, upstream_cost_pico=3_500_000)
+    agreeing = generation(dash.alice_key, upstream_cost_pico=3_000_000)
+    await dash.generations.record(drifting)
+    await dash.generations.record(agreeing)
+    await dash.generations.adjust(
+        [
+            Adjustment(
+                generation_id=drifting.id,
+                key_id=dash.alice_key.id,
+                model=drifting.model,
+                generation_created_at=drifting.created_at,
+                amount_pico=-1_000_000,
+                from_version=1,
+                to_version=2,
+                reason="a mistyped <b>price</b>",
+                created_at=datetime.now(UTC),
+            )
+        ]
+    )
+    await dash.sign_in(dash.alice)
+    detail = await dash.http.get(f"/dashboard/generations/{drifting.id}")
+    assert re.search(r'id="adjusted-cost">\$0\.000002<', detail.text)
+    assert "1 → 2" in detail.text and "a mistyped &lt;b&gt;price&lt;/b&gt;" in detail.text
+    assert re.search(r'id="upstream-cost">\$0\.0000035<', detail.text)
+    assert 'class="warning" id="drift"' in detail.text and "Drift:" in detail.text
+    calm = await dash.http.get(f"/dashboard/generations/{agreeing.id}")
+    assert "agrees with ours" in calm.text and "adjusted-cost" not in calm.text
+    overview = await dash.http.get("/dashboard/overview")
+    assert re.search(r'id="total-spend">\$0\.000005<', overview.text)  # 2 x 3 minus 1 micro-dollar
+    listed = await dash.http.get("/dashboard/generations?drifted=true")
+    assert re.findall(r'href="/dashboard/generations/(gen-[^"]+)"', listed.text) == [drifting.id]
+
+
+async def test_the_overview_says_when_percentiles_users_and_sessions_are_a_sample(dash: Dash):
+    dash.services.overview = OverviewReader(dash.keys, dash.generations, sample=2)
+    for i in range(3):
+        await dash.generations.record(generation(dash.alice_key, minutes_ago=i + 1, external_user=f"u{i}"))
+    await dash.sign_in(dash.admin)
+    page = await dash.http.get("/dashboard/overview")
+    assert re.search(r'id="total-requests">3<', page.text)
+    assert 'id="sample-note"' in page.text and "newest 2 of the window's 3" in page.text
+    assert ">u0<" in page.text and ">u2<" not in page.text  # the oldest is outside the sample

@@ -37,8 +37,22 @@ async def seeded(stores: Stores) -> tuple[Stores, dict[str, Generation], str, st
     alice, _ = await stores.keys.create("alice")
     bob, _ = await stores.keys.create("bob")
     rows = {
-        "a1": record(alice.id, 1, external_user="u1", session_id="s1", metadata={"team": "search"}),
-        "a2": record(alice.id, 2, model="acme/big", streamed=True, metadata={"team": "ads", "env": "prod"}),
+        "a1": record(
+            alice.id,
+            1,
+            external_user="u1",
+            session_id="s1",
+            metadata={"team": "search"},
+            upstream_cost_pico=1000,
+        ),
+        "a2": record(
+            alice.id,
+            2,
+            model="acme/big",
+            streamed=True,
+            metadata={"team": "ads", "env": "prod"},
+            upstream_cost_pico=2600,  # ours: 2000
+        ),
         "a3": record(alice.id, 3, finish_reason="error", provider_name="Other", session_id="s1"),
         "a4": record(alice.id, 4, cancelled=True, streamed=True, external_user="u2"),
         "b1": record(bob.id, 2, external_user="u1", metadata={"team": "search", "env": "prod"}),
@@ -78,6 +92,9 @@ async def test_each_filter_selects_exactly_its_rows_newest_first(seeded):
         GenerationFilter(metadata=(("team", "search"), ("env", "prod"))): ["b1"],
         GenerationFilter(metadata=(("env", "dev"),)): [],
         GenerationFilter(min_cost_pico=3000): ["a4", "a3"],
+        GenerationFilter(drifted=True): ["a2"],
+        GenerationFilter(drifted=True, drift_tolerance_pico=600): [],
+        GenerationFilter(drifted=False, key_id=alice): ["a4", "a3", "a1"],
     }
     for where, expected in cases.items():
         assert await names(stores, rows, where) == expected, where

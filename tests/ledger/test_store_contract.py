@@ -139,3 +139,17 @@ async def test_usage_in_periods_sums_each_keys_day_week_and_month_in_one_call(st
         ("2026-11-25", 1, 10),
         ("2026-11-26", 1, 1),
     ]
+
+
+async def test_last_used_is_each_keys_latest_generation(stores: Stores):
+    alice, _ = await stores.keys.create("alice")
+    bob, _ = await stores.keys.create("bob")
+    idle, _ = await stores.keys.create("idle")
+    at = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    for key_id, minutes in [(alice.id, 5), (alice.id, 50), (alice.id, 20), (bob.id, 1)]:
+        await stores.generations.record(generation(key_id, 1, at + timedelta(minutes=minutes)))
+    assert await stores.generations.last_used([alice.id, bob.id, idle.id]) == {
+        alice.id: at + timedelta(minutes=50),
+        bob.id: at + timedelta(minutes=1),
+    }
+    assert await stores.generations.last_used([]) == {}

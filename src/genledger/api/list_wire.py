@@ -24,7 +24,7 @@ from genledger.errors import BadRequest
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 _TEXT_FILTERS = ("model", "provider_name", "finish_reason", "external_user", "session_id")
-_BOOL_FILTERS = ("streamed", "cancelled")
+_BOOL_FILTERS = ("streamed", "cancelled", "drifted")
 _FILTERS = frozenset(
     {"created_after", "created_before", "api_key_hash", "min_cost", *_TEXT_FILTERS, *_BOOL_FILTERS}
 )
@@ -156,6 +156,7 @@ def _filters(
         finish_reason=text["finish_reason"],
         streamed=flags["streamed"],
         cancelled=flags["cancelled"],
+        drifted=flags["drifted"],
         external_user=text["external_user"],
         session_id=text["session_id"],
         metadata=tuple(dict.fromkeys(metadata)),

@@ -108,6 +108,12 @@ _FILTERS = (
     Param("session_id", _TEXT, "This session only."),
     Param("streamed", {"type": "boolean"}, "Streamed (or not) only."),
     Param("cancelled", {"type": "boolean"}, "Cancelled (or not) only."),
+    Param(
+        "drifted",
+        {"type": "boolean"},
+        "Only those whose upstream-reported cost differs from ours beyond `[audit] cost_tolerance` "
+        "(or only those that do not).",
+    ),
     Param("min_cost", {"type": "number", "minimum": 0, "maximum": 1_000_000}, "Costing at least this, USD."),
     _KEY_HASH,
 )

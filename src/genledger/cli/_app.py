@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -63,7 +64,9 @@ def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]]) -> 
         # Only the opening is guarded: work raises ValueErrors of its own (KeyExists) that its
         # command reports, and they must not read as a ledger that failed to open.
         try:
-            ledger = await Ledger.open(settings.database_url)
+            ledger = await Ledger.open(
+                settings.database_url, rollup_grace=timedelta(seconds=settings.late_grace)
+            )
         except (OSError, ValueError, MigrationError, SQLAlchemyError) as exc:
             where, why = escape(settings.database_url), escape(str(exc).splitlines()[0])
             _err().print(f"[red]error:[/red] cannot open the ledger at {where}: {why}", soft_wrap=True)

@@ -160,7 +160,7 @@ def statements_close(
     """
     settings = _settings(config)
     closing = _day(day)
-    default = settings.audit.statement_grace or settings.routing.total_timeout + 60
+    default = settings.late_grace
     wait = timedelta(seconds=grace if grace is not None else default)
 
     async def work(ledger: Ledger) -> Statement:

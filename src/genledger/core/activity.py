@@ -40,6 +40,7 @@ class Grouping:
 
 
 DAY, HOUR, MODEL, PROVIDER = Grouping(By.DAY), Grouping(By.HOUR), Grouping(By.MODEL), Grouping(By.PROVIDER)
+KEY = Grouping(By.KEY)
 ENDPOINT_DAYS = (DAY, MODEL, PROVIDER)
 """OpenRouter's own grouping: one item per UTC day, model and provider."""
 

@@ -61,6 +61,10 @@ class GenerationFilter:
     session_id: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
     min_cost_pico: int | None = None
+    drifted: bool | None = None
+    """True: the upstream reported a cost of its own (``upstream_cost_pico``) that differs from
+    ours by more than ``drift_tolerance_pico``; False: it did not, or within the tolerance."""
+    drift_tolerance_pico: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +130,18 @@ class GenerationStore(Protocol):
         ...
 
     async def activity(
-        self, where: GenerationFilter, group_by: Sequence[Grouping], *, latency: bool = False
+        self,
+        where: GenerationFilter,
+        group_by: Sequence[Grouping],
+        *,
+        latency: bool = False,
+        newest: int | None = None,
     ) -> ActivityRows:
         """The matching generations summed per group (days and hours UTC), in group order.
+
+        With ``newest``, only the newest ``newest`` matching generations (by ``created_at``,
+        then ``id``) are summed: a bounded sample, for what cannot be rolled up (percentiles,
+        users, sessions).
 
         Sums are exact integers over every matching generation (usage is ``charge_pico`` plus
         the generation's adjustments;

@@ -8,6 +8,7 @@ generations, with no per-key ranking.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,9 @@ from genledger.core.stores import GenerationFilter, GenerationStore, KeyStore
 
 TOP = 10
 """Rows each ranking shows."""
+SAMPLE = 2000
+"""Latency percentiles, users and sessions are read from the window's newest generations, this
+many at most: they cannot be rolled up exactly, and reading a month of rows costs seconds."""
 
 
 class Window(StrEnum):
@@ -76,6 +80,16 @@ class Overview:
     reserved_pico: int
     """Credit reserved by requests in flight (the account's, or the caller's key's)."""
     reserving_keys: int
+    sampled_usage_pico: int = 0
+    """The sample's spend: what the users' and sessions' shares are of."""
+    sampled: int = 0
+    """How many of the window's newest generations the percentiles, users and sessions are
+    read from (at most the reader's sample, ``SAMPLE`` by default); the totals, series,
+    models and keys count every one."""
+
+    @property
+    def sample_is_partial(self) -> bool:
+        return self.sampled < self.requests
 
     @property
     def requests(self) -> int:
@@ -120,27 +134,43 @@ def _ranked(rows: Sequence[ActivityRow], name_of: dict[str, str] | None = None) 
     ]
 
 
+def _with_latency(rows: Sequence[ActivityRow], sampled: Sequence[ActivityRow]) -> list[ActivityRow]:
+    """Every model's exact sums, with the percentiles of its sampled generations (if any)."""
+    percentiles = {row.group: (row.latency_p50_ms, row.latency_p95_ms) for row in sampled}
+    return [
+        dataclasses.replace(row, latency_p50_ms=p50, latency_p95_ms=p95)
+        for row in rows
+        for p50, p95 in [percentiles.get(row.group, (None, None))]
+    ]
+
+
 class OverviewReader:
-    def __init__(self, keys: KeyStore, generations: GenerationStore) -> None:
+    def __init__(self, keys: KeyStore, generations: GenerationStore, *, sample: int = SAMPLE) -> None:
         self._keys = keys
         self._generations = generations
+        self._sample = sample
 
     async def overview(self, caller: KeyRecord, window: Window, *, now: datetime | None = None) -> Overview:
         now = now or datetime.now(UTC)
         since = now - window.span
         where = GenerationFilter(key_id=None if caller.is_management else caller.id, created_after=since)
 
-        async def by(grouping: Grouping, latency: bool = False) -> list[ActivityRow]:
-            return await self._generations.activity(where, [grouping], latency=latency)
+        async def by(grouping: Grouping, *, newest: int | None = None) -> list[ActivityRow]:
+            return await self._generations.activity(
+                where, [grouping], latency=grouping == MODEL and newest is not None, newest=newest
+            )
 
-        # The five groupings are independent reads: on SQLite each runs in its own pooled
-        # connection's thread, so they overlap instead of queueing.
+        # Independent reads: on SQLite each runs in its own pooled connection's thread, so they
+        # overlap instead of queueing. Totals come from the rollup (every generation); what
+        # cannot be rolled up comes from a bounded sample of the newest.
         every_key = await self._keys.list() if caller.is_management else []
-        groupings = [window.bucket, Grouping(By.USER), Grouping(By.SESSION)]
-        if caller.is_management:
-            groupings.append(Grouping(By.KEY))
-        models, *found = await asyncio.gather(by(MODEL, latency=True), *(by(g) for g in groupings))
-        series_rows, users, sessions, *by_key = found
+        exact = [window.bucket, MODEL, *([Grouping(By.KEY)] if caller.is_management else [])]
+        sampled = [MODEL, Grouping(By.USER), Grouping(By.SESSION)]
+        found = await asyncio.gather(*(by(g) for g in exact), *(by(g, newest=self._sample) for g in sampled))
+        series_rows, model_rows, *rest = found
+        by_key = rest[: len(exact) - 2]
+        latencies, users, sessions = rest[len(exact) - 2 :]
+        model_rows = _with_latency(model_rows, latencies)
         sums = {row.group[0]: row for row in series_rows}
         series = [
             Point(label, row.requests, row.usage_pico, row.errors)
@@ -158,10 +188,12 @@ class OverviewReader:
             window=window,
             since=since,
             series=series,
-            models=_ranked(models),
+            models=_ranked(model_rows),
             keys=keys,
             users=_ranked(users),
             sessions=_ranked(sessions),
             reserved_pico=sum(key.reserved_pico for key in in_flight),
             reserving_keys=len(in_flight),
+            sampled=sum(row.requests for row in latencies),
+            sampled_usage_pico=sum(row.usage_pico for row in latencies),
         )

@@ -19,14 +19,19 @@ Batch = list[Generation]  # named here: inside LedgerReader, ``list`` is the met
 
 
 class LedgerReader:
-    def __init__(self, keys: KeyStore, generations: GenerationStore) -> None:
+    def __init__(
+        self, keys: KeyStore, generations: GenerationStore, *, drift_tolerance_pico: int = 0
+    ) -> None:
         self._keys = keys
         self._generations = generations
+        self._drift_tolerance_pico = drift_tolerance_pico
 
     async def scope(
         self, caller: KeyRecord, where: GenerationFilter, api_key_hash: str | None
     ) -> GenerationFilter:
-        """``where`` narrowed to what ``caller`` may read."""
+        """``where`` narrowed to what ``caller`` may read (and drift measured against the
+        configured tolerance)."""
+        where = dataclasses.replace(where, drift_tolerance_pico=self._drift_tolerance_pico)
         if not caller.is_management:
             if api_key_hash is not None and api_key_hash != caller.hash:
                 raise Forbidden("Only management keys may read other keys' generations")

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from genledger.config import Settings
@@ -85,7 +85,9 @@ class Services:
         self.leases = Leases(keys, settings.limits.reservation_lease)
         admission = Admission(keys, limiter, settings.limits, self.leases)
         self.keys = KeyManager(keys, generations, self.auth, admission)
-        self.reads = LedgerReader(keys, generations)
+        self.reads = LedgerReader(
+            keys, generations, drift_tolerance_pico=usd_to_pico(settings.audit.cost_tolerance)
+        )
         self.overview = OverviewReader(keys, generations)
         self.content = ContentService(settings.content_storage.policy(), content, feedback, generations)
         self.completions = CompletionService(
@@ -104,7 +106,7 @@ class Services:
     @classmethod
     async def start(cls, settings: Settings) -> Services:
 
-        ledger = await Ledger.open(settings.database_url)
+        ledger = await Ledger.open(settings.database_url, rollup_grace=timedelta(seconds=settings.late_grace))
         try:
             versions = await sync_prices(ledger.prices, settings)
         except BaseException:

@@ -1,21 +1,23 @@
-"""Activity in SQL: generations summed per group, exactly, in one query per database.
+"""Activity in SQL: generations summed per group, exactly, on both databases.
 
 Every sum is a SQL ``SUM`` of integer columns (picodollars and tokens), so a group's usage is
-exactly the sum of its generations' charges. Days and hours are UTC buckets rendered as text
-by the database (``to_char`` of ``date_trunc`` on PostgreSQL, ``strftime`` on SQLite), so both
-databases group and answer alike. Latency percentiles are ``percentile_cont`` on PostgreSQL;
-SQLite has none, so its window functions rank each group's latencies and only the (at most
+exactly the sum of its generations' charges and adjustments. Closed hours and days come from the
+rollup (``rollup.py``) where it can answer; the rest of a window from the generations, and the
+parts are added up per group. Days and hours are UTC buckets (``buckets.py``). Latency
+percentiles are ``percentile_cont`` on PostgreSQL; SQLite has none, so its window functions
+rank each group's latencies and only the (at most
 two) ranks each percentile interpolates between are read back: memory stays bounded by the
 number of groups, never by the number of generations.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Integer,
     Subquery,
     and_,
@@ -25,23 +27,26 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    type_coerce,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from genledger.core.activity import PERCENTILES, ActivityRow, By, Grouping, group_order, interpolate
+from genledger.core.activity import (
+    PERCENTILES,
+    ActivityRow,
+    ActivityRows,
+    By,
+    Grouping,
+    group_order,
+    interpolate,
+)
 from genledger.core.stores import GenerationFilter
+from genledger.ledger.buckets import bucket
 from genledger.ledger.filters import conditions
+from genledger.ledger.rollup import ActivityRollup, Watermarks, answers, plan
 from genledger.ledger.schema import adjustments, generations
 
-_COLUMNS = {
-    By.MODEL: generations.c.model,
-    By.PROVIDER: generations.c.provider_name,
-    By.KEY: generations.c.key_id,
-    By.USER: generations.c.external_user,
-    By.SESSION: generations.c.session_id,
-}
+log = logging.getLogger("genledger.ledger")
 _SUMMED = {
     "usage": generations.c.usage_pico,
     "prompt": generations.c.tokens_prompt,
@@ -49,38 +54,78 @@ _SUMMED = {
     "reasoning": generations.c.native_tokens_reasoning,
     "cached": generations.c.native_tokens_cached,
 }
-_PG_FORMATS = {By.DAY: ("day", "YYYY-MM-DD"), By.HOUR: ("hour", 'YYYY-MM-DD"T"HH24:00:00"Z"')}
-_SQLITE_FORMATS = {By.DAY: "%Y-%m-%d", By.HOUR: "%Y-%m-%dT%H:00:00Z"}
 
 
-def bucket(grouping: Grouping, dialect: str) -> ColumnElement[Any]:
-    """The value a generation has for ``grouping``, as text (or NULL)."""
-    created_at = generations.c.created_at
-    if grouping.by in (By.DAY, By.HOUR):
-        if dialect == "postgresql":
-            unit, pattern = _PG_FORMATS[grouping.by]
-            return func.to_char(func.date_trunc(unit, func.timezone("UTC", created_at)), pattern)
-        # SQLite keeps UTC times as ISO text, which strftime reads.
-        return func.strftime(_SQLITE_FORMATS[grouping.by], created_at)
-    if grouping.by is By.METADATA:
-        key = grouping.metadata_key
-        if dialect == "postgresql":
-            text: ColumnElement[Any] = type_coerce(generations.c.metadata, JSONB)[key].astext  # ->>
-            return text
-        pairs = func.json_each(generations.c.metadata).table_valued("key", "value")
-        # json_each, not json_extract: any key works, with no path syntax to escape.
-        return select(pairs.c.value).where(pairs.c.key == key).scalar_subquery()
-    return _COLUMNS[grouping.by]
-
-
-def _total(column: Any) -> ColumnElement[Any]:
+def _total(column: Any) -> Any:
     return func.coalesce(func.sum(column), 0)
 
 
 async def activity(
-    engine: AsyncEngine, where: GenerationFilter, group_by: Sequence[Grouping], *, latency: bool
-) -> list[ActivityRow]:
-    dialect = engine.dialect.name
+    engine: AsyncEngine,
+    where: GenerationFilter,
+    group_by: Sequence[Grouping],
+    *,
+    latency: bool,
+    newest: int | None = None,
+    rollup: ActivityRollup | None = None,
+) -> ActivityRows:
+    """The sums of ``GenerationStore.activity``: from the rollup's closed hours and days where
+    it can answer (no latency, no sample, only its dimensions), and from the generations for
+    the rest of the window (its edges, and the hour or so since the rollup's watermark)."""
+    if rollup is not None and newest is None and not latency and answers(where, group_by):
+        try:
+            marks = await rollup.catch_up()
+        except SQLAlchemyError:
+            # The rollup is an optimisation: a read never fails for it (say, SQLite's write lock
+            # held past its busy timeout while a step waited); the generations answer alone.
+            log.warning("activity rollup: catching up failed; reading the generations", exc_info=True)
+            marks = Watermarks(None, None)
+        split = plan(where, marks, hourly=any(grouping.by is By.HOUR for grouping in group_by))
+        if split is not None:
+            async with engine.connect() as connection:
+                found = await rollup.sums(connection, where, group_by, split, marks)
+                for start, end in split.raw:
+                    edge = replace(where, created_after=start, created_before=end)
+                    found += await _raw(connection, edge, group_by, latency=False, newest=None)
+            return merged(found)
+    async with engine.connect() as connection:
+        return await _raw(connection, where, group_by, latency=latency, newest=newest)
+
+
+def merged(rows: Sequence[ActivityRow]) -> ActivityRows:
+    """Rows of the same group added up (parts of one window), in group order."""
+    sums: dict[tuple[str | None, ...], list[int]] = {}
+    for row in rows:
+        total = sums.setdefault(row.group, [0] * 7)
+        for i, amount in enumerate(
+            (
+                row.requests,
+                row.usage_pico,
+                row.prompt_tokens,
+                row.completion_tokens,
+                row.reasoning_tokens,
+                row.cached_tokens,
+                row.errors,
+            )
+        ):
+            total[i] += amount
+    return sorted(
+        (ActivityRow(group, *totals) for group, totals in sums.items() if totals[0] > 0),
+        key=lambda r: group_order(r.group),
+    )
+
+
+async def _raw(
+    connection: AsyncConnection,
+    where: GenerationFilter,
+    group_by: Sequence[Grouping],
+    *,
+    latency: bool,
+    newest: int | None,
+) -> ActivityRows:
+    """The sums read from the generations themselves (and their adjustments); with ``newest``,
+    from the newest ``newest`` matching generations only."""
+    dialect = connection.dialect.name
     # A generation's usage is its charge plus its adjustments (corrections are entries).
     adjusted = (
         select(adjustments.c.generation_id, func.sum(adjustments.c.amount_pico).label("amount"))
@@ -88,17 +133,25 @@ async def activity(
         .subquery("adjusted")
     )
     summed = {**_SUMMED, "usage": generations.c.usage_pico + func.coalesce(adjusted.c.amount, 0)}
-    matching = (
+    windowed = where.created_after is not None and where.key_id is None
+    matching_query = (
         select(
-            *(bucket(grouping, dialect).label(f"g{i}") for i, grouping in enumerate(group_by)),
+            *(
+                bucket(grouping, dialect, windowed=windowed).label(f"g{i}")
+                for i, grouping in enumerate(group_by)
+            ),
             *(column.label(name) for name, column in summed.items()),
             generations.c.finish_reason,
             generations.c.latency_ms,
         )
         .select_from(generations.outerjoin(adjusted, adjusted.c.generation_id == generations.c.id))
         .where(*conditions(where, dialect))
-        .subquery("matching")
     )
+    if newest is not None:
+        matching_query = matching_query.order_by(
+            generations.c.created_at.desc(), generations.c.id.desc()
+        ).limit(newest)
+    matching = matching_query.subquery("matching")
     groups = [matching.c[f"g{i}"] for i in range(len(group_by))]
     sums = [
         func.count(),
@@ -109,13 +162,12 @@ async def activity(
     if postgres_percentiles:
         sums += [func.percentile_cont(p).within_group(matching.c.latency_ms) for p in PERCENTILES]
     query = select(*groups, *sums).group_by(*groups)
-    async with engine.connect() as connection:
-        found = (await connection.execute(query)).all()
-        percentiles = (
-            await _ranked_percentiles(connection, matching, len(group_by))
-            if latency and not postgres_percentiles
-            else {}
-        )
+    found = (await connection.execute(query)).all()
+    percentiles = (
+        await _ranked_percentiles(connection, matching, len(group_by))
+        if latency and not postgres_percentiles
+        else {}
+    )
     width = len(group_by)
     rows = []
     for row in found:

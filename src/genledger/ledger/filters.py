@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, literal_column, select
-from sqlalchemy.sql.expression import UnaryExpression
-from sqlalchemy.sql.operators import custom_op
+from sqlalchemy import ColumnElement, and_, exists, func, literal_column, not_, select
 
 from genledger.core.stores import GenerationFilter
+from genledger.ledger.hints import not_indexed
 from genledger.ledger.schema import generation_metadata, generations
 
-_NOT_INDEXED: custom_op[Any] = custom_op("+")
 _EQUAL = ("model", "provider_name", "streamed", "external_user", "session_id")
 # Values with partial indexes (schema.RARE). Neither database uses a partial index for a bound
 # parameter in every plan (PostgreSQL's generic plans do not), so these are written as literals.
@@ -38,11 +36,10 @@ def conditions(where: GenerationFilter, dialect: str) -> list[ColumnElement[bool
     found: list[ColumnElement[bool]] = []
     if where.key_id is not None:
         key_id: ColumnElement[Any] = generations.c.key_id
-        if dialect == "sqlite" and (where.session_id is not None or where.external_user is not None):
-            # SQLite plans without statistics (nothing runs ANALYZE on a ledger) and would walk
-            # the key's whole history, filtering for one session or user, rather than that
-            # session's or user's own few index entries. A unary + keeps the key's index out.
-            key_id = UnaryExpression(key_id, operator=_NOT_INDEXED, type_=generations.c.key_id.type)
+        if where.session_id is not None or where.external_user is not None:
+            # SQLite would walk the key's whole history, filtering for one session or user,
+            # rather than that session's or user's own few index entries.
+            key_id = not_indexed(key_id, dialect)
         found.append(key_id == where.key_id)
     if where.created_after is not None:
         found.append(generations.c.created_at >= where.created_after)
@@ -56,6 +53,11 @@ def conditions(where: GenerationFilter, dialect: str) -> list[ColumnElement[bool
     if where.min_cost_pico is not None:
         found.append(generations.c.total_cost_pico >= where.min_cost_pico)
     found.extend(has_pair(key, value) for key, value in where.metadata)
+    if where.drifted is not None:
+        # No index: drift is rare, and an index of it would cost every upstream-costed insert.
+        upstream, ours = generations.c.upstream_cost_pico, generations.c.total_cost_pico
+        beyond = and_(upstream.is_not(None), func.abs(upstream - ours) > where.drift_tolerance_pico)
+        found.append(beyond if where.drifted else not_(beyond))
     return found
 
 

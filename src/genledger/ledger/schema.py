@@ -218,6 +218,72 @@ adjustments = Table(
     Index("ix_adjustments_created", "created_at"),
 )
 
+
+ROLLUP_DIMENSIONS = {
+    "": ("key_id", "model", "provider_name"),
+    "_by_model": ("model", "provider_name"),
+    "_by_key": ("key_id",),
+    "_total": (),
+}
+"""The rollup's tables per period, by name suffix: each sums over the dimensions it lacks, so a
+read that needs fewer reads fewer rows (a day has ~900 key x model x provider rows at 1M
+generations, ~60 model x provider rows, ~50 key rows, one total)."""
+_DIMENSION_COLUMNS = {
+    "key_id": lambda: Column("key_id", String(36), nullable=False),
+    "model": lambda: Column("model", String(200), nullable=False),
+    "provider_name": lambda: Column("provider_name", String(200), nullable=True),
+}
+ROLLUP_SUMS = (
+    "requests",
+    "usage_pico",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "errors",
+)
+
+
+def _rollup(name: str, dimensions: tuple[str, ...]) -> Table:
+    """Activity summed per period (an hour or a day) x ``dimensions`` (``rollup.py``).
+
+    Rows are additive: a group may have several (a catch-up's, and adjustments' written later),
+    and readers sum them. ``through`` is the watermark of the catch-up that wrote the row, so
+    a reader that read the watermark W counts only rows with ``through <= W``.
+    """
+    return Table(
+        name,
+        metadata,
+        Column("start", DateTime(timezone=True), nullable=False),
+        *(_DIMENSION_COLUMNS[dimension]() for dimension in dimensions),
+        *(Column(column, BigInteger, nullable=False) for column in ROLLUP_SUMS),
+        Column("through", DateTime(timezone=True), nullable=False),
+        Index(f"ix_{name}_start", "start"),
+    )
+
+
+activity_hours, activity_days = (
+    _rollup(f"activity_{period}", ROLLUP_DIMENSIONS[""]) for period in ("hours", "days")
+)
+rollups = {
+    (period, suffix): _rollup(f"activity_{period}{suffix}", dimensions)
+    for period in ("hours", "days")
+    for suffix, dimensions in ROLLUP_DIMENSIONS.items()
+    if suffix
+}
+rollups[("hours", "")] = activity_hours
+rollups[("days", "")] = activity_days
+
+# The rollup's watermarks (one row, id 1): every hour before ``hours_until`` and every day before
+# ``days_until`` is rolled up; NULL until the first catch-up.
+activity_rollup_state = Table(
+    "activity_rollup_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("hours_until", DateTime(timezone=True), nullable=True),
+    Column("days_until", DateTime(timezone=True), nullable=True),
+)
+
 statements = Table(
     "statements",
     metadata,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genledger.ledger.content import SqlContentStore, SqlFeedbackStore
 from genledger.ledger.engine import create_engine, migrate
-from genledger.ledger.generations import Settlement, SqlGenerationStore
+from genledger.ledger.generations import ROLLUP_GRACE, Settlement, SqlGenerationStore
 from genledger.ledger.idempotency import SqlIdempotencyStore
 from genledger.ledger.keys import SqlKeyStore
 from genledger.ledger.prices import SqlPriceStore
@@ -21,10 +23,12 @@ class Ledger:
     Build with :meth:`open`, end with :meth:`close`.
     """
 
-    def __init__(self, engine: AsyncEngine, sink: Sink[Settlement]) -> None:
+    def __init__(
+        self, engine: AsyncEngine, sink: Sink[Settlement], *, rollup_grace: timedelta = ROLLUP_GRACE
+    ) -> None:
         self.engine = engine
         self.keys = SqlKeyStore(engine)
-        self.generations = SqlGenerationStore(engine, sink)
+        self.generations = SqlGenerationStore(engine, sink, rollup_grace=rollup_grace)
         self.content = SqlContentStore(engine)
         self.feedback = SqlFeedbackStore(engine)
         self.prices = SqlPriceStore(engine)
@@ -32,8 +36,12 @@ class Ledger:
         self.idempotency = SqlIdempotencyStore(engine)
 
     @classmethod
-    async def open(cls, database_url: str) -> Ledger:
-        """Connect, apply pending migrations and start the writer."""
+    async def open(cls, database_url: str, *, rollup_grace: timedelta = ROLLUP_GRACE) -> Ledger:
+        """Connect, apply pending migrations and start the writer.
+
+        ``rollup_grace``: how long after an hour's end no generation of it can still commit
+        (the longest request, plus a margin); the activity rollup counts it closed after that.
+        """
         engine = create_engine(database_url)
         try:
             await migrate(engine)
@@ -43,7 +51,7 @@ class Ledger:
         sink: Sink[Settlement] = (
             SQLiteSink(database_url) if engine.dialect.name == "sqlite" else PostgresSink(database_url)
         )
-        ledger = cls(engine, sink)
+        ledger = cls(engine, sink, rollup_grace=rollup_grace)
         ledger.generations.start()
         return ledger
 

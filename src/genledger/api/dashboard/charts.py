@@ -10,6 +10,7 @@ import orjson
 from genledger.core.generation import Generation
 from genledger.core.money import to_usd
 from genledger.core.pricing import CostParts, Price, cost_parts
+from genledger.core.reconcile import drifted
 from genledger.core.usage import Usage
 from genledger.gateway.overview import Overview
 
@@ -64,3 +65,26 @@ def cost_breakdown(generation: Generation, price: Price | None) -> CostBreakdown
     )
     parts = cost_parts(usage, price)
     return CostBreakdown(parts, parts.total == generation.total_cost_pico)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """The upstream's own cost of a generation against ours (``upstream_inference_cost``)."""
+
+    upstream_pico: int
+    difference_pico: int  # upstream minus ours
+    tolerance_pico: int
+    drifted: bool
+
+
+def drift_of(generation: Generation, tolerance_pico: int) -> Drift | None:
+    """None when the upstream reported no cost of its own."""
+    upstream = generation.upstream_cost_pico
+    if upstream is None:
+        return None
+    return Drift(
+        upstream,
+        upstream - generation.total_cost_pico,
+        tolerance_pico,
+        drifted(generation, tolerance_pico),
+    )

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from genledger.api.dashboard.base import form_of, page, render, visitor
-from genledger.api.dashboard.charts import cost_breakdown, overview_chart
+from genledger.api.dashboard.charts import cost_breakdown, drift_of, overview_chart
 from genledger.api.dashboard.query import canonical, encode, without
 from genledger.api.dashboard.session import (
     end_session,
@@ -20,6 +20,7 @@ from genledger.api.export_wire import render as render_export
 from genledger.api.generation_wire import generation_json
 from genledger.api.list_wire import MAX_PAGE, encode_cursor, parse_export_query, parse_list_query
 from genledger.api.responses import services_of
+from genledger.core.money import usd_to_pico
 from genledger.errors import BadRequest, Unauthorized
 from genledger.gateway.overview import Window
 
@@ -137,6 +138,8 @@ async def generation(request: Request) -> Response:
     if who.key.is_management:
         owner = next((k for k in await who.services.keys.records(who.key) if k.id == found.key_id), None)
     entry = next((e for e in who.services.catalog if e.slug == found.model), None)
+    entries = (await who.services.generations.adjustments_of([found.id])).get(found.id, ())
+    tolerance = usd_to_pico(who.services.settings.audit.cost_tolerance)
     return render(
         request,
         "generation.html",
@@ -146,6 +149,9 @@ async def generation(request: Request) -> Response:
         fields=generation_json(found),
         owner=owner,
         cost=cost_breakdown(found, entry.price if entry is not None else None),
+        adjustments=entries,
+        adjusted_pico=found.total_cost_pico + sum(a.amount_pico for a in entries),
+        drift=drift_of(found, tolerance),
     )
 
 
