@@ -271,3 +271,39 @@ async def test_a_sparse_ledger_is_caught_up_across_its_quiet_days_exactly(ledger
         assert sorted((_sums(r) for r in rows), key=_order) == _expected(
             records, adjusted, GenerationFilter(), group_by
         )
+
+
+def _spread(key: str, days: int) -> list[Generation]:
+    """A generation on each of ``days`` past days: as many catch-up steps."""
+    return [
+        contract.record(key, 0, created_at=NOW - timedelta(days=day, hours=1), charge_pico=BIG + day)
+        for day in range(1, days + 1)
+    ]
+
+
+async def test_a_read_takes_a_few_steps_of_a_long_catch_up_and_answers_exactly(ledger: Ledger):
+    key = (await ledger.keys.create("steps"))[0].id
+    records = _spread(key, 12)
+    for generation in records:
+        await ledger.generations.record(generation)
+    for group_by in [(DAY,), ()]:
+        rows = await ledger.generations.activity(GenerationFilter(), group_by)
+        expected = _expected(records, {}, GenerationFilter(), group_by)
+        assert sorted((_sums(r) for r in rows), key=_order) == expected
+    rollup = ledger.generations.rollup
+    partial = await rollup.catch_up(max_steps=0)
+    assert partial.hours is not None and partial.hours < NOW - timedelta(days=5)  # reads did not finish it
+    whole = await rollup.catch_up()
+    assert whole.hours is not None and whole.hours >= NOW - rollup.grace - timedelta(hours=1)
+
+
+async def test_a_read_never_waits_for_a_catch_up_under_way(ledger: Ledger):
+    key = (await ledger.keys.create("busy"))[0].id
+    records = _spread(key, 3)
+    for generation in records:
+        await ledger.generations.record(generation)
+    rollup = ledger.generations.rollup
+    async with rollup._catching_up:  # another task of this process is catching up
+        rows = await asyncio.wait_for(ledger.generations.activity(GenerationFilter(), (DAY,)), 10)
+    assert sorted((_sums(r) for r in rows), key=_order) == _expected(records, {}, GenerationFilter(), (DAY,))
+    assert (await rollup.catch_up(max_steps=0)).hours is None  # the read took no step

@@ -56,6 +56,9 @@ _SUMMED = {
 }
 
 
+READ_STEPS = 2
+
+
 def _total(column: Any) -> Any:
     return func.coalesce(func.sum(column), 0)
 
@@ -74,7 +77,9 @@ async def activity(
     the rest of the window (its edges, and the hour or so since the rollup's watermark)."""
     if rollup is not None and newest is None and not latency and answers(where, group_by):
         try:
-            marks = await rollup.catch_up()
+            # A few steps (an hour or a day has closed since the last read), never a wait on
+            # another read's: the generations answer for what is not rolled up yet.
+            marks = await rollup.catch_up(max_steps=READ_STEPS, wait=False)
         except SQLAlchemyError:
             # The rollup is an optimisation: a read never fails for it (say, SQLite's write lock
             # held past its busy timeout while a step waited); the generations answer alone.

@@ -19,10 +19,14 @@ no generation of the hour can still commit. Generations and adjustments are neve
 Adjustments written at or after W are not in the rollup: readers add them from ``adjustments``
 (``late_adjustments``), a handful of recent rows.
 
-How it is kept: lazily, by the reads (:meth:`ActivityRollup.catch_up`), in steps of at most one
-day. A step aggregates outside any transaction, then in one short transaction moves the
-watermark from the value it read (compare-and-set first, so a concurrent step of another
-instance makes this one roll back) and inserts its rows tagged ``through`` = the new W. A reader
+How it is kept: lazily, by the reads, a few steps each (:meth:`ActivityRollup.catch_up`), in
+steps of at most one day (days with nothing are jumped): a ledger never rolled up (an upgrade)
+is caught up over many reads, each answered exactly meanwhile (the generations answer for what
+is not rolled up yet). Not at start-up: rows imported with past times after the watermark
+passed them would be missed, and a read that comes first sees them.
+A step aggregates outside any transaction, then in one short transaction moves the watermark
+from the value it read (compare-and-set first, so a concurrent step of another instance makes
+this one roll back) and inserts its rows tagged ``through`` = the new W. A reader
 that read W counts only rows with ``through <= W``, so a step committed meanwhile is never half
 counted. The hot write path pays nothing per record; on SQLite, one short write transaction an
 hour (a few hundred rows) may make a batch wait for the lock in the writer's thread.
@@ -145,14 +149,25 @@ class ActivityRollup:
         self.grace = grace
         self._catching_up = asyncio.Lock()  # one step at a time in this process; the CAS for others
 
-    async def catch_up(self, now: datetime | None = None) -> Watermarks:
-        """Roll up every hour closed by ``now`` (its end ``grace`` ago); the watermarks reached."""
+    async def catch_up(
+        self, now: datetime | None = None, *, max_steps: int | None = None, wait: bool = True
+    ) -> Watermarks:
+        """Roll up every hour closed by ``now`` (its end ``grace`` ago); the watermarks reached.
+
+        A reader bounds its share (``max_steps``: a ledger never rolled up takes minutes) and,
+        with ``wait=False``, takes the watermarks as they are while another read of this process
+        is stepping: the generations answer for the rest.
+        """
         target = floor_hour((now or datetime.now(UTC)) - self.grace)
+        if not wait and self._catching_up.locked():
+            return await self._read()
         async with self._catching_up:
             marks = await self._read()
-            while marks.hours is None or marks.hours < target:
+            steps = 0
+            while (marks.hours is None or marks.hours < target) and (max_steps is None or steps < max_steps):
                 moved = await self._step(marks, target)
                 marks = moved if moved is not None else await self._read()
+                steps += 1
             return marks
 
     async def _read(self) -> Watermarks:
