@@ -19,7 +19,6 @@ import re
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -32,9 +31,8 @@ from harness import (
     Children,
     percentile,
     revision,
-    run_loop,
+    run_bench,
     start_gateway,
-    terminate_as_interrupt,
     write_config,
 )
 from ledger_reads import Database, Shape, database, load, load_average, roll_up, rotate, sample
@@ -221,19 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Given to the gateway, so that it writes no secret file beside the bench's database.
     os.environ.setdefault("GENLEDGER_DASHBOARD_SECRET", secrets.token_hex(32))
-    children = Children()
-    try:
-        with terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="genledger-dashbench-") as tmp:
-            try:
-                result = run_loop(bench(args, children, Path(tmp)))
-            finally:
-                children.stop_all()
-    except KeyboardInterrupt:
-        print("interrupted: child processes stopped", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    result = run_bench(lambda children, workdir: bench(args, children, workdir), "genledger-dashbench-")
     print(report(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -35,10 +35,9 @@ from harness import (
     BenchError,
     Children,
     percentile,
-    run_loop,
+    run_bench,
     start_gateway,
     status_kib,
-    terminate_as_interrupt,
     write_config,
 )
 from harness import (
@@ -818,19 +817,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    children = Children()
-    try:
-        with terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="genledger-readbench-") as tmp:
-            try:
-                result = run_loop(bench(args, children, Path(tmp)))
-            finally:
-                children.stop_all()
-    except KeyboardInterrupt:
-        print("interrupted: child processes stopped", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    result = run_bench(lambda children, workdir: bench(args, children, workdir), "genledger-readbench-")
     print(report(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
