@@ -98,9 +98,13 @@ async def test_two_workers_survive_a_kill_and_a_rolling_restart_and_record_every
         database_url, upstream.api_url, limits={"backend": "redis", "redis_url": redis_url()}
     )
     key, secret = await ledger.keys.create("two-workers")
-    gateway = GatewayProcess(settings, tmp_path, "workers", args=["--workers", "2"]).start()
+    gateway = GatewayProcess(settings, tmp_path, "workers", log_level="info", args=["--workers", "2"]).start()
+
+    def log_tail() -> str:
+        return "\n".join(gateway.output().splitlines()[-20:])
+
     try:
-        await until(lambda: len(workers_of(gateway.pid)) == 2, within=60)
+        await until(lambda: "2 workers serving" in gateway.output(), within=60, why=log_tail)
         load = Load(gateway.base_url, secret)
         running = asyncio.create_task(load.run())
         await load.served(10)
@@ -109,8 +113,8 @@ async def test_two_workers_survive_a_kill_and_a_rolling_restart_and_record_every
         first = workers_of(gateway.pid)
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
-        await until(lambda: len(workers_of(gateway.pid) - first) == 1, within=60)
-        await until(lambda: len(workers_of(gateway.pid)) == 2, within=60)
+        await until(lambda: len(workers_of(gateway.pid) - first) == 1, within=60, why=log_tail)
+        await until(lambda: len(workers_of(gateway.pid)) == 2, within=60, why=log_tail)
         await load.served(10)
         # Only the killed worker's requests in flight may have failed, as dropped connections.
         lost_to_kill = len(load.failed)
@@ -121,8 +125,8 @@ async def test_two_workers_survive_a_kill_and_a_rolling_restart_and_record_every
         before = workers_of(gateway.pid)
         assert gateway.process is not None
         gateway.process.send_signal(signal.SIGHUP)
-        await until(lambda: not (workers_of(gateway.pid) & before), within=120)
-        await until(lambda: len(workers_of(gateway.pid)) == 2, within=60)
+        await until(lambda: not (workers_of(gateway.pid) & before), within=120, why=log_tail)
+        await until(lambda: len(workers_of(gateway.pid)) == 2, within=60, why=log_tail)
         await load.served(10)
         assert load.failed[lost_to_kill:] == []
 
@@ -135,8 +139,12 @@ async def test_two_workers_survive_a_kill_and_a_rolling_restart_and_record_every
     async with ledger.engine.connect() as connection:
         query = select(generations.c.id).where(generations.c.key_id == key.id)
         recorded = set((await connection.execute(query)).scalars())
-    assert recorded == set(load.ok)
-    assert len(load.ok) == len(recorded)  # no answer given twice
+    answered = set(load.ok)
+    assert len(answered) == len(load.ok)  # no answer given twice
+    assert answered <= recorded, f"answered, not recorded: {answered - recorded}"
+    # A request of the killed worker can have been recorded (before its answer's last byte)
+    # and never answered: one at most per caller then in flight, which failed for it.
+    assert len(recorded - answered) <= lost_to_kill
 
 
 async def test_workers_whose_parent_is_killed_shut_down_instead_of_serving_on_as_orphans(

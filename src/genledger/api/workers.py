@@ -12,8 +12,9 @@ The parent, until told to stop:
   exits 0 once they all have (1 if one did not exit cleanly).
 - SIGHUP: a rolling restart. Each worker in turn is replaced: its successor starts, and only
   once it serves does the old one get SIGTERM and drain. The port never stops answering.
-- A worker that dies (``kill -9``, a crash) is replaced. A worker that dies before it ever
-  served (a port taken, a database that cannot be opened) stops everything: exit 1.
+- A worker that dies (``kill -9``, a crash) is replaced. A worker that fails by itself before
+  it ever served (a database that cannot be opened, say), or takes longer than a minute to
+  start, stops everything: exit 1. One killed by a signal before it served is replaced.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from types import FrameType
@@ -96,12 +98,17 @@ def _end_with(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+WorkerMain = Callable[[Settings, socket.socket, Connection], None]
+"""What a worker process runs: ``_worker_main``, or a test's stand-in (importable, for spawn)."""
+
+
 @dataclass
 class _Worker:
     process: multiprocessing.process.BaseProcess
     ready: Connection
     served: bool = False
-    retiring: bool = field(default=False)
+    retiring: bool = False
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def pid(self) -> int:
@@ -125,11 +132,12 @@ class _Worker:
 class Supervisor:
     """Runs ``count`` workers on one socket until SIGTERM or SIGINT; see the module's docstring."""
 
-    def __init__(self, settings: Settings, count: int) -> None:
+    def __init__(self, settings: Settings, count: int, *, target: WorkerMain | None = None) -> None:
         if count < 1:
             raise ValueError("workers must be at least 1")
         self._settings = shared_settings(settings)
         self._count = count
+        self._target = target or _worker_main
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._signals: list[int] = []
@@ -142,7 +150,7 @@ class Supervisor:
     def _spawn(self, listener: socket.socket) -> _Worker:
         receiving, sending = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=_worker_main,
+            target=self._target,
             args=(self._settings, listener, sending),
             name="genledger-worker",
         )
@@ -172,12 +180,6 @@ class Supervisor:
         }
         try:
             self._workers = [self._spawn(listener) for _ in range(self._count)]
-            for worker in self._workers:
-                if not self._wait_ready(worker):
-                    if not self._signals:
-                        log.error("worker %s did not start serving; stopping", worker.pid)
-                    return self._stop(status=0 if self._signals else 1)
-            log.info("%d workers serving on %s:%s", self._count, self._settings.host, self._settings.port)
             return self._supervise(listener)
         finally:
             listener.close()
@@ -185,6 +187,7 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def _supervise(self, listener: socket.socket) -> int:
+        announced = False
         while True:
             self._wake.wait(POLL_S)
             self._wake.clear()
@@ -196,16 +199,29 @@ class Supervisor:
                     return self._stop(status=0)
                 self._restart(listener)
             for index, worker in enumerate(self._workers):
-                if worker.process.exitcode is not None and not worker.retiring:
-                    log.warning(
-                        "worker %s exited (%s); starting another", worker.pid, worker.process.exitcode
-                    )
-                    worker.ready.close()
-                    successor = self._spawn(listener)
-                    self._workers[index] = successor
-                    if not self._wait_ready(successor) and not self._signals:
-                        log.error("the replacement worker did not start serving; stopping")
+                worker.check_ready()
+                exitcode = worker.process.exitcode
+                if exitcode is None:
+                    if not worker.served and time.monotonic() - worker.started > READY_WITHIN_S:
+                        log.error(
+                            "worker %s did not start serving in %ss; stopping", worker.pid, READY_WITHIN_S
+                        )
                         return self._stop(status=1)
+                    continue
+                if worker.retiring:
+                    continue
+                if not worker.served and exitcode > 0:
+                    # It failed by itself before it served (a database it cannot open, say): its
+                    # successor would fail the same way.
+                    log.error("worker %s exited (%s) before it served; stopping", worker.pid, exitcode)
+                    return self._stop(status=1)
+                # Killed (kill -9, the OOM killer), or failed after serving: replaced.
+                log.warning("worker %s exited (%s); starting another", worker.pid, exitcode)
+                worker.ready.close()
+                self._workers[index] = self._spawn(listener)
+            if not announced and all(worker.served for worker in self._workers):
+                log.info("%d workers serving on %s:%s", self._count, self._settings.host, self._settings.port)
+                announced = True
 
     def _restart(self, listener: socket.socket) -> None:
         """Replace each worker, in turn, once its successor serves."""

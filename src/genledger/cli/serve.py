@@ -45,6 +45,7 @@ def serve(
     """Run the gateway."""
     from genledger.api.server import serve as run
     from genledger.api.workers import Supervisor, WorkersError, worker_count
+    from genledger.logs import configure as configure_logging
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -80,6 +81,7 @@ def serve(
         run(settings)
         return
     _out().print(f"workers: {count}")
+    configure_logging(settings.logging)  # the parent's own lines: workers started, replaced
     raise typer.Exit(Supervisor(settings, count).run())
 
 
