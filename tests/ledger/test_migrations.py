@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from genledger.core.stores import GenerationFilter
 from genledger.ledger import Ledger, MigrationError
-from genledger.ledger.engine import _MIGRATIONS, create_engine
+from genledger.ledger.engine import _MIGRATIONS, HEAD_REVISION, create_engine
 from tests.deadlines import eventually
 from tests.services import postgres_database
 
@@ -194,3 +196,28 @@ async def test_a_ledger_at_0003_gets_its_generations_metadata_pairs(database_url
         assert [g.id for g in errors.items] == ["gen-2", "gen-1", "gen-0"]
     finally:
         await ledger.close()
+
+
+def test_the_head_revision_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_a_ledger_at_head_opens_without_importing_alembic(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    program = (
+        "import asyncio, sys\n"
+        "from genledger.ledger import Ledger\n"
+        "async def main():\n"
+        f"    ledger = await Ledger.open({url!r})\n"
+        "    await ledger.close()\n"
+        "    print(any(name.startswith('alembic') for name in sys.modules))\n"
+        "asyncio.run(main())\n"
+    )
+    run_python = [sys.executable, "-c", program]
+    # A new file is migrated (Alembic loaded); once at head, a second open needs none of it.
+    assert subprocess.run(run_python, capture_output=True, text=True, check=True).stdout.strip() == "True"
+    assert subprocess.run(run_python, capture_output=True, text=True, check=True).stdout.strip() == "False"
