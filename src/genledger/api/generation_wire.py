@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from genledger.core.adjustments import Adjustment
@@ -42,17 +43,22 @@ def _converter(attribute: str) -> Callable[[Any], Any] | None:
     return None
 
 
-# Each shown attribute with its contract name and how its value becomes JSON (None: as is),
-# decided once: a list page renders a hundred records.
-_PLAN = tuple((attribute, name, _converter(attribute)) for attribute, name in _SHOWN)
+# Read in one call, and the few values that need it converted (decided once: a list page
+# renders a hundred records).
+_NAMES = tuple(name for _, name in _SHOWN)
+_READ = attrgetter(*(attribute for attribute, _ in _SHOWN))
+_CONVERTED = tuple(
+    (name, convert) for attribute, name in _SHOWN if (convert := _converter(attribute)) is not None
+)
 
 
 def generation_json(generation: Generation) -> dict[str, Any]:
     """The contract's generation object: every key present, nulls where unknown."""
-    data: dict[str, Any] = {}
-    for attribute, name, convert in _PLAN:
-        value = getattr(generation, attribute)
-        data[name] = value if convert is None or value is None else convert(value)
+    data = dict(zip(_NAMES, _READ(generation), strict=True))
+    for name, convert in _CONVERTED:
+        value = data[name]
+        if value is not None:
+            data[name] = convert(value)
     data.update(CONTRACT_CONSTANTS)
     return data
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genledger.core.adjustments import Adjustment
+from genledger.ledger.hints import one_of
 from genledger.ledger.schema import adjustments, api_keys
 from genledger.ledger.timestamps import utc
 
@@ -91,7 +92,7 @@ async def of(engine: AsyncEngine, generation_ids: Sequence[str]) -> dict[str, tu
     found: dict[str, list[Adjustment]] = {}
     query = (
         select(adjustments)
-        .where(adjustments.c.generation_id.in_(list(generation_ids)))
+        .where(one_of(adjustments.c.generation_id, generation_ids, engine.dialect.name))
         .order_by(adjustments.c.created_at, adjustments.c.id)
     )
     async with engine.connect() as connection:

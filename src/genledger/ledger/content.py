@@ -9,6 +9,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genledger.core.content import Feedback, GenerationContent
+from genledger.ledger.hints import one_of
 from genledger.ledger.schema import generation_content, generation_feedback
 
 
@@ -73,7 +74,7 @@ class SqlFeedbackStore:
         if not generation_ids:
             return {}
         table = generation_feedback
-        query = select(table).where(table.c.generation_id.in_(list(generation_ids)))
+        query = select(table).where(one_of(table.c.generation_id, generation_ids, self._engine.dialect.name))
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
         return {
