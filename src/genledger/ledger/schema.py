@@ -126,6 +126,8 @@ generations = Table(
     Column("metadata", JSON().with_variant(JSONB(), "postgresql"), nullable=True),
     Column("price_version", Integer, nullable=True),
     Column("upstream_cost_pico", BigInteger, nullable=True),
+    # On PostgreSQL these two end with "model" as well (migration 0009): a model has no index
+    # of its own, and its page compares it in the index, not in the table.
     Index("ix_generations_key_created", "key_id", "created_at", "id"),
     Index("ix_generations_created", "created_at", "id"),
     # Sessions and users are selective (a few rows each), so they get indexes; partial ones, so a
