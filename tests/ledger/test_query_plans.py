@@ -133,6 +133,7 @@ async def connection(ledger: Ledger) -> AsyncIterator[AsyncConnection]:
 
 
 _PAIRS = "generation_metadata_pkey"  # SQLite's plan says "generation_metadata USING PRIMARY KEY"
+_PAIRS_BY_KEY = "ix_generation_metadata_key"  # PostgreSQL only: one key's pairs
 
 # (case, filter, the indexes its first page may walk). ``key_id`` is what an ordinary key's list
 # (and a management key naming a key) adds. Where two are listed, PostgreSQL's statistics pick
@@ -187,7 +188,7 @@ CASES: list[tuple[str, GenerationFilter, set[str]]] = [
     ),
     # A metadata pair walks the pairs' table newest first, and joins generations by id.
     ("everyone, metadata", GenerationFilter(metadata=(("team", "a"),)), {_PAIRS}),
-    ("one key, metadata", GenerationFilter(key_id=KEY, metadata=(("team", "a"),)), {_PAIRS}),
+    ("one key, metadata", GenerationFilter(key_id=KEY, metadata=(("team", "a"),)), {_PAIRS, _PAIRS_BY_KEY}),
     (
         "everyone, two metadata pairs",
         GenerationFilter(metadata=(("team", "a"), ("env", "prod"))),
@@ -196,7 +197,7 @@ CASES: list[tuple[str, GenerationFilter, set[str]]] = [
     (
         "one key, metadata, time range",
         GenerationFilter(key_id=KEY, created_after=T0, metadata=(("env", "staging"),)),
-        {_PAIRS},
+        {_PAIRS, _PAIRS_BY_KEY},
     ),
 ]
 
@@ -315,3 +316,16 @@ async def test_a_models_page_compares_the_model_in_the_index_on_postgresql(
         assert _compared_in_the_index(plan, "model"), plan
     else:
         assert all("model" not in columns for columns in walked), (walked, plan)
+
+
+async def test_one_keys_page_of_a_metadata_pair_walks_the_keys_own_pairs(connection: AsyncConnection) -> None:
+    """PostgreSQL walks the pairs by key (migration 0009): none of the pair's other keys' rows
+    is read from the table. SQLite's pairs table is its primary key, the key in every row."""
+    where = GenerationFilter(key_id=KEY, metadata=(("team", "a"),))
+    plan, used, bad = await plan_of(connection, list_statement(where, connection.dialect.name, limit=101))
+    assert not bad, plan
+    if connection.dialect.name == "postgresql":
+        assert used & {_PAIRS_BY_KEY}, plan
+        assert _compared_in_the_index(plan, "key_id"), plan
+    else:
+        assert "SEARCH generation_metadata USING PRIMARY KEY" in plan, plan

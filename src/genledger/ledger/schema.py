@@ -162,7 +162,8 @@ generations = Table(
 # (so the common insert pays nothing for them). A list filtered by a pair walks this table's
 # primary key newest first and joins each generation by its id; a row carries the generation's
 # ``created_at`` and ``key_id`` so the walk orders and narrows without reading generations.
-# On SQLite the table is its primary key (WITHOUT ROWID), ``key_id`` included.
+# On SQLite the table is its primary key (WITHOUT ROWID), ``key_id`` included; PostgreSQL has an
+# index (key, value, key_id, created_at, generation_id) for one key's walk (migration 0009).
 generation_metadata = Table(
     "generation_metadata",
     metadata,

@@ -67,9 +67,18 @@ def _rebuild(*, added: bool) -> None:
         )
 
 
+PAIRS_BY_KEY = "ix_generation_metadata_key"
+
+
 def upgrade() -> None:
     _rebuild(added=True)
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_index(
+            PAIRS_BY_KEY, "generation_metadata", ["key", "value", "key_id", "created_at", "generation_id"]
+        )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_index(PAIRS_BY_KEY, table_name="generation_metadata")
     _rebuild(added=False)
