@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import time
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-
-from genledger.core.activity import ActivityRows, By, Grouping, parse_groupings
-from genledger.ledger import Ledger
-
-if TYPE_CHECKING:
-    pass
 
 from genledger.cli._app import (
     ConfigOption,
@@ -36,6 +31,8 @@ from genledger.cli._filters import (
     _generation_filter,
     _no_key,
 )
+from genledger.core.activity import ActivityRows, By, Grouping, parse_groupings
+from genledger.ledger import Ledger
 
 
 def _bad_option(message: str) -> typer.Exit:
@@ -138,3 +135,27 @@ def _report_table(groupings: tuple[Grouping, ...], rows: ActivityRows, names: di
         style="bold",
     )
     return table
+
+
+rollup_app = typer.Typer(
+    help="The activity rollup: exact sums per closed hour and day.", no_args_is_help=True
+)
+app.add_typer(rollup_app, name="rollup")
+
+
+@rollup_app.command("rebuild")
+def rollup_rebuild(config: ConfigOption = None) -> None:
+    """Roll the whole ledger up again, from its first generation.
+
+    Activity reads closed hours from the rollup, which counts each hour once: generations
+    written later with times in such an hour (an import, a restore from a backup) are not in
+    it until this runs. Reads of activity while it runs may come out short.
+    """
+    settings = _settings(config)
+    started = time.monotonic()
+    marks = _with_ledger(settings, lambda ledger: ledger.generations.rollup.rebuild())
+    elapsed = time.monotonic() - started
+    if marks.hours is None:
+        _out().print(f"nothing to roll up ({elapsed:.1f} s)")
+        return
+    _out().print(f"rolled up every hour before {marks.hours:%Y-%m-%d %H:%M} UTC in {elapsed:.1f} s")

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, case, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Table, case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genledger.core.activity import ActivityRow, By, Grouping
@@ -169,6 +169,23 @@ class ActivityRollup:
                 marks = moved if moved is not None else await self._read()
                 steps += 1
             return marks
+
+    async def rebuild(self, now: datetime | None = None) -> Watermarks:
+        """Forget every rolled-up row and roll the whole ledger up again; the watermarks reached.
+
+        For generations written with times the watermark had already passed (an import, a
+        restore from a backup), which the rollup would otherwise never count. A read of
+        activity while this runs may come out short: run it when the ledger is quiet.
+        """
+        state = activity_rollup_state
+        async with self._catching_up, self._engine.begin() as connection:
+            for table in rollups.values():
+                await connection.execute(delete(table))
+            # A step of another instance under way fails its compare-and-set on this.
+            await connection.execute(
+                update(state).where(state.c.id == 1).values(hours_until=None, days_until=None)
+            )
+        return await self.catch_up(now)
 
     async def _read(self) -> Watermarks:
         async with self._engine.connect() as connection:
