@@ -120,3 +120,34 @@ async def test_a_line_that_trickles_in_without_ending_is_a_stall(server):
     assert caught.value.kind is FailureKind.TIMEOUT
     assert "no chunk for 0.5s" in caught.value.message
     assert time.monotonic() - started < 1.9
+
+
+async def test_a_cookie_an_upstream_sets_never_rides_along_on_a_later_call():
+    # One session serves every key: a cookie set for one caller's request must not reach the
+    # upstream again with another's.
+    seen: list[str | None] = []
+
+    async def sets_a_cookie(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        response = web.json_response({"ok": True})
+        response.set_cookie("session", "caller-one", path="/")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", sets_a_cookie)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    # By name: aiohttp keeps no cookie of a bare IP address anyway.
+    url = f"http://localhost:{runner.addresses[0][1]}/v1"
+    upstream = HttpUpstream(ProviderConfig(kind="openai", base_url=url), {}, provider_name="Acme")
+    try:
+        for _ in range(2):
+            async with upstream.post(f"{url}/chat/completions", b"{}", failure) as response:
+                assert response.status == 200
+                assert response.cookies["session"].value == "caller-one"  # it was sent
+    finally:
+        await upstream.aclose()
+        await runner.cleanup()
+    assert seen == [None, None]

@@ -59,6 +59,9 @@ class HttpUpstream:
                 headers=self._headers,
                 timeout=self._timeout,
                 skip_auto_headers=("User-Agent",),
+                # One session serves every key: a cookie an upstream sets must never ride along
+                # on another caller's request (and keeping none saves each call the jar's work).
+                cookie_jar=aiohttp.DummyCookieJar(),
                 # Decompressed bytes are what read() counts against max_response_bytes.
                 auto_decompress=True,
                 max_line_size=MAX_HEADER_LINE,
