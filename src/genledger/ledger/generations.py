@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import Select, func, select, tuple_
@@ -39,9 +39,13 @@ class Settlement:
     reserved: bool = False
 
 
+_COLUMN_NAMES = tuple(column for _, column in _COLUMNS)
+_OF_GENERATION = attrgetter(*(attribute for attribute, _ in _COLUMNS))
+
+
 def generation_row(generation: Generation) -> dict[str, Any]:
     """The generation's row, by column name."""
-    row = {column: getattr(generation, attribute) for attribute, column in _COLUMNS}
+    row = dict(zip(_COLUMN_NAMES, _OF_GENERATION(generation), strict=True))
     row["provider_responses"] = [attempt.to_json() for attempt in generation.provider_responses]
     return row
 

@@ -16,6 +16,7 @@ import asyncio
 import concurrent.futures
 import sqlite3
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -46,15 +47,18 @@ class RowEncoder:
 
     def __init__(self, table: Table, dialect: Dialect) -> None:
         self.columns = [column.name for column in table.columns]
-        self._processors = [
-            column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns
-        ]
+        self._values = itemgetter(*self.columns)
+        # Only a few types convert (times, JSON, ...): their positions, found once.
+        processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns]
+        self._converted = [(i, process) for i, process in enumerate(processors) if process is not None]
 
-    def encode(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip((row[name] for name in self.columns), self._processors, strict=True)
-        )
+    def encode(self, row: dict[str, Any]) -> list[Any]:
+        values = list(self._values(row))
+        for i, process in self._converted:
+            value = values[i]
+            if value is not None:
+                values[i] = process(value)
+        return values
 
 
 class Encoded:
