@@ -20,6 +20,8 @@ import gateway_overhead
 import loadgen
 from harness import percentile, ratio
 
+from tests.fakes.runner import serve_app
+
 
 @pytest.mark.parametrize(
     ("text", "literal"),
@@ -45,19 +47,12 @@ async def test_wrk_sends_the_body_and_the_bearer_key(tmp_path: Path) -> None:
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
     body = b'{"model":"m","messages":[{"role":"user","content":"a ]] b"}]}'
     headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-test-1"}
-    url = loadgen.URL(f"http://127.0.0.1:{port}/v1/chat/completions")
-    target = loadgen.Target("t", url, None, {False: body}, headers)  # type: ignore[arg-type]
-    try:
+    async with serve_app(app) as port:
+        url = loadgen.URL(f"http://127.0.0.1:{port}/v1/chat/completions")
+        target = loadgen.Target("t", url, None, {False: body}, headers)  # type: ignore[arg-type]
         outcome = await asyncio.wait_for(loadgen.wrk_throughput(target, False, 1, 1, tmp_path), 30)
-    finally:
-        await runner.cleanup()
     assert seen and set(seen) == {("POST", "Bearer sk-test-1", body)}
     # Every other answer was a 500: wrk counts it as a status error, not as ok; the last
     # request may have been answered and dropped by wrk as its time ran out.

@@ -119,6 +119,19 @@ async def serve(upstream: FakeUpstream, host: str = "127.0.0.1", port: int = 0) 
         await runner.cleanup()
 
 
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[int]:
+    """A test's own small aiohttp ``app`` on a free port of ``host`` until the block exits; its port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, 0)
+        await site.start()
+        yield _bound_port(runner)
+    finally:
+        await runner.cleanup()
+
+
 def unused_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on (bound, then released): connecting to it is refused.
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from genledger.config import ProviderConfig
 from genledger.core.failures import FailureKind, UpstreamFailure
 from genledger.providers.http import HttpUpstream
+from tests.fakes.runner import serve_app
 
 MiB = 1024 * 1024
 
@@ -55,15 +56,8 @@ async def server() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/stream", one_long_event)
     app.router.add_post("/scripted", scripted)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with serve_app(app) as port:
         yield f"http://127.0.0.1:{port}/stream"
-    finally:
-        await runner.cleanup()
 
 
 def failure(kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
@@ -135,19 +129,15 @@ async def test_a_cookie_an_upstream_sets_never_rides_along_on_a_later_call():
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", sets_a_cookie)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    # By name: aiohttp keeps no cookie of a bare IP address anyway.
-    url = f"http://localhost:{runner.addresses[0][1]}/v1"
-    upstream = HttpUpstream(ProviderConfig(kind="openai", base_url=url), {}, provider_name="Acme")
-    try:
-        for _ in range(2):
-            async with upstream.post(f"{url}/chat/completions", b"{}", failure) as response:
-                assert response.status == 200
-                assert response.cookies["session"].value == "caller-one"  # it was sent
-    finally:
-        await upstream.aclose()
-        await runner.cleanup()
+    async with serve_app(app) as port:
+        # By name: aiohttp keeps no cookie of a bare IP address anyway.
+        url = f"http://localhost:{port}/v1"
+        upstream = HttpUpstream(ProviderConfig(kind="openai", base_url=url), {}, provider_name="Acme")
+        try:
+            for _ in range(2):
+                async with upstream.post(f"{url}/chat/completions", b"{}", failure) as response:
+                    assert response.status == 200
+                    assert response.cookies["session"].value == "caller-one"  # it was sent
+        finally:
+            await upstream.aclose()
     assert seen == [None, None]
