@@ -44,6 +44,7 @@ MIN_DASHBOARD_SECRET = 32
 DEFAULT_RESERVATION_LEASE_S = 30.0
 DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
 DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_KEEP_ALIVE_TIMEOUT_S = 5
 DEFAULT_MAX_CALLER_CONNECTIONS = 2048
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -336,6 +337,13 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
         description="seconds a caller has to send a request's headers before the connection is closed",
+    )
+    body_timeout: float = Field(
+        default=DEFAULT_BODY_TIMEOUT_S,
+        gt=0,
+        le=3600,
+        description="seconds a caller has to send a request's body, once its headers are in, "
+        "before the connection is closed",
     )
     keep_alive_timeout: int = Field(
         default=DEFAULT_KEEP_ALIVE_TIMEOUT_S, ge=1, le=3600, description="seconds an idle connection is kept"

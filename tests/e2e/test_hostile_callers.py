@@ -4,16 +4,19 @@ by its timeout while honest requests keep being answered."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 
-from tests.gateway import GatewayServer
+from tests.gateway import GatewayServer, create_key
 
 HEADER_S = 1.0  # header_timeout
+BODY_S = 1.5  # body_timeout
 KEEP_ALIVE_S = 1  # keep_alive_timeout
 MAX_CONNECTIONS = 300
 IDLE_CONNECTIONS = 200
@@ -24,6 +27,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]
     server = GatewayServer.build(
         database_url=f"sqlite:///{tmp_path_factory.mktemp('callers')}/genledger.db",
         header_timeout=HEADER_S,
+        body_timeout=BODY_S,
         keep_alive_timeout=KEEP_ALIVE_S,
         max_connections=MAX_CONNECTIONS,
     )
@@ -120,3 +124,75 @@ def test_beyond_max_connections_requests_get_503_until_the_idle_ones_are_cut(gat
     finally:
         for sock in sockets:
             sock.close()
+
+
+@pytest.fixture(scope="module")
+def headers_of_a_body(gateway: GatewayServer) -> bytes:
+    """A chat request's headers, with a real key (the body is read once the key is checked)."""
+    secret = create_key(gateway.settings.database_url, "slow-body")
+    return (
+        b"POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + secret.encode() + b"\r\nContent-Length: 1000\r\n\r\n"
+    )
+
+
+def _caller_left_lines(gateway: GatewayServer, before: int) -> list[dict]:
+    lines = [orjson.loads(line) for line in gateway.log_lines[before:]]
+    return [line for line in lines if line["path"] == "/api/v1/chat/completions"]
+
+
+def test_a_body_trickled_after_its_headers_is_cut_off_after_the_body_timeout(
+    gateway, headers_of_a_body, caplog
+):
+    caplog.set_level(logging.INFO, logger="genledger.api")
+    before = len(gateway.log_lines)
+    sock = connect(gateway)
+    started = time.monotonic()
+    closed_after = None
+    try:
+        sock.sendall(headers_of_a_body + b"{")
+        sock.settimeout(0.2)
+        # A byte of body every 0.2 s, each well within any idle limit: the whole body is late.
+        while time.monotonic() - started < BODY_S + 5:
+            try:
+                if sock.recv(65536) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                pass
+            except ConnectionResetError:
+                closed_after = time.monotonic() - started
+                break
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+        # Honest requests are served meanwhile and after.
+        assert httpx.get(gateway.url + "/health", timeout=5).status_code == 200
+    finally:
+        sock.close()
+    assert closed_after is not None and BODY_S - 0.3 < closed_after < BODY_S + 2, closed_after
+    _until(lambda: _caller_left_lines(gateway, before))
+    assert [line["status"] for line in _caller_left_lines(gateway, before)] == [499]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "left before sending its whole request" in caplog.text
+
+
+def test_a_caller_that_leaves_mid_body_is_a_499_not_an_error(gateway, headers_of_a_body, caplog):
+    caplog.set_level(logging.INFO, logger="genledger.api")
+    before = len(gateway.log_lines)
+    with connect(gateway) as sock:
+        sock.sendall(headers_of_a_body + b'{"model":')
+        time.sleep(0.2)
+    _until(lambda: _caller_left_lines(gateway, before))
+    assert [line["status"] for line in _caller_left_lines(gateway, before)] == [499]
+    assert "unhandled error" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def _until(condition, within: float = 5) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)

@@ -1,10 +1,12 @@
-"""The server's HTTP connections, with a deadline on a request's headers (slowloris).
+"""The server's HTTP connections, with deadlines on a request's headers and body (slowloris).
 
 uvicorn closes a connection idle *between* requests after ``timeout_keep_alive``, but it
-waits for a request's headers as long as the caller likes: a caller that opens connections
-and sends nothing, or trickles a header a byte at a time, holds them forever. Here every
-connection must complete a request's headers within ``header_timeout`` seconds of its
-opening (or of the first byte after its previous answer), or it is closed.
+waits for a request's headers and body as long as the caller likes: a caller that opens
+connections and sends nothing, or trickles a header or a body a byte at a time, holds them
+forever. Here every connection must complete a request's headers within ``header_timeout``
+seconds of its opening (or of the first byte after its previous answer), and its body within
+``body_timeout`` seconds after them, or it is closed. A body cut off so reaches the app as
+the caller leaving (``http.disconnect``), which answers nobody and logs a 499.
 
 The protocol classes are uvicorn's own (httptools when installed, else h11), with three
 methods wrapped; the request that follows runs unchanged. With httptools, the 503 uvicorn
@@ -29,21 +31,33 @@ except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
 
 
 class ServerConfig(uvicorn.Config):
-    """uvicorn's config and ``header_timeout``, which the protocols below read."""
+    """uvicorn's config, ``header_timeout`` and ``body_timeout``, which the protocols below read."""
 
-    def __init__(self, app: Any, *, header_timeout: float = DEFAULT_HEADER_TIMEOUT_S, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(app, **kwargs)
         self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
 
 
 class _HeaderDeadline:
-    """Closes the connection when a request's headers take longer than ``header_timeout``.
+    """Closes the connection when a request's headers take longer than ``header_timeout``, or
+    its body longer than ``body_timeout`` once the headers are in.
 
     Mixed in before a uvicorn HTTP protocol class, whose ``cycle`` is replaced by a new one
-    exactly when a request's headers are complete: that is the sign the wait is over.
+    exactly when a request's headers are complete, and whose ``cycle.more_body`` turns false
+    when its body is: the signs that each wait is over. A body that came with its headers
+    (the common request) arms nothing.
     """
 
     # Set by the uvicorn protocol class this is mixed into.
@@ -54,11 +68,12 @@ class _HeaderDeadline:
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
         self._header_timeout: float = getattr(config, "header_timeout", DEFAULT_HEADER_TIMEOUT_S)
+        self._body_timeout: float = getattr(config, "body_timeout", DEFAULT_BODY_TIMEOUT_S)
         self._header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
-        self._arm()
+        self._arm(self._header_timeout)
 
     def data_received(self, data: bytes) -> None:
         before = self.cycle
@@ -66,22 +81,26 @@ class _HeaderDeadline:
         cycle = self.cycle
         if cycle is not before:  # a request's headers are complete
             self._disarm()
+            if cycle.more_body:  # and its body is still to come
+                self._arm(self._body_timeout)
+        elif self._header_timer is not None and cycle is not None and not cycle.more_body:
+            self._disarm()  # the body is complete
         elif self._header_timer is None and (cycle is None or cycle.response_complete):
-            self._arm()  # the first bytes of the next request on a kept-alive connection
+            self._arm(self._header_timeout)  # the first bytes of the next request on a kept-alive connection
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)  # type: ignore[misc]
 
-    def _arm(self) -> None:
-        self._header_timer = self.loop.call_later(self._header_timeout, self._headers_too_slow)
+    def _arm(self, seconds: float) -> None:
+        self._header_timer = self.loop.call_later(seconds, self._too_slow)
 
     def _disarm(self) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
 
-    def _headers_too_slow(self) -> None:
+    def _too_slow(self) -> None:
         self._header_timer = None
         if not self.transport.is_closing():
             self.transport.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -13,6 +13,9 @@ from genledger.api.errors import count_error
 from genledger.errors import GatewayError, PayloadTooLarge
 
 log = logging.getLogger("genledger.api")
+
+CALLER_LEFT = 499
+"""The status the request log shows for a request whose caller left before sending all of it."""
 
 
 class UnexpectedErrors:
@@ -25,6 +28,9 @@ class UnexpectedErrors:
       ``{"error": {"code": 500, "message": "Internal Server Error"}}``, and not re-raised;
     - after it: it is re-raised untouched, since the status is gone and the body cannot be
       ended cleanly; the server logs it and closes the connection.
+
+    A ``ClientDisconnect`` (the caller left while its body was being read) is no error: it
+    is logged at info, without a traceback, as a 499.
 
     It must not be a Starlette exception handler for ``Exception``: those run inside
     ``ServerErrorMiddleware``, which re-raises after sending, and uvicorn then closes the
@@ -40,6 +46,12 @@ class UnexpectedErrors:
             return
         try:
             await self.app(scope, receive, send)
+        except ClientDisconnect:
+            # The caller left (or was cut off) before its whole request came: nobody to answer,
+            # nothing went wrong here. The start goes nowhere (the server drops it); the request
+            # log sees 499, nginx's "client closed request", not a 500.
+            log.info("the caller left before sending its whole request")
+            await send({"type": "http.response.start", "status": CALLER_LEFT, "headers": []})
         except Exception as exc:
             # Nothing wraps ``send`` to learn whether the response began (that would cost a
             # call per chunk of every stream): the server refuses a second start (ASGI), so a

@@ -92,8 +92,9 @@ class GracefulServer(uvicorn.Server):
 def server_config(app: Starlette, settings: Settings) -> ServerConfig:
     """uvicorn's config for ``app``: the address, the caller-facing timeouts and limits.
 
-    A caller that sends no complete request headers within ``header_timeout`` is cut off
-    (``api/connections.py``), one idle between requests after ``keep_alive_timeout``;
+    A caller that sends no complete request headers within ``header_timeout``, or no whole
+    body within ``body_timeout`` after them, is cut off (``api/connections.py``), one idle
+    between requests after ``keep_alive_timeout``;
     beyond ``max_connections`` connections (or requests) at once, requests get 503.
     """
     return ServerConfig(
@@ -102,6 +103,7 @@ def server_config(app: Starlette, settings: Settings) -> ServerConfig:
         port=settings.port,
         http=PROTOCOL,
         header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
         timeout_keep_alive=settings.keep_alive_timeout,
         limit_concurrency=settings.max_connections,
         log_config=None,
