@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from genledger.core.generation import ProviderAttempt
 from genledger.core.ids import hash_key
 from genledger.ledger import KeyExists, Ledger
 from genledger.ledger.engine import DatabaseURLError, async_url, create_engine, migrate
@@ -89,6 +90,23 @@ async def test_one_bad_row_does_not_fail_its_batch(ledger: Ledger):
     assert isinstance(results[5], Exception)
     for r in good:
         assert await ledger.generations.get(r.id, alice.id) == r
+
+
+async def test_a_nul_an_upstream_sent_is_recorded_as_a_replacement_character(ledger: Ledger):
+    # PostgreSQL's text and JSON cannot hold U+0000: the record failed there, and was lost.
+    alice, _ = await ledger.keys.create("alice")
+    attempt = ProviderAttempt(status=200, provider_name="Acme", latency_ms=1.0, upstream_id="chatcmpl-\x00x")
+    record = generation(alice.id, native_finish_reason="stop\x00", provider_responses=(attempt,))
+    await ledger.generations.record(record)
+    stored = await ledger.generations.get(record.id, alice.id)
+    assert stored is not None
+    assert stored.native_finish_reason == "stop\ufffd"
+    assert stored.provider_responses[0].upstream_id == "chatcmpl-\ufffdx"
+    assert (
+        replace(stored, native_finish_reason=record.native_finish_reason, provider_responses=(attempt,))
+        == record
+    )
+    assert (await ledger.keys.find_by_name("alice")).usage_pico == record.charge_pico
 
 
 async def test_reopening_keeps_everything(database_url: str):

@@ -20,7 +20,7 @@ from operator import itemgetter
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Table
+from sqlalchemy import JSON, String, Table
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
 from sqlalchemy.engine import Dialect, make_url
@@ -42,18 +42,45 @@ def _insert(table: Table, placeholders: list[str]) -> str:
     return f"INSERT INTO {table.name} ({columns}) VALUES ({', '.join(placeholders)})"
 
 
+NUL_STAND_IN = "\ufffd"
+"""What a NUL character in a recorded string becomes: PostgreSQL's text and JSON cannot hold
+U+0000, and a record that failed for it would be lost (and its whole group commit with it).
+Callers' NULs are refused at the door (``api/nul_guard.py``); an upstream's (in its ids or
+finish reasons) are replaced, on both databases alike."""
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_STAND_IN) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(item) for item in value]
+    return value
+
+
 class RowEncoder:
-    """A table's rows as DB-API tuples, each value converted as SQLAlchemy would for ``dialect``."""
+    """A table's rows as DB-API tuples, each value converted as SQLAlchemy would for ``dialect``,
+    with any NUL character in a string or JSON document replaced (``NUL_STAND_IN``)."""
 
     def __init__(self, table: Table, dialect: Dialect) -> None:
         self.columns = [column.name for column in table.columns]
         self._values = itemgetter(*self.columns)
+        self._texts = [i for i, column in enumerate(table.columns) if isinstance(column.type, String)]
+        self._documents = [i for i, column in enumerate(table.columns) if isinstance(column.type, JSON)]
         # Only a few types convert (times, JSON, ...): their positions, found once.
         processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns]
         self._converted = [(i, process) for i, process in enumerate(processors) if process is not None]
 
     def encode(self, row: dict[str, Any]) -> list[Any]:
         values = list(self._values(row))
+        for i in self._texts:
+            text = values[i]
+            if text and "\x00" in text:
+                values[i] = text.replace("\x00", NUL_STAND_IN)
+        for i in self._documents:
+            if values[i] is not None:
+                values[i] = _without_nul(values[i])
         for i, process in self._converted:
             value = values[i]
             if value is not None:
