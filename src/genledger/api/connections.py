@@ -69,7 +69,7 @@ class _HeaderDeadline:
         super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
         self._header_timeout: float = getattr(config, "header_timeout", DEFAULT_HEADER_TIMEOUT_S)
         self._body_timeout: float = getattr(config, "body_timeout", DEFAULT_BODY_TIMEOUT_S)
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -83,9 +83,9 @@ class _HeaderDeadline:
             self._disarm()
             if cycle.more_body:  # and its body is still to come
                 self._arm(self._body_timeout)
-        elif self._header_timer is not None and cycle is not None and not cycle.more_body:
+        elif self._timer is not None and cycle is not None and not cycle.more_body:
             self._disarm()  # the body is complete
-        elif self._header_timer is None and (cycle is None or cycle.response_complete):
+        elif self._timer is None and (cycle is None or cycle.response_complete):
             self._arm(self._header_timeout)  # the first bytes of the next request on a kept-alive connection
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -93,15 +93,15 @@ class _HeaderDeadline:
         super().connection_lost(exc)  # type: ignore[misc]
 
     def _arm(self, seconds: float) -> None:
-        self._header_timer = self.loop.call_later(seconds, self._too_slow)
+        self._timer = self.loop.call_later(seconds, self._too_slow)
 
     def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _too_slow(self) -> None:
-        self._header_timer = None
+        self._timer = None
         if not self.transport.is_closing():
             self.transport.close()
 

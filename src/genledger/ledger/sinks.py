@@ -44,7 +44,8 @@ def _insert(table: Table, placeholders: list[str]) -> str:
 
 NUL_STAND_IN = "\ufffd"
 """What a NUL character in a recorded string becomes: PostgreSQL's text and JSON cannot hold
-U+0000, and a record that failed for it would be lost (and its whole group commit with it).
+U+0000, and a record that failed for it would be lost (the rest of its group commit is not:
+the writer retries the batch's records one by one).
 Callers' NULs are refused at the door (``api/nul_guard.py``); an upstream's (in its ids or
 finish reasons) are replaced, on both databases alike."""
 
@@ -60,7 +61,7 @@ def _without_nul(value: Any) -> Any:
 
 
 class RowEncoder:
-    """A table's rows as DB-API tuples, each value converted as SQLAlchemy would for ``dialect``,
+    """A table's rows as DB-API parameter lists, each value converted as SQLAlchemy would for ``dialect``,
     with any NUL character in a string or JSON document replaced (``NUL_STAND_IN``)."""
 
     def __init__(self, table: Table, dialect: Dialect) -> None:
