@@ -6,16 +6,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from genledger.api import operations as ops
 from genledger.api.dashboard import dashboard_mount, environment
 from genledger.api.docs import STATIC, STATIC_PREFIX
-from genledger.api.errors import on_gateway_error, on_http_exception
 from genledger.api.openapi import OPENAPI_PATH
 from genledger.api.operation import route, undocumented
+from genledger.api.router import App
 from genledger.api.routes.activity import get_activity
 from genledger.api.routes.chat import chat_completions
 from genledger.api.routes.docs import docs_page, openapi_json
@@ -50,9 +49,8 @@ from genledger.api.routes.ops import health, metrics
 from genledger.api.routes.responses import create_response
 from genledger.api.routes.statements import list_statements
 from genledger.api.routes.text_completions import text_completions
-from genledger.api.stack import auth_failure_counter, middleware_stack
+from genledger.api.stack import auth_failure_counter, edge
 from genledger.config import Settings
-from genledger.errors import GatewayError
 from genledger.gateway.services import Services
 from genledger.logs import stderr_writer
 
@@ -97,7 +95,7 @@ def create_app(
     services: Services | None = None,
     *,
     log_write: Callable[[bytes], object] = stderr_writer,
-) -> Starlette:
+) -> App:
     """The gateway app. Without ``services``, they are built from ``settings`` at start-up.
 
     Request log lines (when ``settings.logging`` has them on) go to ``log_write``: stderr. It
@@ -124,10 +122,9 @@ def create_app(
                 await running.leases.stop()
 
     auth_failures = auth_failure_counter(settings.limits)
-    app = Starlette(
-        routes=[*ROUTES, dashboard_mount(), Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC))],
-        middleware=middleware_stack(settings, log_write=log_write, auth_failures=auth_failures),
-        exception_handlers={GatewayError: on_gateway_error, HTTPException: on_http_exception},
+    app = App(
+        [*ROUTES, dashboard_mount(), Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC))],
+        edge=edge(settings, log_write=log_write, auth_failures=auth_failures),
         lifespan=lifespan,
     )
     app.state.dashboard_templates = environment()

@@ -1,4 +1,4 @@
-"""Every request's id (``X-Request-Id``) and its one log line: pure ASGI, outermost of ours.
+"""Every request's id (``X-Request-Id``) and its one log line, for :class:`~genledger.api.edge.Edge`.
 
 The id is the caller's ``X-Request-Id`` when it is 1 to 128 visible ASCII characters, else
 a fresh one; it is returned on every response, recorded as the generation's ``request_id``
@@ -8,8 +8,8 @@ The line is built at the end from what the request already holds (the status see
 out, the clock, the :class:`~genledger.core.request_summary.RequestSummary` the gateway
 filled in): no body is read or parsed. With request lines off, only the id is handled.
 
-Only the response's start passes through this middleware: a stream sends its body frames
-with the server's own ``send`` (:func:`body_send`), so a stream's chunks cost no extra call.
+Only the response's start passes through the edge: a stream sends its body frames with the
+server's own ``send`` (:func:`body_send`), so a stream's chunks cost no extra call.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from genledger.core.request_summary import RequestSummary
 from genledger.logs import LineFormat, Timestamps
@@ -40,7 +40,7 @@ def new_request_id() -> str:
 
 
 def request_id_of(scope: Scope) -> str | None:
-    """The request's id (``None`` for an app built without :class:`RequestLog`)."""
+    """The request's id (``None`` for an app built without :class:`~genledger.api.edge.Edge`)."""
     request_id: str | None = scope.get(_REQUEST_ID)
     return request_id
 
@@ -54,67 +54,41 @@ def summary_of(scope: Scope) -> RequestSummary | None:
 def body_send(scope: Scope, send: Send) -> Send:
     """The ``send`` a response may use for its body once its start has gone out through ``send``.
 
-    The server's own (it skips this middleware, which only acts on the start): for streams,
-    whose every chunk would otherwise pay a call here.
+    The server's own (it skips the edge, which only acts on the start): for streams, whose
+    every chunk would otherwise pay a call there.
     """
     raw: Send = scope.get(_SEND, send)
     return raw
 
 
-class RequestLog:
-    """Gives each HTTP request its id and, when ``write`` is set, writes its line in ``format``."""
+def request_id_from(value: bytes | None) -> str:
+    """The caller's ``X-Request-Id`` (``value``) if 1 to 128 visible ASCII characters, else a new id."""
+    if value is not None and _VALID_ID(value):
+        return value.decode("ascii")
+    return new_request_id()
 
-    def __init__(
-        self, app: ASGIApp, *, write: Callable[[bytes], object] | None, format: LineFormat = "json"
-    ) -> None:
-        self.app = app
+
+def begin(scope: Scope, request_id: str, send: Send, *, summarized: bool) -> None:
+    """Mark ``scope`` as request ``request_id``, whose server ``send`` is ``send``; with
+    ``summarized``, give it the :class:`RequestSummary` the gateway fills in for its line."""
+    scope[_REQUEST_ID] = request_id
+    scope[_SEND] = send
+    if summarized:
+        scope[_SUMMARY] = RequestSummary(request_id)
+
+
+class RequestLines:
+    """Writes each request's line in ``format`` to ``write``, from what its scope holds."""
+
+    def __init__(self, write: Callable[[bytes], object], format: LineFormat = "json") -> None:
         self._write = write
         self._render = _json_line if format == "json" else _text_line
         self._timestamps = Timestamps()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = None
-        for name, value in scope["headers"]:
-            if name == HEADER:
-                if _VALID_ID(value):
-                    request_id = value.decode("ascii")
-                break
-        if request_id is None:
-            request_id = new_request_id()
-        scope[_REQUEST_ID] = request_id
-        scope[_SEND] = send
-        header = (HEADER, request_id.encode("ascii"))
-        write = self._write
-        if write is None:
-
-            async def send_with_id(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    message["headers"] = [*message.get("headers", ()), header]
-                await send(message)
-
-            await self.app(scope, receive, send_with_id)
-            return
-
-        summary = scope[_SUMMARY] = RequestSummary(request_id)
-        started = time.perf_counter()
-        status = 0
-
-        async def send_and_see(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_see)
-        finally:
-            latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            now = self._timestamps(time.time())
-            write(self._render(now, scope, summary, status or 500, latency_ms))
+    def write(self, scope: Scope, status: int, latency_ms: float) -> None:
+        """The line of the request of ``scope`` (begun with ``summarized``), answered ``status``."""
+        now = self._timestamps(time.time())
+        self._write(self._render(now, scope, scope[_SUMMARY], status, latency_ms))
 
 
 def _fields(

@@ -1,16 +1,18 @@
-"""The app's middleware, outermost first, built from the settings."""
+"""The app's one layer of middleware, and the counter of failed authentications, built from the settings."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
-from starlette.middleware import Middleware
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp
 
-from genledger.api.auth_failures import AuthFailureLimit
-from genledger.api.middleware import BodyLimit, UnexpectedErrors
-from genledger.api.nul_guard import NulGuard
-from genledger.api.request_log import RequestLog
+from genledger.api.edge import Edge, Handler
+from genledger.api.errors import on_gateway_error, on_http_exception
+from genledger.api.request_log import RequestLines
 from genledger.config import LimitsConfig, Settings
+from genledger.errors import GatewayError
 from genledger.limits.auth_failures import AuthFailureCounter, AuthFailures
 from genledger.logs import line_format, request_lines_on
 
@@ -27,25 +29,24 @@ def auth_failure_counter(limits: LimitsConfig) -> AuthFailureCounter | None:
     return SharedAuthFailures(local, limits.redis_url)
 
 
-def middleware_stack(
+def edge(
     settings: Settings, *, log_write: Callable[[bytes], object], auth_failures: AuthFailureCounter | None
-) -> list[Middleware]:
-    """RequestLog first, so that every answer carries the request's id and is logged.
-    UnexpectedErrors next, so that it also answers for a failure in the ones below; Starlette's
-    own ServerErrorMiddleware is left only what it re-raises. Then the refusal of guessing
-    addresses, before any work; then the body's limit, and the refusal of a NUL in the URL.
-
-    None below RequestLog may wrap ``send`` to see a body: streams send their frames with the
-    server's own ``send`` (``request_log.body_send``), past every middleware."""
-    guard = [Middleware(AuthFailureLimit, failures=auth_failures)] if auth_failures is not None else []
-    return [
-        Middleware(
-            RequestLog,
-            write=log_write if request_lines_on(settings.logging) else None,
-            format=line_format(settings.logging),
-        ),
-        Middleware(UnexpectedErrors),
-        *guard,
-        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
-        Middleware(NulGuard),
-    ]
+) -> Callable[[ASGIApp], Edge]:
+    """The app's one layer of middleware (``api/edge.py``), configured from ``settings``: it
+    renders ``GatewayError`` and Starlette's ``HTTPException`` as the contract's envelope,
+    writes request lines to ``log_write`` when the logging settings have them on, and limits
+    bodies and failed authentications as the settings say."""
+    handlers: dict[type[Exception], Handler] = {
+        GatewayError: on_gateway_error,
+        HTTPException: on_http_exception,
+    }
+    lines = (
+        RequestLines(log_write, line_format(settings.logging)) if request_lines_on(settings.logging) else None
+    )
+    return functools.partial(
+        Edge,
+        handlers=handlers,
+        max_body_bytes=settings.max_body_bytes,
+        auth_failures=auth_failures,
+        lines=lines,
+    )

@@ -1,4 +1,5 @@
-"""UnexpectedErrors, in process: a 500 envelope before the response starts, a re-raise after."""
+"""The edge, in process: a 500 envelope before the response starts, a re-raise after; the
+router's own errors in the envelope; the request's id on every answer."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from genledger.api.middleware import UnexpectedErrors
+from genledger.api.edge import Edge
+from genledger.api.errors import on_gateway_error, on_http_exception
+from genledger.api.router import App
+from genledger.errors import GatewayError
 from genledger.metrics import Metrics
 
 
@@ -30,10 +33,15 @@ async def works(request: Request) -> Response:
     return Response("fine")
 
 
-def app_with_metrics() -> tuple[Starlette, Metrics]:
-    app = Starlette(
-        routes=[Route("/fails", fails), Route("/works", works)], middleware=[Middleware(UnexpectedErrors)]
-    )
+HANDLERS = {GatewayError: on_gateway_error, HTTPException: on_http_exception}
+
+
+def edge(app: ASGIApp) -> Edge:
+    return Edge(app, handlers=HANDLERS, max_body_bytes=1000)
+
+
+def app_with_metrics() -> tuple[App, Metrics]:
+    app = App([Route("/fails", fails), Route("/works", works, methods=["GET"])], edge=edge)
     metrics = Metrics()
     app.state.services = SimpleNamespace(metrics=metrics)
     return app, metrics
@@ -85,7 +93,7 @@ async def test_an_exception_after_the_response_started_is_reraised_and_nothing_m
     scope: Scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "app": app}
     caplog.set_level(logging.ERROR)
     with pytest.raises(Boom, match="mid-stream"):
-        await UnexpectedErrors(half_a_stream)(scope, no_body, record)
+        await edge(half_a_stream)(scope, no_body, record)
     assert [message["type"] for message in sent] == ["http.response.start", "http.response.body"]
     assert sent[0]["status"] == 200
     # The server logs what escapes it; logging here as well would report it twice.
@@ -107,5 +115,21 @@ async def test_other_scopes_pass_through_untouched():
         raise AssertionError("not called")
 
     with pytest.raises(Boom):
-        await UnexpectedErrors(lifespan_app)({"type": "lifespan"}, never, drop)
+        await edge(lifespan_app)({"type": "lifespan"}, never, drop)
     assert seen == ["lifespan"]
+
+
+async def test_the_routers_own_errors_are_envelopes_with_the_request_id():
+    app, metrics = app_with_metrics()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        missing = await client.get("/nowhere", headers={"x-request-id": "mine-1"})
+        wrong_method = await client.post("/works")
+        fine = await client.get("/works")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": {"code": 404, "message": "Not found: GET /nowhere"}}
+    assert missing.headers["x-request-id"] == "mine-1"
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["message"] == "Method POST not allowed on /works"
+    assert fine.headers["x-request-id"].startswith("req-")
+    assert errors_counted(metrics, "404") == 1 and errors_counted(metrics, "405") == 1

@@ -1,0 +1,63 @@
+"""The app: Starlette with one layer of middleware (``edge.Edge``) and a router that looks
+a plain path up instead of matching every route before it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from starlette._utils import get_route_path
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import Router as StarletteRouter
+from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
+
+
+class Router(StarletteRouter):
+    """Starlette's router, plus a table of the routes whose path has no parameter, by method
+    and path: such a request (every inference call) costs one lookup, where Starlette tries
+    each route's regular expression in turn. A route is in the table only if no route before
+    it would take its requests, so the table never changes which route answers."""
+
+    def __init__(self, routes: Sequence[BaseRoute], *, lifespan: Lifespan[Any] | None = None) -> None:
+        super().__init__(routes, lifespan=lifespan)
+        self._plain: dict[tuple[str, str], Route] = {}
+        for index, route in enumerate(self.routes):
+            if not isinstance(route, Route) or route.param_convertors or not route.methods:
+                continue
+            for method in route.methods:
+                probe = {"type": "http", "method": method, "path": route.path, "root_path": ""}
+                taken = any(earlier.matches(probe)[0] is Match.FULL for earlier in self.routes[:index])
+                if not taken:
+                    self._plain.setdefault((method, route.path), route)
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self._plain.get((scope["method"], get_route_path(scope))) if scope["type"] == "http" else None
+        if route is None:
+            await super().app(scope, receive, send)
+            return
+        # What Starlette's Router.app and Route.handle do for a full match of a plain route.
+        scope.setdefault("router", self)
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = dict(scope.get("path_params", {}))
+        await route.app(scope, receive, send)
+
+
+class App(Starlette):
+    """Starlette, whose middleware stack is one ``edge(router)``: none of Starlette's own
+    layers (the edge answers what its error and exception layers did)."""
+
+    def __init__(
+        self,
+        routes: Sequence[BaseRoute],
+        *,
+        edge: Callable[[ASGIApp], ASGIApp],
+        lifespan: Lifespan[Any] | None = None,
+    ) -> None:
+        super().__init__(lifespan=lifespan)
+        self.router = Router(routes, lifespan=lifespan)
+        self._edge = edge
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return self._edge(self.router)
