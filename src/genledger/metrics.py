@@ -26,6 +26,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._drift_tolerance_pico = drift_tolerance_pico
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._recorded: dict[tuple[str, str | None, bool | None, str | None], tuple[Any, Any, Any, Any]] = {}
         self._generations = Counter(
             "genledger_generations",
             "Generations recorded",
@@ -76,17 +77,31 @@ class Metrics:
         return child
 
     def recorded(self, generation: Generation, write_seconds: float) -> None:
-        model = generation.model
-        streamed = "true" if generation.streamed else "false"
-        provider, finish = generation.provider_name or "", generation.finish_reason or ""
-        self._child(self._generations, model, provider, streamed, finish).inc()
+        labels = (generation.model, generation.provider_name, generation.streamed, generation.finish_reason)
+        counted = self._recorded.get(labels)
+        if counted is None:
+            counted = self._recorded[labels] = self._recorded_children(*labels)
+        generations, cost, prompt, completion = counted
+        generations.inc()
         if generation.charge_pico:
-            self._child(self._cost, model).inc(to_usd(generation.charge_pico))
-        self._child(self._tokens, model, "prompt").inc(generation.tokens_prompt or 0)
-        self._child(self._tokens, model, "completion").inc(generation.tokens_completion or 0)
+            cost.inc(to_usd(generation.charge_pico))
+        prompt.inc(generation.tokens_prompt or 0)
+        completion.inc(generation.tokens_completion or 0)
         if drifted(generation, self._drift_tolerance_pico):
-            self._child(self._drift, provider).inc()
+            self._child(self._drift, generation.provider_name or "").inc()
         self._write_seconds.observe(write_seconds)
+
+    def _recorded_children(
+        self, model: str, provider_name: str | None, streamed: bool | None, finish_reason: str | None
+    ) -> tuple[Any, Any, Any, Any]:
+        """The children a generation of these labels counts in: looked up once per label set."""
+        provider, finish = provider_name or "", finish_reason or ""
+        return (
+            self._generations.labels(model, provider, "true" if streamed else "false", finish),
+            self._cost.labels(model),
+            self._tokens.labels(model, "prompt"),
+            self._tokens.labels(model, "completion"),
+        )
 
     def attempt(self, provider: str, outcome: str, seconds: float) -> None:
         self._child(self._attempts, provider, outcome).inc()

@@ -31,7 +31,9 @@ def routes() -> list:
     inner = Starlette(routes=[Route("/page", answering("mounted"), name="mounted")])
     return [
         Route("/items/{name}", answering("item"), name="item"),
-        Route("/items/special", answering("special"), name="special"),  # never reached: the one above takes it
+        Route(
+            "/items/special", answering("special"), name="special"
+        ),  # never reached: the one above takes it
         Route("/a", answering("get_a"), methods=["GET"], name="get_a"),
         Route("/a", answering("post_a"), methods=["POST"], name="post_a"),
         Route("/b", answering("any_b"), name="any_b"),

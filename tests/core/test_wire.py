@@ -59,6 +59,8 @@ def test_max_completion_tokens_is_accepted():
         (body(user=5), "'user'"),
         (body(temperature="hot"), "'temperature'"),
         (body(temperature=True), "'temperature'"),
+        (body(metadata={"team": "a\x00b"}), "NUL"),
+        (body(metadata={"te\x00am": "a"}), "NUL"),
     ],
 )
 def test_bad_requests_name_the_problem(raw, message):

@@ -10,13 +10,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import JSON, Column, MetaData, String, Table
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.dialects.sqlite.pysqlite import dialect as pysqlite_dialect
 
 from genledger.core.generation import ProviderAttempt
 from genledger.core.ids import hash_key
 from genledger.ledger import KeyExists, Ledger
 from genledger.ledger.engine import DatabaseURLError, async_url, create_engine, migrate
 from genledger.ledger.generations import Settlement
-from genledger.ledger.sinks import PostgresSink, SQLiteSink
+from genledger.ledger.sinks import PostgresSink, RowEncoder, SQLiteSink
 from genledger.ledger.writer import Sink
 from tests.deadlines import eventually
 from tests.ledger.records import generation, hold
@@ -107,6 +110,29 @@ async def test_a_nul_an_upstream_sent_is_recorded_as_a_replacement_character(led
         == record
     )
     assert (await ledger.keys.find_by_name("alice")).usage_pico == record.charge_pico
+
+
+async def test_json_documents_read_back_as_written_whatever_they_hold(ledger: Ledger):
+    # Written by orjson; a literal backslash-u0000 is text, not a NUL.
+    alice, _ = await ledger.keys.create("alice")
+    odd = {"escaped": "a\\u0000b", "nul": "x\x00y", "unicode": "h\u00e9 \u2603 \U0001f600", "q": '"{}'}
+    record = generation(alice.id, metadata=odd)
+    await ledger.generations.record(record)
+    stored = await ledger.generations.get(record.id, alice.id)
+    assert stored is not None
+    assert stored.metadata == {**odd, "nul": "x\ufffdy"}
+
+
+@pytest.mark.parametrize("dialect", [pysqlite_dialect(), asyncpg_dialect()], ids=["sqlite", "postgres"])
+def test_a_document_orjson_cannot_write_is_written_by_sqlalchemy(dialect) -> None:
+    table = Table("t", MetaData(), Column("id", String), Column("doc", JSON))
+    encoder = RowEncoder(table, dialect)
+    assert encoder.encode({"id": "a", "doc": {"n": 2**70, "s": "\x00"}}) == [
+        "a",
+        f'{{"n": {2**70}, "s": "\\ufffd"}}',
+    ]
+    assert encoder.encode({"id": "b", "doc": {"k": ["v"]}}) == ["b", '{"k":["v"]}']
+    assert encoder.encode({"id": "c", "doc": None}) == ["c", None]
 
 
 async def test_reopening_keeps_everything(database_url: str):

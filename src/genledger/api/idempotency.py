@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from genledger.api.event_stream import EventStreamResponse
-from genledger.api.responses import services_of
+from genledger.api.responses import header, services_of
 from genledger.core.idempotency import (
     MAX_KEY_LENGTH,
     Claimed,
@@ -34,7 +34,7 @@ from genledger.core.idempotency import (
 from genledger.core.stores import IdempotencyStore
 from genledger.errors import BadRequest, Conflict, UnprocessableEntity
 
-HEADER = "idempotency-key"
+HEADER = b"idempotency-key"
 RETRY_AFTER_S = 1
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -92,7 +92,7 @@ def idempotent(handler: Handler) -> Handler:
     """``handler`` honouring ``Idempotency-Key`` (a route without the header runs as before)."""
 
     async def route(request: Request) -> Response:
-        raw = request.headers.get(HEADER)
+        raw = header(request, HEADER)
         if raw is None:
             return await handler(request)
         idempotency_key = _idempotency_key(raw)
@@ -100,7 +100,7 @@ def idempotent(handler: Handler) -> Handler:
         store = services.idempotency
         if store is None:
             raise BadRequest("This gateway keeps no idempotency keys", metadata={"param": "Idempotency-Key"})
-        key = await services.auth.authenticate(request.headers.get("authorization"))
+        key = await services.auth.authenticate(header(request, b"authorization"))
         call = fingerprint(request.url.path, await request.body())
         claim = await store.claim(key.id, idempotency_key, call, datetime.now(UTC))
         if isinstance(claim, Finished):

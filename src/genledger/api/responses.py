@@ -19,6 +19,21 @@ def json_response(content: Any, status_code: int = 200, headers: dict[str, str] 
     )
 
 
+_HEADERS = "genledger.headers"
+
+
+def header(request: Request, name: bytes) -> str | None:
+    """The value of the request's header ``name`` (lower case): its first, as Starlette's
+    ``request.headers.get`` gives, from an index of them built once a request (that reads
+    every header again for each name asked for, and a request's route asks for eight)."""
+    scope = request.scope
+    index: dict[bytes, bytes] | None = scope.get(_HEADERS)
+    if index is None:
+        index = scope[_HEADERS] = dict(reversed(scope["headers"]))
+    value = index.get(name)
+    return value.decode("latin-1") if value is not None else None
+
+
 def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
@@ -26,12 +41,11 @@ def services_of(request: Request) -> Services:
 
 def request_context(request: Request, received_at: float) -> RequestContext:
     """What the headers say about the caller, for the record (OpenRouter's attribution headers)."""
-    headers = request.headers
     return RequestContext(
         received_at=received_at,
-        http_referer=headers.get("http-referer") or headers.get("referer"),
-        user_agent=headers.get("user-agent"),
-        app_title=headers.get("x-title") or headers.get("x-openrouter-title"),
+        http_referer=header(request, b"http-referer") or header(request, b"referer"),
+        user_agent=header(request, b"user-agent"),
+        app_title=header(request, b"x-title") or header(request, b"x-openrouter-title"),
         request_id=request_id_of(request.scope),
         summary=summary_of(request.scope),
     )

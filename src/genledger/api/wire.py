@@ -184,6 +184,11 @@ def _metadata(value: Any) -> dict[str, str] | None:
                 f"'metadata.{key}' must be a string of at most {MAX_METADATA_VALUE} characters",
                 metadata={"param": f"metadata.{key}"},
             )
+        if "\x00" in key or "\x00" in item:
+            raise BadRequest(
+                "'metadata' keys and values must not contain a NUL character",
+                metadata={"param": f"metadata.{key.replace(chr(0), '')}"},
+            )
     return dict(value)
 
 

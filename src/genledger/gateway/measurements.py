@@ -52,11 +52,17 @@ class Measurements:
 
     def latency(self, endpoint: str, milliseconds: float) -> None:
         """Time to the first token (a stream) or to the whole answer, of one served request."""
-        self._latency.setdefault(endpoint, _Series()).samples.append((self._clock(), milliseconds))
+        self._add(self._latency, endpoint, milliseconds)
 
     def throughput(self, endpoint: str, tokens_per_second: float) -> None:
         """Output tokens a second of one served generation."""
-        self._throughput.setdefault(endpoint, _Series()).samples.append((self._clock(), tokens_per_second))
+        self._add(self._throughput, endpoint, tokens_per_second)
+
+    def _add(self, series: dict[str, _Series], endpoint: str, value: float) -> None:
+        found = series.get(endpoint)
+        if found is None:  # not setdefault: that would build a series for every sample
+            found = series[endpoint] = _Series()
+        found.samples.append((self._clock(), value))
 
     def _stats(self, series: dict[str, _Series], endpoint: str) -> Percentiles | None:
         found = series.get(endpoint)

@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.api.activity_wire import activity_json, parse_activity_query
-from genledger.api.responses import json_response, services_of
+from genledger.api.responses import header, json_response, services_of
 
 
 async def get_activity(request: Request) -> Response:
     services = services_of(request)
-    key = await services.auth.authenticate(request.headers.get("authorization"))
+    key = await services.auth.authenticate(header(request, b"authorization"))
     today = datetime.now(UTC).date()
     query = parse_activity_query(request.query_params, list(request.query_params.keys()), today)
     rows = await services.reads.activity(key, query.where, query.group_by, api_key_hash=query.api_key_hash)

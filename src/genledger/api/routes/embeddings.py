@@ -8,15 +8,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.api.embeddings_wire import embeddings_json, parse_embedding_request
-from genledger.api.responses import json_response, request_context, services_of
+from genledger.api.responses import header, json_response, request_context, services_of
 
 
 async def embeddings(request: Request) -> Response:
     received_at = time.perf_counter()
     services = services_of(request)
-    key = await services.auth.authenticate(request.headers.get("authorization"))
+    key = await services.auth.authenticate(header(request, b"authorization"))
     parsed, encoding = parse_embedding_request(
-        await request.body(), session_header=request.headers.get("x-session-id")
+        await request.body(), session_header=header(request, b"x-session-id")
     )
     answer = await services.completions.embed(key, parsed, request_context(request, received_at))
     return json_response(embeddings_json(answer, encoding))

@@ -12,14 +12,14 @@ from genledger.api.content_wire import content_json, feedback_json, parse_feedba
 from genledger.api.export_wire import MEDIA_TYPES, export_filename, render
 from genledger.api.generation_wire import generation_json, listed_json
 from genledger.api.list_wire import MAX_PAGE, encode_cursor, parse_export_query, parse_list_query
-from genledger.api.responses import json_response, services_of
+from genledger.api.responses import header, json_response, services_of
 from genledger.api.wire import parse_generation_id
 from genledger.errors import NotFound
 
 
 async def get_generation(request: Request) -> Response:
     services = services_of(request)
-    key = await services.auth.authenticate(request.headers.get("authorization"))
+    key = await services.auth.authenticate(header(request, b"authorization"))
     generation_id = parse_generation_id(request.query_params.get("id"))
     generation = await services.generations.get(generation_id, key.id)
     if generation is None:
@@ -33,7 +33,7 @@ async def get_generation(request: Request) -> Response:
 
 async def list_generations(request: Request) -> Response:
     services = services_of(request)
-    key = await services.auth.authenticate(request.headers.get("authorization"))
+    key = await services.auth.authenticate(header(request, b"authorization"))
     query = parse_list_query(request.query_params, list(request.query_params.keys()))
     page = await services.reads.list(
         key, query.where, limit=query.limit, after=query.after, api_key_hash=query.api_key_hash
@@ -57,14 +57,14 @@ async def list_generations(request: Request) -> Response:
 async def get_generation_content(request: Request) -> Response:
     """The stored prompt and answer; a 404 that says why when there is none."""
     services = services_of(request)
-    key = await services.auth.authenticate(request.headers.get("authorization"))
+    key = await services.auth.authenticate(header(request, b"authorization"))
     generation_id = parse_generation_id(request.query_params.get("id"))
     return json_response(content_json(await services.content.get(key, generation_id)))
 
 
 async def submit_feedback(request: Request) -> Response:
     services = services_of(request)
-    key = await services.auth.authenticate(request.headers.get("authorization"))
+    key = await services.auth.authenticate(header(request, b"authorization"))
     generation_id, category, comment = parse_feedback(await request.body())
     await services.content.submit_feedback(key, generation_id, category, comment)
     return json_response({"data": {"success": True}})
@@ -75,7 +75,7 @@ EXPORT_BATCH = MAX_PAGE
 
 async def export_generations(request: Request) -> Response:
     services = services_of(request)
-    key = await services.auth.authenticate(request.headers.get("authorization"))
+    key = await services.auth.authenticate(header(request, b"authorization"))
     query = parse_export_query(request.query_params, list(request.query_params.keys()))
     batches = await services.reads.export(
         key, query.where, batch=EXPORT_BATCH, api_key_hash=query.api_key_hash

@@ -13,14 +13,14 @@ from genledger.api.key_wire import (
     parse_key_list_query,
     parse_key_update,
 )
-from genledger.api.responses import json_response, services_of
+from genledger.api.responses import header, json_response, services_of
 from genledger.core.keys import KeyRecord
 from genledger.gateway.services import Services
 
 
 async def _caller(request: Request) -> tuple[Services, KeyRecord]:
     services = services_of(request)
-    return services, await services.auth.authenticate(request.headers.get("authorization"))
+    return services, await services.auth.authenticate(header(request, b"authorization"))
 
 
 async def current_key(request: Request) -> Response:

@@ -15,7 +15,7 @@ from genledger.api.anthropic_messages import error_response, message_json, sse
 from genledger.api.errors import count_error
 from genledger.api.event_stream import EventStreamResponse
 from genledger.api.messages_wire import parse_messages_request
-from genledger.api.responses import json_response, request_context, services_of
+from genledger.api.responses import header, json_response, request_context, services_of
 from genledger.errors import GatewayError
 
 
@@ -30,11 +30,11 @@ async def create_message(request: Request) -> Response:
 async def _create_message(request: Request) -> Response:
     received_at = time.perf_counter()
     services = services_of(request)
-    authorization = request.headers.get("authorization")
-    if authorization is None and (api_key := request.headers.get("x-api-key")):
+    authorization = header(request, b"authorization")
+    if authorization is None and (api_key := header(request, b"x-api-key")):
         authorization = f"Bearer {api_key}"
     key = await services.auth.authenticate(authorization)
-    chat = parse_messages_request(await request.body(), session_header=request.headers.get("x-session-id"))
+    chat = parse_messages_request(await request.body(), session_header=header(request, b"x-session-id"))
     context = request_context(request, received_at)
     if chat.stream:
         relay = await services.completions.stream(key, chat, context)

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.api.catalog_wire import count_json, endpoints_json, model_response_json, providers_json
-from genledger.api.responses import json_response, services_of
+from genledger.api.responses import header, json_response, services_of
 from genledger.api.wire import models_json
 from genledger.errors import NotFound
 from genledger.gateway.catalog import ModelEntry
@@ -15,13 +15,13 @@ from genledger.gateway.services import Services
 
 async def list_models(request: Request) -> Response:
     services = services_of(request)
-    await services.auth.authenticate(request.headers.get("authorization"))
+    await services.auth.authenticate(header(request, b"authorization"))
     return json_response(models_json(list(services.catalog)))
 
 
 async def count_models(request: Request) -> Response:
     services = services_of(request)
-    await services.auth.authenticate(request.headers.get("authorization"))
+    await services.auth.authenticate(header(request, b"authorization"))
     return json_response(count_json(services.catalog))
 
 
@@ -35,13 +35,13 @@ def _entry(services: Services, request: Request) -> ModelEntry:
 
 async def get_model(request: Request) -> Response:
     services = services_of(request)
-    await services.auth.authenticate(request.headers.get("authorization"))
+    await services.auth.authenticate(header(request, b"authorization"))
     return json_response(model_response_json(_entry(services, request)))
 
 
 async def list_endpoints(request: Request) -> Response:
     services = services_of(request)
-    await services.auth.authenticate(request.headers.get("authorization"))
+    await services.auth.authenticate(header(request, b"authorization"))
     entry = _entry(services, request)
     body = endpoints_json(entry, services.providers, services.breakers, services.completions.measurements)
     return json_response(body)
@@ -49,13 +49,13 @@ async def list_endpoints(request: Request) -> Response:
 
 async def list_providers(request: Request) -> Response:
     services = services_of(request)
-    await services.auth.authenticate(request.headers.get("authorization"))
+    await services.auth.authenticate(header(request, b"authorization"))
     return json_response(providers_json(services.providers))
 
 
 async def list_embedding_models(request: Request) -> Response:
     services = services_of(request)
-    await services.auth.authenticate(request.headers.get("authorization"))
+    await services.auth.authenticate(header(request, b"authorization"))
     return json_response(models_json([entry for entry in services.catalog if entry.kind == "embeddings"]))
 
 

@@ -6,14 +6,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
-from genledger.api.responses import json_response, services_of
+from genledger.api.responses import header, json_response, services_of
 from genledger.errors import Forbidden
 
 
 async def metrics(request: Request) -> Response:
     """Prometheus exposition, for management keys (Prometheus sends one as a bearer token)."""
     services = services_of(request)
-    key = await services.auth.authenticate(request.headers.get("authorization"))
+    key = await services.auth.authenticate(header(request, b"authorization"))
     if not key.is_management:
         raise Forbidden("Only management keys may read metrics")
     return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

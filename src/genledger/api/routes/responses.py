@@ -9,15 +9,15 @@ from starlette.responses import Response
 
 from genledger.api.event_stream import EventStreamResponse
 from genledger.api.openai_responses import response_json, sse
-from genledger.api.responses import json_response, request_context, services_of
+from genledger.api.responses import header, json_response, request_context, services_of
 from genledger.api.responses_wire import parse_responses_request
 
 
 async def create_response(request: Request) -> Response:
     received_at = time.perf_counter()
     services = services_of(request)
-    key = await services.auth.authenticate(request.headers.get("authorization"))
-    parsed = parse_responses_request(await request.body(), session_header=request.headers.get("x-session-id"))
+    key = await services.auth.authenticate(header(request, b"authorization"))
+    parsed = parse_responses_request(await request.body(), session_header=header(request, b"x-session-id"))
     context = request_context(request, received_at)
     if parsed.chat.stream:
         relay = await services.completions.stream(key, parsed.chat, context)

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from genledger.api.responses import json_response, services_of
+from genledger.api.responses import header, json_response, services_of
 from genledger.core.money import to_usd
 from genledger.core.statements import Statement
 from genledger.errors import NotFound
@@ -35,7 +35,7 @@ def statement_json(statement: Statement, hashes: dict[str, str]) -> dict[str, An
 
 async def list_statements(request: Request) -> Response:
     services = services_of(request)
-    caller = await services.auth.authenticate(request.headers.get("authorization"))
+    caller = await services.auth.authenticate(header(request, b"authorization"))
     views = await services.keys.list(caller)  # 403 unless a management key
     if services.statements is None:
         raise NotFound("This gateway keeps no statements")

@@ -9,14 +9,14 @@ from starlette.responses import Response
 
 from genledger.api.event_stream import EventStreamResponse
 from genledger.api.prompt_wire import parse_prompt_request, text_completion_json, text_sse
-from genledger.api.responses import json_response, request_context, services_of
+from genledger.api.responses import header, json_response, request_context, services_of
 
 
 async def text_completions(request: Request) -> Response:
     received_at = time.perf_counter()
     services = services_of(request)
-    key = await services.auth.authenticate(request.headers.get("authorization"))
-    prompt = parse_prompt_request(await request.body(), session_header=request.headers.get("x-session-id"))
+    key = await services.auth.authenticate(header(request, b"authorization"))
+    prompt = parse_prompt_request(await request.body(), session_header=header(request, b"x-session-id"))
     context = request_context(request, received_at)
     if prompt.stream:
         relay = await services.completions.stream_prompt(key, prompt, context)

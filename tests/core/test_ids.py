@@ -1,0 +1,29 @@
+"""Generation ids: their shape, and characters uniformly random over base62."""
+
+from __future__ import annotations
+
+import collections
+import re
+import string
+
+from genledger.core import ids
+from genledger.core.ids import new_generation_id
+
+
+def test_a_generation_id_is_gen_and_24_base62_characters() -> None:
+    made = {new_generation_id() for _ in range(2000)}
+    assert len(made) == 2000
+    assert all(re.fullmatch(r"gen-[0-9A-Za-z]{24}", made_id) for made_id in made)
+
+
+def test_every_base62_character_is_equally_likely() -> None:
+    counts = collections.Counter("".join(ids._base62(24) for _ in range(20_000)))
+    assert set(counts) == set(string.digits + string.ascii_letters)
+    expected = 20_000 * 24 / 62  # 7742 each (sd 88); all 256 bytes modulo 62 would give eight 25% more
+    assert all(abs(count - expected) < 0.06 * expected for count in counts.values()), counts
+
+
+def test_a_draw_short_of_characters_draws_again(monkeypatch) -> None:
+    draws = iter([bytes([255] * 20 + [1] * 12), bytes([2] * 32)])  # 12 kept, then 32
+    monkeypatch.setattr(ids.secrets, "token_bytes", lambda n: next(draws))
+    assert ids._base62(24) == "1" * 12 + "2" * 12
