@@ -2,16 +2,23 @@
 
 Each app has its own registry (no process-wide state); ``GET /metrics`` exposes it to a
 management key.
+
+The hot path counts in plain numbers (:class:`Counts`, :class:`Histograms`), read into metric
+families only when scraped. prometheus_client's own counters take a lock and validate on
+every increment, and a label set's child has to be looked up: nine increments a request
+cost more than the request's JSON parsing. Every count is changed on the event loop only (as
+is a scrape), so nothing is locked. Counters expose ``_total`` samples, without ``_created``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from genledger.core.generation import Generation
 from genledger.core.money import to_usd
@@ -20,96 +27,119 @@ from genledger.core.reconcile import drifted
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _WRITE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
+Labels = tuple[str, ...]
+
+
+class Counts(Collector):
+    """A counter family: its value for each label set, as a plain number."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
+        self.name, self.documentation, self.labels = name, documentation, list(labels)
+        self.values: dict[Labels, float] = {}
+
+    def add(self, labels: Labels, amount: float = 1.0) -> None:
+        self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, value in self.values.items():
+            family.add_metric(labels, value)
+        yield family
+
+
+class Histograms(Collector):
+    """A histogram family: for each label set, a count per bucket and the sum of what was observed."""
+
+    def __init__(
+        self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        self.name, self.documentation, self.labels = name, documentation, list(labels)
+        self.bounds = tuple(float(bound) for bound in buckets)
+        names = [floatToGoString(bound) for bound in self.bounds]  # type: ignore[no-untyped-call]
+        self._bucket_names = [*names, "+Inf"]
+        self.values: dict[Labels, list[float]] = {}  # a count per bucket (+Inf last), then the sum
+
+    def observe(self, labels: Labels, value: float) -> None:
+        counts = self.values.get(labels)
+        if counts is None:
+            counts = self.values[labels] = [0.0] * (len(self.bounds) + 2)
+        counts[bisect_left(self.bounds, value)] += 1  # the first bucket whose bound is >= value
+        counts[-1] += value
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        for labels, counts in self.values.items():
+            cumulative, buckets = 0.0, []
+            for bucket_name, count in zip(self._bucket_names, counts, strict=False):
+                cumulative += count
+                buckets.append((bucket_name, cumulative))
+            family.add_metric(list(labels), buckets, counts[-1])
+        yield family
+
 
 class Metrics:
     def __init__(self, *, drift_tolerance_pico: int = 0) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._drift_tolerance_pico = drift_tolerance_pico
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self._recorded: dict[tuple[str, str | None, bool | None, str | None], tuple[Any, Any, Any, Any]] = {}
-        self._generations = Counter(
-            "genledger_generations",
-            "Generations recorded",
-            ["model", "provider", "streamed", "finish_reason"],
-            registry=self.registry,
-        )
-        self._cost = Counter(
-            "genledger_cost_usd", "USD charged for generations", ["model"], registry=self.registry
-        )
-        self._tokens = Counter(
-            "genledger_tokens", "Tokens of recorded generations", ["model", "kind"], registry=self.registry
-        )
-        self._attempts = Counter(
+        generation_labels = ["model", "provider", "streamed", "finish_reason"]
+        self._generations = Counts("genledger_generations", "Generations recorded", generation_labels)
+        self._cost = Counts("genledger_cost_usd", "USD charged for generations", ["model"])
+        self._tokens = Counts("genledger_tokens", "Tokens of recorded generations", ["model", "kind"])
+        self._attempts = Counts(
             "genledger_upstream_attempts",
             "Calls to provider endpoints, by outcome (ok or the failure kind)",
             ["provider", "outcome"],
-            registry=self.registry,
         )
-        self._upstream_seconds = Histogram(
+        self._upstream_seconds = Histograms(
             "genledger_upstream_seconds",
             "Time to a provider's answer (streams: to the first chunk)",
             ["provider"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            _LATENCY_BUCKETS,
         )
-        self._errors = Counter(
-            "genledger_errors", "Error responses, by status", ["status"], registry=self.registry
-        )
-        self._drift = Counter(
+        self._errors = Counts("genledger_errors", "Error responses, by status", ["status"])
+        self._drift = Counts(
             "genledger_upstream_cost_drift",
             "Generations whose upstream-reported cost differs from ours beyond [audit] cost_tolerance",
             ["provider"],
-            registry=self.registry,
         )
-        self._write_seconds = Histogram(
+        self._write_seconds = Histograms(
             "genledger_ledger_write_seconds",
             "Time from handing a generation to the ledger until it was committed",
-            buckets=_WRITE_BUCKETS,
-            registry=self.registry,
+            [],
+            _WRITE_BUCKETS,
         )
-
-    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
-        # labels() validates and locks on every call; on the hot path, look each child up once.
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        for family in (
+            self._generations,
+            self._cost,
+            self._tokens,
+            self._attempts,
+            self._upstream_seconds,
+            self._errors,
+            self._drift,
+            self._write_seconds,
+        ):
+            self.registry.register(family)
 
     def recorded(self, generation: Generation, write_seconds: float) -> None:
-        labels = (generation.model, generation.provider_name, generation.streamed, generation.finish_reason)
-        counted = self._recorded.get(labels)
-        if counted is None:
-            counted = self._recorded[labels] = self._recorded_children(*labels)
-        generations, cost, prompt, completion = counted
-        generations.inc()
+        model = generation.model
+        provider = generation.provider_name or ""
+        streamed = "true" if generation.streamed else "false"
+        self._generations.add((model, provider, streamed, generation.finish_reason or ""))
         if generation.charge_pico:
-            cost.inc(to_usd(generation.charge_pico))
-        prompt.inc(generation.tokens_prompt or 0)
-        completion.inc(generation.tokens_completion or 0)
+            self._cost.add((model,), to_usd(generation.charge_pico))
+        self._tokens.add((model, "prompt"), generation.tokens_prompt or 0)
+        self._tokens.add((model, "completion"), generation.tokens_completion or 0)
         if drifted(generation, self._drift_tolerance_pico):
-            self._child(self._drift, generation.provider_name or "").inc()
-        self._write_seconds.observe(write_seconds)
-
-    def _recorded_children(
-        self, model: str, provider_name: str | None, streamed: bool | None, finish_reason: str | None
-    ) -> tuple[Any, Any, Any, Any]:
-        """The children a generation of these labels counts in: looked up once per label set."""
-        provider, finish = provider_name or "", finish_reason or ""
-        return (
-            self._generations.labels(model, provider, "true" if streamed else "false", finish),
-            self._cost.labels(model),
-            self._tokens.labels(model, "prompt"),
-            self._tokens.labels(model, "completion"),
-        )
+            self._drift.add((provider,))
+        self._write_seconds.observe((), write_seconds)
 
     def attempt(self, provider: str, outcome: str, seconds: float) -> None:
-        self._child(self._attempts, provider, outcome).inc()
+        self._attempts.add((provider, outcome))
         if outcome == "ok":
-            self._child(self._upstream_seconds, provider).observe(seconds)
+            self._upstream_seconds.observe((provider,), seconds)
 
     def error(self, status: int) -> None:
-        self._errors.labels(str(status)).inc()
+        self._errors.add((str(status),))
 
     def watch(self, collector: Collector) -> None:
         """Add a collector read at scrape time (for state such as open circuits)."""
