@@ -15,8 +15,8 @@ cancellation of the request's task, taken back (``uncancel``) by the code that a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable
+from types import TracebackType
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -89,16 +89,9 @@ class Stopping:
         self._watches: set[Watch] = set()
         self.stopped = False
 
-    @contextmanager
-    def watch(self) -> Iterator[Watch]:
-        """Register a request for as long as the block runs."""
-        watch = Watch()
-        watch.stopped = self.stopped
-        self._watches.add(watch)
-        try:
-            yield watch
-        finally:
-            self._watches.discard(watch)
+    def watch(self) -> _Registration:
+        """Register a request for as long as the ``with`` block this opens runs."""
+        return _Registration(self._watches, self.stopped)
 
     def stop(self) -> int:
         """Stop every registered request's wait, and any that registers from now on; how many."""
@@ -107,3 +100,24 @@ class Stopping:
         for watch in watches:
             watch.stop()
         return len(watches)
+
+
+class _Registration:
+    """A :class:`Watch` registered in ``watches`` while the ``with`` block runs (a class, not
+    a generator: it is entered by every request)."""
+
+    __slots__ = ("_watch", "_watches")
+
+    def __init__(self, watches: set[Watch], stopped: bool) -> None:
+        self._watches = watches
+        self._watch = Watch()
+        self._watch.stopped = stopped
+
+    def __enter__(self) -> Watch:
+        self._watches.add(self._watch)
+        return self._watch
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._watches.discard(self._watch)

@@ -6,7 +6,8 @@ import abc
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from types import TracebackType
 from typing import Any, Protocol
 
 import aiohttp
@@ -70,8 +71,7 @@ class HttpUpstream:
             )
         return self._session
 
-    @contextlib.asynccontextmanager
-    async def post(
+    def post(
         self,
         url: str,
         body: bytes,
@@ -79,20 +79,16 @@ class HttpUpstream:
         headers: Mapping[str, str] | None = None,
         *,
         stream: bool = False,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST and yield the response once its headers arrived, mapping transport failures.
+    ) -> _Posting:
+        """POST, as an ``async with`` that gives the response once its headers arrived and maps
+        transport failures (to the failures of ``failure``), in it and on entering it.
 
         Each read may wait the provider's ``timeout``, except in a ``stream``, whose reader
         times its reads itself (:meth:`open_stream`, :meth:`sse_data`).
         """
         timeout = self._stream_timeout if stream else self._timeout
-        try:
-            async with self._get_session().post(url, data=body, headers=headers, timeout=timeout) as response:
-                yield response
-        except UpstreamFailure:
-            raise
-        except TRANSPORT_ERRORS as exc:
-            raise self._failure(exc, failure, answered=False) from None
+        request = self._get_session().post(url, data=body, headers=headers, timeout=timeout)
+        return _Posting(request, lambda exc: self._failure(exc, failure, answered=False))
 
     async def read(self, response: aiohttp.ClientResponse, failure: FailureFactory) -> bytes:
         """The whole body, mapping a read that stalls or breaks.
@@ -328,3 +324,31 @@ class HttpProvider(abc.ABC):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+class _Posting:
+    """:meth:`HttpUpstream.post`'s context: aiohttp's, with its transport errors mapped (a class,
+    not a generator: every request enters one)."""
+
+    __slots__ = ("_mapped", "_request")
+
+    def __init__(
+        self,
+        request: aiohttp.client._RequestContextManager,
+        mapped: Callable[[BaseException], UpstreamFailure],
+    ) -> None:
+        self._request = request
+        self._mapped = mapped
+
+    async def __aenter__(self) -> aiohttp.ClientResponse:
+        try:
+            return await self._request.__aenter__()
+        except TRANSPORT_ERRORS as exc:
+            raise self._mapped(exc) from None
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self._request.__aexit__(kind, error, traceback)
+        if isinstance(error, TRANSPORT_ERRORS) and not isinstance(error, UpstreamFailure):
+            raise self._mapped(error) from None
