@@ -1,0 +1,32 @@
+"""Once serving, the collector leaves start-up's objects alone and collects the young less often."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import uvicorn
+from starlette.applications import Starlette
+
+from genledger.api.server import GC_THRESHOLDS, GracefulServer
+from tests.deadlines import eventually
+
+
+async def test_a_started_server_freezes_start_up_and_raises_the_young_threshold() -> None:
+    before = gc.get_threshold()
+    config = uvicorn.Config(Starlette(), host="127.0.0.1", port=0, log_config=None, lifespan="off")
+    server = GracefulServer(config, Starlette(), shutdown_timeout=1.0)
+    serving = asyncio.create_task(server.serve())
+    try:
+
+        async def started() -> bool:
+            return bool(server.started)
+
+        assert await eventually(started, within=10)
+        assert gc.get_threshold() == GC_THRESHOLDS != before
+        assert gc.get_freeze_count() > 0
+    finally:
+        server.should_exit = True
+        await serving
+        gc.unfreeze()
+        gc.set_threshold(*before)
