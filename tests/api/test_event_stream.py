@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from genledger.api.event_stream import EventStreamResponse
+from genledger.api.event_stream import MAX_HELD_FRAMES, EventStreamResponse
+from genledger.core.read_batches import before_waiting, current_batch
 
 SCOPE = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "method": "GET"}
 
@@ -50,6 +51,47 @@ async def test_every_frame_goes_out_in_order_then_the_answer_ends():
     assert headers[b"cache-control"] == b"no-cache"
     assert headers[b"x-extra"] == b"1"
     assert caller.bodies == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n", b""]
+
+
+async def test_frames_of_one_read_go_out_together_and_none_waits_for_the_next_read():
+    caller = Caller()
+    sent_at_the_wait: list[list[bytes]] = []
+
+    async def frames() -> AsyncIterator[bytes]:
+        batch = current_batch()  # the writer's, as a provider iterated by it sees it
+        assert batch is not None
+        for n, more in ((0, True), (1, True), (2, False)):
+            batch.more = more
+            yield b"%d;" % n
+        batch.more = True
+        yield b"3;"  # held: more are said to follow...
+        await before_waiting(current_batch())  # ...but the provider is about to wait
+        sent_at_the_wait.append(list(caller.bodies))
+        await asyncio.sleep(0.01)
+        yield b"4;"
+
+    await EventStreamResponse(frames())(SCOPE, caller.receive, caller.send)
+    assert caller.bodies == [b"0;1;2;", b"3;", b"4;", b""]
+    assert sent_at_the_wait == [[b"0;1;2;", b"3;"]]
+
+
+async def test_a_read_of_many_events_is_written_in_bounded_groups():
+    caller = Caller()
+
+    async def frames() -> AsyncIterator[bytes]:
+        batch = current_batch()
+        assert batch is not None
+        for n in range(MAX_HELD_FRAMES * 2 + 1):
+            batch.more = True  # never said to end: the bound and the stream's end write them
+            yield b"x"
+
+    await EventStreamResponse(frames())(SCOPE, caller.receive, caller.send)
+    assert caller.bodies == [b"x" * MAX_HELD_FRAMES, b"x" * MAX_HELD_FRAMES, b"x", b""]
+
+
+async def test_no_batch_outside_a_writer():
+    assert current_batch() is None
+    await before_waiting(current_batch())  # nothing to write: no effect
 
 
 async def test_a_caller_who_leaves_stops_the_frames_and_the_app_returns_normally():

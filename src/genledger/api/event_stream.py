@@ -9,12 +9,18 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from genledger.api.request_log import body_send
+from genledger.core.read_batches import open_batch
 
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+MAX_HELD_FRAMES = 64
+"""Frames of one upstream read written at most together (``core/read_batches.py``)."""
 
 
 class EventStreamResponse(Response):
     """Sends each frame of ``frames`` as it comes; closes ``frames`` however the answer ends.
+
+    Frames the upstream delivered in one read are written in one write (the provider says
+    which: ``core/read_batches.py``); any other is written as it comes.
 
     The frames are sent from a task of their own: a coroutine resumed for each frame resumes
     every frame that awaits it, and the request's task awaits through the whole middleware
@@ -43,8 +49,20 @@ class EventStreamResponse(Response):
 
         async def pump() -> None:
             nonlocal ended
+            held: list[bytes] = []
+
+            async def flush() -> None:
+                if held:
+                    body = held[0] if len(held) == 1 else b"".join(held)
+                    held.clear()
+                    await send_body({"type": "http.response.body", "body": body, "more_body": True})
+
+            batch = open_batch(flush)  # the provider says when frames of one read follow
             async for frame in self.frames:
-                await send_body({"type": "http.response.body", "body": frame, "more_body": True})
+                held.append(frame)
+                if not batch.more or len(held) >= MAX_HELD_FRAMES:
+                    await flush()
+            await flush()
             ended = True
             await send_body({"type": "http.response.body", "body": b"", "more_body": False})
 

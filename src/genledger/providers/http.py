@@ -18,6 +18,7 @@ from genledger.config import ProviderConfig
 from genledger.core.chat import Completion
 from genledger.core.events import ProviderEvent
 from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
+from genledger.core.read_batches import before_waiting, current_batch
 from genledger.core.retry_after import parse_retry_after
 from genledger.providers.base import EventStream, UpstreamCall
 from genledger.providers.idle import ReadDeadline
@@ -310,11 +311,30 @@ class HttpProvider(abc.ABC):
     ) -> EventStream:
         try:
             async for payloads in self._http.sse_data(response, self._failure):
-                for data in payloads:
-                    for event in translator.feed_data(data):
-                        yield event
-                    if translator.finished:
-                        return
+                # A read's events, then whether the read broke the stream: the events before a
+                # broken payload are relayed first, as they came.
+                events: list[ProviderEvent] = []
+                broken: UpstreamFailure | None = None
+                try:
+                    for data in payloads:
+                        events += translator.feed_data(data)
+                        if translator.finished:
+                            break
+                except UpstreamFailure as exc:
+                    broken = exc
+                last = len(events) - 1
+                for position, event in enumerate(events):
+                    # The writer iterating the relay, read at each event: the first is taken by
+                    # the request's task, the rest by the writer's.
+                    batch = current_batch()
+                    if batch is not None:
+                        batch.more = position < last  # frames of this read are held back until its last
+                    yield event
+                await before_waiting(current_batch())  # this read is written before the next wait
+                if broken is not None:
+                    raise broken
+                if translator.finished:
+                    return
             raise self._failure(
                 FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream {translator.unfinished}"
             )
