@@ -39,15 +39,22 @@ class Settlement:
     reserved: bool = False
 
 
-_COLUMN_NAMES = tuple(column for _, column in _COLUMNS)
-_OF_GENERATION = attrgetter(*(attribute for attribute, _ in _COLUMNS))
-
-
 def generation_row(generation: Generation) -> dict[str, Any]:
     """The generation's row, by column name."""
-    row = dict(zip(_COLUMN_NAMES, _OF_GENERATION(generation), strict=True))
-    row["provider_responses"] = [attempt.to_json() for attempt in generation.provider_responses]
-    return row
+    return dict(zip(_TABLE_COLUMNS, generation_values(generation), strict=True))
+
+
+_TABLE_COLUMNS = [column.name for column in generations.columns]
+_ATTRIBUTE_OF = {column: attribute for attribute, column in _COLUMNS}
+_IN_TABLE_ORDER = attrgetter(*(_ATTRIBUTE_OF[column] for column in _TABLE_COLUMNS))
+_PROVIDER_RESPONSES = _TABLE_COLUMNS.index("provider_responses")
+
+
+def generation_values(generation: Generation) -> list[Any]:
+    """The generation's row as its values in the table's column order (what the writer encodes)."""
+    values = list(_IN_TABLE_ORDER(generation))
+    values[_PROVIDER_RESPONSES] = [attempt.to_json() for attempt in generation.provider_responses]
+    return values
 
 
 # Where each attribute's column is in a row of ``select(generations)``: a list page decodes

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Dialect, make_url
 from genledger.ledger.generations import (
     Settlement,
     charges,
-    generation_row,
+    generation_values,
     metadata_rows,
     settled_reservations,
 )
@@ -84,7 +84,10 @@ class RowEncoder:
         ]
 
     def encode(self, row: dict[str, Any]) -> list[Any]:
-        values = list(self._values(row))
+        return self.encode_values(list(self._values(row)))
+
+    def encode_values(self, values: list[Any]) -> list[Any]:
+        """A row given as its values in the table's column order, encoded in place."""
         for i in self._texts:
             text = values[i]
             if text and "\x00" in text:
@@ -116,7 +119,7 @@ class Encoded:
     """A batch's rows, encoded for a driver: its generations and their metadata pairs."""
 
     def __init__(self, generations_: RowEncoder, pairs: RowEncoder, batch: Sequence[Settlement]) -> None:
-        self.generations = [generations_.encode(generation_row(s.generation)) for s in batch]
+        self.generations = [generations_.encode_values(generation_values(s.generation)) for s in batch]
         # Only generations with metadata have pairs: the common record writes none.
         self.pairs = [pairs.encode(row) for s in batch for row in metadata_rows(s.generation)]
 
