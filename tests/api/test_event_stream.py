@@ -81,7 +81,7 @@ async def test_a_read_of_many_events_is_written_in_bounded_groups():
     async def frames() -> AsyncIterator[bytes]:
         batch = current_batch()
         assert batch is not None
-        for n in range(MAX_HELD_FRAMES * 2 + 1):
+        for _ in range(MAX_HELD_FRAMES * 2 + 1):
             batch.more = True  # never said to end: the bound and the stream's end write them
             yield b"x"
 

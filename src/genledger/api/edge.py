@@ -36,7 +36,7 @@ from genledger.api.body_limit import limited_receive
 from genledger.api.errors import count_error, error_response
 from genledger.api.nul_guard import nul_in_url
 from genledger.api.request_log import HEADER as REQUEST_ID_HEADER
-from genledger.api.request_log import RequestLines, begin, request_id_from
+from genledger.api.request_log import RequestLines, begin, end, request_id_from
 from genledger.errors import GatewayError
 from genledger.limits.auth_failures import AuthFailureCounter
 
@@ -128,6 +128,7 @@ class Edge:
                 raise
             await _internal_error(scope, receive, send_with_id, exc)
         finally:
+            end(scope)
             if lines is not None:
                 lines.write(scope, status or 500, round((time.perf_counter() - started) * 1000, 3))
 

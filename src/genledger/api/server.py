@@ -34,11 +34,6 @@ FRESH_CONNECTION_GRACE_S = 0.5
 FRESH_CONNECTION_POLL_S = 0.01
 
 
-GC_THRESHOLDS = (20_000, 50, 100)
-"""The collector's thresholds once serving: allocations before a young collection, then
-young collections before a middle one, middle before a full one."""
-
-
 class GracefulServer(uvicorn.Server):
     """uvicorn's server, with genledger's end of the grace, and exit status 0 after a signal."""
 
@@ -61,10 +56,6 @@ class GracefulServer(uvicorn.Server):
             # its full collections stop walking it (they were the slowest requests' pauses).
             gc.collect()
             gc.freeze()
-            # A request allocates thousands of containers, nearly all dead by its end: with
-            # the default threshold (700) the youngest generation was collected several times
-            # a request, walking what was still alive. Measured: -7.6% instructions a request.
-            gc.set_threshold(*GC_THRESHOLDS)
             if self._on_started is not None:
                 self._on_started()
 
