@@ -27,7 +27,8 @@ from ledger_reads import Database, database, load
 from genledger.core.generation import Generation
 from genledger.core.ids import new_generation_id
 from genledger.ledger.generations import Settlement
-from genledger.ledger.sinks import PostgresSink, SQLiteSink
+from genledger.ledger.postgres_sink import PostgresSink
+from genledger.ledger.sinks import SQLiteSink
 
 
 async def _writes(sink: Any, template: Generation, n: int, server: Any) -> tuple[float, float]:

@@ -221,3 +221,20 @@ def test_a_ledger_at_head_opens_without_importing_alembic(tmp_path: Path):
     # A new file is migrated (Alembic loaded); once at head, a second open needs none of it.
     assert subprocess.run(run_python, capture_output=True, text=True, check=True).stdout.strip() == "True"
     assert subprocess.run(run_python, capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_a_sqlite_gateway_loads_neither_asyncpg_nor_jinja2(tmp_path: Path):
+    # 3 and 2 MiB of each worker: asyncpg is PostgreSQL's alone, Jinja2 the dashboard's.
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    program = (
+        "import asyncio, sys\n"
+        "import genledger.cli, genledger.api.app, genledger.api.server\n"
+        "from genledger.ledger import Ledger\n"
+        "async def main():\n"
+        f"    ledger = await Ledger.open({url!r})\n"
+        "    await ledger.close()\n"
+        "    print(sorted(name for name in ('asyncpg', 'jinja2') if name in sys.modules))\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -19,7 +19,8 @@ from genledger.core.ids import hash_key
 from genledger.ledger import KeyExists, Ledger
 from genledger.ledger.engine import DatabaseURLError, async_url, create_engine, migrate
 from genledger.ledger.generations import Settlement
-from genledger.ledger.sinks import PostgresSink, RowEncoder, SQLiteSink
+from genledger.ledger.postgres_sink import PostgresSink
+from genledger.ledger.sinks import RowEncoder, SQLiteSink
 from genledger.ledger.writer import Sink
 from tests.deadlines import eventually
 from tests.ledger.records import generation, hold

@@ -10,7 +10,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from genledger.api import operations as ops
-from genledger.api.dashboard import dashboard_mount, environment
+from genledger.api.dashboard import dashboard_mount
 from genledger.api.docs import STATIC, STATIC_PREFIX
 from genledger.api.openapi import OPENAPI_PATH
 from genledger.api.operation import route, undocumented
@@ -127,7 +127,6 @@ def create_app(
         edge=edge(settings, log_write=log_write, auth_failures=auth_failures),
         lifespan=lifespan,
     )
-    app.state.dashboard_templates = environment()
     app.state.auth_failures = auth_failures  # counted where a 401 is rendered
     if services is not None:
         app.state.services = services  # usable without a lifespan (httpx's ASGITransport)

@@ -12,7 +12,7 @@ from genledger.ledger.generations import ROLLUP_GRACE, Settlement, SqlGeneration
 from genledger.ledger.idempotency import SqlIdempotencyStore
 from genledger.ledger.keys import SqlKeyStore
 from genledger.ledger.prices import SqlPriceStore
-from genledger.ledger.sinks import PostgresSink, SQLiteSink
+from genledger.ledger.sinks import SQLiteSink
 from genledger.ledger.statements import SqlStatementStore
 from genledger.ledger.writer import Sink
 
@@ -48,9 +48,13 @@ class Ledger:
         except BaseException:
             await engine.dispose()
             raise
-        sink: Sink[Settlement] = (
-            SQLiteSink(database_url) if engine.dialect.name == "sqlite" else PostgresSink(database_url)
-        )
+        sink: Sink[Settlement]
+        if engine.dialect.name == "sqlite":
+            sink = SQLiteSink(database_url)
+        else:
+            from genledger.ledger.postgres_sink import PostgresSink  # asyncpg only where it is used
+
+            sink = PostgresSink(database_url)
         ledger = cls(engine, sink, rollup_grace=rollup_grace)
         ledger.generations.start()
         return ledger

@@ -10,18 +10,21 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from genledger.api.dashboard.render import environment
 from genledger.api.dashboard.session import Session, csrf_matches, end_session, read_session
 from genledger.api.responses import services_of
 from genledger.core.keys import KeyRecord
 from genledger.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from genledger.gateway.services import Services
+
+if TYPE_CHECKING:
+    import jinja2
 
 SIGN_IN_PATH = "/dashboard/sign-in"
 Handler = Callable[[Request], Awaitable[Response]]
@@ -41,7 +44,11 @@ class Visitor:
 
 
 def templates(request: Request) -> jinja2.Environment:
-    env: jinja2.Environment = request.app.state.dashboard_templates
+    """The dashboard's templates, loaded at its first page (Jinja2 is not imported before)."""
+    state = request.app.state
+    env: jinja2.Environment | None = getattr(state, "dashboard_templates", None)
+    if env is None:
+        env = state.dashboard_templates = environment()
     return env
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genledger.core.money import to_decimal
+
+if TYPE_CHECKING:
+    import jinja2
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -66,6 +68,9 @@ def share(value: float) -> str:
 
 
 def environment() -> jinja2.Environment:
+    """The dashboard's Jinja2 environment (imported here: a gateway that serves no page never loads it)."""
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
