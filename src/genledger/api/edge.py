@@ -25,7 +25,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -33,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genledger.api.auth_failures import address_blocked
 from genledger.api.body_limit import limited_receive
-from genledger.api.errors import count_error, error_response
+from genledger.api.errors import error_response
 from genledger.api.nul_guard import nul_in_url
 from genledger.api.request_log import HEADER as REQUEST_ID_HEADER
 from genledger.api.request_log import RequestLines, begin, end, request_id_from
@@ -148,9 +147,6 @@ class Edge:
 
 
 async def _internal_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
-    """The 500 envelope for ``exc``; its traceback goes to the log, never to the caller."""
-    error = GatewayError("Internal Server Error")
-    response = Response(orjson.dumps(error.envelope()), 500, media_type="application/json")
-    await response(scope, receive, send)
+    """The 500 envelope for ``exc``, counted; its traceback goes to the log, never to the caller."""
+    await error_response(GatewayError("Internal Server Error"), Request(scope))(scope, receive, send)
     log.error("unhandled error", exc_info=exc)
-    count_error(Request(scope), 500)

@@ -82,16 +82,16 @@ class PostgresSink:
             if len(rows.generations) == 1:
                 ((key_id, amount),) = due
                 settlement = batch[0]
-                metadata = settlement.generation.metadata
+                pairs = rows.pairs  # its metadata's, as encoded (a NUL replaced)
                 arguments = [*rows.generations[0], amount, key_id]
                 if settlement.reserved:
                     arguments.append(settlement.generation.id)
-                if metadata:  # its pairs as encoded (a NUL replaced), as two arrays
+                if pairs:  # as two arrays
                     arguments += [
-                        [pair[self._pair_key] for pair in rows.pairs],
-                        [pair[self._pair_value] for pair in rows.pairs],
+                        [pair[self._pair_key] for pair in pairs],
+                        [pair[self._pair_value] for pair in pairs],
                     ]
-                await connection.execute(self._single[settlement.reserved, bool(metadata)], *arguments)
+                await connection.execute(self._single[settlement.reserved, bool(pairs)], *arguments)
                 return
             async with connection.transaction():
                 await connection.executemany(self._insert, rows.generations)
