@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -19,12 +20,16 @@ class Authenticator:
 
     Lookups are cached for ``ttl`` seconds, so a key disabled elsewhere (another gateway
     instance, the CLI) stops working within that time; :meth:`forget` drops it at once.
+    Requests that miss the cache together share one lookup: when a busy key's entry expires,
+    its concurrent requests would otherwise each query the store (and open connections
+    beyond the pool's, only to close them again).
     """
 
     def __init__(self, keys: KeyStore, ttl: float = KEY_CACHE_TTL_S) -> None:
         self._keys = keys
         self._ttl = ttl
         self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._lookups: dict[str, asyncio.Task[KeyRecord | None]] = {}
 
     async def authenticate(self, authorization: str | None) -> KeyRecord:
         if not authorization:
@@ -42,10 +47,13 @@ class Authenticator:
         if cached is not None and cached[0] > now:
             key = cached[1]
         else:
-            key = await self._keys.find_by_hash(key_hash)
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key_hash] = (now + self._ttl, key)
+            lookup = self._lookups.get(key_hash)
+            if lookup is None:
+                lookup = asyncio.create_task(self._keys.find_by_hash(key_hash))
+                self._lookups[key_hash] = lookup
+                lookup.add_done_callback(lambda done: self._looked_up(key_hash, now, done))
+            # Shielded: a caller that goes away must not cancel the others' lookup.
+            key = await asyncio.shield(lookup)
         if key is None:
             raise Unauthorized("User not found.")
         if key.disabled:
@@ -58,5 +66,16 @@ class Authenticator:
             )
         return key
 
+    def _looked_up(self, key_hash: str, started: float, lookup: asyncio.Task[KeyRecord | None]) -> None:
+        if self._lookups.get(key_hash) is not lookup:
+            return  # forgotten meanwhile: what it found may predate the change
+        del self._lookups[key_hash]
+        if lookup.cancelled() or lookup.exception() is not None:
+            return  # nothing to cache; the waiters got the error
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key_hash] = (started + self._ttl, lookup.result())
+
     def forget(self, key_hash: str) -> None:
         self._cache.pop(key_hash, None)
+        self._lookups.pop(key_hash, None)
