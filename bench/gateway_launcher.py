@@ -11,6 +11,9 @@ then (tracing from start-up made it miss a 60 s start on a loaded host), and wha
 snapshot holds that the first does not is exactly what was allocated since and is still
 alive: what grew. The snapshot is taken in the signal handler, on the main thread, between
 two bytecodes of the event loop: the loop stalls while it is written, which a soak tolerates.
+
+``genledger serve`` replaces itself with its serving process (``python -m genledger.api``);
+here that process is this script again (``--serving``), so the switches hold in it too.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 import tracemalloc
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 TRACEMALLOC_ENV = "GENLEDGER_BENCH_TRACEMALLOC"
 FRAMES = 25
@@ -41,10 +45,29 @@ def _snapshot_on_signal(prefix: str) -> None:
     signal.signal(signal.SIGUSR2, dump)
 
 
+def _serving_through_this_script() -> None:
+    import genledger.api.server as server
+
+    if not hasattr(server, "serving_command"):
+        return  # a revision that serves in the command's own process
+    command = server.serving_command
+
+    def through_this_script(*args: Any, **options: Any) -> list[str]:
+        # [python, -m, genledger.api, options...] -> [python, this script, --serving, options...]
+        return [sys.executable, str(Path(__file__).resolve()), "--serving", *command(*args, **options)[3:]]
+
+    server.serving_command = through_this_script
+
+
 def main() -> None:
     prefix = os.environ.get(TRACEMALLOC_ENV)
     if prefix:
         _snapshot_on_signal(prefix)
+    if sys.argv[1:2] == ["--serving"]:
+        from genledger.api.server import main as serving
+
+        sys.exit(serving(sys.argv[2:]))
+    _serving_through_this_script()
     from genledger.cli import main as cli
 
     sys.argv[0] = "genledger"

@@ -92,6 +92,7 @@ def measure(src: Path, args: argparse.Namespace, upstream: str, workdir: Path, c
         "--tool=callgrind",
         f"--callgrind-out-file={out}",
         "--dump-instr=no",
+        "--trace-children=yes",  # `genledger serve` becomes `python -m genledger.api` (exec)
         *genledger,
         "serve",
         "--config",

@@ -374,6 +374,10 @@ class Settings(BaseSettings):
         up an hour's activity wait this long."""
         return self.audit.statement_grace or self.routing.total_timeout + 60
 
+    def with_log_level(self, level: str) -> Settings:
+        """These settings with ``logging.level`` set to ``level`` (one of its choices)."""
+        return self.model_copy(update={"logging": self.logging.model_copy(update={"level": level})})
+
     @classmethod
     def settings_customise_sources(
         cls,

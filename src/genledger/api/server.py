@@ -7,23 +7,34 @@ with an error chunk and are recorded as cancelled with the usage known so far, a
 reservations are settled. Then the lifespan closes the services: background records finish,
 the instance gives back any reservation it still holds, the ledger's writer commits what is
 queued. The process exits 0. A second SIGINT exits at once.
+
+``genledger serve`` does what needs the command line (checks, the ledger's migration, the demo
+key, what it prints), then replaces itself, same pid, with the serving process,
+``python -m genledger.api`` (:func:`main`): one that never imports the command line's modules
+(Typer, Rich and the other commands: 6 MiB of each process's memory, workers included, as
+spawned workers import their parent's main module).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
+import os
 import signal
 import socket
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import uvicorn
 from starlette.applications import Starlette
 
 from genledger.api.app import create_app
 from genledger.api.connections import PROTOCOL, ServerConfig
-from genledger.config import Settings
+from genledger.config import ConfigError, Settings, load_settings
 from genledger.logs import configure as configure_logging
 from genledger.logs import level_of
 
@@ -132,3 +143,51 @@ def serve(
     app = create_app(settings)
     config = server_config(app, settings)
     GracefulServer(config, app, settings.shutdown_timeout, on_started).run(sockets)
+
+
+def serving_command(
+    config: Path | None, *, host: str | None, port: int | None, log_level: str | None, workers: int
+) -> list[str]:
+    """The serving process's command line for these options of ``genledger serve``."""
+    command = [sys.executable, "-m", "genledger.api", "--workers", str(workers)]
+    options = {"--config": config, "--host": host, "--port": port, "--log-level": log_level}
+    for option, value in options.items():
+        if value is not None:
+            command += [option, str(value)]
+    return command
+
+
+def become(command: Sequence[str]) -> NoReturn:
+    """Replace this process (same pid, signals and open files) with ``command``."""
+    # What was printed but not yet written would be lost with this process's buffers.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], list(command))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The serving process (``python -m genledger.api``): the settings ``genledger serve``
+    checked, read again from the same file and environment; then one server, or a supervisor
+    of ``--workers`` workers. Its exit status."""
+    parser = argparse.ArgumentParser(prog="python -m genledger.api", description="Serve the gateway.")
+    parser.add_argument("--config")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error", "off"))
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    overrides = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name) is not None}
+    try:
+        settings = load_settings(args.config, **overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.log_level is not None:
+        settings = settings.with_log_level(args.log_level)
+    if args.workers == 1:
+        serve(settings)
+        return 0
+    from genledger.api.workers import Supervisor
+
+    configure_logging(settings.logging)  # the parent's own lines: workers started, replaced
+    return Supervisor(settings, args.workers).run()

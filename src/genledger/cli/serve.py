@@ -43,9 +43,8 @@ def serve(
     ] = None,
 ) -> None:
     """Run the gateway."""
-    from genledger.api.server import serve as run
-    from genledger.api.workers import Supervisor, WorkersError, worker_count
-    from genledger.logs import configure as configure_logging
+    from genledger.api.server import become, serving_command
+    from genledger.api.workers import WorkersError, worker_count
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -77,19 +76,17 @@ def serve(
     _out().print(
         f"dashboard: http://{settings.host}:{settings.port}/dashboard (sign in with a key)", soft_wrap=True
     )
-    if count == 1:
-        run(settings)
-        return
-    _out().print(f"workers: {count}")
-    configure_logging(settings.logging)  # the parent's own lines: workers started, replaced
-    raise typer.Exit(Supervisor(settings, count).run())
+    if count > 1:
+        _out().print(f"workers: {count}")
+    # The serving process, in this one's place: see api/server.py.
+    level = log_level.lower() if log_level is not None else None
+    become(serving_command(config, host=host, port=port, log_level=level, workers=count))
 
 
 def _with_log_level(settings: Settings, level: str) -> Settings:
     if level.lower() not in _LOG_LEVELS:
         raise typer.BadParameter(f"expected one of {', '.join(_LOG_LEVELS)}", param_hint="--log-level")
-    logging_config = settings.logging.model_copy(update={"level": level.lower()})
-    return settings.model_copy(update={"logging": logging_config})
+    return settings.with_log_level(level.lower())
 
 
 async def _opened(ledger: Ledger) -> str | None:

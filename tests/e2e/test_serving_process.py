@@ -1,0 +1,109 @@
+"""``genledger serve`` becomes the serving process, ``python -m genledger.api``: same pid, the
+options it was given, and none of the command line's modules (6 MiB of each process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from genledger.api.server import main, serving_command
+from tests.fakes import unused_port
+
+CLI_MODULES = ("typer", "rich", "genledger.cli")  # click is uvicorn's too
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("GENLEDGER_")}
+
+
+def test_serve_replaces_itself_with_the_serving_process(tmp_path: Path):
+    port = unused_port()
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'database_url = "sqlite:///{tmp_path}/ledger.db"\n')
+    server = subprocess.Popen(
+        [sys.executable, "-m", "genledger", "serve", "--config", str(config), "--port", str(port)],
+        cwd=tmp_path,
+        env={**_environment(), "GENLEDGER_LOGGING__FORMAT": "json"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, server.communicate()[0]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the gateway did not start"
+            time.sleep(0.1)
+        command = Path(f"/proc/{server.pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        assert [part.decode() for part in command] == serving_command(
+            config, host=None, port=port, log_level=None, workers=1
+        )
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert server.returncode == 0
+    assert "dashboard: " in output  # printed by the command line, before it was replaced
+
+
+def test_the_serving_process_imports_no_command_line_module(tmp_path: Path):
+    # What `python -m genledger.api` imports, and what serving loads after (the app, the ledger).
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    program = (
+        "import asyncio, sys\n"
+        "import genledger.api.__main__\n"
+        "from genledger.api.app import create_app\n"
+        "from genledger.config import load_settings\n"
+        "from genledger.ledger import Ledger\n"
+        "async def main():\n"
+        f"    create_app(load_settings(None, database_url={url!r}))\n"
+        f"    ledger = await Ledger.open({url!r})\n"
+        "    await ledger.close()\n"
+        f"    print(sorted(m for m in sys.modules if m.startswith({CLI_MODULES!r})))\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=_environment(), capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_what_was_printed_before_the_process_is_replaced_is_not_lost():
+    program = (
+        "from genledger.api.server import become\nprint('before', end=' ')\nbecome(['/bin/echo', 'after'])\n"
+    )
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=buffered, capture_output=True, text=True, timeout=30
+    )
+    assert done.stdout == "before after\n"
+
+
+def test_the_command_line_passes_only_the_options_given():
+    assert serving_command(None, host=None, port=None, log_level=None, workers=1) == [
+        sys.executable, "-m", "genledger.api", "--workers", "1",
+    ]  # fmt: skip
+    assert serving_command(Path("g.toml"), host="0.0.0.0", port=9, log_level="off", workers=2)[3:] == [
+        "--workers", "2", "--config", "g.toml", "--host", "0.0.0.0", "--port", "9", "--log-level", "off",
+    ]  # fmt: skip
+
+
+def test_a_config_that_no_longer_loads_is_one_line_and_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    assert main(["--config", str(tmp_path / "gone.toml")]) == 2
+    assert capsys.readouterr().err == f"error: config file not found: {tmp_path / 'gone.toml'}\n"
