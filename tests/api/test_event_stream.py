@@ -86,7 +86,24 @@ async def test_a_read_of_many_events_is_written_in_bounded_groups():
             yield b"x"
 
     await EventStreamResponse(frames())(SCOPE, caller.receive, caller.send)
-    assert caller.bodies == [b"x" * MAX_HELD_FRAMES, b"x" * MAX_HELD_FRAMES, b"x", b""]
+    # The one left over goes out with the end of the body.
+    assert caller.bodies == [b"x" * MAX_HELD_FRAMES, b"x" * MAX_HELD_FRAMES, b"x"]
+    assert caller.sent[-1]["more_body"] is False
+
+
+async def test_what_is_held_at_the_end_goes_out_with_the_end_of_the_body():
+    caller = Caller()
+
+    async def frames() -> AsyncIterator[bytes]:
+        batch = current_batch()
+        assert batch is not None
+        yield b"0;"  # written as it comes
+        batch.more = True  # the last read, then what follows it without a wait
+        for n in (1, 2, 3):
+            yield b"%d;" % n
+
+    await EventStreamResponse(frames())(SCOPE, caller.receive, caller.send)
+    assert [(m["body"], m["more_body"]) for m in caller.sent[1:]] == [(b"0;", True), (b"1;2;3;", False)]
 
 
 async def test_no_batch_outside_a_writer():

@@ -1,5 +1,6 @@
 """A provider's stream relayed by the event-stream writer: what one network read of the
-upstream brought goes to the caller in one write, and nothing is held across a wait."""
+upstream brought goes to the caller in one write, nothing is held across a wait, and the last
+read goes out with what the gateway adds after it and the end of the body."""
 
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ async def test_each_read_is_one_write_and_the_first_is_not_held_for_the_second()
                 async for event in stream:
                     if not isinstance(event, UsageReport | Identified):  # as the gateway's relay
                         yield type(event).__name__.encode() + b";"
+                await asyncio.sleep(0.01)  # the gateway records the generation...
+                yield b"Settled;"  # ...then sends the usage
 
             caller = TimedCaller()
             started = time.monotonic()
@@ -77,8 +80,8 @@ async def test_each_read_is_one_write_and_the_first_is_not_held_for_the_second()
             await provider.aclose()
     assert caller.bodies == [
         b"TextDelta;TextDelta;",
-        b"TextDelta;Finish;",
-        b"",
+        b"TextDelta;Finish;Settled;",  # the last read, the usage and the end: one write
     ]
+    assert caller.sent[-1]["more_body"] is False
     first_write = caller.times[1]  # [0] is the response's start
     assert first_write - started < PAUSE_S, "the first read waited for the second"

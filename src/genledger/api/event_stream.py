@@ -20,7 +20,9 @@ class EventStreamResponse(Response):
     """Sends each frame of ``frames`` as it comes; closes ``frames`` however the answer ends.
 
     Frames the upstream delivered in one read are written in one write (the provider says
-    which: ``core/read_batches.py``); any other is written as it comes.
+    which: ``core/read_batches.py``), and so are those of its last read, what the gateway
+    adds once the upstream is done (usage, ``[DONE]``) and the end of the body; any other is
+    written as it comes.
 
     The frames are sent from a task of their own: a coroutine resumed for each frame resumes
     every frame that awaits it, and the request's task awaits through the whole middleware
@@ -62,9 +64,10 @@ class EventStreamResponse(Response):
                 held.append(frame)
                 if not batch.more or len(held) >= MAX_HELD_FRAMES:
                     await flush()
-            await flush()
             ended = True
-            await send_body({"type": "http.response.body", "body": b"", "more_body": False})
+            # What is still held goes out with the end of the body, in one write.
+            body = b"".join(held)
+            await send_body({"type": "http.response.body", "body": body, "more_body": False})
 
         async def watch() -> None:
             nonlocal left

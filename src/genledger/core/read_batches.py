@@ -7,7 +7,9 @@ stream to its caller (``api/event_stream.py``) opens a :class:`ReadBatch` for it
 provider that reads the upstream, running in that task as it is iterated, says as it yields
 each event whether more from the same read follow (:attr:`ReadBatch.more`); before it waits
 for the network again, it has what is held written (:func:`before_waiting`). The writer
-holds a frame back only while more follow, so no frame ever waits for the network.
+holds a frame back only while more follow, so no frame ever waits for the network. The last
+read is held for what follows it without a wait (the gateway records the generation, adds the
+usage and ends the stream), so the end of a stream is one write too.
 
 A provider that says nothing (the demo provider) has each frame written as it comes; so
 has a stream no writer batches (the batch is ``None`` outside a writer's task).
