@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from genledger.api.event_stream import MAX_HELD_FRAMES, EventStreamResponse
-from genledger.core.read_batches import before_waiting, current_batch
+from genledger.core.read_batches import before_waiting, current_batch, hold_to_the_end
 
 SCOPE = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "method": "GET"}
 
@@ -95,10 +95,8 @@ async def test_what_is_held_at_the_end_goes_out_with_the_end_of_the_body():
     caller = Caller()
 
     async def frames() -> AsyncIterator[bytes]:
-        batch = current_batch()
-        assert batch is not None
         yield b"0;"  # written as it comes
-        batch.more = True  # the last read, then what follows it without a wait
+        hold_to_the_end()
         for n in (1, 2, 3):
             yield b"%d;" % n
 
@@ -109,6 +107,8 @@ async def test_what_is_held_at_the_end_goes_out_with_the_end_of_the_body():
 async def test_no_batch_outside_a_writer():
     assert current_batch() is None
     await before_waiting(current_batch())  # nothing to write: no effect
+    hold_to_the_end()  # nothing to hold: no effect
+    assert current_batch() is None
 
 
 async def test_a_caller_who_leaves_stops_the_frames_and_the_app_returns_normally():

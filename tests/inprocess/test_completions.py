@@ -293,3 +293,21 @@ async def test_a_402_says_limit_usage_reserved_worst_case_and_the_max_tokens_tha
         await gw.service.complete(key, request(max_tokens=80), context())
     assert caught.value.metadata["limit_source"] == "key_limit"
     assert caught.value.metadata["usage"] > 0 and caught.value.metadata["reserved"] == 0.0
+
+
+async def test_a_streams_usage_and_done_go_out_with_the_end_of_the_body(build: BuildGateway):
+    from genledger.api.event_stream import EventStreamResponse
+    from genledger.api.openai_chat import sse
+    from tests.api.test_event_stream import SCOPE, Caller
+
+    gw = await build()
+    relay = await gw.service.stream(await gw.key(), request(stream=True), context())
+    caller = Caller()
+    await EventStreamResponse(sse(relay))(SCOPE, caller.receive, caller.send)
+    bodies = [(m["body"], m["more_body"]) for m in caller.sent[1:]]
+    # The deltas as they came; then the usage chunk and [DONE], recorded first, in the last write.
+    assert all(more and b'"usage"' not in body for body, more in bodies[:-1])
+    tail, more = bodies[-1]
+    assert not more and tail.count(b"data: ") == 2
+    assert b'"usage"' in tail and tail.endswith(b"data: [DONE]\n\n")
+    assert relay.head.generation_id in gw.generations.generations

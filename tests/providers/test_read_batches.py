@@ -1,6 +1,6 @@
 """A provider's stream relayed by the event-stream writer: what one network read of the
-upstream brought goes to the caller in one write, nothing is held across a wait, and the last
-read goes out with what the gateway adds after it and the end of the body."""
+upstream brought goes to the caller in one write, nothing is held across a wait, and what the
+gateway adds at the end goes out with the end of the body."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from genledger.api.event_stream import EventStreamResponse
 from genledger.api.wire import parse_chat_request
 from genledger.config import ProviderConfig
 from genledger.core.events import Identified, UsageReport
+from genledger.core.read_batches import hold_to_the_end
 from genledger.providers.base import UpstreamCall
 from genledger.providers.openai_compat import OpenAICompatProvider
 from tests.api.test_event_stream import SCOPE, Caller
@@ -71,7 +72,9 @@ async def test_each_read_is_one_write_and_the_first_is_not_held_for_the_second()
                     if not isinstance(event, UsageReport | Identified):  # as the gateway's relay
                         yield type(event).__name__.encode() + b";"
                 await asyncio.sleep(0.01)  # the gateway records the generation...
-                yield b"Settled;"  # ...then sends the usage
+                hold_to_the_end()
+                yield b"Settled;"  # ...then sends the usage and the end
+                yield b"[DONE];"
 
             caller = TimedCaller()
             started = time.monotonic()
@@ -80,7 +83,8 @@ async def test_each_read_is_one_write_and_the_first_is_not_held_for_the_second()
             await provider.aclose()
     assert caller.bodies == [
         b"TextDelta;TextDelta;",
-        b"TextDelta;Finish;Settled;",  # the last read, the usage and the end: one write
+        b"TextDelta;Finish;",  # the last read, not held for the record
+        b"Settled;[DONE];",  # what the gateway adds, and the end: one write
     ]
     assert caller.sent[-1]["more_body"] is False
     first_write = caller.times[1]  # [0] is the response's start

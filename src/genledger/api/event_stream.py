@@ -20,9 +20,8 @@ class EventStreamResponse(Response):
     """Sends each frame of ``frames`` as it comes; closes ``frames`` however the answer ends.
 
     Frames the upstream delivered in one read are written in one write (the provider says
-    which: ``core/read_batches.py``), and so are those of its last read, what the gateway
-    adds once the upstream is done (usage, ``[DONE]``) and the end of the body; any other is
-    written as it comes.
+    which: ``core/read_batches.py``), and so are the last ones the gateway adds (the usage,
+    ``[DONE]``) with the end of the body; any other is written as it comes.
 
     The frames are sent from a task of their own: a coroutine resumed for each frame resumes
     every frame that awaits it, and the request's task awaits through the whole middleware

@@ -7,9 +7,9 @@ stream to its caller (``api/event_stream.py``) opens a :class:`ReadBatch` for it
 provider that reads the upstream, running in that task as it is iterated, says as it yields
 each event whether more from the same read follow (:attr:`ReadBatch.more`); before it waits
 for the network again, it has what is held written (:func:`before_waiting`). The writer
-holds a frame back only while more follow, so no frame ever waits for the network. The last
-read is held for what follows it without a wait (the gateway records the generation, adds the
-usage and ends the stream), so the end of a stream is one write too.
+holds a frame back only while more follow, so no frame ever waits for the network. What the
+gateway adds once the upstream is done and the generation recorded (the usage, ``[DONE]``) is
+held to the end (:func:`hold_to_the_end`) and goes out with the end of the body, in one write.
 
 A provider that says nothing (the demo provider) has each frame written as it comes; so
 has a stream no writer batches (the batch is ``None`` outside a writer's task).
@@ -55,3 +55,11 @@ async def before_waiting(batch: ReadBatch | None) -> None:
     """Have what ``batch`` holds written: its provider is about to wait (or to end)."""
     if batch is not None:
         await batch.flush()
+
+
+def hold_to_the_end() -> None:
+    """What the stream yields from now on follows without a wait: the writer holds it and
+    writes it with the end of the body."""
+    batch = _BATCH.get()
+    if batch is not None:
+        batch.more = True

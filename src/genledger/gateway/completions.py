@@ -39,6 +39,7 @@ from genledger.core.generation import Generation, ProviderAttempt, token_counts
 from genledger.core.ids import new_generation_id
 from genledger.core.keys import KeyRecord
 from genledger.core.prompt import PromptRequest
+from genledger.core.read_batches import hold_to_the_end
 from genledger.core.request_summary import RequestSummary
 from genledger.core.stores import GenerationStore
 from genledger.core.usage import Usage
@@ -593,6 +594,7 @@ class CompletionService:
         elif storing:
             text = "".join(tally.text or ()) or None
             await self._store_content(call, generation, text, "".join(tally.reasoning or ()) or None, failure)
+        hold_to_the_end()  # no wait from here on: the end of the answer goes out in one write
         if failure is not None:
             yield Failed(
                 failure.status, failure.message, {"provider_name": failure.provider_name, "raw": failure.raw}
@@ -611,6 +613,7 @@ class CompletionService:
             log.exception("recording a stream stopped by the shutdown failed")
             yield Failed(500, "Internal Server Error")
             return
+        hold_to_the_end()
         yield Failed(503, "The gateway is shutting down; the answer ends here", {"raw": "shutdown"})
         yield Settled(tally.usage, generation.total_cost_pico)
 

@@ -322,22 +322,19 @@ class HttpProvider(abc.ABC):
                             break
                 except UpstreamFailure as exc:
                     broken = exc
-                # The last read: no wait on the network follows, only what the gateway adds
-                # (the record, then the usage and the end), so its frames are held for those.
-                ending = translator.finished or broken is not None
                 last = len(events) - 1
                 for position, event in enumerate(events):
                     # The writer iterating the relay, read at each event: the first is taken by
                     # the request's task, the rest by the writer's.
                     batch = current_batch()
                     if batch is not None:
-                        batch.more = position < last or ending  # held back until the read's last
+                        batch.more = position < last  # frames of this read are held back until its last
                     yield event
+                await before_waiting(current_batch())  # this read is written before the next wait
                 if broken is not None:
                     raise broken
                 if translator.finished:
                     return
-                await before_waiting(current_batch())  # this read is written before the next wait
             raise self._failure(
                 FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream {translator.unfinished}"
             )
