@@ -158,6 +158,7 @@ class SQLiteSink:
         self._inline: sqlite3.Connection | None = None  # the event loop's
         self._commits = 0
         self._checkpoint: asyncio.Future[None] | None = None
+        self._checkpoint_began = 0  # self._commits when the last checkpoint began
         self._restarting = False  # set by the writer thread while its RESTART checkpoint runs
 
     def _connect(self, *, wait_ms: int, autocheckpoint: bool) -> sqlite3.Connection:
@@ -212,8 +213,13 @@ class SQLiteSink:
         loop = asyncio.get_running_loop()
         if self._inline is None:
             self._inline = self._connect(wait_ms=0, autocheckpoint=False)
-        if self._restarting:
-            # Let the checkpoint have the lock: queue behind it rather than starve it.
+        checkpointing = self._checkpoint is not None and not self._checkpoint.done()
+        if self._restarting or (
+            checkpointing and self._commits - self._checkpoint_began >= self.CHECKPOINT_EVERY
+        ):
+            # Let the checkpoint have the lock: queue behind it rather than starve it. And one
+            # that falls behind (a slow disk) holds writes back too: the WAL holds at most
+            # about twice CHECKPOINT_EVERY commits.
             await loop.run_in_executor(self._thread, self._write_waiting, batch)
         else:
             try:
@@ -227,6 +233,7 @@ class SQLiteSink:
             self._checkpoint is None or self._checkpoint.done()
         ):
             self._checkpoint = loop.run_in_executor(self._thread, self._checkpoint_now)
+            self._checkpoint_began = self._commits
 
     def _close_blocking(self) -> None:
         if self._blocking is not None:
