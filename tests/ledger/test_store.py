@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pytest
@@ -324,8 +324,6 @@ async def test_sqlite_writes_wait_in_the_writer_thread_while_another_connection_
 
 
 async def test_sqlite_checkpoints_keep_the_wal_from_growing(tmp_path):
-    from genledger.ledger.sinks import SQLiteSink
-
     path = tmp_path / "ledger.db"
     ledger = await Ledger.open(f"sqlite:///{path}")
     try:
@@ -353,9 +351,21 @@ async def test_sqlite_checkpoints_keep_the_wal_from_growing(tmp_path):
         await ledger.close()
 
 
-async def test_sqlite_commits_go_on_while_a_checkpoint_copies_and_wait_only_for_its_restart(tmp_path):
-    from genledger.ledger.sinks import SQLiteSink
+@dataclass
+class SlowCheckpoint:
+    """A SQLite ledger whose writer thread is busy with a checkpoint's long copy until ``copying``."""
 
+    ledger: Ledger
+    sink: SQLiteSink
+    key_id: str
+    copying: threading.Event
+
+    def record(self) -> asyncio.Task[None]:
+        return asyncio.create_task(self.ledger.generations.record(generation(self.key_id)))
+
+
+@pytest.fixture
+async def slow_checkpoint(tmp_path) -> AsyncIterator[SlowCheckpoint]:
     ledger = await Ledger.open(f"sqlite:///{tmp_path}/ledger.db")
     copying = threading.Event()
     try:
@@ -364,49 +374,42 @@ async def test_sqlite_commits_go_on_while_a_checkpoint_copies_and_wait_only_for_
         alice, _ = await ledger.keys.create("alice")
         await ledger.generations.record(generation(alice.id))  # the sink's connections are open
         loop = asyncio.get_running_loop()
-        # A checkpoint's copy that takes long: the writer thread is busy with it.
         sink._checkpoint = loop.run_in_executor(sink._thread, copying.wait, DEADLINE_S)
-        during = generation(alice.id)
-        async with asyncio.timeout(DEADLINE_S / 2):
-            await ledger.generations.record(during)  # committed meanwhile, on the loop
-        assert not sink._checkpoint.done()
-        # Its last step, the RESTART, holds the write lock: a commit then queues behind it.
-        sink._restarting = True
-        after = asyncio.create_task(ledger.generations.record(generation(alice.id)))
-        await asyncio.sleep(0.2)
-        assert not after.done()
-        sink._restarting = False
-        copying.set()
-        async with asyncio.timeout(DEADLINE_S):
-            await after
-        assert await ledger.generations.get(during.id, alice.id) == during
-    finally:
-        copying.set()
-        await ledger.close()
-
-
-async def test_sqlite_commits_wait_for_a_checkpoint_that_falls_behind(tmp_path):
-    from genledger.ledger.sinks import SQLiteSink
-
-    ledger = await Ledger.open(f"sqlite:///{tmp_path}/ledger.db")
-    copying = threading.Event()
-    try:
-        sink = ledger.generations._writer._sink
-        assert isinstance(sink, SQLiteSink)
-        sink.CHECKPOINT_EVERY = 5
-        alice, _ = await ledger.keys.create("alice")
-        loop = asyncio.get_running_loop()
-        sink._checkpoint = loop.run_in_executor(sink._thread, copying.wait, DEADLINE_S)  # a slow copy
         sink._checkpoint_began = sink._commits
-        async with asyncio.timeout(DEADLINE_S / 2):
-            for _ in range(5):  # as many commits as between two checkpoints go on meanwhile...
-                await ledger.generations.record(generation(alice.id))
-        late = asyncio.create_task(ledger.generations.record(generation(alice.id)))
-        await asyncio.sleep(0.2)
-        assert not late.done()  # ...then the WAL has held enough: writes wait for the checkpoint
-        copying.set()
-        async with asyncio.timeout(DEADLINE_S):
-            await late
+        yield SlowCheckpoint(ledger, sink, alice.id, copying)
     finally:
         copying.set()
         await ledger.close()
+
+
+async def test_sqlite_commits_go_on_while_a_checkpoint_copies_and_wait_only_for_its_restart(
+    slow_checkpoint: SlowCheckpoint,
+):
+    ledger, sink = slow_checkpoint.ledger, slow_checkpoint.sink
+    during = generation(slow_checkpoint.key_id)
+    async with asyncio.timeout(DEADLINE_S / 2):
+        await ledger.generations.record(during)  # committed meanwhile, on the loop
+    assert sink._checkpoint is not None and not sink._checkpoint.done()
+    # Its last step, the RESTART, holds the write lock: a commit then queues behind it.
+    sink._restarting = True
+    after = slow_checkpoint.record()
+    await asyncio.sleep(0.2)
+    assert not after.done()
+    sink._restarting = False
+    slow_checkpoint.copying.set()
+    async with asyncio.timeout(DEADLINE_S):
+        await after
+    assert await ledger.generations.get(during.id, slow_checkpoint.key_id) == during
+
+
+async def test_sqlite_commits_wait_for_a_checkpoint_that_falls_behind(slow_checkpoint: SlowCheckpoint):
+    slow_checkpoint.sink.CHECKPOINT_EVERY = 5
+    async with asyncio.timeout(DEADLINE_S / 2):
+        for _ in range(5):  # as many commits as between two checkpoints go on meanwhile...
+            await slow_checkpoint.record()
+    late = slow_checkpoint.record()
+    await asyncio.sleep(0.2)
+    assert not late.done()  # ...then the WAL has held enough: writes wait for the checkpoint
+    slow_checkpoint.copying.set()
+    async with asyncio.timeout(DEADLINE_S):
+        await late
