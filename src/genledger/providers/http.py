@@ -6,7 +6,7 @@ import abc
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -171,7 +171,7 @@ class HttpUpstream:
 
     async def sse_data(
         self, response: aiohttp.ClientResponse, failure: FailureFactory
-    ) -> AsyncIterator[list[bytes]]:
+    ) -> AsyncGenerator[list[bytes], None]:
         """The ``data:`` payloads of a server-sent event stream, as many as each read brought.
 
         The first may take the provider's ``timeout`` to come, each later one
@@ -309,38 +309,48 @@ class HttpProvider(abc.ABC):
         response: aiohttp.ClientResponse,
         translator: StreamTranslator,
     ) -> EventStream:
+        ended = False  # the stream ended as it should: nothing is being cancelled or thrown
         try:
-            async for payloads in self._http.sse_data(response, self._failure):
-                # A read's events, then whether the read broke the stream: the events before a
-                # broken payload are relayed first, as they came.
-                events: list[ProviderEvent] = []
-                broken: UpstreamFailure | None = None
-                try:
-                    for data in payloads:
-                        events += translator.feed_data(data)
-                        if translator.finished:
-                            break
-                except UpstreamFailure as exc:
-                    broken = exc
-                last = len(events) - 1
-                for position, event in enumerate(events):
-                    # The writer iterating the relay, read at each event: the first is taken by
-                    # the request's task, the rest by the writer's.
-                    batch = current_batch()
-                    if batch is not None:
-                        batch.more = position < last  # frames of this read are held back until its last
-                    yield event
-                await before_waiting(current_batch())  # this read is written before the next wait
-                if broken is not None:
-                    raise broken
-                if translator.finished:
-                    return
+            # Closed as the relay ends, however it ends: an async generator left open is closed
+            # by the garbage collector's hook instead, a task of its own, later (its read timer
+            # still armed until then).
+            async with contextlib.aclosing(self._http.sse_data(response, self._failure)) as reads:
+                async for payloads in reads:
+                    # A read's events, then whether the read broke the stream: the events before a
+                    # broken payload are relayed first, as they came.
+                    events: list[ProviderEvent] = []
+                    broken: UpstreamFailure | None = None
+                    try:
+                        for data in payloads:
+                            events += translator.feed_data(data)
+                            if translator.finished:
+                                break
+                    except UpstreamFailure as exc:
+                        broken = exc
+                    last = len(events) - 1
+                    for position, event in enumerate(events):
+                        # The writer iterating the relay, read at each event: the first is taken by
+                        # the request's task, the rest by the writer's.
+                        batch = current_batch()
+                        if batch is not None:
+                            batch.more = position < last  # frames of this read are held back until its last
+                        yield event
+                    await before_waiting(current_batch())  # this read is written before the next wait
+                    if broken is not None:
+                        raise broken
+                    if translator.finished:
+                        ended = True
+                        return
             raise self._failure(
                 FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream {translator.unfinished}"
             )
         finally:
-            # Also when the caller went away: releasing an unfinished response drops its connection.
-            await asyncio.shield(context.__aexit__(None, None, None))
+            if ended:
+                await context.__aexit__(None, None, None)
+            else:
+                # Also when the caller went away: releasing an unfinished response drops its
+                # connection, and a second cancellation must not interrupt that.
+                await asyncio.shield(context.__aexit__(None, None, None))
 
     async def aclose(self) -> None:
         await self._http.aclose()
