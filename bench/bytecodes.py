@@ -80,8 +80,10 @@ def _count_between_signals(out: Path) -> None:
     def stop(signum: int, frame: FrameType | None) -> None:
         sys.settrace(None)
         threading.settrace(None)  # type: ignore[arg-type]
-        found = {(code.co_filename, code.co_firstlineno, code.co_name): n for code, n in counts.items()}
-        out.write_bytes(pickle.dumps(found))
+        found: collections.Counter[tuple[str, int, str]] = collections.Counter()
+        for code, n in counts.items():  # (generated code, a dataclass's __init__, shares a name)
+            found[code.co_filename, code.co_firstlineno, code.co_qualname] += n
+        out.write_bytes(pickle.dumps(dict(found)))
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)

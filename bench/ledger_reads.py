@@ -307,8 +307,9 @@ async def load(db: Database, total: int, rebuild_indexes: bool) -> dict[str, Any
         indexes, timings = _load_sqlite(db.name, shape, total, end, rebuild_indexes)
     else:
         indexes, timings = await _load_postgres(db.url, shape, total, end, rebuild_indexes)
-    timings["total_s"] = round(time.perf_counter() - started, 1)
-    timings["rows_per_s"] = round(total / timings["total_s"])
+    elapsed = time.perf_counter() - started
+    timings["total_s"] = round(elapsed, 1)
+    timings["rows_per_s"] = round(total / elapsed)  # (not the rounded: a small load rounds to 0 s)
     timings["indexes"] = indexes
     timings["indexes_rebuilt"] = rebuild_indexes
     return timings

@@ -34,6 +34,8 @@ class Usage:
 
 
 def _int(value: Any) -> int:
+    if value.__class__ is int:  # what a JSON count parses to (a bool's class is bool)
+        return value if value > 0 else 0
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
     return max(int(value), 0)
