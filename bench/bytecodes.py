@@ -160,7 +160,8 @@ def floor_counts(args: argparse.Namespace, children: Children, workdir: Path, up
     wait_healthy(child, url + "/health")
 
     def load(n: int) -> None:
-        asyncio.run(_load(url + "/v1/chat/completions", FLOOR_KEY, FLOOR_MODEL, args.stream, n, args.concurrency))
+        chat = url + "/v1/chat/completions"
+        asyncio.run(_load(chat, FLOOR_KEY, FLOOR_MODEL, args.stream, n, args.concurrency))
 
     try:
         return _counted(child, out, load, args)
@@ -181,7 +182,8 @@ def genledger_counts(
     key = created.stdout.split()[-1]
     port, out = free_port(), run / "genledger.counts"
     argv = ["--config", str(config), "--port", str(port), "--log-level", "warning"]
-    child = children.spawn(f"genledger {src}", _traced("genledger", out, argv), run, run / "gateway.log", env=env)
+    traced = _traced("genledger", out, argv)
+    child = children.spawn(f"genledger {src}", traced, run, run / "gateway.log", env=env)
     url = f"http://127.0.0.1:{port}"
     wait_healthy(child, url + "/health")
 
@@ -231,7 +233,8 @@ def main() -> None:
         out, what, _, *argv = sys.argv[2:]
         _serve_traced(Path(out), what, argv)
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--src", type=Path, action="append", help="a src/ folder (repeatable; default: ours)")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--requests", type=int, default=300)
