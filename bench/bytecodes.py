@@ -62,6 +62,9 @@ Counts = dict[tuple[str, int, str], int]  # (file, first line, function) -> byte
 def _count_between_signals(out: Path) -> None:
     """SIGUSR1 starts counting (every thread), SIGUSR2 stops and writes the counts to ``out``."""
     counts: collections.Counter[CodeType] = collections.Counter()
+    # Generated code (a dataclass's __init__, __eq__, ...) shares one file, line and name:
+    # counted by the class of its ``self`` instead.
+    generated: collections.Counter[tuple[str, int, str]] = collections.Counter()
 
     def opcodes(frame: FrameType, event: str, arg: Any) -> Callable[..., Any]:
         if event == "opcode":
@@ -70,18 +73,29 @@ def _count_between_signals(out: Path) -> None:
 
     def calls(frame: FrameType, event: str, arg: Any) -> Callable[..., Any]:
         frame.f_trace_opcodes = True
-        return opcodes
+        code = frame.f_code
+        if code.co_filename != "<string>" or "self" not in frame.f_locals:
+            return opcodes
+        key = ("<string>", 0, f"{type(frame.f_locals['self']).__qualname__}.{code.co_name}")
+
+        def generated_opcodes(frame: FrameType, event: str, arg: Any) -> Callable[..., Any]:
+            if event == "opcode":
+                generated[key] += 1
+            return generated_opcodes
+
+        return generated_opcodes
 
     def start(signum: int, frame: FrameType | None) -> None:
         counts.clear()
+        generated.clear()
         threading.settrace(calls)
         sys.settrace(calls)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         sys.settrace(None)
         threading.settrace(None)  # type: ignore[arg-type]
-        found: collections.Counter[tuple[str, int, str]] = collections.Counter()
-        for code, n in counts.items():  # (generated code, a dataclass's __init__, shares a name)
+        found = collections.Counter(generated)
+        for code, n in counts.items():
             found[code.co_filename, code.co_firstlineno, code.co_qualname] += n
         out.write_bytes(pickle.dumps(dict(found)))
 
