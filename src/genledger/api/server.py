@@ -38,6 +38,17 @@ from genledger.config import ConfigError, Settings, load_settings
 from genledger.logs import configure as configure_logging
 from genledger.logs import level_of
 
+YOUNG_COLLECTION_THRESHOLD = 5000
+"""Allocations (net of frees) that start a collection of the youngest generation (CPython: 700).
+
+A request's objects are freed by their reference counts (it leaves no cycles:
+tests/api/test_no_reference_cycles.py), so the collector only walks what is in flight. But
+at 700, the objects of 32 requests in flight exceed the threshold all the time: measured, a
+young collection every 10 requests, 0.27 ms each, and in all 4.6% of the gateway's CPU for
+nothing (not one object collected). At 5000 none ran in 5 s of the same load, and RSS did
+not move. Cycles that do come (an exception's traceback) wait at most that many allocations.
+"""
+
 # After the grace, stopped requests have this long to write their records and end.
 STOP_GRACE_S = 10.0
 # How long a connection accepted just before shutdown has to send its request.
@@ -67,6 +78,7 @@ class GracefulServer(uvicorn.Server):
             # its full collections stop walking it (they were the slowest requests' pauses).
             gc.collect()
             gc.freeze()
+            gc.set_threshold(YOUNG_COLLECTION_THRESHOLD)  # (the older generations' as they were)
             if self._on_started is not None:
                 self._on_started()
 
