@@ -14,7 +14,7 @@ fake upstream, each traced in its own process, sends ``--requests`` requests at
 (genledger's modules one by one, libraries as a whole), and the costliest functions.
 
     .venv/bin/python bench/bytecodes.py [--src ../wt-before/src --src src] [--stream]
-        [--requests 300] [--concurrency 4] [--top 25] [--no-floor]
+        [--requests 300] [--concurrency 4] [--top 25] [--no-floor] [--database sqlite|postgres]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
 import pickle
 import re
@@ -31,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
@@ -52,6 +53,7 @@ from harness import (
     wait_healthy,
     write_config,
 )
+from ledger_count import database
 
 Counts = dict[tuple[str, int, str], int]  # (file, first line, function) -> bytecodes
 
@@ -183,11 +185,30 @@ def floor_counts(args: argparse.Namespace, children: Children, workdir: Path, up
         child.stop()
 
 
+@contextlib.contextmanager
+def _ledger(kind: str, workdir: Path) -> Iterator[str]:
+    """The URL of a fresh ledger of ``kind`` (a PostgreSQL database is dropped afterwards)."""
+    with asyncio.Runner() as runner:
+        fresh = database(kind, workdir)
+        ledger = runner.run(fresh.__aenter__())
+        try:
+            yield ledger.url
+        finally:
+            runner.run(fresh.__aexit__(None, None, None))
+
+
 def genledger_counts(
     src: Path, args: argparse.Namespace, children: Children, workdir: Path, upstream: str
 ) -> Counts:
     run = Path(tempfile.mkdtemp(prefix="bc-", dir=workdir))
-    config = write_config(run, f"sqlite:///{run / 'ledger.db'}", upstream)
+    with _ledger(args.database, run) as url:
+        config = write_config(run, url, upstream)
+        return _genledger_counts(src, args, children, run, config)
+
+
+def _genledger_counts(
+    src: Path, args: argparse.Namespace, children: Children, run: Path, config: Path
+) -> Counts:
     env = {**os.environ, "PYTHONPATH": str(src.resolve())}
     created = subprocess.run(
         [sys.executable, "-m", "genledger", "keys", "create", "--name", "bench", "--config", str(config)],
@@ -256,10 +277,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--top", type=int, default=25, help="modules and functions listed")
     parser.add_argument("--no-floor", action="store_true")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
     sources = args.src or [Path(__file__).resolve().parent.parent / "src"]
     mode = "streamed" if args.stream else "non-streamed"
-    print(f"{mode}, {args.requests} requests at {args.concurrency} connections after {args.warmup}")
+    print(
+        f"{mode}, {args.requests} requests at {args.concurrency} connections after {args.warmup}, "
+        f"genledger on {args.database}"
+    )
     with tempfile.TemporaryDirectory(prefix="genledger-bc-") as tmp, children_stopped() as children:
         workdir = Path(tmp)
         _, upstream = start_upstream(children, workdir)
