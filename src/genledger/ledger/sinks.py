@@ -75,10 +75,6 @@ class RowEncoder:
         self.columns = [column.name for column in table.columns]
         self._values = itemgetter(*self.columns)
         self._texts = [i for i, column in enumerate(table.columns) if isinstance(column.type, String)]
-        texts = self._texts  # (itemgetter of one position gives a value, not a tuple)
-        self._text_values: Callable[[list[Any]], tuple[Any, ...]] = (
-            itemgetter(*texts) if len(texts) > 1 else lambda values: tuple(values[i] for i in texts)
-        )
         # Only a few types convert (times, JSON, ...): their positions, found once.
         processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns]
         self._converted = [
@@ -92,12 +88,10 @@ class RowEncoder:
 
     def encode_values(self, values: list[Any]) -> list[Any]:
         """A row given as its values in the table's column order, encoded in place."""
-        # One search of all its strings at once (None reads "None"): a NUL is rare.
-        if "\x00" in "".join(map(str, self._text_values(values))):
-            for i in self._texts:
-                text = values[i]
-                if text and "\x00" in text:
-                    values[i] = text.replace("\x00", NUL_STAND_IN)
+        for i in self._texts:
+            text = values[i]
+            if text and "\x00" in text:
+                values[i] = text.replace("\x00", NUL_STAND_IN)
         for i, process in self._converted:
             value = values[i]
             if value is not None:
