@@ -313,10 +313,13 @@ def _max_price(value: Any) -> MaxPrice | None:
     return MaxPrice(**prices)
 
 
+_NO_PREFERENCES = ProviderPreferences()  # (immutable: one for every request that states none)
+
+
 def _provider_preferences(value: Any) -> ProviderPreferences:
     """OpenRouter's ``provider`` object; a field genledger does not honour is a 400 naming it."""
     if value is None:
-        return ProviderPreferences()
+        return _NO_PREFERENCES
     if not isinstance(value, dict):
         raise BadRequest("'provider' must be an object", metadata={"param": "provider"})
     for name in value:

@@ -78,7 +78,10 @@ class RequestContext:
 
 
 def _ms_since(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
+    # Whole microseconds over 1000: the nearest float to the 3-decimal value, as round(x, 3)
+    # gives, in a third of its time (it rounds through a decimal string; a request calls this
+    # four times).
+    return round((time.perf_counter() - start) * 1_000_000) / 1000
 
 
 @dataclass(slots=True)
