@@ -90,15 +90,18 @@ def _count_between_signals(out: Path) -> None:
 
         return generated_opcodes
 
+    previous: list[Any] = []  # the tracers before (a coverage tool's, under the tests)
+
     def start(signum: int, frame: FrameType | None) -> None:
         counts.clear()
         generated.clear()
+        previous[:] = [sys.gettrace(), threading.gettrace()]
         threading.settrace(calls)
         sys.settrace(calls)
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        sys.settrace(None)
-        threading.settrace(None)  # type: ignore[arg-type]
+        sys.settrace(previous[0] if previous else None)
+        threading.settrace(previous[1] if previous else None)  # type: ignore[arg-type]
         found = collections.Counter(generated)
         for code, n in counts.items():
             found[code.co_filename, code.co_firstlineno, code.co_qualname] += n

@@ -6,7 +6,11 @@ Benchmarks are not tests (none runs here); these pin what they compute from what
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+import pickle
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
+import bytecodes
 import gateway_overhead
 import loadgen
 from harness import percentile, ratio
@@ -133,3 +138,53 @@ def test_the_soak_mix() -> None:
     assert b'"stream":true' in soak.body("cancel") and b"bench/slowish" in soak.body("cancel")
     assert b'"stream"' not in soak.body("failover_plain") and b"bench/failover" in soak.body("failover_plain")
     assert b'"stream":true' in soak.body("failover_stream")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Pair:
+    a: int
+    b: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Triple:
+    a: int
+    b: int
+    c: int
+
+
+def _three_pairs_and_a_triple() -> None:
+    for i in range(3):
+        _Pair(i, i)
+    _Triple(1, 2, 3)
+
+
+def test_bytecodes_are_counted_between_the_signals_generated_code_by_its_class(tmp_path: Path) -> None:
+    out = tmp_path / "counts"
+    handlers = signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGUSR2)
+    try:
+        bytecodes._count_between_signals(out)
+        _three_pairs_and_a_triple()  # not counted: before the first signal
+        os.kill(os.getpid(), signal.SIGUSR1)
+        _three_pairs_and_a_triple()
+        os.kill(os.getpid(), signal.SIGUSR2)
+        _three_pairs_and_a_triple()  # not counted: after the second
+    finally:
+        signal.signal(signal.SIGUSR1, handlers[0])
+        signal.signal(signal.SIGUSR2, handlers[1])
+    counts = pickle.loads(out.read_bytes())
+    pair = counts[("<string>", 0, "_Pair.__init__")]
+    triple = counts[("<string>", 0, "_Triple.__init__")]
+    # Both dataclasses' __init__ share one file, line and name: each is counted apart, per call.
+    assert pair % 3 == 0 and triple > pair / 3
+    loop = [n for (_, _, name), n in counts.items() if name == "_three_pairs_and_a_triple"]
+    assert loop and loop[0] > 0
+
+
+def test_bytecodes_name_modules_by_package_and_genledger_by_file() -> None:
+    where = bytecodes._module
+    assert where("/x/.venv/lib/python3.11/site-packages/aiohttp/client.py") == "aiohttp"
+    assert where("/work/main/src/genledger/gateway/completions.py") == "genledger/gateway/completions.py"
+    assert where("/work/shared/bench-floor/gwcore.py") == "floor/gwcore.py"
+    assert where("/root/.pyenv/versions/3.11.7/lib/python3.11/asyncio/tasks.py") == "stdlib"
+    assert where("<string>") == "<string>"
