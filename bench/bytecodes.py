@@ -42,7 +42,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import aiohttp
 from harness import (
     FLOOR,
     FLOOR_KEY,
@@ -57,6 +56,7 @@ from harness import (
     write_config,
 )
 from ledger_count import database
+from loadgen import exactly
 
 Counts = dict[tuple[str, int, str], int]  # (file, first line, function) -> bytecodes
 
@@ -133,20 +133,7 @@ async def _load(url: str, key: str, model: str, stream: bool, requests: int, con
         b"true" if stream else b"false",
     )
     headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
-    left = requests
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            async with session.post(url, data=body) as response:
-                await response.read()
-                if response.status != 200:
-                    raise SystemExit(f"status {response.status}: {await response.text()}")
-
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    await exactly(url, body, headers, requests, concurrency, timeout_s=120)
 
 
 def _counted(child: Child, out: Path, load: Callable[[int], None], args: argparse.Namespace) -> Counts:

@@ -25,11 +25,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import aiohttp
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Children, children_stopped, free_port, start_upstream, wait_healthy, write_config
+from loadgen import exactly
 
 BODY = b'{"model":"bench/model","messages":[{"role":"user","content":"Say hello."}]%s}'
 START_TIMEOUT_S = 600.0
@@ -44,21 +43,7 @@ def _config(workdir: Path, upstream: str) -> Path:
 async def _load(url: str, key: str, stream: bool, requests: int, concurrency: int) -> None:
     body = BODY % (b',"stream":true' if stream else b"")
     headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
-    left = requests
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            async with session.post(url + "/api/v1/chat/completions", data=body) as response:
-                await response.read()
-                if response.status != 200:
-                    raise SystemExit(f"status {response.status}: {await response.text()}")
-
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    timeout = aiohttp.ClientTimeout(total=600)
-    async with aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    await exactly(url + "/api/v1/chat/completions", body, headers, requests, concurrency, timeout_s=600)
 
 
 def _totals(dump: Path) -> int:

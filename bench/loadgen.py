@@ -129,6 +129,29 @@ def make_session(connections: int, headers: dict[str, str]) -> aiohttp.ClientSes
 # ------------------------------------------------------------------------------------------ Python load
 
 
+async def exactly(
+    url: str, body: bytes, headers: dict[str, str], requests: int, concurrency: int, timeout_s: float
+) -> None:
+    """Exactly ``requests`` POSTs of ``body`` at ``concurrency`` connections, each read to its
+    end; the first that is not a 200 stops the bench (for counts per request: instructions,
+    bytecodes)."""
+    left = requests
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            async with session.post(url, data=body) as response:
+                await response.read()
+                if response.status != 200:
+                    raise BenchError(f"status {response.status}: {await response.text()}")
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+
+
 async def sequential(targets: list[Target], stream: bool, n: int) -> dict[str, list[Reply]]:
     """``n`` requests one at a time per target, in blocks of :data:`BLOCK`; the first target
     rotates from block to block, so machine noise hits every target alike."""
