@@ -30,7 +30,6 @@ import os
 import pickle
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,7 +49,9 @@ from harness import (
     Child,
     Children,
     children_stopped,
+    create_key,
     free_port,
+    genledger_env,
     start_upstream,
     wait_healthy,
     write_config,
@@ -105,7 +106,9 @@ def _count_between_signals(out: Path) -> None:
         found = collections.Counter(generated)
         for code, n in counts.items():
             found[code.co_filename, code.co_firstlineno, code.co_qualname] += n
-        out.write_bytes(pickle.dumps(dict(found)))
+        part = out.with_name(out.name + ".part")
+        part.write_bytes(pickle.dumps(dict(found)))
+        part.replace(out)  # whole, or not there: the driver waits for it
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)
@@ -136,21 +139,29 @@ async def _load(url: str, key: str, model: str, stream: bool, requests: int, con
     await exactly(url, body, headers, requests, concurrency, timeout_s=120)
 
 
-def _counted(child: Child, out: Path, load: Callable[[int], None], args: argparse.Namespace) -> Counts:
-    load(args.warmup)
-    child.signal(signal.SIGUSR1)
-    time.sleep(0.3)
-    load(args.requests)
-    time.sleep(0.3)  # the last requests' ledger writes and log lines
-    child.signal(signal.SIGUSR2)
-    deadline = time.monotonic() + 30
-    while not out.exists() or out.stat().st_size == 0:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{child.name} wrote no counts")
-        time.sleep(0.05)
-    time.sleep(0.2)
-    counts: Counts = pickle.loads(out.read_bytes())
-    return counts
+def _counted(child: Child, out: Path, url: str, key: str, model: str, args: argparse.Namespace) -> Counts:
+    """The counts of ``child`` (started, its chat completions at ``url``) over ``--requests``
+    requests after the warm-up; ``child`` is stopped afterwards."""
+
+    def load(n: int) -> None:
+        asyncio.run(_load(url, key, model, args.stream, n, args.concurrency))
+
+    try:
+        load(args.warmup)
+        child.signal(signal.SIGUSR1)
+        time.sleep(0.3)
+        load(args.requests)
+        time.sleep(0.3)  # the last requests' ledger writes and log lines
+        child.signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 30
+        while not out.exists():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{child.name} wrote no counts")
+            time.sleep(0.05)
+        counts: Counts = pickle.loads(out.read_bytes())
+        return counts
+    finally:
+        child.stop()
 
 
 def _traced(what: str, out: Path, argv: list[str]) -> list[str]:
@@ -167,15 +178,7 @@ def floor_counts(args: argparse.Namespace, children: Children, workdir: Path, up
     child = children.spawn("floor", _traced("floor", out, argv), workdir, workdir / "floor.log", env=env)
     url = f"http://127.0.0.1:{port}"
     wait_healthy(child, url + "/health")
-
-    def load(n: int) -> None:
-        chat = url + "/v1/chat/completions"
-        asyncio.run(_load(chat, FLOOR_KEY, FLOOR_MODEL, args.stream, n, args.concurrency))
-
-    try:
-        return _counted(child, out, load, args)
-    finally:
-        child.stop()
+    return _counted(child, out, url + "/v1/chat/completions", FLOOR_KEY, FLOOR_MODEL, args)
 
 
 @contextlib.contextmanager
@@ -194,36 +197,16 @@ def genledger_counts(
     src: Path, args: argparse.Namespace, children: Children, workdir: Path, upstream: str
 ) -> Counts:
     run = Path(tempfile.mkdtemp(prefix="bc-", dir=workdir))
-    with _ledger(args.database, run) as url:
-        config = write_config(run, url, upstream)
-        return _genledger_counts(src, args, children, run, config)
-
-
-def _genledger_counts(
-    src: Path, args: argparse.Namespace, children: Children, run: Path, config: Path
-) -> Counts:
-    env = {**os.environ, "PYTHONPATH": str(src.resolve())}
-    created = subprocess.run(
-        [sys.executable, "-m", "genledger", "keys", "create", "--name", "bench", "--config", str(config)],
-        env=env, cwd=run, capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    key = created.stdout.split()[-1]
-    port, out = free_port(), run / "genledger.counts"
-    argv = ["--config", str(config), "--port", str(port), "--log-level", "warning"]
-    traced = _traced("genledger", out, argv)
-    child = children.spawn(f"genledger {src}", traced, run, run / "gateway.log", env=env)
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(child, url + "/health")
-
-    def load(n: int) -> None:
-        asyncio.run(
-            _load(url + "/api/v1/chat/completions", key, MODEL_SLUG, args.stream, n, args.concurrency)
-        )
-
-    try:
-        return _counted(child, out, load, args)
-    finally:
-        child.stop()
+    with _ledger(args.database, run) as ledger_url:
+        config = write_config(run, ledger_url, upstream)
+        key = create_key(run, config, src)
+        port, out = free_port(), run / "genledger.counts"
+        argv = ["--config", str(config), "--port", str(port), "--log-level", "warning"]
+        traced = _traced("genledger", out, argv)
+        child = children.spawn(f"genledger {src}", traced, run, run / "gateway.log", env=genledger_env(src))
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(child, url + "/health")
+        return _counted(child, out, url + "/api/v1/chat/completions", key, MODEL_SLUG, args)
 
 
 # ------------------------------------------------------------------------------------- the report

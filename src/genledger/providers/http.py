@@ -345,12 +345,10 @@ class HttpProvider(abc.ABC):
                 FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream {translator.unfinished}"
             )
         finally:
-            if ended:
-                await context.__aexit__(None, None, None)
-            else:
-                # Also when the caller went away: releasing an unfinished response drops its
-                # connection, and a second cancellation must not interrupt that.
-                await asyncio.shield(context.__aexit__(None, None, None))
+            # Also when the caller went away: releasing an unfinished response drops its
+            # connection, and a second cancellation must not interrupt that (a task, shielded).
+            releasing = context.__aexit__(None, None, None)
+            await (releasing if ended else asyncio.shield(releasing))
 
     async def aclose(self) -> None:
         await self._http.aclose()
