@@ -351,6 +351,32 @@ async def test_sqlite_checkpoints_keep_the_wal_from_growing(tmp_path):
         await ledger.close()
 
 
+async def test_sqlite_checkpoints_count_rows_not_commits(tmp_path):
+    # Under load a commit carries tens of rows: counted by commits, the WAL between two
+    # checkpoints grew as large as the batches, and so did the pause a checkpoint's end makes.
+    ledger = await Ledger.open(f"sqlite:///{tmp_path}/ledger.db")
+    try:
+        sink = ledger.generations._writer._sink
+        assert isinstance(sink, SQLiteSink)
+        sink.CHECKPOINT_EVERY = 50
+        alice, _ = await ledger.keys.create("alice")
+        commits = 0
+        commit = sink.commit
+
+        async def counted(batch: Sequence[Settlement]) -> None:
+            nonlocal commits
+            commits += 1
+            await commit(batch)
+
+        sink.commit = counted  # type: ignore[method-assign]
+        await asyncio.gather(*(ledger.generations.record(generation(alice.id)) for _ in range(60)))
+        assert commits < 50  # the rows went in a few batches (one, here)...
+        assert sink._checkpoint is not None  # ...and their number began a checkpoint
+        await sink._checkpoint
+    finally:
+        await ledger.close()
+
+
 @dataclass
 class SlowCheckpoint:
     """A SQLite ledger whose writer thread is busy with a checkpoint's long copy until ``copying``."""
@@ -375,7 +401,7 @@ async def slow_checkpoint(tmp_path) -> AsyncIterator[SlowCheckpoint]:
         await ledger.generations.record(generation(alice.id))  # the sink's connections are open
         loop = asyncio.get_running_loop()
         sink._checkpoint = loop.run_in_executor(sink._thread, copying.wait, DEADLINE_S)
-        sink._checkpoint_began = sink._commits
+        sink._checkpoint_began = sink._rows
         yield SlowCheckpoint(ledger, sink, alice.id, copying)
     finally:
         copying.set()
