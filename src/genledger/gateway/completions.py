@@ -48,6 +48,7 @@ from genledger.gateway.admission import Admission
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog, ModelEntry
 from genledger.gateway.content import ContentService
+from genledger.gateway.deadlines import Deadlines
 from genledger.gateway.measurements import Measurements
 from genledger.gateway.routing import Candidate, Operation, plan
 from genledger.gateway.stopping import Stopped, Stopping
@@ -254,6 +255,7 @@ class CompletionService:
         self.measurements = measurements if measurements is not None else Measurements()
         self._content = content
         self.stopping = stopping if stopping is not None else Stopping()
+        self._deadlines = Deadlines()
 
     async def _admit(
         self,
@@ -291,7 +293,7 @@ class CompletionService:
                 break
             call.served_started = time.perf_counter()
             try:
-                async with asyncio.timeout(remaining):
+                async with self._deadlines.within(remaining):
                     result = await start(candidate)
             except TimeoutError:
                 failure = self._out_of_time(candidate)
