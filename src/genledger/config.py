@@ -78,7 +78,7 @@ class ProviderConfig(_Strict):
     timeout: float = Field(
         default=DEFAULT_TIMEOUT_S,
         gt=0,
-        description="seconds for the response, and for a stream's first chunk",
+        description="seconds for the whole response (its body too), and for a stream's first chunk",
     )
     connect_timeout: float = Field(default=DEFAULT_CONNECT_TIMEOUT_S, gt=0)
     stream_idle_timeout: float = Field(

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from genledger.gateway.deadlines import Deadlines
+from genledger.core.deadlines import Deadlines
 
 TICK = 0.02
 
@@ -15,16 +15,15 @@ TICK = 0.02
 async def test_a_body_past_its_deadline_ends_with_timeout_error_within_a_tick():
     deadlines = Deadlines(TICK)
     started = time.monotonic()
-    with pytest.raises(TimeoutError):
-        async with deadlines.within(0.05):
-            await asyncio.sleep(10)
+    with pytest.raises(TimeoutError), deadlines.within(0.05):
+        await asyncio.sleep(10)
     elapsed = time.monotonic() - started
     assert 0.05 <= elapsed < 0.05 + 2 * TICK + 0.2  # (the last term: a busy test machine)
 
 
 async def test_a_body_in_time_ends_normally_and_the_timer_stops_when_none_is_left():
     deadlines = Deadlines(TICK)
-    async with deadlines.within(5) as deadline:
+    with deadlines.within(5) as deadline:
         await asyncio.sleep(0)
     assert not deadline.expired
     await asyncio.sleep(3 * TICK)
@@ -37,7 +36,7 @@ async def test_many_deadlines_share_one_timer_and_each_strikes_its_own_task():
 
     async def one(seconds: float) -> str:
         try:
-            async with deadlines.within(seconds):
+            with deadlines.within(seconds):
                 timers.add(deadlines._timer)
                 await asyncio.sleep(seconds + 0.3 if seconds < 1 else 0.01)
         except TimeoutError:
@@ -54,7 +53,7 @@ async def test_a_cancellation_from_elsewhere_is_not_taken_for_the_deadline():
     entered = asyncio.Event()
 
     async def body() -> None:
-        async with deadlines.within(5):
+        with deadlines.within(5):
             entered.set()
             await asyncio.sleep(10)
 
@@ -70,7 +69,7 @@ async def test_a_cancellation_from_elsewhere_while_the_deadline_strikes_stays_a_
     struck = asyncio.Event()
 
     async def body() -> None:
-        async with deadlines.within(0.01) as deadline:
+        with deadlines.within(0.01) as deadline:
             try:
                 await asyncio.sleep(10)
             except asyncio.CancelledError:
@@ -89,7 +88,7 @@ def test_a_deadlines_outlives_its_event_loop():
     deadlines = Deadlines(TICK)
 
     async def stalled() -> None:
-        async with deadlines.within(0.03):
+        with deadlines.within(0.03):
             await asyncio.sleep(10)
 
     async def left_behind() -> None:

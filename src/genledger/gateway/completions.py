@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 from genledger.core import pricing
 from genledger.core.chat import ChatRequest, Completion, RoutedRequest
 from genledger.core.content import ContentError, GenerationContent
+from genledger.core.deadlines import Deadlines
 from genledger.core.embeddings import EmbeddingAnswer, EmbeddingRequest
 from genledger.core.events import (
     Answer,
@@ -48,7 +49,6 @@ from genledger.gateway.admission import Admission
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog, ModelEntry
 from genledger.gateway.content import ContentService
-from genledger.gateway.deadlines import Deadlines
 from genledger.gateway.measurements import Measurements
 from genledger.gateway.routing import Candidate, Operation, plan
 from genledger.gateway.stopping import Stopped, Stopping
@@ -293,7 +293,7 @@ class CompletionService:
                 break
             call.served_started = time.perf_counter()
             try:
-                async with self._deadlines.within(remaining):
+                with self._deadlines.within(remaining):
                     result = await start(candidate)
             except TimeoutError:
                 failure = self._out_of_time(candidate)

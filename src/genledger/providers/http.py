@@ -16,6 +16,7 @@ from aiohttp import http_exceptions
 
 from genledger.config import ProviderConfig
 from genledger.core.chat import Completion
+from genledger.core.deadlines import Deadlines
 from genledger.core.events import ProviderEvent
 from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
 from genledger.core.read_batches import before_waiting, current_batch
@@ -42,14 +43,12 @@ class HttpUpstream:
         self._headers = dict(headers)
         self._provider_name = provider_name
         self._session: aiohttp.ClientSession | None = None
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.connect_timeout, sock_read=config.timeout
-        )
-        # A stream's reads are timed by open_stream and sse_data instead: the first chunk
-        # gets `timeout`, later ones `stream_idle_timeout`, which aiohttp cannot switch between.
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.connect_timeout, sock_read=None
-        )
+        # aiohttp times only the connection. An answer is timed whole by `_deadlines` (one timer
+        # for all: aiohttp's `sock_read` armed and re-armed one per request and per packet, 2%
+        # of a request's instructions); a stream's reads by sse_data: the first chunk gets
+        # `timeout`, later ones `stream_idle_timeout`.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout, sock_read=None)
+        self._deadlines = Deadlines()
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -73,23 +72,35 @@ class HttpUpstream:
         return self._session
 
     def post(
-        self,
-        url: str,
-        body: bytes,
-        failure: FailureFactory,
-        headers: Mapping[str, str] | None = None,
-        *,
-        stream: bool = False,
+        self, url: str, body: bytes, failure: FailureFactory, headers: Mapping[str, str] | None = None
     ) -> _Posting:
         """POST, as an ``async with`` that gives the response once its headers arrived and maps
         transport failures (to the failures of ``failure``), in it and on entering it.
 
-        Each read may wait the provider's ``timeout``, except in a ``stream``, whose reader
-        times its reads itself (:meth:`open_stream`, :meth:`sse_data`).
+        Untimed but for the connection: :meth:`answer` and :meth:`open_stream` time the rest.
         """
-        timeout = self._stream_timeout if stream else self._timeout
-        request = self._get_session().post(url, data=body, headers=headers, timeout=timeout)
+        request = self._get_session().post(url, data=body, headers=headers)
         return _Posting(request, lambda exc: self._failure(exc, failure, answered=False))
+
+    async def answer(self, url: str, body: bytes, failure: FailureFactory, provider_name: str) -> bytes:
+        """POST; the whole body of a 200, or the failure its status means, within the provider's
+        ``timeout`` (the status, the headers and the whole body: a body that trickles in is
+        timed as one that never comes)."""
+        deadline = self._deadlines.within(self._config.timeout)
+        try:
+            with deadline:
+                async with self.post(url, body, failure) as response:
+                    if response.status != 200:
+                        raise await self.failure_from(response, failure, provider_name)
+                    return await self.read(response, failure)
+        except TimeoutError:
+            if not deadline.expired:
+                raise
+            raise self._stalled(failure) from None
+
+    def _stalled(self, failure: FailureFactory) -> UpstreamFailure:
+        stalled = Stalled(f"no response for {self._config.timeout:g}s")
+        return self._failure(stalled, failure, answered=False)
 
     async def read(self, response: aiohttp.ClientResponse, failure: FailureFactory) -> bytes:
         """The whole body, mapping a read that stalls or breaks.
@@ -155,9 +166,10 @@ class HttpUpstream:
         The response (and an error's body) must come within the provider's ``timeout``.
         The caller owns the returned context and must exit it when done with the stream.
         """
-        context = self.post(url, body, failure, stream=True)
+        context = self.post(url, body, failure)
+        deadline = self._deadlines.within(self._config.timeout)
         try:
-            async with asyncio.timeout(self._config.timeout):
+            with deadline:
                 response = await context.__aenter__()
                 if response.status != 200:
                     try:
@@ -165,8 +177,9 @@ class HttpUpstream:
                     finally:
                         await context.__aexit__(None, None, None)
         except TimeoutError:
-            stalled = Stalled(f"no response for {self._config.timeout:g}s")
-            raise self._failure(stalled, failure, answered=False) from None
+            if not deadline.expired:
+                raise
+            raise self._stalled(failure) from None
         return context, response
 
     async def sse_data(
@@ -293,10 +306,7 @@ class HttpProvider(abc.ABC):
 
     async def _post(self, url: str, body: bytes) -> bytes:
         """POST ``body`` to ``url``; the whole body of a 200, or the failure its status means."""
-        async with self._http.post(url, body, self._failure) as response:
-            if response.status != 200:
-                raise await self._http.failure_from(response, self._failure, self.display_name)
-            return await self._http.read(response, self._failure)
+        return await self._http.answer(url, body, self._failure, self.display_name)
 
     async def _open(self, url: str, body: bytes, translator: StreamTranslator) -> EventStream:
         """POST a streaming request to ``url``; its events, read through ``translator``."""

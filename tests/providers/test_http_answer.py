@@ -1,0 +1,93 @@
+"""HttpUpstream.answer against a real aiohttp server: a non-streamed answer is timed whole."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from genledger.config import ProviderConfig
+from genledger.core.failures import FailureKind, UpstreamFailure
+from genledger.providers.http import HttpUpstream
+from tests.fakes.runner import serve_app
+
+LIMIT_S = 0.5
+
+
+async def trickling(request: web.Request) -> web.StreamResponse:
+    # Bytes keep coming, one every 50 ms for 1.5 s: no single read waits long, the answer does.
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    for _ in range(30):
+        await response.write(b" ")
+        await asyncio.sleep(0.05)
+    await response.write(b"{}")
+    await response.write_eof()
+    return response
+
+
+async def silent(request: web.Request) -> web.Response:
+    await asyncio.sleep(1.5)  # (the server waits for it on the way out)
+    return web.json_response({})
+
+
+async def prompt(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def busy(request: web.Request) -> web.Response:
+    return web.json_response({"error": {"type": "rate_limit", "message": "slow down"}}, status=429)
+
+
+@pytest.fixture
+async def base() -> AsyncIterator[str]:
+    app = web.Application()
+    for path, handler in (
+        ("/trickling", trickling),
+        ("/silent", silent),
+        ("/prompt", prompt),
+        ("/busy", busy),
+    ):
+        app.router.add_post(path, handler)
+    async with serve_app(app) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+def failure(kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
+    return UpstreamFailure(kind, message, provider_name="Acme", **kwargs)
+
+
+async def answer(url: str) -> bytes:
+    config = ProviderConfig(kind="openai", base_url=url, timeout=LIMIT_S)
+    upstream = HttpUpstream(config, {}, provider_name="Acme")
+    try:
+        return await upstream.answer(url, b"{}", failure, "Acme")
+    finally:
+        await upstream.aclose()
+
+
+@pytest.mark.parametrize("path", ["/trickling", "/silent"])
+async def test_an_answer_that_does_not_end_within_the_timeout_is_a_timeout(base, path):
+    started = time.monotonic()
+    with pytest.raises(UpstreamFailure) as caught:
+        await answer(base + path)
+    elapsed = time.monotonic() - started
+    assert caught.value.kind is FailureKind.TIMEOUT
+    assert caught.value.message == f"Acme: timed out (no response for {LIMIT_S:g}s)"
+    assert LIMIT_S <= elapsed < 1.2  # the trickle would have taken 1.5 s
+
+
+async def test_an_answer_in_time_is_its_body(base):
+    assert await answer(base + "/prompt") == b'{"ok": true}'
+
+
+async def test_an_error_status_is_the_failure_it_stands_for(base):
+    with pytest.raises(UpstreamFailure) as caught:
+        await answer(base + "/busy")
+    assert caught.value.kind is FailureKind.RATE_LIMITED
+    assert caught.value.upstream_status == 429
+    assert "slow down" in caught.value.message
