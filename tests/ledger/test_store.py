@@ -9,6 +9,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import JSON, Column, MetaData, String, Table
@@ -323,19 +324,30 @@ async def test_sqlite_writes_wait_in_the_writer_thread_while_another_connection_
         await ledger.close()
 
 
-async def test_sqlite_checkpoints_keep_the_wal_from_growing(tmp_path):
-    path = tmp_path / "ledger.db"
+@contextlib.asynccontextmanager
+async def sqlite_ledger(
+    path: Path, *, checkpoint_every: int = SQLiteSink.CHECKPOINT_EVERY
+) -> AsyncIterator[tuple[Ledger, SQLiteSink, str]]:
+    """A SQLite ledger at ``path``, its sink checkpointing every ``checkpoint_every`` rows, and a key's id."""
     ledger = await Ledger.open(f"sqlite:///{path}")
     try:
         sink = ledger.generations._writer._sink
         assert isinstance(sink, SQLiteSink)
-        sink.CHECKPOINT_EVERY = 50
+        sink.CHECKPOINT_EVERY = checkpoint_every
         alice, _ = await ledger.keys.create("alice")
+        yield ledger, sink, alice.id
+    finally:
+        await ledger.close()
+
+
+async def test_sqlite_checkpoints_keep_the_wal_from_growing(tmp_path):
+    path = tmp_path / "ledger.db"
+    async with sqlite_ledger(path, checkpoint_every=50) as (ledger, sink, key_id):
         wal = path.with_name(path.name + "-wal")
         sizes = []
         for _ in range(4):
             for _ in range(1000):
-                await ledger.generations.record(generation(alice.id))
+                await ledger.generations.record(generation(key_id))
             sizes.append(wal.stat().st_size)
         # Without checkpoints the WAL holds every page written (about 20 kB a record here):
         # it would grow by the same amount every thousand records, to about 80 MB. It starts
@@ -343,23 +355,16 @@ async def test_sqlite_checkpoints_keep_the_wal_from_growing(tmp_path):
         # checkpoints and those committed while one copied, at most 50 more (1.5-2.6 MB here).
         assert sizes[3] < 8 * 1024 * 1024, sizes
         await sink._checkpoint  # the last one has restarted the WAL: the next commit is at its start
-        await ledger.generations.record(generation(alice.id))
+        await ledger.generations.record(generation(key_id))
         with contextlib.closing(sqlite3.connect(path)) as other:
             _, frames, _ = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         assert frames < 100, frames  # one commit's pages, not 4,000 records' (about 20,000)
-    finally:
-        await ledger.close()
 
 
 async def test_sqlite_checkpoints_count_rows_not_commits(tmp_path):
     # Under load a commit carries tens of rows: counted by commits, the WAL between two
     # checkpoints grew as large as the batches, and so did the pause a checkpoint's end makes.
-    ledger = await Ledger.open(f"sqlite:///{tmp_path}/ledger.db")
-    try:
-        sink = ledger.generations._writer._sink
-        assert isinstance(sink, SQLiteSink)
-        sink.CHECKPOINT_EVERY = 50
-        alice, _ = await ledger.keys.create("alice")
+    async with sqlite_ledger(tmp_path / "ledger.db", checkpoint_every=50) as (ledger, sink, key_id):
         commits = 0
         commit = sink.commit
 
@@ -369,12 +374,10 @@ async def test_sqlite_checkpoints_count_rows_not_commits(tmp_path):
             await commit(batch)
 
         sink.commit = counted  # type: ignore[method-assign]
-        await asyncio.gather(*(ledger.generations.record(generation(alice.id)) for _ in range(60)))
+        await asyncio.gather(*(ledger.generations.record(generation(key_id)) for _ in range(60)))
         assert commits < 50  # the rows went in a few batches (one, here)...
         assert sink._checkpoint is not None  # ...and their number began a checkpoint
         await sink._checkpoint
-    finally:
-        await ledger.close()
 
 
 @dataclass
@@ -392,20 +395,16 @@ class SlowCheckpoint:
 
 @pytest.fixture
 async def slow_checkpoint(tmp_path) -> AsyncIterator[SlowCheckpoint]:
-    ledger = await Ledger.open(f"sqlite:///{tmp_path}/ledger.db")
     copying = threading.Event()
-    try:
-        sink = ledger.generations._writer._sink
-        assert isinstance(sink, SQLiteSink)
-        alice, _ = await ledger.keys.create("alice")
-        await ledger.generations.record(generation(alice.id))  # the sink's connections are open
-        loop = asyncio.get_running_loop()
-        sink._checkpoint = loop.run_in_executor(sink._thread, copying.wait, DEADLINE_S)
-        sink._checkpoint_began = sink._rows
-        yield SlowCheckpoint(ledger, sink, alice.id, copying)
-    finally:
-        copying.set()
-        await ledger.close()
+    async with sqlite_ledger(tmp_path / "ledger.db") as (ledger, sink, key_id):
+        try:
+            await ledger.generations.record(generation(key_id))  # the sink's connections are open
+            loop = asyncio.get_running_loop()
+            sink._checkpoint = loop.run_in_executor(sink._thread, copying.wait, DEADLINE_S)
+            sink._checkpoint_began = sink._rows
+            yield SlowCheckpoint(ledger, sink, key_id, copying)
+        finally:
+            copying.set()
 
 
 async def test_sqlite_commits_go_on_while_a_checkpoint_copies_and_wait_only_for_its_restart(
