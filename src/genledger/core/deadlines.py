@@ -59,7 +59,7 @@ class Deadline:
     """One request's place in :class:`Deadlines` (as ``asyncio.Timeout``, entered once).
 
     A plain ``with``, where ``asyncio.timeout`` is an ``async with``: entering and leaving
-    await nothing, and two coroutines fewer a request is a third of what this costs.
+    await nothing, and the two coroutines an ``async with`` makes were a third of the cost.
     """
 
     __slots__ = ("_cancelling", "_deadlines", "_seconds", "_task", "expired", "when")
