@@ -59,7 +59,8 @@ class Deadline:
     """One request's place in :class:`Deadlines` (as ``asyncio.Timeout``, entered once).
 
     A plain ``with``, where ``asyncio.timeout`` is an ``async with``: entering and leaving
-    await nothing, and the two coroutines an ``async with`` makes were a third of the cost.
+    await nothing, and the two coroutines an ``async with`` makes would add 0.24 us to the
+    0.8 us this costs a request (timeit).
     """
 
     __slots__ = ("_cancelling", "_deadlines", "_seconds", "_task", "expired", "when")
