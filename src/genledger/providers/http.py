@@ -6,7 +6,7 @@ import abc
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -304,9 +304,12 @@ class HttpProvider(abc.ABC):
     async def stream(self, call: UpstreamCall) -> EventStream:
         return await self._open(self._url, self._payload(call, stream=True), self._translator())
 
-    async def _post(self, url: str, body: bytes) -> bytes:
-        """POST ``body`` to ``url``; the whole body of a 200, or the failure its status means."""
-        return await self._http.answer(url, body, self._failure, self.display_name)
+    def _post(self, url: str, body: bytes) -> Coroutine[Any, Any, bytes]:
+        """POST ``body`` to ``url``; the whole body of a 200, or the failure its status means.
+
+        The upstream's own coroutine, not one around it: a frame fewer to resume at each wait.
+        """
+        return self._http.answer(url, body, self._failure, self.display_name)
 
     async def _open(self, url: str, body: bytes, translator: StreamTranslator) -> EventStream:
         """POST a streaming request to ``url``; its events, read through ``translator``."""
