@@ -21,6 +21,16 @@ async def test_a_body_past_its_deadline_ends_with_timeout_error_within_a_tick():
     assert 0.05 <= elapsed < 0.05 + 2 * TICK + 0.2  # (the last term: a busy test machine)
 
 
+async def test_a_deadline_may_end_in_the_callers_own_error():
+    class Late(Exception):
+        pass
+
+    deadlines = Deadlines(TICK)
+    with pytest.raises(Late) as caught, deadlines.within(0.02, Late):
+        await asyncio.sleep(10)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
 async def test_a_body_in_time_ends_normally_and_the_timer_stops_when_none_is_left():
     deadlines = Deadlines(TICK)
     with deadlines.within(5) as deadline:

@@ -16,7 +16,7 @@ from aiohttp import http_exceptions
 
 from genledger.config import ProviderConfig
 from genledger.core.chat import Completion
-from genledger.core.deadlines import Deadlines
+from genledger.core.deadlines import Deadline, Deadlines
 from genledger.core.events import ProviderEvent
 from genledger.core.failures import FailureKind, UpstreamFailure, classify_status
 from genledger.core.read_batches import before_waiting, current_batch
@@ -44,9 +44,9 @@ class HttpUpstream:
         self._provider_name = provider_name
         self._session: aiohttp.ClientSession | None = None
         # aiohttp times only the connection. An answer is timed whole by `_deadlines` (one timer
-        # for all: aiohttp's `sock_read` armed and re-armed one per request and per packet, 2%
-        # of a request's instructions); a stream's reads by sse_data: the first chunk gets
-        # `timeout`, later ones `stream_idle_timeout`.
+        # for all, where aiohttp's `sock_read` armed and re-armed one per request and per
+        # packet); a stream's reads by sse_data: the first chunk gets `timeout`, later ones
+        # `stream_idle_timeout`.
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout, sock_read=None)
         self._deadlines = Deadlines()
 
@@ -86,21 +86,18 @@ class HttpUpstream:
         """POST; the whole body of a 200, or the failure its status means, within the provider's
         ``timeout`` (the status, the headers and the whole body: a body that trickles in is
         timed as one that never comes)."""
-        deadline = self._deadlines.within(self._config.timeout)
-        try:
-            with deadline:
-                async with self.post(url, body, failure) as response:
-                    if response.status != 200:
-                        raise await self.failure_from(response, failure, provider_name)
-                    return await self.read(response, failure)
-        except TimeoutError:
-            if not deadline.expired:
-                raise
-            raise self._stalled(failure) from None
+        with self._answer_deadline(failure):
+            async with self.post(url, body, failure) as response:
+                if response.status != 200:
+                    raise await self.failure_from(response, failure, provider_name)
+                return await self.read(response, failure)
 
-    def _stalled(self, failure: FailureFactory) -> UpstreamFailure:
-        stalled = Stalled(f"no response for {self._config.timeout:g}s")
-        return self._failure(stalled, failure, answered=False)
+    def _answer_deadline(self, failure: FailureFactory) -> Deadline:
+        """The provider's ``timeout``, ending in a TIMEOUT failure of ``failure``'s."""
+        limit = self._config.timeout
+        return self._deadlines.within(
+            limit, lambda: self._failure(Stalled(f"no response for {limit:g}s"), failure, answered=False)
+        )
 
     async def read(self, response: aiohttp.ClientResponse, failure: FailureFactory) -> bytes:
         """The whole body, mapping a read that stalls or breaks.
@@ -167,19 +164,13 @@ class HttpUpstream:
         The caller owns the returned context and must exit it when done with the stream.
         """
         context = self.post(url, body, failure)
-        deadline = self._deadlines.within(self._config.timeout)
-        try:
-            with deadline:
-                response = await context.__aenter__()
-                if response.status != 200:
-                    try:
-                        raise await self.failure_from(response, failure, provider_name)
-                    finally:
-                        await context.__aexit__(None, None, None)
-        except TimeoutError:
-            if not deadline.expired:
-                raise
-            raise self._stalled(failure) from None
+        with self._answer_deadline(failure):
+            response = await context.__aenter__()
+            if response.status != 200:
+                try:
+                    raise await self.failure_from(response, failure, provider_name)
+                finally:
+                    await context.__aexit__(None, None, None)
         return context, response
 
     async def sse_data(
