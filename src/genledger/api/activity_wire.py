@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from genledger.core.activity import ENDPOINT_DAYS, ActivityRow, By, Grouping, parse_groupings
 from genledger.core.money import to_usd
+from genledger.core.records import record
 from genledger.core.stores import GenerationFilter
 from genledger.errors import BadRequest
 
@@ -39,7 +39,7 @@ _KEY_NAMES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ActivityQuery:
     where: GenerationFilter
     group_by: tuple[Grouping, ...]

@@ -10,7 +10,6 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
@@ -18,6 +17,7 @@ import orjson
 
 from genledger.core.instants import parse_utc
 from genledger.core.money import MAX_LIMIT_USD, PriceError, usd_to_pico
+from genledger.core.records import record
 from genledger.core.stores import Cursor, GenerationFilter
 from genledger.errors import BadRequest
 
@@ -35,7 +35,7 @@ _MAX_TEXT = 1000
 _HASH = re.compile("[0-9a-f]{64}")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ListQuery:
     """A parsed list request: what to select (``key_id`` not yet decided), how much, from where."""
 
@@ -45,7 +45,7 @@ class ListQuery:
     api_key_hash: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExportQuery:
     """A parsed export request: what to select (``key_id`` not yet decided), in which format."""
 

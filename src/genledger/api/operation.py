@@ -8,16 +8,18 @@ lets ``create_app`` refuse a route table with a route that has no operation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from pydantic import BaseModel
 from starlette.routing import BaseRoute, Mount, Route
 
+from genledger.core.records import record
+
 JSON = "application/json"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Param:
     """A query or path parameter: its JSON Schema and what it means."""
 
@@ -28,7 +30,7 @@ class Param:
     where: str = "query"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Header:
     """A response header: ``required`` when every response of its status carries it."""
 
@@ -38,7 +40,7 @@ class Header:
     required: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reply:
     """One status of an operation: its body's model per media type (None: a text body)."""
 
@@ -47,7 +49,7 @@ class Reply:
     headers: tuple[Header, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Operation:
     """One route's contract. ``security``: the schemes any one of which it takes a key by
     (``bearer``, ``x-api-key``); none: it takes no key."""

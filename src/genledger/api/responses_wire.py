@@ -9,7 +9,6 @@ kept, so ``previous_response_id`` and ``store: true`` are refused.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from genledger.api.inbound import bad, load_object, object_at, only, typed
@@ -21,6 +20,7 @@ from genledger.api.wire import (
     _session_id,
 )
 from genledger.core.chat import ChatRequest
+from genledger.core.records import record
 
 _FIELDS = frozenset(
     {
@@ -35,7 +35,7 @@ _ROLES = frozenset({"user", "system", "developer", "assistant"})
 _TEXT_PARTS = frozenset({"input_text", "output_text"})
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResponsesRequest:
     """A Responses request: the chat request to serve, and the fields the answer repeats."""
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, cast
 
 from genledger.api.inbound import load_object
 from genledger.core.chat import SORTS, ChatRequest, MaxPrice, ProviderPreferences, SortBy
+from genledger.core.records import record
 from genledger.errors import BadRequest
 from genledger.gateway.catalog import ModelEntry
 
@@ -57,7 +57,7 @@ def _type_name(types: tuple[type, ...]) -> str:
     return " or ".join(names[t] for t in types)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Routing:
     """The fields every inference request shares: what to route, and what to record it under."""
 

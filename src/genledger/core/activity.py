@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+
+from genledger.core.records import record
 
 MAX_METADATA_KEY = 64
 PERCENTILES = (0.5, 0.95)
@@ -28,7 +29,7 @@ class By(StrEnum):
     METADATA = "metadata"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Grouping:
     """One dimension to group by; ``metadata_key`` names the key when ``by`` is METADATA."""
 
@@ -81,7 +82,7 @@ def hour_of(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00Z")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ActivityRow:
     """One group's sums. ``group`` holds one value per grouping asked for, in that order
     (None: the generations had none, e.g. no session). Percentiles are None unless asked

@@ -9,18 +9,18 @@ yields nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from genledger.core import pricing
 from genledger.core.generation import Generation
 from genledger.core.prices import PriceVersion
+from genledger.core.records import record
 from genledger.core.usage import Usage
 
 MAX_REASON = 500
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Adjustment:
     """``amount_pico`` added to ``generation_id``'s cost when re-rated from ``from_version``
     to ``to_version`` (None: the generation recorded no version), with why and when."""

@@ -5,10 +5,11 @@ A streamed answer arrives as :mod:`genledger.core.events` instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from genledger.core.records import record
 from genledger.core.usage import Usage
 
 # OpenAI's finish reasons; anything else a provider sends is kept as the native one.
@@ -19,7 +20,7 @@ SortBy = Literal["price", "throughput", "latency"]
 SORTS: tuple[SortBy, ...] = ("price", "throughput", "latency")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MaxPrice:
     """OpenRouter's ``provider.max_price``: the dearest prices a caller accepts.
 
@@ -34,7 +35,7 @@ class MaxPrice:
     audio: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProviderPreferences:
     """OpenRouter's ``provider`` routing object: which endpoints to use, in which order.
 
@@ -77,7 +78,7 @@ class RoutedRequest(Protocol):
     def parameters(self) -> frozenset[str]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChatRequest:
     """A validated chat completion request, independent of the wire format.
 
@@ -119,7 +120,7 @@ class ChatRequest:
         return total
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ToolCall:
     """A function call the model asked for; ``arguments`` is JSON text, as OpenAI sends it."""
 
@@ -128,7 +129,7 @@ class ToolCall:
     arguments: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Choice:
     """One answer of a completion (most have one; OpenAI's ``n`` asks for more).
 
@@ -145,7 +146,7 @@ class Choice:
     logprobs: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Completion:
     """A provider's whole answer, in no wire format: the edge renders it for the caller."""
 

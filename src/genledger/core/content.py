@@ -7,11 +7,12 @@ is a category and an optional comment, one per generation, from the key that mad
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
+
+from genledger.core.records import record
 
 FeedbackCategory = Literal[
     "latency", "incoherence", "incorrect_response", "formatting", "billing", "api_error", "other"
@@ -24,7 +25,7 @@ DEFAULT_RETENTION_DAYS = 30
 DEFAULT_MAX_CONTENT_BYTES = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Feedback:
     generation_id: str
     key_id: str
@@ -33,7 +34,7 @@ class Feedback:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContentError:
     """The failure a stream ended with, as the caller was told it."""
 
@@ -43,7 +44,7 @@ class ContentError:
     raw: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GenerationContent:
     """The prompt and the answer of one generation."""
 
@@ -89,7 +90,7 @@ class GenerationContent:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContentPolicy:
     """Whether, for how long and up to what size content is kept.
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from genledger.core.chat import ProviderPreferences
+from genledger.core.records import record
 from genledger.core.usage import Usage
 
 EmbeddingInput = tuple[str, ...] | tuple[tuple[int, ...], ...]
 """Texts, or texts already tokenized (arrays of token ids); never mixed."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EmbeddingRequest:
     """A validated embeddings request, independent of the wire format.
 
@@ -46,7 +47,7 @@ class EmbeddingRequest:
         return sum(len(item.encode()) if isinstance(item, str) else len(item) for item in self.inputs)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Embeddings:
     """A provider's answer: one vector per input, in input order."""
 
@@ -55,7 +56,7 @@ class Embeddings:
     upstream_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EmbeddingAnswer:
     """Embeddings served and recorded: what the edge renders."""
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genledger.core.chat import Completion
+from genledger.core.records import record
 from genledger.core.usage import Usage
 
 
@@ -93,7 +94,7 @@ ProviderEvent = Delta | UsageReport | Identified
 """What a provider's stream yields."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Settled:
     """The generation is recorded: its usage (None when the provider reported none) and cost."""
 
@@ -101,7 +102,7 @@ class Settled:
     cost_pico: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Failed:
     """The stream broke after it had begun; the caller sees this error in the stream."""
 
@@ -116,7 +117,7 @@ RelayEvent = Delta | RelayEnd
 (a :class:`Failed` is followed by :class:`Settled` when the usage so far was recorded)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Head:
     """What every rendering of a served answer starts with."""
 
@@ -126,7 +127,7 @@ class Head:
     created: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Answer:
     """A whole answer, recorded: what the edge renders for a non-streamed request."""
 
@@ -135,7 +136,7 @@ class Answer:
     cost_pico: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Relay:
     """A streamed answer under way: its head, and the events to render as they come."""
 

@@ -14,14 +14,15 @@ the client's model to the JSON.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any, TypedDict
 
+from genledger.core.records import record
 from genledger.core.usage import Usage
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProviderAttempt:
     """One call to one provider endpoint while serving a generation."""
 
@@ -50,7 +51,7 @@ class ProviderAttempt:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Generation:
     """Everything genledger keeps about one generation.
 

@@ -9,8 +9,9 @@ up to ``MAX_STORED_BYTES``; a larger one is remembered as too large, never sent 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import timedelta
+
+from genledger.core.records import record
 
 TTL = timedelta(hours=24)
 MAX_STORED_BYTES = 1024 * 1024
@@ -24,7 +25,7 @@ def fingerprint(route: str, body: bytes) -> str:
     return hashlib.sha256(route.encode() + b"\n" + body).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoredAnswer:
     """The first call's answer as it was sent; ``body`` None when it was too large to keep."""
 
@@ -33,22 +34,22 @@ class StoredAnswer:
     body: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Claimed:
     """This call is the first: run it, then finish or release the claim."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Running:
     """The first call is still running."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Mismatch:
     """The idempotency key was used with another body."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Finished:
     answer: StoredAnswer
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from genledger.core.records import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class KeyRecord:
     """An API key as stored: never the secret, only its hash. Money in picodollars."""
 
@@ -40,7 +41,7 @@ class KeyRecord:
         return self.period_usage_pico if self.limit_reset else self.usage_pico
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Hold:
     """Who holds a reservation of a key's credit, and until when without renewing it.
 

@@ -7,17 +7,17 @@ adjustment entries for the difference (:mod:`genledger.core.adjustments`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from genledger.core.pricing import Price
+from genledger.core.records import record
 
 _FIELDS = ("prompt", "completion", "cached_prompt", "cache_write", "reasoning")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PriceVersion:
     """Version ``version`` (1, 2, ...) of ``model``'s prices, in effect from ``effective_at``."""
 

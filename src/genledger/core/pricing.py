@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 from genledger.core.money import per_token_pico
+from genledger.core.records import record
 from genledger.core.usage import Usage
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Price:
     """A model's prices in USD per million tokens.
 
@@ -24,7 +24,7 @@ class Price:
     reasoning: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Cost:
     """A generation's cost in picodollars, with the discount prompt caching gave."""
 
@@ -32,7 +32,7 @@ class Cost:
     cache_discount: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CostParts:
     """A generation's cost in picodollars, part by part: the parts sum to its total."""
 

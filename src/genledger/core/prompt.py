@@ -6,13 +6,14 @@ The answer is a :class:`~genledger.core.chat.Completion` whose choices carry ``c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from genledger.core.chat import ProviderPreferences
+from genledger.core.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PromptRequest:
     """A validated prompt completion request; ``params`` are passed on as they are."""
 

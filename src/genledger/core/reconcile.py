@@ -8,12 +8,11 @@ ledger's ``total_cost``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from genledger.core.generation import Generation
+from genledger.core.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProviderRecord:
     """What the provider's ``/generation`` says of a generation (money in picodollars)."""
 
@@ -22,7 +21,7 @@ class ProviderRecord:
     total_cost_pico: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Difference:
     """One disagreement. ``theirs`` is None when the provider has no record at all."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -22,6 +21,7 @@ import orjson
 
 from genledger.core.adjustments import Adjustment
 from genledger.core.generation import Generation
+from genledger.core.records import record
 
 GENESIS = "0" * 64
 """The previous hash of the first statement ever closed."""
@@ -62,7 +62,7 @@ def chain_hash(previous: str, entries: Mapping[str, str]) -> str:
     return hashlib.sha256(f"{previous}\n{body}".encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Total:
     """One key's and model's sums for the day: generations, and charges plus adjustments."""
 
@@ -72,7 +72,7 @@ class Total:
     usage_pico: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Statement:
     """A closed day: its totals, record count, hash and the hash it is chained to."""
 
@@ -105,7 +105,7 @@ class Change(StrEnum):
     REMOVED = "removed"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Discrepancy:
     """What ``verify`` found wrong with a closed day: an entry, or the chain itself."""
 

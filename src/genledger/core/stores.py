@@ -7,7 +7,6 @@ in-process tests implement them in memory. Money is picodollars throughout.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -19,10 +18,11 @@ from genledger.core.idempotency import Claim, StoredAnswer
 from genledger.core.keys import Hold, KeyRecord, Refusal
 from genledger.core.prices import PriceVersion
 from genledger.core.pricing import Price
+from genledger.core.records import record
 from genledger.core.statements import Statement
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeriodUsage:
     """A key's usage in picodollars: the current UTC day, week (from Monday) and month."""
 
@@ -31,7 +31,7 @@ class PeriodUsage:
     monthly: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PeriodStarts:
     """Where the current UTC day, week and month began."""
 
@@ -40,7 +40,7 @@ class PeriodStarts:
     month: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GenerationFilter:
     """Which generations a read selects; every field that is set must match.
 
@@ -67,7 +67,7 @@ class GenerationFilter:
     drift_tolerance_pico: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Cursor:
     """Where a newest-first walk stopped: the last generation returned."""
 
@@ -75,7 +75,7 @@ class Cursor:
     id: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Page:
     """One page of a newest-first walk, and where the next one starts (None: the last page)."""
 

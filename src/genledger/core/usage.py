@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from genledger.core.money import from_usd
+from genledger.core.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Usage:
     """Tokens of one generation as the provider reported them.
 

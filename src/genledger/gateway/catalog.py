@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal
 
 from genledger.config import ModelConfig, Settings
 from genledger.core.prices import PriceVersion
 from genledger.core.pricing import Price
+from genledger.core.records import record
 from genledger.errors import BadRequest
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Endpoint:
     """One provider serving one upstream model; ``price`` None: the model's."""
 
@@ -26,7 +27,7 @@ class Endpoint:
         return f"{self.provider}/{self.upstream_model}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ModelEntry:
     slug: str
     name: str

@@ -41,6 +41,7 @@ from genledger.core.ids import new_generation_id
 from genledger.core.keys import KeyRecord
 from genledger.core.prompt import PromptRequest
 from genledger.core.read_batches import hold_to_the_end
+from genledger.core.records import record
 from genledger.core.request_summary import RequestSummary
 from genledger.core.stores import GenerationStore
 from genledger.core.usage import Usage
@@ -66,7 +67,7 @@ from genledger.providers.base import (
 log = logging.getLogger("genledger.completions")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RequestContext:
     """What the HTTP edge knows about the caller, for the record."""
 

@@ -5,11 +5,11 @@ Routes only map paths onto these methods; the command line uses the stores direc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from genledger.core.keys import KeyExists, KeyRecord
+from genledger.core.records import record
 from genledger.core.stores import GenerationStore, KeyStore, PeriodStarts, PeriodUsage
 from genledger.errors import BadRequest, Forbidden, NotFound
 from genledger.gateway.admission import Admission
@@ -26,7 +26,7 @@ def period_starts(now: datetime) -> PeriodStarts:
     return PeriodStarts(day=day, week=day - timedelta(days=day.weekday()), month=day.replace(day=1))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeyView:
     """A key as the API shows it: the record, its usage by period, its effective rate limits."""
 

@@ -12,13 +12,14 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from genledger.core.records import record
 
 WINDOW_S = 30 * 60.0
 MAX_SAMPLES = 256
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Percentiles:
     p50: float
     p75: float

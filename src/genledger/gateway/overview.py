@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from genledger.core.activity import DAY, HOUR, MODEL, ActivityRow, By, Grouping, day_of, hour_of
 from genledger.core.keys import KeyRecord
+from genledger.core.records import record
 from genledger.core.stores import GenerationFilter, GenerationStore, KeyStore
 
 TOP = 10
@@ -42,7 +42,7 @@ class Window(StrEnum):
         return DAY if self is Window.MONTH else HOUR
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Point:
     """One bucket of the time series: its UTC start as text, and its sums."""
 
@@ -52,7 +52,7 @@ class Point:
     errors: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ranked:
     """One row of a ranking: what it is (a model, a key's name, a user, a session) and its sums."""
 
@@ -68,7 +68,7 @@ class Ranked:
         return self.errors / self.requests if self.requests else 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Overview:
     window: Window
     since: datetime

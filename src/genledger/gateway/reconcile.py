@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from genledger.core.reconcile import Difference, ProviderRecord, differences
+from genledger.core.records import record
 from genledger.core.stores import GenerationFilter, GenerationStore, walk
 
 BATCH = 200
@@ -14,7 +14,7 @@ Fetch = Callable[[str], Awaitable[ProviderRecord | None]]
 """The provider's record of an upstream generation id; None when it has none."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reconciliation:
     examined: int
     unidentified: int  # generations the provider gave no id for: nothing to look up

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from genledger.core.adjustments import MAX_REASON, Adjustment, rerate
 from genledger.core.prices import PriceVersion
+from genledger.core.records import record
 from genledger.core.stores import GenerationFilter, GenerationStore, walk
 
 BATCH = 500
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RepriceResult:
     """What a re-rating found (dry run) or wrote (applied): the version it rated under, how many
     generations it looked at, and the adjustments."""

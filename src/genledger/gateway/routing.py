@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from genledger.core.chat import MaxPrice, ProviderPreferences, RoutedRequest, SortBy
 from genledger.core.pricing import Price
+from genledger.core.records import record
 from genledger.errors import BadRequest, NotFound
 from genledger.gateway.catalog import Catalog, Endpoint, ModelEntry
 from genledger.gateway.measurements import Measurements
@@ -32,7 +33,7 @@ _OPERATION_NAMES: dict[Operation, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Candidate:
     """One way to serve the request: a model, one of its endpoints, and that endpoint's provider."""
 

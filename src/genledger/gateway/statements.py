@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from genledger.core.records import record
 from genledger.core.statements import (
     GENESIS,
     Discrepancy,
@@ -41,7 +41,7 @@ async def entries_of(generations: GenerationStore, day: date) -> tuple[dict[str,
     return found, totals(records, adjustments)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StatementBook:
     generations: GenerationStore
     statements: StatementStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from genledger.core.activity import DAY, KEY, ActivityRows, Grouping, day_of
 from genledger.core.adjustments import Adjustment
 from genledger.core.generation import FIELDS, Generation, ProviderAttempt, column_name
+from genledger.core.records import record
 from genledger.core.stores import Cursor, GenerationFilter, Page, PeriodStarts, PeriodUsage
 from genledger.ledger import adjustments as entries
 from genledger.ledger.activity import activity
@@ -30,7 +31,7 @@ ROLLUP_GRACE = timedelta(seconds=360)
 _COLUMNS = tuple((attribute, column_name(attribute)) for attribute in FIELDS)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Settlement:
     """A generation to record; ``reserved``: its request holds a reservation under the
     generation's id, given back as the generation is charged."""

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +43,7 @@ from sqlalchemy import ColumnElement, Table, case, delete, func, insert, literal
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genledger.core.activity import ActivityRow, By, Grouping
+from genledger.core.records import record
 from genledger.core.stores import GenerationFilter
 from genledger.ledger.buckets import bucket, time_bucket
 from genledger.ledger.hints import not_indexed
@@ -81,7 +81,7 @@ def _ceil(moment: datetime, floor: Any, step: timedelta) -> datetime:
     return down if down == moment else down + step
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Watermarks:
     """Hours before ``hours`` and days before ``days`` are rolled up (None: nothing yet)."""
 
@@ -89,7 +89,7 @@ class Watermarks:
     days: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Plan:
     """How a window splits: rolled-up days and hours, and the raw edges read from generations.
 

@@ -8,12 +8,13 @@ now. The Redis backend runs the same arithmetic in a Lua script.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from genledger.core.records import record
 
 PERIOD_MS = 60_000.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     allowed: bool
     tat: float  # the new state, ms since the epoch

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Protocol
 
+from genledger.core.records import record
 from genledger.limits import gcra
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RateLimits:
     """A key's limits per minute; 0 means unlimited."""
 
@@ -22,7 +22,7 @@ class RateLimits:
         return not self.requests_per_minute and not self.tokens_per_minute
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Decision:
     """Whether a request may go ahead, and the ``X-RateLimit-*`` figures for the caller."""
 

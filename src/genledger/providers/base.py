@@ -8,20 +8,20 @@ Adapters translate their wire format into :class:`~genledger.core.chat.Completio
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from genledger.core.chat import ChatRequest, Completion
 from genledger.core.embeddings import EmbeddingRequest, Embeddings
 from genledger.core.events import ProviderEvent
 from genledger.core.prompt import PromptRequest
+from genledger.core.records import record
 
 EventStream = AsyncGenerator[ProviderEvent, None]
 """A streamed answer. Iterating may raise ``UpstreamFailure``; ``aclose()`` stops the
 upstream call and releases its connection."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UpstreamCall:
     """One request to one provider: the caller's request and the upstream's model name.
 
@@ -58,7 +58,7 @@ class Provider(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EmbeddingCall:
     """One embeddings request to one provider."""
 
@@ -66,7 +66,7 @@ class EmbeddingCall:
     upstream_model: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PromptCall:
     """One legacy prompt completion to one provider (``max_output_tokens`` as for chat)."""
 

@@ -18,12 +18,12 @@ import logging
 import os
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import client_exceptions, http_exceptions
 
 from genledger.core.failures import FailureKind, UpstreamFailure
+from genledger.core.records import record
 
 log = logging.getLogger("genledger.providers")
 
@@ -42,7 +42,7 @@ class Stalled(TimeoutError):
     """
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TransportRule:
     """Exceptions of type ``exception`` are failures of ``kind``; the caller reads ``reason``."""
 

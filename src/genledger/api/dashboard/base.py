@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -20,6 +19,7 @@ from genledger.api.dashboard.render import environment
 from genledger.api.dashboard.session import Session, csrf_matches, end_session, read_session
 from genledger.api.responses import services_of
 from genledger.core.keys import KeyRecord
+from genledger.core.records import record
 from genledger.errors import BadRequest, Forbidden, GatewayError, Unauthorized
 from genledger.gateway.services import Services
 
@@ -34,7 +34,7 @@ class SignInFirst(Exception):
     """No valid session: the browser goes to the sign-in page."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Visitor:
     """A signed-in request: the gateway's services, the key, and its session."""
 

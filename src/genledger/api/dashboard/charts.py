@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
@@ -11,6 +10,7 @@ from genledger.core.generation import Generation
 from genledger.core.money import to_usd
 from genledger.core.pricing import CostParts, Price, cost_parts
 from genledger.core.reconcile import drifted
+from genledger.core.records import record
 from genledger.core.usage import Usage
 from genledger.gateway.overview import Overview
 
@@ -44,7 +44,7 @@ def usage_chart(days: list[tuple[str, int, int]]) -> str:
     ).decode()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CostBreakdown:
     """A generation's cost in parts at the catalog's price for its model today; ``matches``
     says whether they add up to what was charged (prices may have changed since)."""
@@ -67,7 +67,7 @@ def cost_breakdown(generation: Generation, price: Price | None) -> CostBreakdown
     return CostBreakdown(parts, parts.total == generation.total_cost_pico)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Drift:
     """The upstream's own cost of a generation against ours (``upstream_inference_cost``)."""
 

@@ -16,12 +16,13 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+
+from genledger.core.records import record
 
 SESSION_COOKIE = "genledger_session"
 SIGN_IN_COOKIE = "genledger_sign_in"
@@ -30,7 +31,7 @@ SIGN_IN_SECONDS = 3600
 COOKIE_PATH = "/dashboard"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Session:
     key_hash: str
     csrf: str
