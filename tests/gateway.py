@@ -81,7 +81,7 @@ class GatewayServer:
 
     @property
     def services(self) -> Any:
-        return self.app.state.services
+        return self.app.services
 
 
 def seed_generations(database_url: str, key_name: str, make: Callable[[str, int], Any], count: int) -> None:

@@ -43,7 +43,7 @@ def edge(app: ASGIApp) -> Edge:
 def app_with_metrics() -> tuple[App, Metrics]:
     app = App([Route("/fails", fails), Route("/works", works, methods=["GET"])], edge=edge)
     metrics = Metrics()
-    app.state.services = SimpleNamespace(metrics=metrics)
+    app.services = SimpleNamespace(metrics=metrics)  # type: ignore[assignment]
     return app, metrics
 
 

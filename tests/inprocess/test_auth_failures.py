@@ -52,7 +52,7 @@ async def test_too_many_failures_from_an_address_get_429_until_the_window_ends(g
         assert refused.headers["retry-after"] == str(error["metadata"]["retry_after"])
         assert "x-request-id" in refused.headers
         assert (await other.get("/api/v1/key", headers=bearer(secret))).status_code == 200
-        app.state.auth_failures._clock = lambda: float("inf")  # the window is over
+        app.auth_failures._clock = lambda: float("inf")  # the window is over
         assert (await guesser.get("/api/v1/key", headers=bearer(secret))).status_code == 200
 
 
@@ -93,5 +93,5 @@ async def test_with_redis_limits_two_apps_count_the_failures_together():
             assert (await two.get("/api/v1/key")).status_code == 429
     finally:
         for app in apps:
-            await app.state.auth_failures.aclose()
+            await app.auth_failures.aclose()
         await services.aclose()

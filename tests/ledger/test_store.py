@@ -138,6 +138,17 @@ def test_a_document_orjson_cannot_write_is_written_by_sqlalchemy(dialect) -> Non
     assert encoder.encode({"id": "c", "doc": None}) == ["c", None]
 
 
+def test_a_sqlite_sink_binds_none_as_null_without_the_adapter_search(tmp_path) -> None:
+    SQLiteSink(f"sqlite:///{tmp_path / 'ledger.db'}")
+    # The search ends at the registry (see bind_null_directly) with None itself: still NULL.
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)](None) is None
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE t (a, b)")
+    connection.execute("INSERT INTO t VALUES (?, ?)", (None, 1))
+    assert connection.execute("SELECT a, typeof(a), b FROM t").fetchall() == [(None, "null", 1)]
+    connection.close()
+
+
 async def test_reopening_keeps_everything(database_url: str):
     ledger = await Ledger.open(database_url)
     key, _ = await ledger.keys.create("alice")

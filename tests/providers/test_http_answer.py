@@ -7,9 +7,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 
+from genledger import __version__
 from genledger.config import ProviderConfig
 from genledger.core.failures import FailureKind, UpstreamFailure
 from genledger.providers.http import HttpUpstream
@@ -39,6 +41,10 @@ async def prompt(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def echo_headers(request: web.Request) -> web.Response:
+    return web.json_response({"user_agents": request.headers.getall("User-Agent", [])})
+
+
 async def busy(request: web.Request) -> web.Response:
     return web.json_response({"error": {"type": "rate_limit", "message": "slow down"}}, status=429)
 
@@ -51,6 +57,7 @@ async def base() -> AsyncIterator[str]:
         ("/silent", silent),
         ("/prompt", prompt),
         ("/busy", busy),
+        ("/headers", echo_headers),
     ):
         app.router.add_post(path, handler)
     async with serve_app(app) as port:
@@ -61,9 +68,9 @@ def failure(kind: FailureKind, message: str, **kwargs: Any) -> UpstreamFailure:
     return UpstreamFailure(kind, message, provider_name="Acme", **kwargs)
 
 
-async def answer(url: str) -> bytes:
+async def answer(url: str, headers: dict[str, str] | None = None) -> bytes:
     config = ProviderConfig(kind="openai", base_url=url, timeout=LIMIT_S)
-    upstream = HttpUpstream(config, {}, provider_name="Acme")
+    upstream = HttpUpstream(config, headers or {}, provider_name="Acme")
     try:
         return await upstream.answer(url, b"{}", failure, "Acme")
     finally:
@@ -91,3 +98,13 @@ async def test_an_error_status_is_the_failure_it_stands_for(base):
     assert caught.value.kind is FailureKind.RATE_LIMITED
     assert caught.value.upstream_status == 429
     assert "slow down" in caught.value.message
+
+
+async def test_the_gateway_names_itself_to_the_upstream_once(base):
+    body = await answer(base + "/headers", {"Authorization": "Bearer sk-up"})
+    assert orjson.loads(body) == {"user_agents": [f"genledger/{__version__}"]}
+
+
+async def test_a_user_agent_of_the_provider_s_own_is_sent_instead(base):
+    body = await answer(base + "/headers", {"user-agent": "acme-proxy/2"})
+    assert orjson.loads(body) == {"user_agents": ["acme-proxy/2"]}

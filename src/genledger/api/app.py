@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -106,10 +105,10 @@ def create_app(
         raise RuntimeError(f"routes without an operation (api/operations.py): {', '.join(missing)}")
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: App) -> AsyncIterator[None]:
         owned = services is None
         running: Services = services if services is not None else await Services.start(settings)
-        app.state.services = running
+        app.services = running
         running.start_background()
         try:
             yield
@@ -127,7 +126,7 @@ def create_app(
         edge=edge(settings, log_write=log_write, auth_failures=auth_failures),
         lifespan=lifespan,
     )
-    app.state.auth_failures = auth_failures  # counted where a 401 is rendered
+    app.auth_failures = auth_failures  # counted where a 401 is rendered
     if services is not None:
-        app.state.services = services  # usable without a lifespan (httpx's ASGITransport)
+        app.services = services  # usable without a lifespan (httpx's ASGITransport)
     return app

@@ -7,13 +7,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from genledger.api.router import app_of
 from genledger.errors import ERROR_BY_STATUS, GatewayError
-from genledger.limits.auth_failures import AuthFailureCounter
 
 
 def count_error(request: Request, status: int) -> None:
     """Count an error answer in the app's metrics (when it has them)."""
-    services = getattr(request.app.state, "services", None)
+    services = app_of(request).services
     if services is not None:
         services.metrics.error(status)
 
@@ -23,7 +23,7 @@ async def auth_failed(request: Request) -> None:
 
     Called wherever a 401 is rendered: here for every route, and by the dashboard's sign-in.
     """
-    failures: AuthFailureCounter | None = getattr(request.app.state, "auth_failures", None)
+    failures = app_of(request).auth_failures
     client = request.client
     if failures is not None and client is not None:
         await failures.failed(client.host)

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.api.request_log import request_id_of, summary_of
+from genledger.api.router import app_of
 from genledger.gateway.completions import RequestContext
 from genledger.gateway.services import Services
 
@@ -35,7 +36,8 @@ def header(request: Request, name: bytes) -> str | None:
 
 
 def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
+    services = app_of(request).services
+    assert services is not None, "a route ran before the app started"
     return services
 
 

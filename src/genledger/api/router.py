@@ -4,13 +4,18 @@ a plain path up instead of matching every route before it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette._utils import get_route_path
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Route
 from starlette.routing import Router as StarletteRouter
 from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from genledger.gateway.services import Services
+    from genledger.limits.auth_failures import AuthFailureCounter
 
 
 class Router(StarletteRouter):
@@ -46,7 +51,16 @@ class Router(StarletteRouter):
 
 class App(Starlette):
     """Starlette, whose middleware stack is one ``edge(router)``: none of Starlette's own
-    layers (the edge answers what its error and exception layers did)."""
+    layers (the edge answers what its error and exception layers did).
+
+    The gateway's ``services`` (set once they run) and its counter of failed
+    authentications are plain attributes, not entries of Starlette's ``app.state``: a read
+    of ``state.x`` first fails the ordinary lookup (an AttributeError made and dropped) and
+    then calls ``State.__getattr__``, and every request reads the services.
+    """
+
+    services: Services | None = None
+    auth_failures: AuthFailureCounter | None = None
 
     def __init__(
         self,
@@ -61,3 +75,9 @@ class App(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         return self._edge(self.router)
+
+
+def app_of(request: Request) -> App:
+    """The app that ``request`` came to (Starlette types it as any app)."""
+    app: App = request.app
+    return app

@@ -34,6 +34,7 @@ from starlette.applications import Starlette
 
 from genledger.api.app import create_app
 from genledger.api.connections import PROTOCOL, ServerConfig
+from genledger.api.router import App
 from genledger.config import ConfigError, Settings, load_settings
 from genledger.logs import configure as configure_logging
 from genledger.logs import level_of
@@ -62,7 +63,7 @@ class GracefulServer(uvicorn.Server):
     def __init__(
         self,
         config: uvicorn.Config,
-        app: Starlette,
+        app: App,
         shutdown_timeout: float,
         on_started: Callable[[], object] | None = None,
     ) -> None:
@@ -92,7 +93,7 @@ class GracefulServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         loop = asyncio.get_running_loop()
-        services = getattr(self._app.state, "services", None)
+        services = self._app.services
         timer = None
         if services is not None:
             timer = loop.call_later(self._shutdown_timeout, services.stop_requests)

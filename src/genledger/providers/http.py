@@ -14,6 +14,7 @@ import aiohttp
 import orjson
 from aiohttp import http_exceptions
 
+from genledger import __version__
 from genledger.config import ProviderConfig
 from genledger.core.chat import Completion
 from genledger.core.deadlines import Deadline, Deadlines
@@ -32,6 +33,7 @@ _MAX_SSE_LINE = 1024 * 1024  # a longer stream line is INVALID_RESPONSE (aiohttp
 MAX_HEADER_LINE = 8190
 MAX_HEADER_FIELD = 8190
 MAX_HEADERS = 128
+USER_AGENT = f"genledger/{__version__}"  # what the gateway says it is to an upstream
 _ERROR_DETAIL_LIMIT = 300  # characters of an upstream's error message quoted in ours
 
 
@@ -40,7 +42,10 @@ class HttpUpstream:
 
     def __init__(self, config: ProviderConfig, headers: Mapping[str, str], *, provider_name: str) -> None:
         self._config = config
-        self._headers = dict(headers)
+        # Named, so that aiohttp neither adds its own nor builds a list of headers to skip
+        # for each request (as `skip_auto_headers` has it do); a provider's own comes first.
+        named = any(name.lower() == "user-agent" for name in headers)
+        self._headers = dict(headers) if named else {**headers, "User-Agent": USER_AGENT}
         self._provider_name = provider_name
         self._session: aiohttp.ClientSession | None = None
         # aiohttp times only the connection. An answer is timed whole by `_deadlines` (one timer
@@ -59,7 +64,6 @@ class HttpUpstream:
                 connector=connector,
                 headers=self._headers,
                 timeout=self._timeout,
-                skip_auto_headers=("User-Agent",),
                 # One session serves every key: a cookie an upstream sets must never ride along
                 # on another caller's request (and keeping none saves each call the jar's work).
                 cookie_jar=aiohttp.DummyCookieJar(),
