@@ -4,6 +4,7 @@ router's own errors in the envelope; the request's id on every answer."""
 from __future__ import annotations
 
 import logging
+import re
 from types import SimpleNamespace
 
 import httpx
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from genledger.api.edge import Edge
 from genledger.api.errors import on_gateway_error, on_http_exception
+from genledger.api.request_log import new_request_id
 from genledger.api.router import App
 from genledger.errors import GatewayError
 from genledger.metrics import Metrics
@@ -133,3 +135,11 @@ async def test_the_routers_own_errors_are_envelopes_with_the_request_id():
     assert wrong_method.json()["error"]["message"] == "Method POST not allowed on /works"
     assert fine.headers["x-request-id"].startswith("req-")
     assert errors_counted(metrics, "404") == 1 and errors_counted(metrics, "405") == 1
+
+
+def test_new_request_ids_are_96_random_bits_in_hex():
+    ids = {new_request_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(re.fullmatch(r"req-[0-9a-f]{24}", request_id) for request_id in ids)
+    # Every position varies: no counter or constant prefix hides among the bits.
+    assert all(len({request_id[i] for request_id in ids}) == 16 for i in range(4, 28))

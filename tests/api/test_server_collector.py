@@ -7,8 +7,8 @@ import asyncio
 import gc
 
 import uvicorn
-from starlette.applications import Starlette
 
+from genledger.api.router import App
 from genledger.api.server import YOUNG_COLLECTION_THRESHOLD, GracefulServer
 from tests.deadlines import eventually
 
@@ -17,8 +17,9 @@ async def test_a_started_server_freezes_what_start_up_built() -> None:
     assert gc.get_freeze_count() == 0
     before = gc.get_threshold()
     assert before[0] < YOUNG_COLLECTION_THRESHOLD
-    config = uvicorn.Config(Starlette(), host="127.0.0.1", port=0, log_config=None, lifespan="off")
-    server = GracefulServer(config, Starlette(), shutdown_timeout=1.0)
+    app = App([], edge=lambda router: router)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+    server = GracefulServer(config, app, shutdown_timeout=1.0)
     serving = asyncio.create_task(server.serve())
     try:
 

@@ -31,6 +31,18 @@ async def test_a_deadline_may_end_in_the_callers_own_error():
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
+async def test_a_deadline_given_its_task_strikes_it_without_asking_for_it(monkeypatch):
+    task = asyncio.current_task()
+    deadlines = Deadlines(TICK)
+
+    def asked() -> None:
+        raise AssertionError("asyncio.current_task() was called")
+
+    monkeypatch.setattr(asyncio, "current_task", asked)
+    with pytest.raises(TimeoutError), deadlines.within(0.02, task=task):
+        await asyncio.sleep(10)
+
+
 async def test_a_body_in_time_ends_normally_and_the_timer_stops_when_none_is_left():
     deadlines = Deadlines(TICK)
     with deadlines.within(5) as deadline:

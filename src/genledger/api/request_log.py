@@ -14,8 +14,8 @@ server's own ``send`` (:func:`body_send`), so a stream's chunks cost no extra ca
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 import time
 from collections.abc import Callable
 
@@ -36,7 +36,10 @@ _KEY_HASH_SHOWN = 12  # hex characters of the key's hash: enough to find it, not
 
 
 def new_request_id() -> str:
-    return "req-" + secrets.token_hex(12)
+    """``req-`` and 96 random bits in hex: unique, not secret (it is echoed, logged and carries
+    no authority), so drawn from ``random`` (reseeded in a forked worker) and not from
+    ``secrets``, which asks the kernel each time: a system call a request."""
+    return f"req-{random.getrandbits(96):024x}"
 
 
 def request_id_of(scope: Scope) -> str | None:

@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 TICK_S = 0.05
 
@@ -29,10 +30,20 @@ class Deadlines:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
 
-    def within(self, seconds: float, error: Callable[[], Exception] | None = None) -> Deadline:
+    def within(
+        self,
+        seconds: float,
+        error: Callable[[], Exception] | None = None,
+        *,
+        task: asyncio.Task[Any] | None = None,
+    ) -> Deadline:
         """A ``with`` (in a task) whose body is cancelled after ``seconds``: it then ends with
-        ``TimeoutError``, or with what ``error`` makes (the caller's own failure)."""
-        return Deadline(self, seconds, error)
+        ``TimeoutError``, or with what ``error`` makes (the caller's own failure).
+
+        ``task`` is the task that enters it, when the caller has it at hand: else it is asked
+        for (``asyncio.current_task()``, a getpid() system call on Python 3.11).
+        """
+        return Deadline(self, seconds, error, task)
 
     def _enter(self, deadline: Deadline) -> None:
         self._running.add(deadline)
@@ -68,18 +79,22 @@ class Deadline:
     __slots__ = ("_cancelling", "_deadlines", "_error", "_seconds", "_task", "expired", "when")
 
     def __init__(
-        self, deadlines: Deadlines, seconds: float, error: Callable[[], Exception] | None = None
+        self,
+        deadlines: Deadlines,
+        seconds: float,
+        error: Callable[[], Exception] | None = None,
+        task: asyncio.Task[Any] | None = None,
     ) -> None:
         self._deadlines = deadlines
         self._seconds = seconds
         self._error = error
-        self._task: asyncio.Task[object] | None = None
+        self._task: asyncio.Task[Any] | None = task
         self._cancelling = 0
         self.when = 0.0
         self.expired = False
 
     def __enter__(self) -> Deadline:
-        task = asyncio.current_task()
+        task = self._task or asyncio.current_task()
         if task is None:
             raise RuntimeError("a Deadline must be entered in a task")
         self._task = task

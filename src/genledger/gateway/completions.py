@@ -37,7 +37,7 @@ from genledger.core.events import (
 )
 from genledger.core.failures import RETRYABLE_KINDS, FailureKind, UpstreamFailure
 from genledger.core.generation import Generation, ProviderAttempt, token_counts
-from genledger.core.ids import new_generation_id
+from genledger.core.ids import GenerationIds
 from genledger.core.keys import KeyRecord
 from genledger.core.prompt import PromptRequest
 from genledger.core.read_batches import hold_to_the_end
@@ -148,6 +148,9 @@ class _Call:
     served: Candidate | None = None
     served_started: float = 0.0
     first_token_ms: float | None = None
+    # The request's task, asked for once (a getpid() system call on Python 3.11) for what
+    # waits in it: the shutdown watch and the total deadline.
+    task: asyncio.Task[Any] | None = field(default_factory=asyncio.current_task)
 
     @property
     def entry(self) -> ModelEntry:
@@ -257,6 +260,7 @@ class CompletionService:
         self._content = content
         self.stopping = stopping if stopping is not None else Stopping()
         self._deadlines = Deadlines()
+        self._ids = GenerationIds()
 
     async def _admit(
         self,
@@ -272,7 +276,7 @@ class CompletionService:
         candidates = plan(
             request, self._catalog, self._providers, operation=operation, measurements=self.measurements
         )
-        generation_id = new_generation_id()
+        generation_id = self._ids.new()
         reserved = await self.admission.admit(key, request, candidates, hold_id=generation_id)
         return _Call(key, request, context, candidates, reserved, generation_id, api_type)
 
@@ -294,7 +298,7 @@ class CompletionService:
                 break
             call.served_started = time.perf_counter()
             try:
-                with self._deadlines.within(remaining):
+                with self._deadlines.within(remaining, task=call.task):
                     result = await start(candidate)
             except TimeoutError:
                 failure = self._out_of_time(candidate)
@@ -514,7 +518,7 @@ class CompletionService:
         released and the error raised: 503 when the gateway stopped waiting (shutting down)."""
         try:
             with self.stopping.watch() as watch:
-                return await watch.waiting(answer)
+                return await watch.waiting(answer, call.task)
         except BaseException as exc:
             await self.admission.release(call.generation_id, call.reserved)
             if isinstance(exc, Stopped):

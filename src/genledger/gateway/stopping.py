@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -61,15 +61,18 @@ class Watch:
         task.uncancel()
         return True
 
-    async def waiting(self, awaitable: Awaitable[T]) -> T:
-        """Await ``awaitable``; raise :class:`Stopped` if the gateway stops meanwhile (or had)."""
+    async def waiting(self, awaitable: Awaitable[T], task: asyncio.Task[Any] | None = None) -> T:
+        """Await ``awaitable``; raise :class:`Stopped` if the gateway stops meanwhile (or had).
+
+        ``task``: the task that waits (this one), when the caller has it at hand.
+        """
         if self.stopped:
             close = getattr(awaitable, "close", None)
             if close is not None:
                 close()  # never awaited: say so to the coroutine, not to the garbage collector
             raise Stopped
         # The task that waits now: a stream's relay may be iterated by more than one task.
-        task = self._task = asyncio.current_task()
+        task = self._task = task or asyncio.current_task()
         assert task is not None
         try:
             return await awaitable

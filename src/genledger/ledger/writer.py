@@ -47,15 +47,19 @@ class BatchWriter(Generic[T]):
         self._wakeup = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="genledger-ledger-writer")
+        # The loop every write comes from (its wake-up event is bound to it), kept: asking
+        # for the running loop costs a getpid() system call on Python 3.11, each request.
+        self._loop = self._task.get_loop()
 
     async def write(self, item: T) -> None:
         """Return once ``item`` is committed; raise what the database raised for it."""
         if self._closed:
             raise WriterClosed("the ledger is closed")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = (self._loop or asyncio.get_running_loop()).create_future()
         future.add_done_callback(_retrieve)
         self._pending.append((item, future))
         self._wakeup.set()
