@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiosqlite.core
 import pytest
 from sqlalchemy import JSON, Column, MetaData, String, Table
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
@@ -147,6 +148,23 @@ def test_a_sqlite_sink_binds_none_as_null_without_the_adapter_search(tmp_path) -
     connection.execute("INSERT INTO t VALUES (?, ?)", (None, 1))
     assert connection.execute("SELECT a, typeof(a), b FROM t").fetchall() == [(None, "null", 1)]
     connection.close()
+
+
+async def test_a_sqlite_ledger_that_cannot_be_opened_fails_before_aiosqlite_starts(tmp_path, monkeypatch):
+    # aiosqlite's thread for a connection that failed to open outlives the event loop of a
+    # short program (the CLI) and complains at its exit: none may be started.
+    started = []
+    worker = aiosqlite.core._connection_worker_thread
+
+    def counted(tx: object) -> None:
+        started.append(tx)
+        worker(tx)
+
+    monkeypatch.setattr(aiosqlite.core, "_connection_worker_thread", counted)
+    url = f"sqlite:///{tmp_path / 'no-such-folder' / 'ledger.db'}"
+    with pytest.raises(OSError, match="unable to open database file"):
+        await Ledger.open(url)
+    assert started == []
 
 
 async def test_reopening_keeps_everything(database_url: str):

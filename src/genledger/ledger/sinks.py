@@ -160,6 +160,20 @@ class SQLiteSink:
 
     CHECKPOINT_EVERY = 500
 
+    @staticmethod
+    def probe(database_url: str) -> None:
+        """Open the database and close it again; an OSError if it cannot be opened (a folder
+        that is not there, no permission), raised before aiosqlite tries.
+
+        aiosqlite (0.22) ends a connection that failed to open by queueing its thread's
+        stop without waiting for it; the thread then reports to an event loop that a short
+        program (the CLI) has often closed by then, and prints "Exception in thread" at exit.
+        """
+        try:
+            sqlite3.connect(make_url(database_url).database or ":memory:").close()
+        except sqlite3.Error as exc:
+            raise OSError(str(exc)) from None
+
     def __init__(self, database_url: str) -> None:
         bind_null_directly()
         self._path = make_url(database_url).database or ":memory:"

@@ -44,6 +44,8 @@ class Ledger:
         """
         engine = create_engine(database_url)
         try:
+            if engine.dialect.name == "sqlite":
+                SQLiteSink.probe(database_url)
             await migrate(engine)
         except BaseException:
             await engine.dispose()
