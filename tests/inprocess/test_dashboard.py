@@ -290,6 +290,15 @@ async def test_the_export_downloads_the_current_filter(dash: Dash):
     assert len(ndjson.text.splitlines()) == 2
 
 
+async def test_a_form_with_a_nul_character_is_refused_and_nothing_is_created(dash: Dash):
+    await dash.sign_in(dash.admin)
+    token = await dash.csrf("/dashboard/keys")
+    refused = await dash.http.post("/dashboard/keys", data={"csrf": token, "name": "nu\x00l"})
+    assert refused.status_code == 400
+    assert "The form contains a NUL character (%00)" in refused.text
+    assert await dash.keys.find_by_name("nu\x00l") is None and await dash.keys.find_by_name("nul") is None
+
+
 async def test_keys_are_created_once_disabled_and_limited_with_the_sessions_csrf_token(dash: Dash):
     await dash.sign_in(dash.admin)
     token = await dash.csrf("/dashboard/keys")
