@@ -383,7 +383,13 @@ async def test_sqlite_checkpoints_keep_the_wal_from_growing(tmp_path):
         # over instead, so its file stays at the most it held at once: the 50 records between
         # checkpoints and those committed while one copied, at most 50 more (1.5-2.6 MB here).
         assert sizes[3] < 8 * 1024 * 1024, sizes
-        await sink._checkpoint  # the last one has restarted the WAL: the next commit is at its start
+        # Records committed after the last checkpoint began may still be in the WAL: write until
+        # the next one begins, and wait for it with no record after it. It restarts the WAL, so
+        # the next commit is at its start.
+        last = sink._checkpoint
+        while sink._checkpoint is last:
+            await ledger.generations.record(generation(key_id))
+        await sink._checkpoint
         await ledger.generations.record(generation(key_id))
         with contextlib.closing(sqlite3.connect(path)) as other:
             _, frames, _ = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
