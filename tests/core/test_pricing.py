@@ -1,3 +1,4 @@
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -5,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from genledger.core.money import PriceError, per_token_pico, to_decimal, to_usd, usd_to_pico
-from genledger.core.pricing import Price, cost, worst_case
+from genledger.core.pricing import Price, Rates, cost, worst_case
 from genledger.core.usage import Usage, from_openai
 
 
@@ -133,3 +134,24 @@ def test_cost_is_exactly_the_decimal_arithmetic(
 @given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
 def test_to_usd_is_the_nearest_float_to_the_exact_amount(pico: int) -> None:
     assert to_usd(pico) == float(to_decimal(pico))
+
+
+def test_a_price_carries_its_rates_per_token_worked_out_once():
+    price = Price(prompt=Decimal("0.15"), completion=Decimal("0.6"), cache_write=Decimal("0.1875"))
+    assert price.rates == Rates(
+        prompt=150_000, cached_prompt=150_000, cache_write=187_500, completion=600_000, reasoning=600_000
+    )
+    # A copy with a part changed has that part's rate, and equality is the prices' own.
+    cheaper = dataclasses.replace(price, cached_prompt=Decimal("0.075"))
+    assert cheaper.rates.cached_prompt == 75_000
+    assert (
+        Price(prompt=Decimal("0.150"), completion=Decimal("0.60")).rates
+        == Price(prompt=Decimal("0.15"), completion=Decimal("0.6")).rates
+    )
+    assert "rates" not in repr(price)
+
+
+@pytest.mark.parametrize("bad", [Decimal("0.0000001"), Decimal("-1")])
+def test_a_price_that_cannot_be_rated_exactly_is_refused_as_it_is_made(bad):
+    with pytest.raises(PriceError):
+        Price(prompt=Decimal("1"), completion=bad)

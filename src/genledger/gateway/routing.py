@@ -130,11 +130,12 @@ def _filtered(
         if not offers(provider, operation):
             skipped.capability += 1
             continue
-        names = _names(endpoint.provider, provider)
-        if prefs.only is not None and not _matches(names, prefs.only):
-            continue
-        if prefs.ignore and _matches(names, prefs.ignore):
-            continue
+        if prefs.only is not None or prefs.ignore:  # (most requests name no provider)
+            names = _names(endpoint.provider, provider)
+            if prefs.only is not None and not _matches(names, prefs.only):
+                continue
+            if prefs.ignore and _matches(names, prefs.ignore):
+                continue
         candidate = Candidate(entry, endpoint, provider)
         if prefs.require_parameters:
             supported = supported_parameters(provider)
@@ -197,10 +198,14 @@ def plan(
 ) -> list[Candidate]:
     """Every candidate, best first; a 400 or 404 naming the reason when there is none."""
     prefs = request.provider
-    slugs = [request.model, *(m for m in request.fallback_models if m != request.model)]
+    slugs = (
+        dict.fromkeys((request.model, *request.fallback_models))
+        if request.fallback_models
+        else (request.model,)
+    )
     candidates: list[Candidate] = []
     skipped = _Skipped()
-    for slug in dict.fromkeys(slugs):
+    for slug in slugs:
         entry, suffix_sort = resolve(catalog, slug)
         if entry.kind != _KIND_OF[operation]:
             raise BadRequest(
