@@ -143,3 +143,36 @@ def test_new_request_ids_are_96_random_bits_in_hex():
     assert all(re.fullmatch(r"req-[0-9a-f]{24}", request_id) for request_id in ids)
     # Every position varies: no counter or constant prefix hides among the bits.
     assert all(len({request_id[i] for request_id in ids}) == 16 for i in range(4, 28))
+
+
+async def test_the_edge_reads_each_header_once_and_keeps_the_first_of_a_name_sent_twice():
+    from genledger.api.headers import header
+
+    seen: dict[str, str | None] = {}
+
+    async def reads(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        seen["title"] = header(request, b"x-title")
+        seen["id"] = header(request, b"x-request-id")
+        await Response("ok")(scope, receive, send)
+
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    raw = [
+        (b"x-request-id", b"first-id"),
+        (b"x-title", b"first"),
+        (b"x-request-id", b"second-id"),
+        (b"x-title", b"second"),
+    ]
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": raw, "query_string": b""}
+    await edge(reads)(scope, receive, send)
+    assert seen == {"title": "first", "id": "first-id"}
+    start = sent[0]
+    assert start["status"] == 200
+    assert (b"x-request-id", b"first-id") in start["headers"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from genledger.api.responses import header
+from genledger.api.headers import header
 
 
 def test_the_first_value_of_a_header_as_starlette_gives_it() -> None:

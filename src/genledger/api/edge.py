@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from genledger.api.auth_failures import address_blocked
 from genledger.api.body_limit import limited_receive
 from genledger.api.errors import error_response
+from genledger.api.headers import index
 from genledger.api.nul_guard import nul_in_url
 from genledger.api.request_log import HEADER as REQUEST_ID_HEADER
 from genledger.api.request_log import RequestLines, begin, end, request_id_from
@@ -80,14 +81,9 @@ class Edge:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = content_length = None
-        for name, value in scope["headers"]:
-            if name == REQUEST_ID_HEADER:
-                if request_id is None:
-                    request_id = value
-            elif name == _CONTENT_LENGTH and content_length is None:
-                content_length = value
-        identity = request_id_from(request_id)
+        headers = index(scope)
+        content_length = headers.get(_CONTENT_LENGTH)
+        identity = request_id_from(headers.get(REQUEST_ID_HEADER))
         lines = self._lines
         begin(scope, identity, send, summarized=lines is not None)
         scope["starlette.exception_handlers"] = self._starlette_handlers

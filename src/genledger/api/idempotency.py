@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from genledger.api.event_stream import EventStreamResponse
-from genledger.api.responses import header, services_of
+from genledger.api.headers import header
+from genledger.api.responses import services_of
 from genledger.core.idempotency import (
     MAX_KEY_LENGTH,
     Claimed,

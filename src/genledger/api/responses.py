@@ -8,6 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from genledger.api.headers import header
 from genledger.api.request_log import request_id_of, summary_of
 from genledger.api.router import app_of
 from genledger.gateway.completions import RequestContext
@@ -18,21 +19,6 @@ def json_response(content: Any, status_code: int = 200, headers: dict[str, str] 
     return Response(
         orjson.dumps(content), status_code=status_code, headers=headers, media_type="application/json"
     )
-
-
-_HEADERS = "genledger.headers"
-
-
-def header(request: Request, name: bytes) -> str | None:
-    """The value of the request's header ``name`` (lower case): its first, as Starlette's
-    ``request.headers.get`` gives, from an index of them built once a request (that reads
-    every header again for each name asked for, and a request's route asks for eight)."""
-    scope = request.scope
-    index: dict[bytes, bytes] | None = scope.get(_HEADERS)
-    if index is None:
-        index = scope[_HEADERS] = dict(reversed(scope["headers"]))
-    value = index.get(name)
-    return value.decode("latin-1") if value is not None else None
 
 
 def services_of(request: Request) -> Services:

@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.api.activity_wire import activity_json, parse_activity_query
-from genledger.api.responses import header, json_response, services_of
+from genledger.api.headers import header
+from genledger.api.responses import json_response, services_of
 
 
 async def get_activity(request: Request) -> Response:

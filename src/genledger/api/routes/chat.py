@@ -8,9 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.api.event_stream import EventStreamResponse
+from genledger.api.headers import header
 from genledger.api.idempotency import idempotent
 from genledger.api.openai_chat import completion_json, sse
-from genledger.api.responses import header, json_response, request_context, services_of
+from genledger.api.responses import json_response, request_context, services_of
 from genledger.api.wire import parse_chat_request
 
 

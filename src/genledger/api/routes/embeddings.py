@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.api.embeddings_wire import embeddings_json, parse_embedding_request
-from genledger.api.responses import header, json_response, request_context, services_of
+from genledger.api.headers import header
+from genledger.api.responses import json_response, request_context, services_of
 
 
 async def embeddings(request: Request) -> Response:

@@ -11,8 +11,9 @@ from starlette.responses import Response, StreamingResponse
 from genledger.api.content_wire import content_json, feedback_json, parse_feedback
 from genledger.api.export_wire import MEDIA_TYPES, export_filename, render
 from genledger.api.generation_wire import generation_json, listed_json
+from genledger.api.headers import header
 from genledger.api.list_wire import MAX_PAGE, encode_cursor, parse_export_query, parse_list_query
-from genledger.api.responses import header, json_response, services_of
+from genledger.api.responses import json_response, services_of
 from genledger.api.wire import parse_generation_id
 from genledger.errors import NotFound
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from genledger.api.headers import header
 from genledger.api.key_wire import (
     credits_json,
     key_info_json,
@@ -13,7 +14,7 @@ from genledger.api.key_wire import (
     parse_key_list_query,
     parse_key_update,
 )
-from genledger.api.responses import header, json_response, services_of
+from genledger.api.responses import json_response, services_of
 from genledger.core.keys import KeyRecord
 from genledger.gateway.services import Services
 

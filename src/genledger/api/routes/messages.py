@@ -14,8 +14,9 @@ from starlette.responses import Response
 from genledger.api.anthropic_messages import error_response, message_json, sse
 from genledger.api.errors import count_error
 from genledger.api.event_stream import EventStreamResponse
+from genledger.api.headers import header
 from genledger.api.messages_wire import parse_messages_request
-from genledger.api.responses import header, json_response, request_context, services_of
+from genledger.api.responses import json_response, request_context, services_of
 from genledger.errors import GatewayError
 
 

@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.api.catalog_wire import count_json, endpoints_json, model_response_json, providers_json
-from genledger.api.responses import header, json_response, services_of
+from genledger.api.headers import header
+from genledger.api.responses import json_response, services_of
 from genledger.api.wire import models_json
 from genledger.errors import NotFound
 from genledger.gateway.catalog import ModelEntry

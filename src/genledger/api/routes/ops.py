@@ -6,7 +6,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
-from genledger.api.responses import header, json_response, services_of
+from genledger.api.headers import header
+from genledger.api.responses import json_response, services_of
 from genledger.errors import Forbidden
 
 

@@ -8,8 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from genledger.api.event_stream import EventStreamResponse
+from genledger.api.headers import header
 from genledger.api.openai_responses import response_json, sse
-from genledger.api.responses import header, json_response, request_context, services_of
+from genledger.api.responses import json_response, request_context, services_of
 from genledger.api.responses_wire import parse_responses_request
 
 

@@ -7,7 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from genledger.api.responses import header, json_response, services_of
+from genledger.api.headers import header
+from genledger.api.responses import json_response, services_of
 from genledger.core.money import to_usd
 from genledger.core.statements import Statement
 from genledger.errors import NotFound
