@@ -20,7 +20,18 @@ def body(**fields):
 def test_a_full_request_parses():
     request = parse_chat_request(
         body(
-            stream=True, max_tokens=7, user="u1", temperature=0.2, tools=[], provider={"order": ["a"]}, foo=1
+            stream=True,
+            max_tokens=7,
+            user="u1",
+            temperature=0.2,
+            tools=[],
+            provider={"order": ["a"]},
+            stream_options={"include_usage": True},
+            usage={"include": True},
+            transforms=[],
+            plugins=[],
+            route="fallback",
+            store=False,
         )
     )
     assert request.model == "m/x"
@@ -32,6 +43,40 @@ def test_a_full_request_parses():
 
 def test_max_completion_tokens_is_accepted():
     assert parse_chat_request(body(max_completion_tokens=3)).max_tokens == 3
+    assert parse_chat_request(body(max_completion_tokens=3, max_tokens=3)).max_tokens == 3
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        # Nothing is dropped unseen: a field the gateway neither passes on nor honours is named.
+        ({"foo": 1}, "foo"),
+        ({"functions": [{"name": "f"}], "function_call": "auto"}, "functions"),
+        ({"service_tier": "flex"}, "service_tier"),
+        ({"web_search_options": {}}, "web_search_options"),
+        # Taken as they are only where what they ask is what the gateway always does.
+        ({"plugins": [{"id": "web"}]}, "plugins"),
+        ({"plugins": "x"}, "plugins"),
+        ({"transforms": ["middle-out"]}, "transforms"),
+        ({"transforms": 5}, "transforms"),
+        ({"route": "cheapest"}, "route"),
+        ({"usage": "x"}, "usage"),
+        ({"usage": {"include": "yes"}}, "usage"),
+        ({"stream_options": "x"}, "stream_options"),
+        ({"stream_options": {"include_obfuscation": True}}, "stream_options"),
+        ({"store": True}, "store"),
+        # Each token limit under its own name, and two that disagree refused.
+        ({"max_completion_tokens": 0}, "max_completion_tokens"),
+        ({"max_completion_tokens": "x"}, "max_completion_tokens"),
+        ({"max_tokens": 5, "max_completion_tokens": 9}, "max_completion_tokens"),
+    ],
+)
+def test_a_field_not_honoured_is_refused_by_name(fields, param):
+    with pytest.raises(BadRequest) as caught:
+        parse_chat_request(body(**fields))
+    assert caught.value.status == 400
+    assert caught.value.metadata == {"param": param}
+    assert f"'{param}'" in caught.value.message
 
 
 @pytest.mark.parametrize(

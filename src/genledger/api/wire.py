@@ -122,13 +122,8 @@ def parse_chat_request(raw: bytes, *, session_header: str | None = None) -> Chat
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be a boolean", metadata={"param": "stream"})
 
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_TOKENS
-    ):
-        raise BadRequest(
-            f"'max_tokens' must be an integer from 1 to {MAX_TOKENS}", metadata={"param": "max_tokens"}
-        )
+    max_tokens = _max_tokens(body)
+    _check_openrouter_options(body)
 
     user = body.get("user")
     if user is not None and not isinstance(user, str):
@@ -222,12 +217,73 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
         if name in _CONSUMED or value is None:
             continue
         types = _PASSTHROUGH.get(name)
-        if types is None:
-            continue  # unknown options are ignored, as OpenAI-compatible servers do
+        if types is None:  # honoured, or refused by name: never dropped unseen
+            raise BadRequest(f"'{name}' is not supported on this route", metadata={"param": name})
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             raise BadRequest(f"'{name}' must be {_type_name(types)}", metadata={"param": name})
         params[name] = value
     return params
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    """``max_completion_tokens`` (OpenAI's newer name) or ``max_tokens``; both only if alike."""
+    found: int | None = None
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS:
+            raise BadRequest(f"'{name}' must be an integer from 1 to {MAX_TOKENS}", metadata={"param": name})
+        if found is not None and value != found:
+            raise BadRequest(
+                "'max_completion_tokens' and 'max_tokens' differ: send one of them",
+                metadata={"param": "max_completion_tokens"},
+            )
+        found = value
+    return found
+
+
+def _check_openrouter_options(body: dict[str, Any]) -> None:
+    """The options this gateway takes as they are, checked: each is honoured by what it always
+    does (usage with its cost in every answer, fallback in the order of ``models``, no
+    transforms, no plugins, nothing stored for the upstream), and refused when it asks for more."""
+    options = body.get("stream_options")
+    if options is not None and (
+        not isinstance(options, dict)
+        or set(options) - {"include_usage"}
+        or not isinstance(options.get("include_usage", False), bool | None)
+    ):
+        raise BadRequest(
+            "'stream_options' may only set include_usage, a boolean (the usage chunk is always sent)",
+            metadata={"param": "stream_options"},
+        )
+    usage = body.get("usage")
+    if usage is not None and (
+        not isinstance(usage, dict)
+        or set(usage) - {"include"}
+        or not isinstance(usage.get("include", False), bool | None)
+    ):
+        raise BadRequest(
+            "'usage' may only set include, a boolean (usage and its cost are always included)",
+            metadata={"param": "usage"},
+        )
+    for name in ("plugins", "transforms"):
+        value = body.get(name)
+        if value is not None and not isinstance(value, list):
+            raise BadRequest(f"'{name}' must be an array", metadata={"param": name})
+        if value:
+            raise BadRequest(f"'{name}' are not supported by this gateway", metadata={"param": name})
+    route = body.get("route")
+    if route is not None and route != "fallback":
+        raise BadRequest(
+            "'route' may only be \"fallback\" (the models are tried in order)", metadata={"param": "route"}
+        )
+    store = body.get("store")
+    if store is not None and store is not False:
+        raise BadRequest(
+            "'store' may only be false: this gateway stores no completions for the upstream",
+            metadata={"param": "store"},
+        )
 
 
 def _strings(name: str, value: Any) -> tuple[str, ...]:
