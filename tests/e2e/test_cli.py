@@ -174,6 +174,9 @@ def test_keys_show_limits_and_usage_by_day(folder: Path):
     assert datetime.now(UTC).date().isoformat() in out and "0.004" in out
     code, out = run("keys", "usage", "nobody")
     assert code == 1
+    # Further back than a date goes: a usage error naming the option, not a traceback.
+    code, out = run("keys", "usage", "team", "--days", "99999999")
+    assert code == 2 and "--days" in out and "Traceback" not in out
 
 
 # A table of the ledger's name and another shape: the ledger's migrations cannot run.

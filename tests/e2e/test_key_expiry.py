@@ -94,7 +94,8 @@ def test_expiry_from_the_command_line(folder: Path):  # noqa: F811
     assert code == 0 and stored() is None
     code, out = run("keys", "expire", "temp", "--at", "2031-01-01")
     assert code == 0 and stored() == datetime(2031, 1, 1, tzinfo=UTC)
-    assert run("keys", "expire", "temp", "--at", "tomorrow")[0] == 2
+    code, out = run("keys", "expire", "temp", "--at", "tomorrow")
+    assert code == 2 and "--at must be an ISO 8601 time" in out  # the option given, by its name
     assert run("keys", "expire", "temp", "--at", "2031-01-01", "--never")[0] == 2
     assert run("keys", "create", "--name", "other", "--expires-at", "later")[0] == 2
     assert run("keys", "expire", "nobody")[0] == 1

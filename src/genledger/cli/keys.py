@@ -28,18 +28,21 @@ from genledger.cli._app import (
 )
 
 
-def _expiry(value: str | None) -> datetime | None:
-    """``--expires-at`` as the management API reads ``expires_at``; exit 2 if it is not a time."""
+def _expiry(value: str | None, option: str = "--expires-at") -> datetime | None:
+    """``option`` (``--expires-at``) as the management API reads ``expires_at``; exit 2 if it
+    is not a time."""
     if value is None:
         return None
     try:
         return parse_expires_at(value)
     except BadRequest:
         _err().print(
-            "[red]error:[/red] --expires-at must be an ISO 8601 time, "
-            f"e.g. 2026-12-31T00:00:00Z, got {value!r}"
+            f"[red]error:[/red] {option} must be an ISO 8601 time, e.g. 2026-12-31T00:00:00Z, got {value!r}"
         )
         raise typer.Exit(2) from None
+
+
+MAX_USAGE_DAYS = 100 * 366  # a century: every ledger's days, and a first day a date can hold
 
 
 class LimitResetChoice(StrEnum):
@@ -131,7 +134,8 @@ def keys_list(config: ConfigOption = None) -> None:
 @keys_app.command("usage")
 def keys_usage(
     name: Annotated[str, typer.Argument(help="The key's name.")],
-    days: Annotated[int, typer.Option(min=1, help="How many days back.")] = 30,
+    # At most as far back as a date goes (year 1), so that the first day's date can be worked out.
+    days: Annotated[int, typer.Option(min=1, max=MAX_USAGE_DAYS, help="How many days back.")] = 30,
     config: ConfigOption = None,
 ) -> None:
     """Print a key's usage by UTC day."""
@@ -187,7 +191,7 @@ def keys_expire(
         _err().print("[red]error:[/red] give --at or --never, not both")
         raise typer.Exit(2)
     settings = _settings(config)
-    expiry = None if never else (_expiry(at) if at is not None else datetime.now(UTC))
+    expiry = None if never else (_expiry(at, "--at") if at is not None else datetime.now(UTC))
 
     async def expire(ledger: Ledger) -> bool:
         key = await ledger.keys.find_by_name(name)
