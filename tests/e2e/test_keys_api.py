@@ -92,6 +92,8 @@ def test_create_use_read_update_delete(gateway: GatewayServer, manage: httpx.Cli
     [
         ("POST", {}, "'name'"),
         ("POST", {"name": ""}, "'name'"),
+        ("POST", {"name": 5}, "'name'"),
+        ("PATCH", {"label": "x" * 5000}, "'label'"),
         ("POST", {"name": "x", "limit": -1}, "'limit'"),
         ("POST", {"name": "x", "limit": "lots"}, "'limit'"),
         ("POST", {"name": "x", "limit": 1e30}, "'limit'"),
@@ -112,6 +114,8 @@ def test_bad_management_bodies_are_400(manage: httpx.Client, keys: Keys, method,
     response = manage.request(method, url, json=body)
     assert response.status_code == 400, response.text
     assert fragment in response.json()["error"]["message"]
+    if fragment.startswith("'"):  # a field's problem names the field, as metadata.param too
+        assert response.json()["error"]["metadata"]["param"] == fragment.strip("'")
 
 
 def test_duplicate_names_and_unknown_hashes(manage: httpx.Client):

@@ -170,7 +170,9 @@ def _per_minute(name: str, value: Any) -> int | None:
 
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > _NAME_MAX:
-        raise BadRequest(f"'{name}' must be a non-empty string of at most {_NAME_MAX} characters")
+        raise BadRequest(
+            f"'{name}' must be a non-empty string of at most {_NAME_MAX} characters", metadata={"param": name}
+        )
     return value.strip()
 
 
