@@ -24,6 +24,15 @@ def index(scope: Scope) -> dict[bytes, bytes]:
 
 def header(request: Request, name: bytes) -> str | None:
     """The value of the request's header ``name`` (lower case): its first, as Starlette's
-    ``request.headers.get`` gives."""
+    ``request.headers.get`` gives, but read as UTF-8 where it is that.
+
+    HTTP carries header values as bytes; a client that sends ``X-Title: café`` sends UTF-8,
+    and Latin-1 (Starlette's reading) would record ``cafÃ©``. Bytes that are not UTF-8 are
+    read as Latin-1, which reads any byte."""
     value = index(request.scope).get(name)
-    return value.decode("latin-1") if value is not None else None
+    if value is None:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
