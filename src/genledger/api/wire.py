@@ -247,26 +247,8 @@ def _check_openrouter_options(body: dict[str, Any]) -> None:
     """The options this gateway takes as they are, checked: each is honoured by what it always
     does (usage with its cost in every answer, fallback in the order of ``models``, no
     transforms, no plugins, nothing stored for the upstream), and refused when it asks for more."""
-    options = body.get("stream_options")
-    if options is not None and (
-        not isinstance(options, dict)
-        or set(options) - {"include_usage"}
-        or not isinstance(options.get("include_usage", False), bool | None)
-    ):
-        raise BadRequest(
-            "'stream_options' may only set include_usage, a boolean (the usage chunk is always sent)",
-            metadata={"param": "stream_options"},
-        )
-    usage = body.get("usage")
-    if usage is not None and (
-        not isinstance(usage, dict)
-        or set(usage) - {"include"}
-        or not isinstance(usage.get("include", False), bool | None)
-    ):
-        raise BadRequest(
-            "'usage' may only set include, a boolean (usage and its cost are always included)",
-            metadata={"param": "usage"},
-        )
+    _only_flag(body, "stream_options", "include_usage", "the usage chunk is always sent")
+    _only_flag(body, "usage", "include", "usage and its cost are always included")
     for name in ("plugins", "transforms"):
         value = body.get(name)
         if value is not None and not isinstance(value, list):
@@ -284,6 +266,15 @@ def _check_openrouter_options(body: dict[str, Any]) -> None:
             "'store' may only be false: this gateway stores no completions for the upstream",
             metadata={"param": "store"},
         )
+
+
+def _only_flag(body: dict[str, Any], name: str, flag: str, why: str) -> None:
+    """``name``, when set, must be an object setting at most ``flag``, a boolean."""
+    value = body.get(name)
+    if value is not None and (
+        not isinstance(value, dict) or set(value) - {flag} or not isinstance(value.get(flag), bool | None)
+    ):
+        raise BadRequest(f"'{name}' may only set {flag}, a boolean ({why})", metadata={"param": name})
 
 
 def _strings(name: str, value: Any) -> tuple[str, ...]:
