@@ -123,7 +123,8 @@ def parse_chat_request(raw: bytes, *, session_header: str | None = None) -> Chat
         raise BadRequest("'stream' must be a boolean", metadata={"param": "stream"})
 
     max_tokens = _max_tokens(body)
-    _check_openrouter_options(body)
+    if not _TAKEN_AS_THEY_ARE.isdisjoint(body):  # (one set operation when none is sent)
+        _check_openrouter_options(body)
 
     user = body.get("user")
     if user is not None and not isinstance(user, str):
@@ -241,6 +242,9 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
             )
         found = value
     return found
+
+
+_TAKEN_AS_THEY_ARE = frozenset({"stream_options", "usage", "plugins", "transforms", "route", "store"})
 
 
 def _check_openrouter_options(body: dict[str, Any]) -> None:
