@@ -300,6 +300,11 @@ def test_a_stream_that_fails_midway_ends_with_response_failed(status: int, code:
         "metadata": {"provider_name": "Acme"},
     }
     assert failed["response"]["output"][0]["content"][0]["text"] == "a"
+    # The message the failure cut short is incomplete, in its done event and in the response.
+    done = next(p for p in payloads if p["type"] == "response.output_item.done")
+    assert done["item"]["status"] == "incomplete"
+    assert failed["response"]["output"][0]["status"] == "incomplete"
+    OPENAI_EVENT.validate_python(done)
     OPENAI_EVENT.validate_python(failed)
     ResponsesStreamingResponse.model_validate({"data": failed})
 

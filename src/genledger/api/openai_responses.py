@@ -255,7 +255,9 @@ class ResponseEvents:
     def _at(self, item: _Open) -> dict[str, Any]:
         return {"item_id": item.item_id, "output_index": item.index, "content_index": 0}
 
-    def _close_current(self) -> list[bytes]:
+    def _close_current(self, status: str = "completed") -> list[bytes]:
+        """Close the open text, refusal or reasoning item as ``status`` (``incomplete``: the
+        response failed before the item's end)."""
         current, self._current = self._current, None
         if current is None:
             return []
@@ -263,7 +265,7 @@ class ResponseEvents:
         at = self._at(current)
         frames: list[bytes] = []
         if current.kind == "reasoning":
-            item = _reasoning_item(current.item_id, text, "completed")
+            item = _reasoning_item(current.item_id, text, status)
             frames.append(self._event("response.reasoning_text.done", text=text, **at))
         else:
             part = _text_part(text) if current.kind == "output_text" else _refusal_part(text)
@@ -272,7 +274,7 @@ class ResponseEvents:
             else:
                 frames.append(self._event("response.refusal.done", refusal=text, **at))
             frames.append(self._event("response.content_part.done", part=part, **at))
-            item = _message_item(current.item_id, part)
+            item = _message_item(current.item_id, part, status)
         self._output[current.index] = item
         frames.append(self._event("response.output_item.done", output_index=current.index, item=item))
         return frames
@@ -302,8 +304,8 @@ class ResponseEvents:
             )
         return frames
 
-    def _close_all(self) -> list[bytes]:
-        frames = self._close_current()
+    def _close_all(self, status: str = "completed") -> list[bytes]:
+        frames = self._close_current(status)
         for call in self._calls.values():
             arguments = "".join(call.text)
             frames.append(
@@ -315,7 +317,7 @@ class ResponseEvents:
                     arguments=arguments,
                 )
             )
-            item = _call_item(call.item_id, call.call_id, call.name, arguments, "completed")
+            item = _call_item(call.item_id, call.call_id, call.name, arguments, status)
             self._output[call.index] = item
             frames.append(self._event("response.output_item.done", output_index=call.index, item=item))
         self._calls.clear()
@@ -339,7 +341,7 @@ class ResponseEvents:
                 self._finish = event.reason
             return self._close_all()
         self._ended = True
-        frames = self._close_all()
+        frames = self._close_all("incomplete" if kind is Failed else "completed")
         if kind is Settled:
             response = self._snapshot(
                 "completed", usage=usage_json(event.usage, event.cost_pico), finish_reason=self._finish
