@@ -116,6 +116,14 @@ async def test_messages_errors_come_in_anthropic_shape(app: App):
         )
     assert refused.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     assert "'thinking'" in refused.value.body["error"]["message"]  # type: ignore[index]
+    # The router's own answers under the route too: a wrong method, a path it does not serve.
+    wrong_method = await app.http.get("/api/v1/messages", headers={"x-api-key": app.secret})
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["type"] == "error"
+    assert wrong_method.json()["error"]["message"] == "Method GET not allowed on /api/v1/messages"
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        await app.anthropic().messages.count_tokens(model=DEMO, messages=[{"role": "user", "content": "hi"}])
+    assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     assert app.generations.generations == {}
 
 

@@ -7,6 +7,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from genledger.api.anthropic_messages import error_json as anthropic_error_json
 from genledger.api.router import app_of
 from genledger.errors import ERROR_BY_STATUS, GatewayError
 
@@ -29,14 +30,22 @@ async def auth_failed(request: Request) -> None:
         await failures.failed(client.host)
 
 
+MESSAGES_PATH = "/api/v1/messages"
+"""Anthropic's Messages route: its errors, the router's and the edge's too, in Anthropic's shape."""
+
+
 def error_response(
     error: GatewayError, request: Request | None = None, status: int | None = None
 ) -> Response:
     status = status or error.status
+    body = error.envelope()
     if request is not None:
         count_error(request, status)
+        path: str = request.scope["path"]
+        if path == MESSAGES_PATH or path.startswith(MESSAGES_PATH + "/"):
+            body = anthropic_error_json(status, error.message)
     return Response(
-        orjson.dumps(error.envelope()),
+        orjson.dumps(body),
         status_code=status,
         headers=error.headers,
         media_type="application/json",
