@@ -47,7 +47,9 @@ async def refused(url: str) -> bool:
     async with httpx.AsyncClient(timeout=2) as http:
         try:
             await http.get(f"{url}/health")
-        except httpx.ConnectError:
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+            # Refused, or taken from the listening socket's backlog as it closed and dropped
+            # unanswered: either way no new request is served.
             return True
         return False
 
