@@ -95,3 +95,15 @@ async def test_with_redis_limits_two_apps_count_the_failures_together():
         for app in apps:
             await app.auth_failures.aclose()
         await services.aclose()
+
+
+async def test_guesses_on_the_messages_route_count_and_its_refusal_is_in_anthropics_shape(gateway):
+    app, secret = gateway
+    body = {"model": "genledger/demo", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    async with await _client(app, "203.0.113.9") as guesser:
+        for i in range(LIMIT):
+            guess = await guesser.post("/api/v1/messages", json=body, headers={"x-api-key": f"no-{i}"})
+            assert guess.status_code == 401 and guess.json()["type"] == "error"
+        refused = await guesser.post("/api/v1/messages", json=body, headers={"x-api-key": secret})
+    assert refused.status_code == 429
+    assert refused.json()["error"]["type"] == "rate_limit_error"

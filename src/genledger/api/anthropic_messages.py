@@ -3,7 +3,7 @@
 :func:`message_json` renders a whole :class:`~genledger.core.events.Answer` as a
 ``message``; :func:`sse` renders a :class:`~genledger.core.events.Relay` as Anthropic's
 stream (``message_start``, content blocks, ``message_delta`` with the usage and stop
-reason, ``message_stop``); :func:`error_response` renders any error in Anthropic's shape,
+reason, ``message_stop``); :func:`error_json` is any error in Anthropic's shape,
 ``{"type": "error", "error": {"type", "message"}}``. The stop reason is the provider's own
 when it is one of Anthropic's (an Anthropic provider's answer passes through as it came),
 else the chat finish reason's Anthropic name.
@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.responses import Response
 
 from genledger.core.chat import Choice
 from genledger.core.events import (
@@ -32,7 +31,6 @@ from genledger.core.events import (
     ToolCallDelta,
 )
 from genledger.core.usage import Usage
-from genledger.errors import GatewayError
 
 STOP_REASONS = frozenset({"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"})
 _FROM_FINISH = {
@@ -77,15 +75,6 @@ def usage_json(usage: Usage | None) -> dict[str, Any]:
 
 def error_json(status: int, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}}
-
-
-def error_response(error: GatewayError) -> Response:
-    return Response(
-        orjson.dumps(error_json(error.status, error.message)),
-        status_code=error.status,
-        headers=error.headers,
-        media_type="application/json",
-    )
 
 
 def _content(choice: Choice) -> list[dict[str, Any]]:

@@ -134,7 +134,7 @@ def keys_list(config: ConfigOption = None) -> None:
 @keys_app.command("usage")
 def keys_usage(
     name: Annotated[str, typer.Argument(help="The key's name.")],
-    # At most as far back as a date goes (year 1), so that the first day's date can be worked out.
+    # Bounded (MAX_USAGE_DAYS): a first day further back than a date can hold was a traceback.
     days: Annotated[int, typer.Option(min=1, max=MAX_USAGE_DAYS, help="How many days back.")] = 30,
     config: ConfigOption = None,
 ) -> None:

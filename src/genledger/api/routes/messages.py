@@ -1,7 +1,8 @@
 """POST /api/v1/messages: Anthropic's Messages API, served by any provider.
 
-Errors on this route are rendered in Anthropic's shape, and the key may come as Anthropic's
-``x-api-key`` header as well as a bearer ``Authorization``.
+Errors on this route are rendered in Anthropic's shape (by the edge's handlers, for every path
+under the route: ``api/errors.py``), and the key may come as Anthropic's ``x-api-key`` header
+as well as a bearer ``Authorization``.
 """
 
 from __future__ import annotations
@@ -11,24 +12,14 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from genledger.api.anthropic_messages import error_response, message_json, sse
-from genledger.api.errors import count_error
+from genledger.api.anthropic_messages import message_json, sse
 from genledger.api.event_stream import EventStreamResponse
 from genledger.api.headers import header
 from genledger.api.messages_wire import parse_messages_request
 from genledger.api.responses import json_response, request_context, services_of
-from genledger.errors import GatewayError
 
 
 async def create_message(request: Request) -> Response:
-    try:
-        return await _create_message(request)
-    except GatewayError as error:
-        count_error(request, error.status)
-        return error_response(error)
-
-
-async def _create_message(request: Request) -> Response:
     received_at = time.perf_counter()
     services = services_of(request)
     authorization = header(request, b"authorization")
