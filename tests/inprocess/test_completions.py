@@ -6,7 +6,15 @@ import asyncio
 
 import pytest
 
-from genledger.core.events import Failed, Finish, Settled, TextDelta, UsageReport
+from genledger.core.events import (
+    Failed,
+    Finish,
+    ReasoningDelta,
+    Settled,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
 from genledger.core.failures import FailureKind
 from genledger.core.usage import Usage
 from genledger.errors import (
@@ -197,6 +205,68 @@ async def test_a_caller_that_goes_away_leaves_a_cancelled_record_and_closes_the_
     assert (gw.primary.open_streams, gw.primary.closed_streams) == (0, 1)
     state = await gw.fresh(key)
     assert (state.reserved_pico, state.usage_pico) == (0, record.charge_pico)
+
+
+async def test_a_stream_cut_before_its_usage_is_charged_for_estimates_not_for_nothing(build: BuildGateway):
+    """A caller that reads an answer and leaves before the provider's usage chunk still pays:
+    otherwise a key's limit would not hold against streams left at their last chunk."""
+    gw = await build()
+    key = await gw.key(limit_pico=10**12)
+    gate = asyncio.Event()
+    steps = [
+        TextDelta("The answer "),  # 11 characters
+        ReasoningDelta("because"),  # 7
+        ToolCallDelta(0, "call-1", "look", '{"q": 1}'),  # 4 + 8
+        TextDelta(""),  # an empty piece counts nothing
+        gate,
+        Finish("stop", "stop"),
+        UsageReport(Usage(10, 5)),
+    ]
+    gw.primary.then(Script(steps=steps))
+    relay = await gw.service.stream(key, request(stream=True), context())
+    for _ in range(4):
+        await anext(relay.events)
+    await relay.events.aclose()  # the caller disconnected before the usage
+    await gw.run_background()
+    record = gw.generations.generations[relay.head.generation_id]
+    assert (record.cancelled, record.streamed) == (True, True)
+    prompt = -(-(len("hi") + 8) // 4)  # a quarter of the prompt's bound: 3
+    completion = -(-(11 + 7 + 12) // 4)  # a quarter of what was relayed: 8
+    assert (record.tokens_prompt, record.tokens_completion) == (prompt, completion) == (3, 8)
+    assert record.native_tokens_prompt is None and record.native_tokens_completion is None
+    assert record.charge_pico == record.total_cost_pico == 3 * PER_PROMPT_TOKEN + 8 * PER_COMPLETION_TOKEN
+    state = await gw.fresh(key)
+    assert (state.reserved_pico, state.usage_pico) == (0, record.charge_pico)
+
+
+async def test_a_cut_stream_is_never_charged_more_than_its_max_tokens(build: BuildGateway):
+    gw = await build()
+    key = await gw.key(limit_pico=10**12)
+    gate = asyncio.Event()
+    gw.primary.then(Script(steps=[TextDelta("x" * 400), gate, UsageReport(Usage(10, 2))]))
+    relay = await gw.service.stream(key, request(stream=True, max_tokens=2), context())
+    await anext(relay.events)
+    await relay.events.aclose()
+    await gw.run_background()
+    record = gw.generations.generations[relay.head.generation_id]
+    assert record.tokens_completion == 2  # not 100: the provider could not have made more
+
+
+async def test_a_stream_cut_after_its_end_and_usage_keeps_the_providers_counts(build: BuildGateway):
+    gw = await build()
+    key = await gw.key(limit_pico=10**12)
+    gate = asyncio.Event()
+    steps = [TextDelta("x" * 400), UsageReport(Usage(10, 5)), Finish("stop", "stop"), gate]
+    gw.primary.then(Script(steps=steps))
+    relay = await gw.service.stream(key, request(stream=True), context())
+    assert isinstance(await anext(relay.events), TextDelta)
+    assert isinstance(await anext(relay.events), Finish)
+    await relay.events.aclose()  # left before the end of the stream, after its last word
+    await gw.run_background()
+    record = gw.generations.generations[relay.head.generation_id]
+    assert record.cancelled is True
+    assert (record.tokens_completion, record.native_tokens_completion) == (5, 5)
+    assert record.charge_pico == 10 * PER_PROMPT_TOKEN + 5 * PER_COMPLETION_TOKEN
 
 
 async def test_an_upstream_that_dies_midway_ends_the_stream_with_an_error_and_charges_what_was_used(

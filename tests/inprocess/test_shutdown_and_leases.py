@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from genledger.core.events import Failed, Settled, TextDelta
+from genledger.core.usage import Usage
 from genledger.errors import ServiceUnavailable
 from genledger.gateway.leases import Leases
 from genledger.gateway.stopping import Stopped, Stopping
@@ -40,6 +41,11 @@ async def test_a_stream_waiting_on_its_provider_at_the_deadline_ends_with_503_an
     assert isinstance(ended[-1], Settled)
     record = gw.generations.generations[relay.head.generation_id]
     assert record.cancelled is True and record.streamed is True
+    # Stopped before the provider told its usage: estimates, in the record and the usage chunk
+    # alike ("hi" and its message's overhead at a quarter; "one" in one piece).
+    assert (record.tokens_prompt, record.tokens_completion, record.native_tokens_completion) == (3, 1, None)
+    assert ended[-1] == Settled(Usage(prompt_tokens=3, completion_tokens=1), record.charge_pico)
+    assert record.charge_pico > 0
     state = await gw.fresh(key)
     assert (state.reserved_pico, state.usage_pico) == (0, record.charge_pico)
     assert gw.primary.closed_streams == 1

@@ -3,8 +3,8 @@
 On SIGTERM (or SIGINT): the listening socket closes (new connections are refused), idle
 connections close, in-flight requests get ``shutdown_timeout`` seconds to finish; then the
 requests still waiting on a provider are stopped (``gateway/stopping.py``): open streams end
-with an error chunk and are recorded as cancelled with the usage known so far, and their
-reservations are settled. Then the lifespan closes the services: background records finish,
+with an error chunk and are recorded as cancelled, charged like streams their callers left, and
+their reservations are settled. Then the lifespan closes the services: background records finish,
 the instance gives back any reservation it still holds, the ledger's writer commits what is
 queued. The process exits 0. A second SIGINT exits at once.
 

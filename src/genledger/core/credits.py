@@ -80,17 +80,19 @@ def max_output_tokens(request: ChatRequest | Bounded, model_max: int | None, def
     return model_max or default
 
 
+def prompt_bound(request: ChatRequest | Bounded) -> int:
+    """At least as many tokens as the prompt of any request can have."""
+    if isinstance(request, ChatRequest):
+        return prompt_tokens_upper_bound(request)
+    return request.prompt_tokens_bound()
+
+
 def reservation(
     request: ChatRequest | Bounded, price: Price, model_max_output: int | None, default_max_output: int
 ) -> int:
     """Picodollars to reserve before calling the upstream: the request's worst-case cost."""
-    prompt = (
-        prompt_tokens_upper_bound(request)
-        if isinstance(request, ChatRequest)
-        else request.prompt_tokens_bound()
-    )
     return worst_case(
-        prompt,
+        prompt_bound(request),
         max_output_tokens(request, model_max_output, default_max_output),
         price,
     )

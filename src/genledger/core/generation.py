@@ -7,7 +7,8 @@ the client's model to the JSON.
 
 * Money is integer picodollars, in attributes named ``*_pico`` (shown in USD).
 * Token counts are named ``tokens_*`` / ``native_tokens_*``; ``None`` when the provider
-  reported none.
+  reported none. A stream cut short before its provider reported usage has estimated
+  ``tokens_*`` (:mod:`genledger.core.estimates`) and no native completion counts.
 * ``*_ms`` are milliseconds (the contract's ``latency`` and ``generation_time``).
 """
 
@@ -188,4 +189,20 @@ def token_counts(usage: Usage | None) -> TokenCounts:
         "native_tokens_cached": usage.cached_tokens,
         "native_tokens_cache_write": usage.cache_write_tokens,
         "native_tokens_completion_images": usage.completion_image_tokens,
+    }
+
+
+def estimated_counts(usage: Usage, reported: Usage | None) -> TokenCounts:
+    """The token attributes of a stream cut short: ``usage`` holds the estimates, the native
+    counts only what the provider reported of the prompt (of the completion it tells at the end)."""
+    prompt = reported if reported is not None and reported.prompt_tokens > 0 else None
+    return {
+        "tokens_prompt": usage.prompt_tokens,
+        "tokens_completion": usage.completion_tokens,
+        "native_tokens_prompt": prompt.prompt_tokens if prompt else None,
+        "native_tokens_completion": None,
+        "native_tokens_reasoning": None,
+        "native_tokens_cached": prompt.cached_tokens if prompt else None,
+        "native_tokens_cache_write": prompt.cache_write_tokens if prompt else None,
+        "native_tokens_completion_images": None,
     }

@@ -14,7 +14,7 @@ from genledger.core.credits import (
     Bounded,
     max_output_tokens,
     period_start,
-    prompt_tokens_upper_bound,
+    prompt_bound,
     reservation,
 )
 from genledger.core.keys import KeyRecord, Refusal
@@ -67,6 +67,10 @@ class Admission:
             else self._config.tokens_per_minute,
         )
 
+    def output_bound(self, request: ChatRequest | Bounded, entry: Priced) -> int:
+        """The most completion tokens ``request`` can produce on ``entry``."""
+        return max_output_tokens(request, entry.max_output_tokens, self._config.default_max_output_tokens)
+
     async def admit(
         self, key: KeyRecord, request: ChatRequest | Bounded, entries: Sequence[Priced], *, hold_id: str
     ) -> int:
@@ -114,14 +118,9 @@ class Admission:
         )
         reserved = key.reserved_pico
         available = max(limit - used - reserved, 0)
-        prompt_bound = (
-            prompt_tokens_upper_bound(request)
-            if isinstance(request, ChatRequest)
-            else request.prompt_tokens_bound()
-        )
-        default_max = self._config.default_max_output_tokens
-        asked = max(max_output_tokens(request, e.max_output_tokens, default_max) for e in entries)
-        fits = min(pricing.max_output_within(prompt_bound, available, e.price) for e in entries)
+        prompt = prompt_bound(request)
+        asked = max(self.output_bound(request, e) for e in entries)
+        fits = min(pricing.max_output_within(prompt, available, e.price) for e in entries)
         if fits > 0:
             remedy = f"Lower max_tokens to {fits} or less to fit, or raise the limit."
         elif refusal is Refusal.IN_FLIGHT_BUDGET:
@@ -132,7 +131,7 @@ class Admission:
         cause = "The key's credit is held by requests in flight" if in_flight else "Key limit exceeded"
         message = (
             f"{cause}: this request may cost up to {_dollars(amount)} (a prompt of up to "
-            f"{prompt_bound} tokens and max_tokens {asked}); the key's limit is {_dollars(limit)}, "
+            f"{prompt} tokens and max_tokens {asked}); the key's limit is {_dollars(limit)}, "
             f"of which {_dollars(used)} is used and {_dollars(reserved)} reserved by requests in "
             f"flight, leaving {_dollars(available)}. {remedy}"
         )
@@ -143,7 +142,7 @@ class Admission:
             "usage": to_usd(used),
             "reserved": to_usd(reserved),
             "available": to_usd(available),
-            "prompt_tokens_bound": prompt_bound,
+            "prompt_tokens_bound": prompt,
             "max_tokens": asked,
             "max_tokens_that_fit": fits,
         }

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from genledger.core import pricing
+from genledger.core import estimates, pricing
 from genledger.core.chat import ChatRequest, Completion, RoutedRequest
 from genledger.core.content import ContentError, GenerationContent
 from genledger.core.deadlines import Deadlines
@@ -29,14 +29,22 @@ from genledger.core.events import (
     Identified,
     ProviderEvent,
     ReasoningDelta,
+    RefusalDelta,
     Relay,
     RelayEvent,
     Settled,
     TextDelta,
+    ToolCallDelta,
     UsageReport,
 )
 from genledger.core.failures import RETRYABLE_KINDS, FailureKind, UpstreamFailure
-from genledger.core.generation import Generation, ProviderAttempt, token_counts
+from genledger.core.generation import (
+    Generation,
+    ProviderAttempt,
+    TokenCounts,
+    estimated_counts,
+    token_counts,
+)
 from genledger.core.ids import GenerationIds
 from genledger.core.keys import KeyRecord
 from genledger.core.prompt import PromptRequest
@@ -100,6 +108,15 @@ class _Tally:
     text: list[str] | None = None
     reasoning: list[str] | None = None
     room: int = 0
+    # What was relayed of the completion, for an estimate if the stream is cut short: its
+    # characters and its non-empty pieces, all choices together.
+    relayed: int = 0
+    pieces: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """Whether the provider told the end and its usage: the usage is then its final word."""
+        return self.usage is not None and self.finish_reason is not None
 
     def keep(self, room: int) -> None:
         self.text, self.reasoning, self.room = [], [], room
@@ -110,16 +127,31 @@ class _Tally:
         if self.room < 0:
             self.text = self.reasoning = None
 
+    def _relayed(self, text: str) -> None:
+        if text:
+            self.relayed += len(text)
+            self.pieces += 1
+
     def add(self, event: ProviderEvent) -> bool:
         """Take in ``event``; whether the caller should see it."""
         kind = event.__class__
         if kind is TextDelta:
-            if self.text is not None and event.choice == 0:  # type: ignore[union-attr]
-                self._kept(self.text, event.text)  # type: ignore[union-attr]
+            if event.text:  # type: ignore[union-attr]
+                self.relayed += len(event.text)  # type: ignore[union-attr]
+                self.pieces += 1
+                if self.text is not None and event.choice == 0:  # type: ignore[union-attr]
+                    self._kept(self.text, event.text)  # type: ignore[union-attr]
             return True
         if isinstance(event, ReasoningDelta):
+            self._relayed(event.text)
             if self.reasoning is not None and event.choice == 0:
                 self._kept(self.reasoning, event.text)
+            return True
+        if isinstance(event, RefusalDelta):
+            self._relayed(event.text)
+            return True
+        if isinstance(event, ToolCallDelta):
+            self._relayed((event.name or "") + event.arguments)
             return True
         if isinstance(event, UsageReport):
             self.usage = event.usage
@@ -182,7 +214,9 @@ class _Call:
         cancelled: bool = False,
         attempt_status: int = 200,
         data_region: str,
+        counts: TokenCounts | None = None,
     ) -> Generation:
+        """The record; ``counts`` when the token attributes are not simply ``usage``'s."""
         assert self.served is not None
         cost = pricing.cost(usage, self.served.price) if usage is not None else None
         charge = cost.total if cost else 0
@@ -209,7 +243,7 @@ class _Call:
             generation_time_ms=_ms_since(self.served_started),
             finish_reason=finish_reason,
             native_finish_reason=native_finish_reason,
-            **token_counts(usage),
+            **(token_counts(usage) if counts is None else counts),
             origin=self.context.http_referer or "",
             http_referer=self.context.http_referer,
             user_agent=self.context.user_agent,
@@ -530,8 +564,10 @@ class CompletionService:
     def _stream_generation(
         self, call: _Call, tally: _Tally, failure: UpstreamFailure | None, *, cancelled: bool = False
     ) -> Generation:
+        counts = self._estimate(call, tally) if cancelled and not tally.complete else None
         return call.generation(
             usage=tally.usage,
+            counts=counts,
             upstream_id=tally.upstream_id,
             finish_reason="error" if failure else tally.finish_reason,
             native_finish_reason="error" if failure else tally.native_finish_reason,
@@ -540,6 +576,21 @@ class CompletionService:
             attempt_status=failure.status if failure else 200,
             data_region=self._data_region,
         )
+
+    def _estimate(self, call: _Call, tally: _Tally) -> TokenCounts:
+        """A stream cut short before its provider told its usage is charged for estimates
+        (:mod:`genledger.core.estimates`), not for nothing: they become ``tally.usage``, and the
+        counts keep as native only what the provider did report."""
+        request = cast(ChatRequest | PromptRequest, call.request)
+        reported = tally.usage
+        tally.usage = estimates.cut_short(
+            reported,
+            estimates.prompt_tokens(request),
+            estimates.completion_tokens(
+                tally.relayed, tally.pieces, self.admission.output_bound(request, call.entry)
+            ),
+        )
+        return estimated_counts(tally.usage, reported)
 
     async def _relay(
         self, call: _Call, stream: EventStream, first: ProviderEvent

@@ -2,9 +2,9 @@
 
 After SIGTERM the server stops accepting and in-flight requests get ``shutdown_timeout``
 seconds to finish. Then :meth:`Stopping.stop` interrupts each request that is still waiting
-on its provider: a stream ends with an error chunk and is recorded as cancelled with the
-usage known so far; a request not answered yet gets 503. Their reservations are settled or
-released on the way out, as for any other end.
+on its provider: a stream ends with an error chunk and is recorded as cancelled, charged
+like one its caller left (``core/estimates.py``); a request not answered yet gets 503. Their
+reservations are settled or released on the way out, as for any other end.
 
 Only a wait on the provider is interrupted, never a write to the caller: a request marks the
 awaits it may be interrupted in (:meth:`Watch.waiting`), and one that is writing when the
