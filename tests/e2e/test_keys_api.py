@@ -166,9 +166,18 @@ def test_the_key_list_takes_openrouters_include_disabled_and_offset(
         refused = manage.get("/keys", params=params)
         assert refused.status_code == 400 and refused.json()["error"]["metadata"]["param"] == name
 
+    # OpenRouter's include_byok_in_limit is kept as set, and read back (nothing sent is lost).
     bob = hash_key(keys.bob)
-    unchanged = manage.patch(f"/keys/{bob}", json={"include_byok_in_limit": True})
-    assert unchanged.status_code == 200 and unchanged.json()["data"]["name"] == "bob"
+    assert manage.get(f"/keys/{bob}").json()["data"]["include_byok_in_limit"] is False
+    changed = manage.patch(f"/keys/{bob}", json={"include_byok_in_limit": True})
+    assert changed.status_code == 200 and changed.json()["data"]["include_byok_in_limit"] is True
+    assert manage.get(f"/keys/{bob}").json()["data"]["include_byok_in_limit"] is True
+    assert (
+        manage.patch(f"/keys/{bob}", json={"include_byok_in_limit": None}).json()["data"][
+            "include_byok_in_limit"
+        ]
+        is False
+    )  # null: the default
 
     from openrouter import OpenRouter
 
@@ -176,3 +185,7 @@ def test_the_key_list_takes_openrouters_include_disabled_and_offset(
         listed = sdk.api_keys.list(include_disabled=True, offset=0)
         assert [k.name for k in listed.data] == every
         assert [k.name for k in sdk.api_keys.list().data] == default
+        created = sdk.api_keys.create(name="byok-counted", include_byok_in_limit=True)
+        assert created.data.include_byok_in_limit is True
+        assert sdk.api_keys.get(hash=created.data.hash).data.include_byok_in_limit is True
+        manage.delete(f"/keys/{created.data.hash}")

@@ -51,6 +51,7 @@ _UPDATABLE = frozenset(
         "tokens_per_minute",
         "store_content",
         "expires_at",
+        "include_byok_in_limit",
     }
 )
 
@@ -83,6 +84,7 @@ class MemoryKeyStore:
         tokens_per_minute: int | None = None,
         store_content: bool | None = None,
         expires_at: datetime | None = None,
+        include_byok_in_limit: bool = False,
     ) -> tuple[KeyRecord, str]:
         if self._by("name", name) is not None:
             raise KeyExists(f"a key named {name!r} exists already")
@@ -104,6 +106,7 @@ class MemoryKeyStore:
             tokens_per_minute=tokens_per_minute,
             store_content=store_content,
             expires_at=expires_at,
+            include_byok_in_limit=include_byok_in_limit,
         )
         self.keys[key.id] = key
         return key, secret

@@ -147,6 +147,7 @@ async def test_a_database_at_the_first_revision_is_upgraded_with_its_keys(databa
         assert key is not None
         assert (key.name, key.usage_pico, key.reserved_pico, key.period_usage_pico) == ("old", 42, 0, 0)
         assert key.requests_per_minute is None and key.tokens_per_minute is None
+        assert key.include_byok_in_limit is False  # 0010's column, as keys read it before
     finally:
         await ledger.close()
 

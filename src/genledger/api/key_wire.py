@@ -56,7 +56,7 @@ def _limits_and_usage(view: KeyView) -> dict[str, Any]:
         "limit": _usd(key.limit_pico),
         "limit_remaining": _usd(limit_remaining(key, datetime.now(UTC))),
         "limit_reset": key.limit_reset,
-        "include_byok_in_limit": False,
+        "include_byok_in_limit": key.include_byok_in_limit,
         "usage": to_usd(key.usage_pico),
         "usage_daily": to_usd(usage.daily),
         "usage_weekly": to_usd(usage.weekly),
@@ -205,7 +205,7 @@ _CHANGEABLE = frozenset(
         "tokens_per_minute",
         "store_content",
         "expires_at",
-        # OpenRouter's: genledger has no bring-your-own-key usage, so either value means the same.
+        # OpenRouter's, kept as set: genledger has no bring-your-own-key usage to count.
         "include_byok_in_limit",
     }
 )
@@ -223,10 +223,12 @@ def _known_fields(body: dict[str, Any], known: frozenset[str]) -> None:
 
 def _changes(body: dict[str, Any]) -> dict[str, Any]:
     changes: dict[str, Any] = {}
-    if "include_byok_in_limit" in body and not isinstance(body["include_byok_in_limit"], bool | None):
-        raise BadRequest(
-            "'include_byok_in_limit' must be a boolean", metadata={"param": "include_byok_in_limit"}
-        )
+    if "include_byok_in_limit" in body:
+        if not isinstance(body["include_byok_in_limit"], bool | None):
+            raise BadRequest(
+                "'include_byok_in_limit' must be a boolean", metadata={"param": "include_byok_in_limit"}
+            )
+        changes["include_byok_in_limit"] = bool(body["include_byok_in_limit"])  # null: the default
     if "name" in body:
         changes["name"] = _text("name", body["name"])
     if "label" in body:
@@ -285,10 +287,10 @@ def key_update_changes(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(body["disabled"], bool):
             raise BadRequest("'disabled' must be a boolean", metadata={"param": "disabled"})
         changes["disabled"] = body["disabled"]
-    if not changes and "include_byok_in_limit" not in body:
+    if not changes:
         raise BadRequest(
             "Nothing to change: give name, label, limit, limit_reset, disabled, rate limits, "
-            "store_content or expires_at"
+            "store_content, expires_at or include_byok_in_limit"
         )
     return changes
 

@@ -30,6 +30,7 @@ class KeyRecord:
     tokens_per_minute: int | None = None
     store_content: bool | None = None  # None: the gateway's content_storage.enabled decides
     expires_at: datetime | None = None
+    include_byok_in_limit: bool = False  # OpenRouter's; no bring-your-own-key usage to count here
 
     def expired(self, now: datetime) -> bool:
         """Whether the key has ended by ``now`` (a key without ``expires_at`` never does)."""

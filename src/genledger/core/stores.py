@@ -182,6 +182,7 @@ class KeyStore(Protocol):
         tokens_per_minute: int | None = None,
         store_content: bool | None = None,
         expires_at: datetime | None = None,
+        include_byok_in_limit: bool = False,
     ) -> tuple[KeyRecord, str]:
         """A new key and its secret (shown once, never stored). ``KeyExists`` for a taken name."""
         ...

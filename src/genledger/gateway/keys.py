@@ -116,8 +116,6 @@ class KeyManager:
     async def update(self, caller: KeyRecord, key_hash: str, changes: dict[str, Any]) -> KeyView:
         self.require_management(caller)
         target = await self._target(key_hash)
-        if not changes:  # only what changes nothing here (OpenRouter's include_byok_in_limit)
-            return await self._view(target)
         try:
             key = await self._keys.update(target.hash, **changes)
         except KeyExists as exc:

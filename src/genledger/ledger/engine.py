@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _WAL_ATTEMPTS = 250  # 5 s of 20 ms waits
 _PG_MIGRATION_LOCK = 0x67656E6C  # an advisory lock id, so instances starting together migrate once
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 """The last migration's revision (a test holds it to Alembic's head). A ledger already there
 is opened without importing Alembic, which costs a serving process 11 MiB of memory."""
 

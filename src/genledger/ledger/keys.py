@@ -37,6 +37,7 @@ def _key(row: RowMapping) -> KeyRecord:
         tokens_per_minute=row["tokens_per_minute"],
         store_content=row["store_content"] if row["store_content"] is None else bool(row["store_content"]),
         expires_at=_utc(row["expires_at"]) if row["expires_at"] is not None else None,
+        include_byok_in_limit=bool(row["include_byok_in_limit"]),
     )
 
 
@@ -61,6 +62,7 @@ _UPDATABLE = frozenset(
         "tokens_per_minute",
         "store_content",
         "expires_at",
+        "include_byok_in_limit",
     }
 )
 
@@ -108,6 +110,7 @@ class SqlKeyStore:
         tokens_per_minute: int | None = None,
         store_content: bool | None = None,
         expires_at: datetime | None = None,
+        include_byok_in_limit: bool = False,
     ) -> tuple[KeyRecord, str]:
         """A new key and its secret; the secret is not kept and cannot be shown again."""
         secret = new_api_key()
@@ -131,6 +134,7 @@ class SqlKeyStore:
             "tokens_per_minute": tokens_per_minute,
             "store_content": store_content,
             "expires_at": expires_at,
+            "include_byok_in_limit": include_byok_in_limit,
         }
         try:
             async with self._engine.begin() as connection:

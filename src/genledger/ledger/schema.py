@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -49,6 +50,8 @@ api_keys = Table(
     Column("store_content", Boolean, nullable=True),
     # When the key stops working (401); NULL: never.
     Column("expires_at", DateTime(timezone=True), nullable=True),
+    # OpenRouter's flag, kept as set: genledger has no bring-your-own-key usage to count.
+    Column("include_byok_in_limit", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 # One row per reservation of a key's credit: ``api_keys.reserved_pico`` is the sum of a key's

@@ -137,7 +137,8 @@ class KeyChanges(Closed):
     expires_at: datetime | None = Field(default=None, description="null: never.")
     include_byok_in_limit: bool | None = Field(
         default=None,
-        description="OpenRouter's; genledger has no bring-your-own-key usage, so it changes nothing.",
+        description="OpenRouter's, kept and read back as set (null: false); genledger has no "
+        "bring-your-own-key usage for it to count.",
     )
 
 
