@@ -4,6 +4,7 @@ The provider bills what it generated up to the cut; the record says so (estimate
 no native completion counts), and the key pays for it. Otherwise a caller could read a whole
 answer, leave before its last chunk, and never meet its key's limit. Seen with the official
 ``openai`` SDK streaming and the ``openrouter`` SDK reading the record, on both databases.
+A caller that leaves before a whole (not streamed) answer comes has it recorded in full.
 """
 
 from __future__ import annotations
@@ -112,3 +113,27 @@ async def test_a_keys_limit_holds_against_streams_left_at_their_last_chunk(
     assert served == 3  # and the fourth is refused: none was free
     state = await ledger.keys.find_by_id(key.id)
     assert state.usage_pico == 3 * CUT_COST == await charged_to(ledger, key.id)
+
+
+async def test_a_caller_that_leaves_a_whole_answer_before_it_comes_still_has_it_recorded(
+    ledger: Ledger, settings: dict[str, Any], upstream: FakeOpenAIInThread
+):
+    """Not streamed: the provider answers (and bills) whether or not the caller waited."""
+    key, secret = await new_key(ledger, 10**12)
+    upstream.set_behavior("ok", times=1, delay_ms=500)
+    with GatewayServer.build(**settings) as gateway:
+        client = openai.OpenAI(api_key=secret, base_url=gateway.base_url, max_retries=0, timeout=0.1)
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS)  # type: ignore[arg-type]
+        client.close()
+
+        async def recorded() -> bool:
+            return (
+                await charged_to(ledger, key.id) > 0
+                and (await ledger.keys.find_by_id(key.id)).reserved_pico == 0
+            )
+
+        assert await eventually(recorded, within=5), "the answer the caller left was not recorded"
+    assert upstream.stats()["cancelled_requests"] == 0  # the gateway waited for it
+    state = await ledger.keys.find_by_id(key.id)
+    assert state.usage_pico == await charged_to(ledger, key.id)
