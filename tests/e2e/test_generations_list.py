@@ -122,6 +122,8 @@ def test_an_ordinary_key_sees_its_own_and_a_management_key_sees_all(
         ({"limit": "1001"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"cursor": "garbage!"}, "cursor"),
+        ({"cursor": "WzEsMl0"}, "cursor"),  # [1, 2]: a cursor's shape, not its types
+        ({"cursor": "W251bGwsbnVsbF0"}, "cursor"),  # [null, null]
         ({"created_after": "yesterday"}, "created_after"),
         ({"created_before": "2026-13-01"}, "created_before"),
         ({"streamed": "maybe"}, "streamed"),

@@ -255,6 +255,8 @@ async def test_filters_from_the_form_become_the_list_apis_query_string(dash: Das
     assert bad.status_code == 400 and "streamed" in bad.text and "<h1>Error 400</h1>" in bad.text
     unknown = await dash.http.get("/dashboard/generations", params={"colour": "red"})
     assert unknown.status_code == 400 and "colour" in unknown.text
+    forged = await dash.http.get("/dashboard/generations", params={"cursor": "WzEsMl0"})  # [1, 2]
+    assert forged.status_code == 400 and "cursor" in forged.text and "<h1>Error 400</h1>" in forged.text
     window = await dash.http.get("/dashboard/overview", params={"window": "1y"})
     assert window.status_code == 400 and "window" in window.text
 

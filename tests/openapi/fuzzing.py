@@ -91,8 +91,8 @@ class Edge:
     path_parameters: dict[str, Any] | None = None
 
 
-def _cursor(created_at: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([created_at, "gen-x"])).decode().rstrip("=")
+def _cursor(created_at: Any, generation_id: Any = "gen-x") -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([created_at, generation_id])).decode().rstrip("=")
 
 
 _YEAR_0 = "0001-01-01T00:00:00+14:00"  # year 0 in UTC
@@ -106,6 +106,8 @@ EDGES = (
     Edge("GET", "/api/v1/generations", {"limit": "²"}),
     Edge("GET", "/api/v1/generations", {"limit": _HUGE}),
     Edge("GET", "/api/v1/generations", {"cursor": _cursor(_YEAR_0)}),
+    Edge("GET", "/api/v1/generations", {"cursor": _cursor(1, 2)}),
+    Edge("GET", "/api/v1/generations", {"cursor": _cursor(["2026-01-01"], {"id": 1})}),
     Edge("GET", "/api/v1/generations", {"min_cost": "1e999999999"}),
     Edge("GET", "/api/v1/activity", {"date": "9999-12-31"}),
     Edge("GET", "/api/v1/activity", {"date": "0001-01-01"}),

@@ -103,7 +103,9 @@ def encode_cursor(cursor: Cursor) -> str:
 def decode_cursor(value: str) -> Cursor:
     try:
         created_at, generation_id = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        return Cursor(parse_utc(created_at), str(generation_id))
+        if not (isinstance(created_at, str) and isinstance(generation_id, str)):
+            raise TypeError("a cursor is [created_at, generation id], two strings")
+        return Cursor(parse_utc(created_at), generation_id)
     except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
         raise _bad("cursor", "is not a cursor this API gave out") from None
 
