@@ -56,6 +56,7 @@ async def test_rows_are_typed_with_openrouters_keys(harness: Harness) -> None:
         "api_key_hash": None,
         "external_user": None,
         "session_id": None,
+        "workspace_id": None,
     }
     assert first.requests == 5 and isinstance(first.requests, int)
     assert first.usage == pytest.approx(0.015) and first.byok_usage_inference == pytest.approx(0.012)
@@ -65,8 +66,22 @@ async def test_rows_are_typed_with_openrouters_keys(harness: Harness) -> None:
     assert (request.method, request.url.path, request.url.query) == ("GET", "/api/v1/activity", b"")
 
 
+def sums(**overrides: Any) -> dict[str, Any]:
+    """A grouped row's totals: a grouped row has its group's keys and these, nothing else."""
+    return {
+        "usage": 0.015,
+        "byok_usage_inference": 0.0,
+        "requests": 5,
+        "prompt_tokens": 50,
+        "completion_tokens": 125,
+        "reasoning_tokens": 25,
+        "cached_tokens": 0,
+        **overrides,
+    }
+
+
 async def test_grouping_keys_are_fields_and_metadata_columns_are_grouped(harness: Harness) -> None:
-    grouped = row(
+    grouped = sums(
         hour="2026-03-01T14:00:00Z",
         api_key_hash=HASH,
         external_user="user-42",
@@ -76,7 +91,9 @@ async def test_grouping_keys_are_fields_and_metadata_columns_are_grouped(harness
     )
     client = harness.client(scripted(answer(grouped)))
 
-    (item,) = await harness.call(client, GET, group_by=["hour", "metadata.team", "metadata.env"])
+    (item,) = await harness.call(
+        client, GET, group_by=["hour", "key", "user", "session", "metadata.team", "metadata.env"]
+    )
 
     assert (item.hour, item.api_key_hash, item.external_user, item.session_id) == (
         "2026-03-01T14:00:00Z",
@@ -84,10 +101,28 @@ async def test_grouping_keys_are_fields_and_metadata_columns_are_grouped(harness
         "user-42",
         "s-1",
     )
+    assert (item.date, item.model, item.provider_name, item.endpoint_id) == (None, None, None, None)
     assert item.metadata_groups == {"team": "search", "env": None}
     assert item.model_extra == {"metadata.team": "search", "metadata.env": None, "brand_new_total": 3}
     with pytest.raises(pydantic.ValidationError):
         item.requests = 6
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"date": "2026-03-01"},
+        {"model": "acme/fast"},
+        {"provider_name": "Acme"},
+        {"date": "2026-03-01", "model": None, "provider_name": "Acme"},
+        {"workspace_id": "default"},
+    ],
+)
+async def test_a_row_carries_only_its_groups_keys(harness: Harness, keys: dict[str, Any]) -> None:
+    client = harness.client(scripted(answer(sums(**keys))))
+    (item,) = await harness.call(client, GET, group_by="day")
+    assert {name: getattr(item, name) for name in keys} == keys
+    assert item.requests == 5
 
 
 async def test_nullable_endpoint_keys_and_an_empty_answer(harness: Harness) -> None:
@@ -107,10 +142,10 @@ async def test_nullable_endpoint_keys_and_an_empty_answer(harness: Harness) -> N
         ({"api_key_hash": HASH}, f"api_key_hash={HASH}"),
         ({"group_by": "hour"}, "group_by=hour"),
         ({"group_by": ["hour", "metadata.team"]}, "group_by=hour%2Cmetadata.team"),
-        ({"group_by": ("external_user",)}, "group_by=external_user"),
+        ({"group_by": ("user",)}, "group_by=user"),
         (
-            {"date": "2026-03-01", "api_key_hash": HASH, "group_by": ["session_id"]},
-            f"date=2026-03-01&api_key_hash={HASH}&group_by=session_id",
+            {"date": "2026-03-01", "api_key_hash": HASH, "group_by": ["session"]},
+            f"date=2026-03-01&api_key_hash={HASH}&group_by=session",
         ),
     ],
 )

@@ -143,6 +143,43 @@ def test_group_by_sums_exactly_per_key_user_and_metadata(
     )
 
 
+@pytest.mark.parametrize(
+    "group_by",
+    [
+        "day",
+        "hour",
+        "model",
+        "provider",
+        "key",
+        "user",
+        "session",
+        "workspace",
+        ["hour", "metadata.team"],  # README's example
+        ["model", "provider", "day"],
+    ],
+)
+def test_the_typed_client_reads_every_grouping(
+    gateway: GatewayServer, admin: str, records: list[Generation], group_by: str | list[str]
+):
+    from genledger.client import Client
+
+    with Client(api_key=admin, base_url=gateway.base_url, max_retries=0) as client:
+        items = client.activity.get(group_by=group_by)
+        whole = client.activity.get()
+    assert sum(i.requests for i in items) == sum(i.requests for i in whole) == len(
+        list(filter(in_window, records))
+    )
+    assert sum(i.usage for i in items) == pytest.approx(sum(i.usage for i in whole))
+    if "hour" in group_by:
+        assert all(i.hour is not None and i.hour.endswith(":00:00Z") for i in items)
+    if "metadata.team" in group_by:
+        assert {i.metadata_groups["team"] for i in items} <= {"search", None}
+    if group_by == "workspace":
+        assert {i.workspace_id for i in items} == {"default"} and all(i.model for i in items)
+    elif "model" in group_by:
+        assert MODEL in {i.model for i in items}
+
+
 def test_only_management_keys_read_activity(gateway: GatewayServer, keys: Keys, admin: str):
     ordinary = OpenRouter(api_key=keys.alice, server_url=gateway.base_url, retry_config=NO_RETRIES)
     with ordinary as sdk, pytest.raises(errors.ForbiddenResponseError):

@@ -54,9 +54,10 @@ class ActivityResource:
 
         ``date`` keeps one day (a ``date``, a ``datetime``'s own calendar date, or
         ``YYYY-MM-DD``); ``api_key_hash`` one key's usage (a management key may name any key).
-        ``group_by`` splits rows further by one key or several (``"hour"``, ``"api_key_hash"``,
-        ``"external_user"``, ``"session_id"``, ``"metadata.<key>"``), sent comma-separated;
-        each row then carries those keys.
+        ``group_by`` groups the rows instead by one key or several, sent comma-separated:
+        ``"day"``, ``"hour"``, ``"model"``, ``"provider"``, ``"key"``, ``"user"``,
+        ``"session"``, ``"metadata.<key>"`` (or OpenRouter's ``"workspace"``, which changes
+        nothing but a ``workspace_id``); each row then carries its group's keys and the sums.
 
         Raises:
             BadRequestResponseError: a parameter the server refuses (``error.metadata["param"]``).

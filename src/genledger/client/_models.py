@@ -112,19 +112,17 @@ class GenerationList(_Model):
 
 
 class ActivityItem(_Model):
-    """One row of ``GET /activity`` → ``data``: a day's (or hour's) totals for one endpoint.
+    """One row of ``GET /activity`` → ``data``: the totals of one group of generations.
 
-    The keys are OpenRouter's; amounts are US dollars. ``group_by`` adds grouping keys to every
-    row: ``hour``, ``api_key_hash``, ``external_user`` and ``session_id`` are fields here (``None``
-    when not grouped by), and ``metadata.<key>`` columns are read with :attr:`metadata_groups`.
+    The keys are OpenRouter's; amounts are US dollars. Without ``group_by`` a row is a UTC day's
+    totals for one endpoint, and ``date``, ``model``, ``model_permaslug``, ``endpoint_id`` and
+    ``provider_name`` say which. With ``group_by`` a row carries only the keys of its group
+    (``date`` for ``day``, ``hour``, ``model``, ``provider_name`` for ``provider``,
+    ``api_key_hash`` for ``key``, ``external_user`` for ``user``, ``session_id`` for
+    ``session``; ``None`` when not grouped by, or when its generations had none), and
+    ``metadata.<key>`` columns are read with :attr:`metadata_groups`.
     """
 
-    date: str
-    """The UTC day, ``YYYY-MM-DD``."""
-    model: str
-    model_permaslug: str | None
-    endpoint_id: str | None
-    provider_name: str | None
     usage: float
     """Total cost in US dollars."""
     byok_usage_inference: float
@@ -135,11 +133,20 @@ class ActivityItem(_Model):
     reasoning_tokens: int
     # genledger's extension (absent from OpenRouter's answers).
     cached_tokens: int | None = None
-    # Grouping keys, present only when ``group_by`` names them.
+    # The endpoint and day of a row without group_by; grouping keys with it.
+    date: str | None = None
+    """The UTC day, ``YYYY-MM-DD``."""
+    model: str | None = None
+    model_permaslug: str | None = None
+    endpoint_id: str | None = None
+    provider_name: str | None = None
     hour: str | None = None
+    """The UTC hour, ``YYYY-MM-DDTHH:00:00Z``."""
     api_key_hash: str | None = None
     external_user: str | None = None
     session_id: str | None = None
+    workspace_id: str | None = None
+    """With OpenRouter's ``group_by="workspace"``: genledger has one, ``"default"``."""
 
     @property
     def metadata_groups(self) -> dict[str, str | None]:
