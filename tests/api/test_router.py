@@ -82,3 +82,30 @@ def test_only_plain_routes_nothing_before_takes_are_in_the_table() -> None:
     assert sorted(router._plain) == [
         ("GET", "/a"), ("GET", "/b"), ("HEAD", "/a"), ("HEAD", "/b"), ("POST", "/a"),
     ]  # fmt: skip
+
+
+async def test_a_405_names_every_method_the_routes_at_its_path_take() -> None:
+    """Starlette names the first route's methods only; one route per method is how the
+    gateway's table is written."""
+
+    async def ok(request: Request) -> Response:
+        return Response("ok")
+
+    app = Starlette()
+    app.router = Router(
+        [
+            Route("/things/{id}", ok, methods=["GET"]),
+            Route("/things/{id}", ok, methods=["PATCH"]),
+            Route("/things/{id}", ok, methods=["DELETE"]),
+            Route("/plain", ok, methods=["POST"]),
+            Route("/plain", ok, methods=["PUT"]),
+        ]
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        thing = await client.post("/things/1")
+        plain = await client.get("/plain")
+        served = await client.patch("/things/1")
+    assert (thing.status_code, thing.headers["allow"]) == (405, "DELETE, GET, HEAD, PATCH")
+    assert (plain.status_code, plain.headers["allow"]) == (405, "POST, PUT")
+    assert served.status_code == 200

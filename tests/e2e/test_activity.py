@@ -166,8 +166,10 @@ def test_the_typed_client_reads_every_grouping(
     with Client(api_key=admin, base_url=gateway.base_url, max_retries=0) as client:
         items = client.activity.get(group_by=group_by)
         whole = client.activity.get()
-    assert sum(i.requests for i in items) == sum(i.requests for i in whole) == len(
-        list(filter(in_window, records))
+    assert (
+        sum(i.requests for i in items)
+        == sum(i.requests for i in whole)
+        == len(list(filter(in_window, records)))
     )
     assert sum(i.usage for i in items) == pytest.approx(sum(i.usage for i in whole))
     if "hour" in group_by:

@@ -147,8 +147,19 @@ def test_unknown_routes_and_wrong_methods(gateway, keys: Keys):
     headers = {"Authorization": f"Bearer {keys.alice}"}
     assert_envelope(httpx.get(gateway.base_url + "/nope", headers=headers), 404)
     assert_envelope(httpx.get(gateway.url + "/", headers=headers), 404)
-    assert_envelope(httpx.put(gateway.base_url + "/generation", headers=headers), 405)
-    assert_envelope(httpx.get(gateway.base_url + "/chat/completions", headers=headers), 405)
+    wrong = httpx.put(gateway.base_url + "/generation", headers=headers)
+    assert_envelope(wrong, 405)
+    assert wrong.headers["Allow"] == "GET, HEAD"
+    wrong = httpx.get(gateway.base_url + "/chat/completions", headers=headers)
+    assert_envelope(wrong, 405)
+    assert wrong.headers["Allow"] == "POST"
+    # A path served by one route per method: its 405 names them all.
+    for path, allowed in [("/keys", "GET, HEAD, POST"), ("/keys/" + "0" * 64, "DELETE, GET, HEAD, PATCH")]:
+        wrong = httpx.put(gateway.base_url + path, headers=headers)
+        assert_envelope(wrong, 405)
+        assert wrong.headers["Allow"] == allowed
+    page = httpx.put(gateway.url + "/dashboard/keys/" + "0" * 64)
+    assert (page.status_code, page.headers["Allow"]) == (405, "GET, HEAD, POST")
 
 
 def sse_data(response: httpx.Response) -> list[str]:

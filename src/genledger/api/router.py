@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette._utils import get_route_path
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Route
 from starlette.routing import Router as StarletteRouter
@@ -16,6 +17,13 @@ from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 if TYPE_CHECKING:
     from genledger.gateway.services import Services
     from genledger.limits.auth_failures import AuthFailureCounter
+
+
+class MethodNotAllowed(HTTPException):
+    """A 405 whose ``Allow`` names every method of the routes at its path."""
+
+    def __init__(self, allowed: str) -> None:
+        super().__init__(405, headers={"Allow": allowed})
 
 
 class Router(StarletteRouter):
@@ -39,7 +47,14 @@ class Router(StarletteRouter):
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self._plain.get((scope["method"], get_route_path(scope))) if scope["type"] == "http" else None
         if route is None:
-            await super().app(scope, receive, send)
+            try:
+                await super().app(scope, receive, send)
+            except HTTPException as exc:
+                if exc.status_code != 405 or isinstance(exc, MethodNotAllowed):
+                    raise  # (a mounted router's: it named its own routes' methods)
+                # Starlette names the methods of the first route on the path only; a path
+                # served by one route per method takes them all.
+                raise MethodNotAllowed(self._allowed(scope)) from None
             return
         # What Starlette's Router.app and Route.handle do for a full match of a plain route.
         scope.setdefault("router", self)
@@ -47,6 +62,15 @@ class Router(StarletteRouter):
         scope["endpoint"] = route.endpoint
         scope["path_params"] = dict(scope.get("path_params", {}))
         await route.app(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> str:
+        """Every method a route at the request's path takes, for the ``Allow`` of its 405."""
+        path = get_route_path(scope)
+        methods = set[str]()
+        for route in self.routes:
+            if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+                methods |= route.methods
+        return ", ".join(sorted(methods))
 
 
 class App(Starlette):

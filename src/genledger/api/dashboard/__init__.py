@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from genledger.api.dashboard import key_pages, pages
 from genledger.api.dashboard.render import STATIC, SecurityHeaders, environment
+from genledger.api.router import Router
 
 PREFIX = "/dashboard"
 
@@ -20,22 +21,24 @@ PREFIX = "/dashboard"
 def dashboard_mount() -> Mount:
     return Mount(
         PREFIX,
-        routes=[
-            Route("/", pages.home, methods=["GET"]),
-            Route("/sign-in", pages.sign_in_form, methods=["GET"]),
-            Route("/sign-in", pages.sign_in, methods=["POST"]),
-            Route("/sign-out", pages.sign_out, methods=["POST"]),
-            Route("/overview", pages.overview, methods=["GET"]),
-            Route("/generations", pages.generations, methods=["GET"]),
-            # Before /generations/{id}, which would otherwise take "export".
-            Route("/generations/export", pages.export, methods=["GET"]),
-            Route("/generations/{id}", pages.generation, methods=["GET"]),
-            Route("/keys", key_pages.keys, methods=["GET"]),
-            Route("/keys", key_pages.create, methods=["POST"]),
-            Route("/keys/{hash}", key_pages.key, methods=["GET"]),
-            Route("/keys/{hash}", key_pages.change, methods=["POST"]),
-            Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
-        ],
+        app=Router(
+            [
+                Route("/", pages.home, methods=["GET"]),
+                Route("/sign-in", pages.sign_in_form, methods=["GET"]),
+                Route("/sign-in", pages.sign_in, methods=["POST"]),
+                Route("/sign-out", pages.sign_out, methods=["POST"]),
+                Route("/overview", pages.overview, methods=["GET"]),
+                Route("/generations", pages.generations, methods=["GET"]),
+                # Before /generations/{id}, which would otherwise take "export".
+                Route("/generations/export", pages.export, methods=["GET"]),
+                Route("/generations/{id}", pages.generation, methods=["GET"]),
+                Route("/keys", key_pages.keys, methods=["GET"]),
+                Route("/keys", key_pages.create, methods=["POST"]),
+                Route("/keys/{hash}", key_pages.key, methods=["GET"]),
+                Route("/keys/{hash}", key_pages.change, methods=["POST"]),
+                Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+            ]
+        ),
         middleware=[Middleware(SecurityHeaders)],
     )
 
