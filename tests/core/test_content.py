@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from genledger.api.content_wire import content_json, feedback_json, parse_feedback
+from genledger.api.content_wire import content_json, parse_feedback
+from genledger.api.generation_wire import feedback_json
 from genledger.api.key_wire import key_budget_json
 from genledger.core.content import ContentError, ContentPolicy, Feedback, GenerationContent
 from genledger.core.credits import next_period_start

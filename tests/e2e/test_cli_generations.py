@@ -20,8 +20,10 @@ from typer.testing import CliRunner
 from genledger.api.export_wire import CSV_COLUMNS
 from genledger.api.generation_wire import ITEM_KEYS, LEDGER_KEYS, listed_json
 from genledger.cli import app
+from genledger.core.content import Feedback
 from genledger.core.generation import Generation, ProviderAttempt
-from tests.gateway import create_key, seed_generations
+from genledger.ledger import Ledger
+from tests.gateway import create_key, run_with_ledger, seed_generations
 from tests.services import postgres_database
 
 TOP = datetime(2026, 5, 1, 12, tzinfo=UTC)
@@ -52,9 +54,19 @@ def made(prefix: str, offset: timedelta = timedelta()) -> Callable[[str, int], G
             app_title='An app, with "quotes"' if i % 2 else None,
             provider_responses=(ProviderAttempt(200, "FakeAI", 9.5, f"up-{i}"),) if i % 3 else (),
             metadata={"team": ("red", "blue")[i % 2], "n": str(i)} if i % 7 else None,
+            upstream_cost_pico=i * 1_000_000_003 if i % 4 == 1 else None,
         )
 
     return make
+
+
+def feedback_on(generation_id: str, key_id: str = "") -> Feedback | None:
+    """The feedback seeded on a generation of "ci": every ninth has some."""
+    number = int(generation_id.rsplit("-", 1)[1])
+    if not generation_id.startswith("gen-ci") or number % 9:
+        return None
+    comment = None if number % 2 else f"slow, said {number}"
+    return Feedback(generation_id, key_id, "latency", comment, TOP + timedelta(minutes=number))
 
 
 def newest_first(generations: list[Generation]) -> list[Generation]:
@@ -79,6 +91,15 @@ def known(ledger_url: str) -> list[Generation]:
         make = made(name, offset)
         seed_generations(ledger_url, name, make, count)
         records += [make("", i) for i in range(count)]
+
+    async def give_feedback(ledger: Ledger) -> None:
+        key = await ledger.keys.find_by_name("ci")
+        for generation in records:
+            feedback = feedback_on(generation.id, key.id)
+            if feedback is not None:
+                await ledger.feedback.put(feedback)
+
+    run_with_ledger(ledger_url, give_feedback)
     return newest_first(records)
 
 
@@ -97,7 +118,7 @@ def run(*args: str) -> tuple[int, str]:
 
 def items(generations: list[Generation]) -> list[dict[str, Any]]:
     # The seeded records carry no key id of their own: the item does not show it anyway.
-    return [listed_json(g) for g in generations]
+    return [listed_json(g, (), feedback_on(g.id)) for g in generations]
 
 
 # (options, which of the known records they select)
@@ -176,8 +197,10 @@ def test_export_csv_parses_and_round_trips(folder, known):
 def from_parquet(row: dict[str, Any]) -> dict[str, Any]:
     """A Parquet row as the list item shows it: money as float USD, the time in ISO 8601."""
     shown = dict(row)
-    for column in ("total_cost", "cache_discount", "usage", "adjusted_usage"):
+    for column in ("total_cost", "cache_discount", "usage", "adjusted_usage", "upstream_inference_cost"):
         shown[column] = None if row[column] is None else float(row[column])
+    if row["feedback"] is not None:
+        shown["feedback"] = {**row["feedback"], "created_at": row["feedback"]["created_at"].isoformat()}
     shown["adjustments"] = orjson.loads(row["adjustments"])
     shown["created_at"] = row["created_at"].isoformat()
     shown["metadata"] = None if row["metadata"] is None else dict(row["metadata"])
@@ -199,6 +222,10 @@ def test_export_parquet_reads_back_as_the_items_one_row_group_per_batch(folder, 
     assert [from_parquet(row) for row in rows] == items(mine)
     # Money is exact in Parquet: the ledger's picodollars, not the JSON's floats.
     assert [row["usage"] for row in rows] == [Decimal(g.charge_pico).scaleb(-12) for g in mine]
+    assert [row["upstream_inference_cost"] for row in rows] == [
+        None if g.upstream_cost_pico is None else Decimal(g.upstream_cost_pico).scaleb(-12) for g in mine
+    ]
+    assert sum(row["feedback"] is not None for row in rows) == len(range(0, MINE, 9))
 
 
 def test_the_parquet_schema_has_a_column_for_every_item_key_in_order():

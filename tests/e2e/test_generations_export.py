@@ -16,10 +16,12 @@ import pytest
 
 from genledger.api.export_wire import CSV_COLUMNS
 from genledger.api.generation_wire import LEDGER_KEYS
+from genledger.core.content import Feedback
 from genledger.core.generation import Generation, ProviderAttempt
 from genledger.core.ids import new_generation_id
+from genledger.core.stores import GenerationFilter
 from tests.e2e.conftest import MODEL, Keys
-from tests.gateway import GatewayServer, create_key, seed_generations
+from tests.gateway import GatewayServer, create_key, run_with_ledger, seed_generations
 
 # More than two export batches (1000), so that the keyset walk crosses batch boundaries.
 SEEDED = 2100
@@ -53,8 +55,7 @@ def listed(gateway: GatewayServer, key: str, **params: str) -> list[dict[str, An
             timeout=30,
         )
         assert page.status_code == 200, page.text
-        # Exports carry no feedback (the list's extension field): compare the rest.
-        items += [{k: v for k, v in item.items() if k != "feedback"} for item in page.json()["data"]]
+        items += page.json()["data"]
         cursor = page.json()["next_cursor"]
         if cursor is None:
             return items
@@ -93,10 +94,22 @@ def made(user: str, offset: timedelta = timedelta()):
 
 @pytest.fixture(scope="module")
 def marker(database_url: str, keys: Keys) -> str:
-    """A user name on SEEDED generations of alice's and 10 of bob's, seeded once per database."""
+    """A user name on SEEDED generations of alice's and 10 of bob's, seeded once per database;
+    alice gave feedback on every hundredth of hers, which the exports carry like the list."""
     user = f"exp-{uuid.uuid4().hex[:8]}"
     seed_generations(database_url, "alice", made(user), SEEDED)
     seed_generations(database_url, "bob", made(user, timedelta(milliseconds=500)), 10)
+
+    async def give_feedback(ledger) -> None:
+        alice = await ledger.keys.find_by_name("alice")
+        mine = (
+            await ledger.generations.list(GenerationFilter(key_id=alice.id, external_user=user), limit=1000)
+        ).items
+        for i, generation in enumerate(mine[::100]):
+            comment = f'too slow, "really"\n{i}' if i % 2 else None
+            await ledger.feedback.put(Feedback(generation.id, alice.id, "latency", comment, BASE))
+
+    run_with_ledger(database_url, give_feedback)
     return user
 
 
@@ -116,6 +129,12 @@ def test_ndjson_lines_are_the_list_items_newest_first_across_batches(
     exported = lines(response)
     assert len(exported) == SEEDED
     assert exported == listed(gateway, keys.alice, external_user=marker)
+    given = [item["feedback"] for item in exported if item["feedback"] is not None]
+    assert len(given) == 10 and given[1] == {
+        "category": "latency",
+        "comment": 'too slow, "really"\n1',
+        "created_at": BASE.isoformat(),
+    }
     assert len({item["id"] for item in exported}) == SEEDED
 
 
@@ -209,7 +228,7 @@ def test_what_a_real_gateway_recorded_is_exported_as_get_generation_shows_it(
             gateway.base_url + "/generation", params={"id": item["id"]}, headers=bearer(keys.alice)
         )
         shown = single.json()["data"]
-        assert shown.pop("feedback") is None  # /generation's extension, which exports do not carry
+        assert shown.pop("feedback") == item["feedback"]  # /generation's one extension
         assert shown == contract_part(item)
 
 

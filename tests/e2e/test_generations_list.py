@@ -57,7 +57,8 @@ def test_the_official_client_sends_metadata_and_user_and_the_list_finds_them(
     single = httpx.get(
         gateway.base_url + "/generation", params={"id": completion.id}, headers=bearer(keys.alice)
     )
-    assert single.json()["data"] == contract_part(item)  # one shape for the record and the list
+    # One shape for the record and the list (the record's one extension is the feedback).
+    assert single.json()["data"] == {**contract_part(item), "feedback": item["feedback"]}
     assert listed(gateway, keys.alice, external_user="user-42", **{"metadata[team]": team}).json()[
         "data"
     ] == [item]

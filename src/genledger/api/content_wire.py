@@ -9,7 +9,6 @@ from genledger.api.inbound import load_object
 from genledger.core.content import (
     FEEDBACK_CATEGORIES,
     MAX_FEEDBACK_COMMENT,
-    Feedback,
     FeedbackCategory,
     GenerationContent,
 )
@@ -35,17 +34,6 @@ def content_json(content: GenerationContent) -> dict[str, Any]:
                 "previous_errors": [],
             },
         }
-    }
-
-
-def feedback_json(feedback: Feedback | None) -> dict[str, Any] | None:
-    """The list's ``feedback`` extension: null when none was given."""
-    if feedback is None:
-        return None
-    return {
-        "category": feedback.category,
-        "comment": feedback.comment,
-        "created_at": feedback.created_at.isoformat(),
     }
 
 

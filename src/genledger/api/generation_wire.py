@@ -7,12 +7,13 @@ ISO 8601; ``CONTRACT_CONSTANTS`` fill the keys genledger has no value for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
 from genledger.core.adjustments import Adjustment
+from genledger.core.content import Feedback
 from genledger.core.generation import (
     CONTRACT_CONSTANTS,
     FIELDS,
@@ -21,6 +22,7 @@ from genledger.core.generation import (
     contract_name,
 )
 from genledger.core.money import to_usd
+from genledger.core.notes import Notes
 
 _SHOWN = tuple(
     (attribute, contract_name(attribute)) for attribute in FIELDS if attribute not in NOT_IN_CONTRACT
@@ -63,14 +65,12 @@ def generation_json(generation: Generation) -> dict[str, Any]:
     return data
 
 
-LEDGER_KEYS: tuple[str, ...] = ("price_version", "adjustments", "adjusted_usage")
+LEDGER_KEYS: tuple[str, ...] = ("price_version", "adjustments", "adjusted_usage", "feedback")
 """The list's and exports' extension keys after the contract's: the price version the
-generation was rated with, its adjustment entries, and its usage with them (USD)."""
+generation was rated with, its adjustment entries, its usage with them (USD), and the
+feedback given on it."""
 
 LISTED_KEYS: tuple[str, ...] = (*ITEM_KEYS, *LEDGER_KEYS)
-
-Adjusted = Mapping[str, Sequence[Adjustment]]
-"""Each generation's adjustments by generation id (absent: none)."""
 
 
 def adjustment_json(adjustment: Adjustment) -> dict[str, Any]:
@@ -83,10 +83,29 @@ def adjustment_json(adjustment: Adjustment) -> dict[str, Any]:
     }
 
 
-def listed_json(generation: Generation, adjustments: Sequence[Adjustment] = ()) -> dict[str, Any]:
-    """A list item: the contract's object, then the ledger's extension keys."""
+def feedback_json(feedback: Feedback | None) -> dict[str, Any] | None:
+    """The ``feedback`` extension: null when none was given."""
+    if feedback is None:
+        return None
+    return {
+        "category": feedback.category,
+        "comment": feedback.comment,
+        "created_at": feedback.created_at.isoformat(),
+    }
+
+
+def listed_json(
+    generation: Generation, adjustments: Sequence[Adjustment] = (), feedback: Feedback | None = None
+) -> dict[str, Any]:
+    """A list (and export) item: the contract's object, then the ledger's extension keys."""
     data = generation_json(generation)
     data["price_version"] = generation.price_version
     data["adjustments"] = [adjustment_json(a) for a in adjustments]
     data["adjusted_usage"] = to_usd(generation.charge_pico + sum(a.amount_pico for a in adjustments))
+    data["feedback"] = feedback_json(feedback)
     return data
+
+
+def listed_items(generations: Sequence[Generation], notes: Notes) -> list[dict[str, Any]]:
+    """The list items of ``generations``, with what ``notes`` keeps beside them."""
+    return [listed_json(g, *notes.of(g.id)) for g in generations]

@@ -4,8 +4,8 @@ Needs ``pyarrow`` (the ``genledger[export]`` extra): importing this module witho
 ``ImportError``. The columns are the list item's keys in its order (as CSV's), with an
 explicit schema: money exact as ``decimal128(38, 12)`` USD (from the ledger's picodollars, not
 the JSON's floats), ``created_at`` a UTC timestamp, ``provider_responses`` a list of structs,
-``metadata`` a string-to-string map. Each batch is written as one row group, so the writer
-holds one batch, never the whole export.
+``metadata`` a string-to-string map, ``feedback`` a struct. Each batch is written as one row
+group, so the writer holds one batch, never the whole export.
 """
 
 from __future__ import annotations
@@ -18,12 +18,19 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genledger.api.generation_wire import Adjusted, listed_json
+from genledger.api.generation_wire import listed_json
 from genledger.core.adjustments import Adjustment
+from genledger.core.content import Feedback
 from genledger.core.generation import Generation
 from genledger.core.money import to_decimal
+from genledger.core.notes import Notes
 
-_MONEY = {"total_cost": "total_cost_pico", "cache_discount": "cache_discount_pico", "usage": "charge_pico"}
+_MONEY = {
+    "total_cost": "total_cost_pico",
+    "cache_discount": "cache_discount_pico",
+    "usage": "charge_pico",
+    "upstream_inference_cost": "upstream_cost_pico",
+}
 _USD = pa.decimal128(38, 12)
 _ATTEMPT = pa.struct(
     [
@@ -73,7 +80,7 @@ SCHEMA = pa.schema(
         ("provider_responses", pa.list_(_ATTEMPT)),
         ("session_id", _TEXT),
         ("metadata", pa.map_(pa.string(), pa.string())),
-        ("upstream_inference_cost", pa.float64()),
+        ("upstream_inference_cost", _USD),
         ("app_id", _COUNT),
         ("moderation_latency", pa.float64()),
         ("num_input_audio_prompt", _COUNT),
@@ -89,17 +96,31 @@ SCHEMA = pa.schema(
         ("price_version", _COUNT),
         ("adjustments", _TEXT),  # the list item's adjustments as compact JSON
         ("adjusted_usage", _USD),
+        (
+            "feedback",
+            pa.struct(
+                [
+                    ("category", _TEXT),
+                    ("comment", _TEXT),
+                    ("created_at", pa.timestamp("us", tz="UTC")),
+                ]
+            ),
+        ),
     ]
 )
 """One column per item key, in the item's order (a test holds it to ``ITEM_KEYS``)."""
 
 
-def parquet_row(generation: Generation, adjustments: Sequence[Adjustment] = ()) -> dict[str, Any]:
-    """The list item, with exact money and a datetime for ``created_at``."""
-    row = listed_json(generation, adjustments)
+def parquet_row(
+    generation: Generation, adjustments: Sequence[Adjustment] = (), feedback: Feedback | None = None
+) -> dict[str, Any]:
+    """The list item, with exact money and datetimes for ``created_at``."""
+    row = listed_json(generation, adjustments, feedback)
     row["adjustments"] = orjson.dumps(row["adjustments"]).decode()
     row["adjusted_usage"] = to_decimal(generation.charge_pico + sum(a.amount_pico for a in adjustments))
     row["created_at"] = generation.created_at
+    if feedback is not None:
+        row["feedback"]["created_at"] = feedback.created_at
     for column, attribute in _MONEY.items():
         pico = getattr(generation, attribute)
         row[column] = None if pico is None else to_decimal(pico)
@@ -112,11 +133,9 @@ class ParquetExport:
     def __init__(self, path: Path) -> None:
         self._writer = pq.ParquetWriter(str(path), SCHEMA)
 
-    def write(self, batch: list[Generation], adjusted: Adjusted | None = None) -> None:
-        adjusted = adjusted or {}
-        rows = pa.RecordBatch.from_pylist(
-            [parquet_row(g, adjusted.get(g.id, ())) for g in batch], schema=SCHEMA
-        )
+    def write(self, batch: list[Generation], notes: Notes | None = None) -> None:
+        notes = notes or Notes()
+        rows = pa.RecordBatch.from_pylist([parquet_row(g, *notes.of(g.id)) for g in batch], schema=SCHEMA)
         self._writer.write_batch(rows)
 
     def __enter__(self) -> ParquetExport:

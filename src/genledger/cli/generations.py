@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from genledger.core.generation import Generation
 from genledger.core.stores import walk
+from genledger.gateway.reads import notes_of
 from genledger.ledger import Ledger
 
 if TYPE_CHECKING:
@@ -231,14 +233,15 @@ def generations_export(
         if scoped is None:
             return None
         batches = tracked(walk(ledger.generations, scoped, batch=EXPORT_BATCH))
+        notes = functools.partial(notes_of, ledger.generations, ledger.feedback)
         with progress:
             if parquet is not None:
                 with parquet(output) as out:
                     async for batch in batches:
-                        out.write(batch, await ledger.generations.adjustments_of([g.id for g in batch]))
+                        out.write(batch, await notes([g.id for g in batch]))
             else:
                 with output.open("wb") as out_file:
-                    async for chunk in render(batches, format.value, ledger.generations.adjustments_of):
+                    async for chunk in render(batches, format.value, notes):
                         out_file.write(chunk)
             progress.update(task, completed=span)
         return written

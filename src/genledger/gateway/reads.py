@@ -6,25 +6,52 @@ when it names its hash. The rule lives here once, for the list, the export and a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Sequence
 
 from genledger.core.activity import ActivityRows, By, Grouping
 from genledger.core.generation import Generation
 from genledger.core.keys import KeyRecord
-from genledger.core.stores import Cursor, GenerationFilter, GenerationStore, KeyStore, Page, walk
+from genledger.core.notes import Notes
+from genledger.core.stores import (
+    Cursor,
+    FeedbackStore,
+    GenerationFilter,
+    GenerationStore,
+    KeyStore,
+    Page,
+    walk,
+)
 from genledger.errors import Forbidden, NotFound
 
 Batch = list[Generation]  # named here: inside LedgerReader, ``list`` is the method
 
 
+async def notes_of(generations: GenerationStore, feedback: FeedbackStore, ids: Sequence[str]) -> Notes:
+    """What the ledger keeps beside the generations ``ids``: two reads, on two connections at
+    once (a page or an export batch waits for one round trip, not two)."""
+    adjustments, given = await asyncio.gather(generations.adjustments_of(ids), feedback.for_generations(ids))
+    return Notes(adjustments, given)
+
+
 class LedgerReader:
     def __init__(
-        self, keys: KeyStore, generations: GenerationStore, *, drift_tolerance_pico: int = 0
+        self,
+        keys: KeyStore,
+        generations: GenerationStore,
+        feedback: FeedbackStore,
+        *,
+        drift_tolerance_pico: int = 0,
     ) -> None:
         self._keys = keys
         self._generations = generations
+        self._feedback = feedback
         self._drift_tolerance_pico = drift_tolerance_pico
+
+    async def notes(self, ids: Sequence[str]) -> Notes:
+        """The adjustments and feedback of the generations ``ids`` (read after their scope was)."""
+        return await notes_of(self._generations, self._feedback, ids)
 
     async def scope(
         self, caller: KeyRecord, where: GenerationFilter, api_key_hash: str | None

@@ -86,7 +86,7 @@ class Services:
         admission = Admission(keys, limiter, settings.limits, self.leases)
         self.keys = KeyManager(keys, generations, self.auth, admission)
         self.reads = LedgerReader(
-            keys, generations, drift_tolerance_pico=usd_to_pico(settings.audit.cost_tolerance)
+            keys, generations, feedback, drift_tolerance_pico=usd_to_pico(settings.audit.cost_tolerance)
         )
         self.overview = OverviewReader(keys, generations)
         self.content = ContentService(settings.content_storage.policy(), content, feedback, generations)

@@ -163,7 +163,7 @@ async def export(request: Request) -> Response:
         who.key, query.where, batch=MAX_PAGE, api_key_hash=query.api_key_hash
     )
     return StreamingResponse(
-        render_export(batches, query.format, who.services.generations.adjustments_of),
+        render_export(batches, query.format, who.services.reads.notes),
         media_type=MEDIA_TYPES[query.format],
         headers={"Content-Disposition": f'attachment; filename="{export_filename(query.format)}"'},
     )

@@ -3,14 +3,12 @@ and its export."""
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from genledger.api.content_wire import content_json, feedback_json, parse_feedback
+from genledger.api.content_wire import content_json, parse_feedback
 from genledger.api.export_wire import MEDIA_TYPES, export_filename, render
-from genledger.api.generation_wire import generation_json, listed_json
+from genledger.api.generation_wire import feedback_json, generation_json, listed_items
 from genledger.api.headers import header
 from genledger.api.list_wire import MAX_PAGE, encode_cursor, parse_export_query, parse_list_query
 from genledger.api.responses import json_response, services_of
@@ -39,17 +37,10 @@ async def list_generations(request: Request) -> Response:
     page = await services.reads.list(
         key, query.where, limit=query.limit, after=query.after, api_key_hash=query.api_key_hash
     )
-    ids = [generation.id for generation in page.items]
-    # Two reads on two connections at once: a page waits for one round trip, not two.
-    feedback, adjusted = await asyncio.gather(
-        services.content.feedback_for(ids), services.generations.adjustments_of(ids)
-    )
+    notes = await services.reads.notes([generation.id for generation in page.items])
     return json_response(
         {
-            "data": [
-                {**listed_json(g, adjusted.get(g.id, ())), "feedback": feedback_json(feedback.get(g.id))}
-                for g in page.items
-            ],
+            "data": listed_items(page.items, notes),
             "next_cursor": encode_cursor(page.next) if page.next is not None else None,
         }
     )
@@ -83,7 +74,7 @@ async def export_generations(request: Request) -> Response:
     )
     filename = export_filename(query.format)
     return StreamingResponse(
-        render(batches, query.format, services.generations.adjustments_of),
+        render(batches, query.format, services.reads.notes),
         media_type=MEDIA_TYPES[query.format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
