@@ -4,19 +4,24 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
+import anthropic
 import openai
 import pytest
 from openrouter import OpenRouter
 from openrouter.utils import BackoffStrategy, RetryConfig
 
+from genledger.core.stores import GenerationFilter
+from genledger.ledger import Ledger
 from genledger.providers.demo import demo_vector
 from tests.e2e.conftest import FAKE_PROVIDER, MODEL, PRICES, Keys, gateway_settings
 from tests.fakes import FakeOpenAIInThread
 from tests.fakes.openai_upstream import EMBEDDING_DIMENSIONS, fake_vector
-from tests.gateway import GatewayServer, create_key
+from tests.gateway import GatewayServer, create_key, run_with_ledger
 
 NO_RETRIES = RetryConfig("none", BackoffStrategy(1, 1, 1, 1), False)
 EMBED = "acme/embed"  # on the fake upstream
@@ -222,3 +227,44 @@ def test_routing_fields_over_http(gateway: GatewayServer, keys: Keys):
         api.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}], extra_body={"provider": {"zdr": True}}
         )
+
+
+def _embedding(gateway: GatewayServer, key: str, headers: dict[str, str]) -> str:
+    return client(gateway, key).embeddings.create(model=EMBED, input="once", extra_headers=headers).id
+
+
+def _completion(gateway: GatewayServer, key: str, headers: dict[str, str]) -> str:
+    return client(gateway, key).completions.create(model=MODEL, prompt="once", extra_headers=headers).id
+
+
+def _response(gateway: GatewayServer, key: str, headers: dict[str, str]) -> str:
+    return client(gateway, key).responses.create(model=MODEL, input="once", extra_headers=headers).id
+
+
+def _message(gateway: GatewayServer, key: str, headers: dict[str, str]) -> str:
+    api = anthropic.Anthropic(api_key=key, base_url=gateway.base_url.removesuffix("/v1"), max_retries=0)
+    messages: Any = [{"role": "user", "content": "once"}]
+    return api.messages.create(model=MODEL, max_tokens=8, messages=messages, extra_headers=headers).id
+
+
+@pytest.mark.parametrize("call", [_embedding, _completion, _response, _message], ids=lambda c: c.__name__[1:])
+def test_every_inference_api_answers_a_retry_with_its_idempotency_key_from_the_first_call(
+    gateway: GatewayServer, database_url: str, upstream, call
+):
+    name = f"idem-{uuid.uuid4().hex[:8]}"
+    secret = create_key(database_url, name, limit_pico=10**12)
+    retried = {"Idempotency-Key": f"retry-{uuid.uuid4()}"}
+    before = upstream.stats()["requests"]
+    first, again = call(gateway, secret, retried), call(gateway, secret, retried)
+    assert first == again  # the first answer, its generation id too
+    assert upstream.stats()["requests"] == before + 1  # the retry never reached the provider
+    other = call(gateway, secret, {"Idempotency-Key": f"other-{uuid.uuid4()}"})
+    assert other != first and upstream.stats()["requests"] == before + 2
+
+    async def records(ledger: Ledger) -> tuple[int, int, int]:
+        key = await ledger.keys.find_by_name(name)
+        page = await ledger.generations.list(GenerationFilter(key_id=key.id), limit=10)
+        return len(page.items), key.usage_pico, sum(g.charge_pico for g in page.items)
+
+    count, usage, charged = run_with_ledger(database_url, records)
+    assert count == 2 and usage == charged > 0  # charged once per call the provider answered

@@ -1,5 +1,6 @@
-"""``Idempotency-Key`` on inference routes: a retry is answered from the first call, never
-sent upstream again. A route opts in with one line: ``handler = idempotent(handler)``.
+"""``Idempotency-Key`` on inference routes (chat, Responses, Messages, legacy completions,
+embeddings): a retry is answered from the first call, never sent upstream again. A route opts
+in with one line: ``@idempotent``.
 
 The first call claims the key (per API key) and runs; its answer, as sent (a whole body, or
 every byte of a stream), is kept when it succeeded, up to ``Services.idempotency_max_bytes``
@@ -38,6 +39,12 @@ from genledger.errors import BadRequest, Conflict, UnprocessableEntity
 HEADER = b"idempotency-key"
 RETRY_AFTER_S = 1
 Handler = Callable[[Request], Awaitable[Response]]
+Credential = Callable[[Request], str | None]
+"""Where a route reads the caller's API key, as an ``Authorization`` value."""
+
+
+def bearer(request: Request) -> str | None:
+    return header(request, b"authorization")
 
 
 def _idempotency_key(value: str) -> str:
@@ -89,8 +96,9 @@ class _Recorder:
         await self._store.release(self._key_id, self._idempotency_key)
 
 
-def idempotent(handler: Handler) -> Handler:
-    """``handler`` honouring ``Idempotency-Key`` (a route without the header runs as before)."""
+def idempotent(handler: Handler, *, credential: Credential = bearer) -> Handler:
+    """``handler`` honouring ``Idempotency-Key`` (a route without the header runs as before);
+    ``credential`` reads the API key as the route does."""
 
     async def route(request: Request) -> Response:
         raw = header(request, HEADER)
@@ -101,7 +109,7 @@ def idempotent(handler: Handler) -> Handler:
         store = services.idempotency
         if store is None:
             raise BadRequest("This gateway keeps no idempotency keys", metadata={"param": "Idempotency-Key"})
-        key = await services.auth.authenticate(header(request, b"authorization"))
+        key = await services.auth.authenticate(credential(request))
         call = fingerprint(request.url.path, await request.body())
         claim = await store.claim(key.id, idempotency_key, call, datetime.now(UTC))
         if isinstance(claim, Finished):

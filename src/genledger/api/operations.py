@@ -159,26 +159,27 @@ def _inference(
     answer: type[BaseModel],
     example: Mapping[str, Any],
     *,
-    extra: tuple[int, ...] = (),
     errors: type[BaseModel] = ErrorEnvelope,
     description: str = "",
-    params: tuple[Param, ...] = (),
-    headers: tuple[Header, ...] = (),
     security: tuple[str, ...] = ("bearer",),
 ) -> Operation:
+    """An inference operation: every one honours an ``Idempotency-Key`` (``api/idempotency.py``)."""
     stream = "With `stream: true`, server-sent events ending as the API they imitate ends them."
+    idempotent = "An `Idempotency-Key` header makes a retry answer with the first answer."
     return Operation(
         operation_id,
         summary,
         "Inference",
         {
-            200: Reply(f"The answer. {stream}", {JSON: answer, _STREAM: inference.ServerSentEvent}, headers),
-            **_errors(*sorted((*_INFERENCE, *extra)), model=errors),
+            200: Reply(
+                f"The answer. {stream}", {JSON: answer, _STREAM: inference.ServerSentEvent}, (REPLAYED,)
+            ),
+            **_errors(*sorted((*_INFERENCE, 409, 422)), model=errors),
         },
-        description=description,
+        description=f"{description} {idempotent}".strip(),
         body=body,
         body_example=example,
-        params=(*params, *_ATTRIBUTION),
+        params=(IDEMPOTENCY_KEY, *_ATTRIBUTION),
         security=security,
     )
 
@@ -191,10 +192,6 @@ CHAT = _inference(
     inference.ChatRequest,
     inference.ChatCompletion,
     {"model": DEMO_MODEL, "messages": _HELLO},
-    extra=(409, 422),
-    description="An `Idempotency-Key` header makes a retry answer with the first answer.",
-    params=(IDEMPOTENCY_KEY,),
-    headers=(REPLAYED,),
 )
 RESPONSES = _inference(
     "createResponse",
@@ -267,7 +264,7 @@ EXPORT_GENERATIONS = Operation(
     "Generation history endpoints",
     {
         200: Reply(
-            "One line (row) per generation, as a list item shows it, less `feedback`.",
+            "One line (row) per generation, as a list item shows it.",
             {"application/x-ndjson": None, "text/csv": None},
         ),
         **_errors(400, 401, 403, 404),

@@ -9,9 +9,11 @@ from starlette.responses import Response
 
 from genledger.api.embeddings_wire import embeddings_json, parse_embedding_request
 from genledger.api.headers import header
+from genledger.api.idempotency import idempotent
 from genledger.api.responses import json_response, request_context, services_of
 
 
+@idempotent
 async def embeddings(request: Request) -> Response:
     received_at = time.perf_counter()
     services = services_of(request)

@@ -7,6 +7,7 @@ as well as a bearer ``Authorization``.
 
 from __future__ import annotations
 
+import functools
 import time
 
 from starlette.requests import Request
@@ -15,17 +16,24 @@ from starlette.responses import Response
 from genledger.api.anthropic_messages import message_json, sse
 from genledger.api.event_stream import EventStreamResponse
 from genledger.api.headers import header
+from genledger.api.idempotency import idempotent
 from genledger.api.messages_wire import parse_messages_request
 from genledger.api.responses import json_response, request_context, services_of
 
 
-async def create_message(request: Request) -> Response:
-    received_at = time.perf_counter()
-    services = services_of(request)
+def anthropic_credential(request: Request) -> str | None:
+    """``Authorization``, or Anthropic's ``x-api-key`` (as a bearer)."""
     authorization = header(request, b"authorization")
     if authorization is None and (api_key := header(request, b"x-api-key")):
         authorization = f"Bearer {api_key}"
-    key = await services.auth.authenticate(authorization)
+    return authorization
+
+
+@functools.partial(idempotent, credential=anthropic_credential)
+async def create_message(request: Request) -> Response:
+    received_at = time.perf_counter()
+    services = services_of(request)
+    key = await services.auth.authenticate(anthropic_credential(request))
     chat = parse_messages_request(await request.body(), session_header=header(request, b"x-session-id"))
     context = request_context(request, received_at)
     if chat.stream:

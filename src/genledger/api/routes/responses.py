@@ -9,11 +9,13 @@ from starlette.responses import Response
 
 from genledger.api.event_stream import EventStreamResponse
 from genledger.api.headers import header
+from genledger.api.idempotency import idempotent
 from genledger.api.openai_responses import response_json, sse
 from genledger.api.responses import json_response, request_context, services_of
 from genledger.api.responses_wire import parse_responses_request
 
 
+@idempotent
 async def create_response(request: Request) -> Response:
     received_at = time.perf_counter()
     services = services_of(request)

@@ -9,10 +9,12 @@ from starlette.responses import Response
 
 from genledger.api.event_stream import EventStreamResponse
 from genledger.api.headers import header
+from genledger.api.idempotency import idempotent
 from genledger.api.prompt_wire import parse_prompt_request, text_completion_json, text_sse
 from genledger.api.responses import json_response, request_context, services_of
 
 
+@idempotent
 async def text_completions(request: Request) -> Response:
     received_at = time.perf_counter()
     services = services_of(request)
