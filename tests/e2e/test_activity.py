@@ -101,6 +101,7 @@ def test_the_sdk_reads_the_last_30_days_per_day_model_and_provider(
         today = datetime.now(UTC).date().isoformat()
         one_day = sdk.analytics.get_user_activity(request={"date": today}).data
         workspace = sdk.analytics.get_user_activity(request={"group_by": "workspace"}).data
+        in_default = sdk.analytics.get_user_activity(request={"workspace_id": "default"}).data
     shown = [g for g in records if in_window(g)]
     assert len(shown) == len(records) - 1  # the generation of 30 days ago is out of the window
     assert sdk_totals(everything) == as_usd(endpoint_totals(shown))
@@ -113,7 +114,7 @@ def test_the_sdk_reads_the_last_30_days_per_day_model_and_provider(
     item = everything[-1]
     assert (item.model_permaslug, item.endpoint_id) == (item.model, f"{item.provider_name}/{item.model}")
     assert item.byok_usage_inference == 0 and item.workspace_id is None
-    assert sdk_totals(workspace) == sdk_totals(everything)
+    assert sdk_totals(workspace) == sdk_totals(everything) == sdk_totals(in_default)
     assert {i.workspace_id for i in workspace} == {"default"}
 
 
@@ -203,6 +204,7 @@ def test_only_management_keys_read_activity(gateway: GatewayServer, keys: Keys, 
         ({"group_by": "day,"}, "group_by"),
         ({"group_by": "metadata."}, "group_by"),
         ({"workspace_id": "w"}, "workspace_id"),
+        ({"user_id": "u-1"}, "user_id"),
     ],
 )
 def test_a_bad_parameter_is_a_400_naming_it(gateway: GatewayServer, admin: str, params, param):
@@ -211,3 +213,5 @@ def test_a_bad_parameter_is_a_400_naming_it(gateway: GatewayServer, admin: str, 
     )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["metadata"]["param"] == param
+    if params == {"date": "9999-12-31"}:  # a day, but one without a next day to end it
+        assert "9999-12-30 or earlier" in response.json()["error"]["message"]

@@ -104,6 +104,60 @@ def test_models_list_counts_the_catalog(served: GatewayServer, user: str):
     ]
 
 
+def test_models_list_pages_by_offset_and_limit(served: GatewayServer, user: str):
+    """The SDK sends offset=0&limit=500 by default; smaller pages walk the catalog by links.next."""
+    every = [m.id for m in sdk(served, user).models.list().result.data]
+    assert len(every) >= 3
+    seen: list[str] = []
+    offset = 0
+    while True:
+        page = sdk(served, user).models.list(offset=offset, limit=2).result
+        assert page.total_count == len(every)
+        seen += [m.id for m in page.data]
+        if page.links.next is None:
+            break
+        assert page.links.next == f"/api/v1/models?offset={offset + 2}&limit=2"
+        offset += 2
+    assert seen == every
+    assert sdk(served, user).models.list(offset=len(every)).result.data == []
+    for params, param in [
+        ({"limit": "0"}, "limit"),
+        ({"offset": "-1"}, "offset"),
+        ({"limit": "1001"}, "limit"),
+    ]:
+        refused = httpx.get(
+            served.base_url + "/models", params=params, headers={"Authorization": f"Bearer {user}"}
+        )
+        assert refused.status_code == 400 and refused.json()["error"]["metadata"]["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "param"),
+    [
+        ("/models", {"category": "programming"}, "category"),
+        ("/models", {"q": "fast"}, "q"),
+        ("/models/user", {"sort": "newest"}, "sort"),
+        ("/embeddings/models", {"output_modalities": "all"}, "output_modalities"),
+        ("/models/count", {"category": "x"}, "category"),
+        ("/model/" + MODEL, {"x": "1"}, "x"),
+        ("/models/" + MODEL + "/endpoints", {"x": "1"}, "x"),
+        ("/providers", {"x": "1"}, "x"),
+        ("/key", {"x": "1"}, "x"),
+        ("/credits", {"x": "1"}, "x"),
+        ("/generation", {"id": "gen-x", "x": "1"}, "x"),
+        ("/generation/content", {"id": "gen-x", "x": "1"}, "x"),
+        ("/activity", {"user_id": "u"}, "user_id"),
+    ],
+)
+def test_a_query_parameter_a_route_does_not_take_is_a_400_naming_it(
+    served: GatewayServer, user: str, path: str, params: dict[str, str], param: str
+):
+    """Nothing sent is silently ignored: /models?category=x would otherwise list every model."""
+    refused = httpx.get(served.base_url + path, params=params, headers={"Authorization": f"Bearer {user}"})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["metadata"]["param"] == param
+
+
 def test_key_metadata_shows_the_limit_as_the_budget(served: GatewayServer, user: str):
     ask(served, user)
     data = sdk(served, user).api_keys.get_current_key_metadata().data

@@ -121,6 +121,7 @@ async def test_statements_are_listed_for_management_keys_only(app: App):
     sealed = await StatementBook(app.generations, app.services.statements).close(day, grace=timedelta(0))
     refused = await app.http.get("/api/v1/statements", headers=headers(app.secret))
     assert refused.status_code == 403
+    assert refused.json()["error"]["message"].startswith("Only management keys may read the statements")
     listed = (await app.http.get("/api/v1/statements", headers=headers(app.admin))).json()["data"]
     assert listed == [
         {

@@ -25,7 +25,7 @@ WORKSPACE = "workspace"
 DEFAULT_WORKSPACE_ID = "default"
 """genledger has one workspace: ``group_by=workspace`` labels every item with it."""
 NO_PROVIDER = "unknown"
-_KNOWN = {"date", "api_key_hash", "group_by"}
+_KNOWN = {"date", "api_key_hash", "group_by", "workspace_id"}
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _HASH = re.compile(r"[0-9a-f]{64}")
 _KEY_NAMES = {
@@ -61,16 +61,21 @@ def parse_activity_query(params: Mapping[str, str], names: list[str], today: dat
     """The query string (``params``: last value per name; ``names``: every name given)."""
     for name in names:
         if name not in _KNOWN:
-            raise _bad(name, "is not a parameter of activity (date, api_key_hash, group_by)")
+            raise _bad(name, "is not a parameter of activity (date, api_key_hash, group_by, workspace_id)")
+    if params.get("workspace_id", DEFAULT_WORKSPACE_ID) != DEFAULT_WORKSPACE_ID:
+        raise _bad("workspace_id", f"must be {DEFAULT_WORKSPACE_ID!r}: genledger has one workspace")
     if "date" in params:
         raw = params["date"]
         try:
             if not _DAY.fullmatch(raw):
                 raise ValueError
             start = _midnight(date.fromisoformat(raw))
-            end = start + timedelta(days=1)
-        except (ValueError, OverflowError):  # 9999-12-31 has no next day
+        except ValueError:
             raise _bad("date", "must be a UTC day as YYYY-MM-DD") from None
+        try:
+            end = start + timedelta(days=1)
+        except OverflowError:  # 9999-12-31 has no next day
+            raise _bad("date", "must be 9999-12-30 or earlier: the day after it ends is not a date") from None
         where = GenerationFilter(created_after=start, created_before=end)
     else:
         start = _midnight(today - timedelta(days=WINDOW_DAYS - 1))

@@ -7,7 +7,7 @@ that rule short to write.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
@@ -20,6 +20,20 @@ _TYPE_NAMES = {int: "integer", float: "number", str: "string", list: "array", di
 def bad(param: str, message: str) -> BadRequest:
     """A 400 naming ``param``."""
     return BadRequest(message, metadata={"param": param})
+
+
+def query_int(params: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    """The query parameter ``name`` as an integer from ``low`` to ``high`` (None: not given).
+
+    ASCII digits only: ``str.isdigit()`` also takes "²", which ``int()`` refuses; and no more
+    of them than ``high`` has, so a huge one is refused before ``int()`` reads it.
+    """
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(high))) or not low <= int(raw) <= high:
+        raise bad(name, f"'{name}' must be an integer from {low} to {high}")
+    return int(raw)
 
 
 def load_object(raw: bytes, *, empty_is_object: bool = False) -> dict[str, Any]:

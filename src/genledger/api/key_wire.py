@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from genledger.api.inbound import load_object
+from genledger.api.inbound import load_object, query_int
 from genledger.core.credits import LIMIT_RESETS, next_period_start, period_start
 from genledger.core.instants import parse_utc
 from genledger.core.keys import KeyRecord
@@ -310,9 +310,4 @@ def parse_key_list_query(params: Mapping[str, str]) -> tuple[bool, int]:
     include_disabled = params.get("include_disabled", "false")
     if include_disabled not in ("true", "false"):
         raise BadRequest("'include_disabled' must be true or false", metadata={"param": "include_disabled"})
-    offset = params.get("offset", "0")
-    if not offset.isascii() or not offset.isdigit() or int(offset) > MAX_KEYS_OFFSET:
-        raise BadRequest(
-            f"'offset' must be an integer from 0 to {MAX_KEYS_OFFSET}", metadata={"param": "offset"}
-        )
-    return include_disabled == "true", int(offset)
+    return include_disabled == "true", query_int(params, "offset", 0, MAX_KEYS_OFFSET) or 0

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 import orjson
 
+from genledger.api.inbound import query_int
 from genledger.core.instants import parse_utc
 from genledger.core.money import MAX_LIMIT_USD, PriceError, usd_to_pico
 from genledger.core.records import record
@@ -113,16 +114,7 @@ def decode_cursor(value: str) -> Cursor:
 def parse_list_query(params: Mapping[str, str], keys: list[str]) -> ListQuery:
     """The filters of a query string (``params``: last value per name; ``keys``: every name given)."""
     where, api_key_hash = _filters(params, keys, _LIST_PARAMS, "list")
-    limit = DEFAULT_PAGE
-    if "limit" in params:
-        raw = params["limit"]
-        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
-        if (
-            not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_PAGE)))
-            or not 1 <= int(raw) <= MAX_PAGE
-        ):
-            raise _bad("limit", f"must be an integer from 1 to {MAX_PAGE}")
-        limit = int(raw)
+    limit = query_int(params, "limit", 1, MAX_PAGE) or DEFAULT_PAGE
     after = decode_cursor(params["cursor"]) if "cursor" in params else None
     return ListQuery(where, limit, after, api_key_hash)
 

@@ -7,16 +7,20 @@ lets ``create_app`` refuse a route table with a route that has no operation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import field
 from typing import Any
 
 from pydantic import BaseModel
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 
 from genledger.core.records import record
+from genledger.errors import BadRequest
 
 JSON = "application/json"
+API_PREFIX = "/api/v1/"
 
 
 @record
@@ -63,12 +67,36 @@ class Operation:
     body_example: Mapping[str, Any] | None = None
     params: tuple[Param, ...] = ()
     security: tuple[str, ...] = ("bearer",)
+    # Its handler takes query names beyond ``params`` (``metadata[<key>]``) and refuses the
+    # ones it does not know itself; any other GET under the API has them refused for it.
+    open_query: bool = False
+
+    @property
+    def query(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.params if p.where == "query")
+
+
+def _query_checked(endpoint: Callable[..., Any], known: frozenset[str]) -> Callable[..., Any]:
+    """``endpoint`` refusing a query parameter it does not take with a 400 naming it: nothing
+    sent is silently ignored (``/models?category=x`` would otherwise list every model)."""
+    takes = f"this route takes {', '.join(sorted(known))}" if known else "this route takes none"
+
+    @functools.wraps(endpoint)
+    async def checked(request: Request) -> Any:
+        for name in request.query_params:
+            if name not in known:
+                raise BadRequest(f"Unknown query parameter {name!r}: {takes}", metadata={"param": name})
+        return await endpoint(request)
+
+    return checked
 
 
 class DocumentedRoute(Route):
     """A route of one method with the :class:`Operation` it implements."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], method: str, operation: Operation) -> None:
+        if method == "GET" and path.startswith(API_PREFIX) and not operation.open_query:
+            endpoint = _query_checked(endpoint, operation.query)
         super().__init__(path, endpoint, methods=[method])
         self.method = method
         self.operation = operation

@@ -22,7 +22,7 @@ from genledger.api.list_wire import EXPORT_FORMATS, MAX_PAGE
 from genledger.api.operation import JSON, Header, Operation, Param, Reply
 from genledger.api.schemas import catalog, generation, inference, keys, reports
 from genledger.api.schemas.errors import AnthropicError, ErrorEnvelope
-from genledger.api.wire import MAX_SESSION_ID
+from genledger.api.wire import MAX_MODELS_OFFSET, MAX_MODELS_PAGE, MAX_SESSION_ID
 from genledger.config import DEMO_EMBEDDING_MODEL, DEMO_MODEL
 from genledger.core.idempotency import MAX_KEY_LENGTH
 
@@ -39,7 +39,8 @@ RATE_LIMIT_HEADERS = (
 )
 
 _WHY = {
-    400: "A missing or malformed parameter or field (`metadata.param` names it), or a NUL "
+    400: "A missing or malformed parameter or field, or one the route does not take "
+    "(`metadata.param` names it), or a NUL "
     "character (U+0000) anywhere in the URL or the body: genledger cannot store one.",
     401: "A missing, malformed, unknown, disabled or expired key.",
     402: "No credit left for the request: `metadata.limit_source` says which limit "
@@ -257,6 +258,7 @@ LIST_GENERATIONS = Operation(
     {**_ok(generation.GenerationPage), **_errors(400, 401, 403, 404)},
     description="Pages by `next_cursor`." + _METADATA_NOTE,
     params=(*_FILTERS, *_PAGE),
+    open_query=True,
 )
 EXPORT_GENERATIONS = Operation(
     "exportGenerations",
@@ -274,6 +276,7 @@ EXPORT_GENERATIONS = Operation(
         *_FILTERS,
         Param("format", {"type": "string", "enum": list(EXPORT_FORMATS)}, "ndjson (default) or csv."),
     ),
+    open_query=True,
 )
 ACTIVITY = Operation(
     "getActivity",
@@ -288,6 +291,7 @@ ACTIVITY = Operation(
             {"type": "string", "pattern": GROUP_BY},
             "Comma-separated: day, hour, model, provider, key, user, session, metadata.<key>, workspace.",
         ),
+        Param("workspace_id", {"type": "string", "enum": ["default"]}, "genledger's one workspace."),
     ),
 )
 STATEMENTS = Operation(
@@ -301,15 +305,30 @@ STATEMENTS = Operation(
 # --- the catalog
 
 _MODEL_PATH = (_AUTHOR, _SLUG)
-LIST_MODELS = Operation("listModels", "List the models", "Models", {**_ok(catalog.ModelList), **_errors(401)})
+_MODELS_PAGE = (
+    Param("offset", {"type": "integer", "minimum": 0, "maximum": MAX_MODELS_OFFSET}, "Models to skip (0)."),
+    Param(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_MODELS_PAGE},
+        "Models per page (default: all the rest); `links.next` is the next page.",
+    ),
+)
+LIST_MODELS = Operation(
+    "listModels", "List the models", "Models", {**_ok(catalog.ModelList), **_errors(401)}, params=_MODELS_PAGE
+)
 LIST_MODELS_FOR_USER = Operation(
     "listModelsUser",
     "List the models this key may use (all of them: genledger has no provider preferences)",
     "Models",
     {**_ok(catalog.ModelList), **_errors(401)},
+    params=_MODELS_PAGE,
 )
 LIST_EMBEDDING_MODELS = Operation(
-    "listEmbeddingsModels", "List the embedding models", "Models", {**_ok(catalog.ModelList), **_errors(401)}
+    "listEmbeddingsModels",
+    "List the embedding models",
+    "Models",
+    {**_ok(catalog.ModelList), **_errors(401)},
+    params=_MODELS_PAGE,
 )
 COUNT_MODELS = Operation(
     "countModels", "Count the models", "Models", {**_ok(catalog.CountResponse), **_errors(401)}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal, cast
 
-from genledger.api.inbound import load_object
+from genledger.api.inbound import load_object, query_int
 from genledger.core.chat import SORTS, ChatRequest, MaxPrice, ProviderPreferences, SortBy
 from genledger.core.records import record
 from genledger.errors import BadRequest
@@ -461,10 +462,25 @@ def architecture_json(entry: ModelEntry) -> dict[str, Any]:
     }
 
 
-def models_json(entries: list[ModelEntry]) -> dict[str, Any]:
-    """The ``/models`` list: the whole catalog in one page (it is small and held in memory)."""
+MAX_MODELS_PAGE = 1000  # OpenRouter's
+MAX_MODELS_OFFSET = 10**9
+
+
+def parse_models_page(params: Mapping[str, str]) -> tuple[int, int | None]:
+    """``offset`` and ``limit`` of a ``/models`` list (the official SDK sends 0 and 500); no
+    limit: the rest of the catalog."""
+    offset = query_int(params, "offset", 0, MAX_MODELS_OFFSET) or 0
+    return offset, query_int(params, "limit", 1, MAX_MODELS_PAGE)
+
+
+def models_json(
+    entries: list[ModelEntry], offset: int = 0, limit: int | None = None, path: str = "/api/v1/models"
+) -> dict[str, Any]:
+    """A page of the ``/models`` list (the catalog is small and held in memory), with the link
+    to the next page while one is left."""
+    end = len(entries) if limit is None else offset + limit
     return {
-        "data": [model_json(entry) for entry in entries],
+        "data": [model_json(entry) for entry in entries[offset:end]],
         "total_count": len(entries),
-        "links": {"next": None},
+        "links": {"next": f"{path}?offset={end}&limit={limit}" if end < len(entries) else None},
     }

@@ -69,10 +69,10 @@ class KeyManager:
         return await self._view(fresh)
 
     @staticmethod
-    def require_management(caller: KeyRecord) -> None:
-        """403 unless ``caller`` is a management key."""
+    def require_management(caller: KeyRecord, may: str = "manage keys") -> None:
+        """403 unless ``caller`` is a management key, saying what only one ``may`` do."""
         if not caller.is_management:
-            raise Forbidden("Only management keys may manage keys (genledger keys create --management)")
+            raise Forbidden(f"Only management keys may {may} (genledger keys create --management)")
 
     async def _target(self, key_hash: str) -> KeyRecord:
         key = await self._keys.find_by_hash(key_hash)

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from genledger.api.catalog_wire import count_json, endpoints_json, model_response_json, providers_json
 from genledger.api.headers import header
 from genledger.api.responses import json_response, services_of
-from genledger.api.wire import models_json
+from genledger.api.wire import models_json, parse_models_page
 from genledger.errors import NotFound
 from genledger.gateway.catalog import ModelEntry
 from genledger.gateway.services import Services
@@ -17,7 +17,8 @@ from genledger.gateway.services import Services
 async def list_models(request: Request) -> Response:
     services = services_of(request)
     await services.auth.authenticate(header(request, b"authorization"))
-    return json_response(models_json(list(services.catalog)))
+    offset, limit = parse_models_page(request.query_params)
+    return json_response(models_json(list(services.catalog), offset, limit, request.url.path))
 
 
 async def count_models(request: Request) -> Response:
@@ -57,7 +58,9 @@ async def list_providers(request: Request) -> Response:
 async def list_embedding_models(request: Request) -> Response:
     services = services_of(request)
     await services.auth.authenticate(header(request, b"authorization"))
-    return json_response(models_json([entry for entry in services.catalog if entry.kind == "embeddings"]))
+    offset, limit = parse_models_page(request.query_params)
+    embedding = [entry for entry in services.catalog if entry.kind == "embeddings"]
+    return json_response(models_json(embedding, offset, limit, request.url.path))
 
 
 # OpenRouter filters /models/user by the account's provider preferences; genledger has none, so

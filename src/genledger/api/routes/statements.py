@@ -37,9 +37,9 @@ def statement_json(statement: Statement, hashes: dict[str, str]) -> dict[str, An
 async def list_statements(request: Request) -> Response:
     services = services_of(request)
     caller = await services.auth.authenticate(header(request, b"authorization"))
-    views = await services.keys.list(caller)  # 403 unless a management key
+    services.keys.require_management(caller, "read the statements")
     if services.statements is None:
         raise NotFound("This gateway keeps no statements")
-    hashes = {view.key.id: view.key.hash for view in views}
+    hashes = {key.id: key.hash for key in await services.keys.records(caller)}
     closed = await services.statements.statements()
     return json_response({"data": [statement_json(s, hashes) for s in closed]})
