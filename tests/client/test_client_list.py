@@ -114,6 +114,12 @@ async def test_no_filters_send_an_empty_query(harness: Harness) -> None:
         ({"min_cost": 0.1}, {"min_cost": "0.1"}),
         ({"min_cost": 1e-7}, {"min_cost": "0.0000001"}),
         ({"min_cost": 2}, {"min_cost": "2"}),
+        # A float carries no more than the server's twelve decimals, whatever arithmetic left.
+        ({"min_cost": 0.1 + 0.2}, {"min_cost": "0.3"}),
+        ({"min_cost": 1 / 3}, {"min_cost": "0.333333333333"}),
+        ({"min_cost": 1e-13}, {"min_cost": "0"}),
+        ({"min_cost": 1e20}, {"min_cost": "100000000000000000000"}),
+        ({"min_cost": 2.0}, {"min_cost": "2"}),
         ({"min_cost": "0.25"}, {"min_cost": "0.25"}),
         ({"created_after": date(2026, 1, 2)}, {"created_after": "2026-01-02"}),
         ({"created_after": datetime(2026, 1, 2, 3, 4, 5)}, {"created_after": "2026-01-02T03:04:05"}),

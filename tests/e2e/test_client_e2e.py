@@ -85,6 +85,9 @@ def test_sync_list_walks_the_pages_of_what_the_gateway_recorded(gateway: Gateway
         walked = list(page)
         assert list(client.generations.list(metadata={"run": run, "i": "3"})) == [walked[1]]
         assert list(client.generations.list(metadata={"run": run}, model="no/such-model")) == []
+        # A float min_cost, whatever arithmetic left in it: sent at the server's twelve decimals.
+        assert list(client.generations.list(metadata={"run": run}, min_cost=0.1 + 0.2)) == []
+        assert len(list(client.generations.list(metadata={"run": run}, min_cost=1 / 3 * 1e-12))) == 5
         with pytest.raises(BadRequestResponseError) as caught:
             client.generations.list(limit=0)
         assert caught.value.error.metadata == {"param": "limit"}

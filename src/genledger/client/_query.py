@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 
 __all__ = ["USD", "Moment", "activity_params", "generation_list_params"]
 
@@ -78,12 +78,20 @@ def _flag(value: bool | None) -> str | None:
     return None if value is None else ("true" if value else "false")
 
 
+_PICODOLLAR = Decimal("1e-12")
+_WIDE = Context(prec=400)  # room for any finite float at 12 decimals
+
+
 def _usd(value: USD | None) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
         raise TypeError("min_cost must be an amount of USD, not a bool")
+    if not isinstance(value, float):
+        return format(Decimal(value), "f")
     # repr() is the shortest text that reads back as the same float: 0.1 -> "0.1", not the
-    # binary expansion Decimal(0.1) would give.
-    amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    return format(amount, "f")
+    # binary expansion Decimal(0.1) would give. Arithmetic leaves digits past the server's
+    # picodollar (0.1 + 0.2 is 0.30000000000000004): a float is rounded to it, a Decimal or a
+    # string is sent as given (the server refuses more than 12 decimals of those).
+    amount = Decimal(repr(value)).quantize(_PICODOLLAR, context=_WIDE)
+    return format(amount.normalize(_WIDE), "f")
