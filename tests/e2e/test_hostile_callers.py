@@ -93,6 +93,29 @@ def test_a_complete_request_sent_slowly_but_in_time_is_answered(gateway):
     sock.close()
 
 
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        "GET /api/v1/generations?limit=\uff101 HTTP/1.1".encode(),  # raw non-ASCII, not %-encoded
+        b"GET /api/v1/generations HTTP/9.9",
+        b"NOT A REQUEST",
+    ],
+)
+def test_a_request_http_cannot_parse_is_a_400_in_the_envelope(gateway, request_line: bytes):
+    sock = connect(gateway)
+    sock.sendall(request_line + b"\r\nHost: gateway\r\n\r\n")
+    answer = b""
+    sock.settimeout(5)
+    while chunk := sock.recv(65536):
+        answer += chunk
+    sock.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/json" in head.lower()
+    error = orjson.loads(body)["error"]
+    assert error["code"] == 400 and "HTTP/1.1 can parse" in error["message"]
+
+
 def test_a_kept_alive_connection_is_closed_when_idle_and_when_its_next_request_trickles(gateway):
     sock = connect(gateway)
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")

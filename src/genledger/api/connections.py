@@ -10,7 +10,8 @@ the caller leaving (``http.disconnect``), which answers nobody and logs a 499.
 
 The protocol classes are uvicorn's own (httptools when installed, else h11), with three
 methods wrapped; the request that follows runs unchanged. With httptools, the 503 uvicorn
-answers beyond ``limit_concurrency`` is the JSON error envelope (h11's stays uvicorn's text).
+answers beyond ``limit_concurrency`` and its 400 for a request it cannot parse are the JSON
+error envelope (h11's stay uvicorn's text).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import uvicorn
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from genledger.errors import ServiceUnavailable
+from genledger.errors import BadRequest, ServiceUnavailable
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -129,10 +130,19 @@ async def too_busy(scope: Any, receive: Any, send: Any) -> None:
 if HttpToolsProtocol is not None:
 
     class HttpToolsWithHeaderDeadline(_HeaderDeadline, HttpToolsProtocol):
-        """httptools' protocol with the header deadline, and the envelope for its 503."""
+        """httptools' protocol with the header deadline, and the envelope for its 503 and for
+        the 400 it answers a request it cannot parse (raw non-ASCII in the request line, ...)."""
 
         def _start_asgi_task(self, cycle: Any, app: Any) -> None:
             super()._start_asgi_task(cycle, too_busy if app is service_unavailable else app)
+
+        def send_400_response(self, msg: str) -> None:
+            body = orjson.dumps(BadRequest(f"{msg.rstrip('.')}: not a request HTTP/1.1 can parse").envelope())
+            head = [b"HTTP/1.1 400 Bad Request\r\n"]
+            head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+            head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+            self.transport.write(b"".join((*head, b"connection: close\r\n\r\n", body)))
+            self.transport.close()
 
     PROTOCOL: type[asyncio.Protocol] = HttpToolsWithHeaderDeadline
 else:  # pragma: no cover
