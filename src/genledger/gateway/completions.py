@@ -133,34 +133,35 @@ class _Tally:
             self.pieces += 1
 
     def add(self, event: ProviderEvent) -> bool:
-        """Take in ``event``; whether the caller should see it."""
+        """Take in ``event``; whether the caller should see it. (The events of every stream
+        first, by class: this runs for each chunk.)"""
         kind = event.__class__
         if kind is TextDelta:
-            if event.text:  # type: ignore[union-attr]
-                self.relayed += len(event.text)  # type: ignore[union-attr]
+            text: str = event.text  # type: ignore[union-attr]
+            if text:
+                self.relayed += len(text)
                 self.pieces += 1
                 if self.text is not None and event.choice == 0:  # type: ignore[union-attr]
-                    self._kept(self.text, event.text)  # type: ignore[union-attr]
+                    self._kept(self.text, text)
+            return True
+        if kind is UsageReport:
+            self.usage = event.usage  # type: ignore[union-attr]
+            return False
+        if kind is Identified:
+            self.upstream_id = event.upstream_id  # type: ignore[union-attr]
+            return False
+        if kind is Finish:
+            if event.choice == 0:  # type: ignore[union-attr]
+                self.finish_reason, self.native_finish_reason = event.reason, event.native  # type: ignore[union-attr]
             return True
         if isinstance(event, ReasoningDelta):
             self._relayed(event.text)
             if self.reasoning is not None and event.choice == 0:
                 self._kept(self.reasoning, event.text)
-            return True
-        if isinstance(event, RefusalDelta):
+        elif isinstance(event, RefusalDelta):
             self._relayed(event.text)
-            return True
-        if isinstance(event, ToolCallDelta):
+        elif isinstance(event, ToolCallDelta):
             self._relayed((event.name or "") + event.arguments)
-            return True
-        if isinstance(event, UsageReport):
-            self.usage = event.usage
-            return False
-        if isinstance(event, Identified):
-            self.upstream_id = event.upstream_id
-            return False
-        if isinstance(event, Finish) and event.choice == 0:
-            self.finish_reason, self.native_finish_reason = event.reason, event.native
         return True
 
 
