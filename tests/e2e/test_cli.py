@@ -236,3 +236,43 @@ def test_serve_refuses_a_database_it_cannot_migrate_in_one_line(folder: Path, un
     assert result.returncode == 1, result.stderr
     assert result.stdout == ""
     assert_one_line_naming(result.stderr, unmigratable)
+
+
+def test_text_callers_chose_is_printed_as_it_is_never_read_as_markup(folder: Path):
+    """Key names and request fields are anybody's text: "[/x]" once crashed Rich's markup
+    parser (a traceback), and "[red]z[/red]" printed as "z"."""
+    from datetime import UTC, datetime
+
+    from genledger.core.generation import Generation
+    from tests.gateway import seed_generations
+
+    for name in ("[/x]", "[red]z[/red]"):
+        code, out = run("keys", "create", "--name", name)
+        assert code == 0, out
+    seed_generations(
+        f"sqlite:///{folder}/genledger.db",
+        "[/x]",
+        lambda key_id, i: Generation(
+            id=f"gen-markup-{i}",
+            key_id=key_id,
+            created_at=datetime.now(UTC),
+            model="acme/[bold]m[/bold]",
+            external_user="[/evil]",
+            app_title="[link=http://x]t[/link]",
+        ),
+        1,
+    )
+    code, out = run("keys", "list")
+    assert code == 0 and "[/x]" in out and "[red]z[/red]" in out, out
+    code, out = run("keys", "usage", "[/x]")
+    assert code == 0 and "[/x]" in out, out
+    code, out = run("generations", "list")
+    assert code == 0 and "acme/[bold]m[/bold]" in out, out
+    code, out = run("generations", "get", "gen-markup-0")
+    assert code == 0 and "[/evil]" in out and "acme/[bold]m[/bold]" in out, out
+    code, out = run("generations", "get", "[/nope]")
+    assert code == 1 and "error: no generation '[/nope]'" in out, out
+    code, out = run("keys", "disable", "[/x]")
+    assert code == 0 and "disabled [/x]" in out, out
+    code, out = run("keys", "disable", "[/y]")
+    assert code == 1 and "error: no key named '[/y]'" in out, out

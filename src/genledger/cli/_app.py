@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from genledger.config import ConfigError, Settings, load_settings
@@ -32,12 +32,19 @@ app.add_typer(generations_app, name="generations")
 
 
 def _out() -> Console:
-    # Built per call, so the terminal's width (COLUMNS) is read when printing.
-    return Console()
+    # Built per call, so the terminal's width (COLUMNS) is read when printing. No markup:
+    # what is printed holds text callers chose (a key's name, a request's user), and Rich
+    # would read "[/x]" in it as a tag (and fail) or drop "[red]"; styles are given as styles.
+    return Console(markup=False)
 
 
 def _err() -> Console:
-    return Console(stderr=True)
+    return Console(stderr=True, markup=False)
+
+
+def error(message: str, **options: Any) -> None:
+    """``error: <message>`` on stderr, the prefix in red."""
+    _err().print(Text.assemble(("error:", "red"), " ", message), **options)
 
 
 T = TypeVar("T")
@@ -53,7 +60,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config, **overrides)
     except ConfigError as exc:
-        _err().print(f"[red]error:[/red] {exc}")
+        error(str(exc))
         raise typer.Exit(2) from None
 
 
@@ -68,8 +75,8 @@ def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]]) -> 
                 settings.database_url, rollup_grace=timedelta(seconds=settings.late_grace)
             )
         except (OSError, ValueError, MigrationError, SQLAlchemyError) as exc:
-            where, why = escape(settings.database_url), escape(str(exc).splitlines()[0])
-            _err().print(f"[red]error:[/red] cannot open the ledger at {where}: {why}", soft_wrap=True)
+            where, why = settings.database_url, str(exc).splitlines()[0]
+            error(f"cannot open the ledger at {where}: {why}", soft_wrap=True)
             raise typer.Exit(1) from None
         try:
             return await work(ledger)
@@ -89,7 +96,5 @@ def _usd(value: str | None) -> int | None:
     try:
         return limit_to_pico(Decimal(value))
     except (InvalidOperation, PriceError):
-        _err().print(
-            f"[red]error:[/red] --limit must be a USD amount from 0 to {MAX_LIMIT_USD}, got {value!r}"
-        )
+        error(f"--limit must be a USD amount from 0 to {MAX_LIMIT_USD}, got {value!r}")
         raise typer.Exit(2) from None

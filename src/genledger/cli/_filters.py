@@ -6,7 +6,6 @@ import dataclasses
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from genledger.core.stores import GenerationFilter
 from genledger.errors import BadRequest
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
     pass
 
 from genledger.cli._app import (
-    _err,
+    error,
 )
 
 # The list's query-string grammar (api/list_wire.py) parses these options too: its parameter
@@ -109,7 +108,7 @@ def _generation_filter(
     for pair in metadata or ():
         key, equals, value = pair.partition("=")
         if not equals:
-            _err().print(f"[red]error:[/red] --metadata must be KEY=VALUE, got {escape(repr(pair))}")
+            error(f"--metadata must be KEY=VALUE, got {pair!r}")
             raise typer.Exit(2)
         params[f"metadata[{key}]"] = value
     try:
@@ -117,7 +116,7 @@ def _generation_filter(
     except BadRequest as exc:
         param = (exc.metadata or {}).get("param", "")
         option = "--metadata" if param.startswith("metadata[") else _OPTION_OF[param]
-        _err().print(f"[red]error:[/red] {escape(exc.message.replace(repr(param), option, 1))}")
+        error(exc.message.replace(repr(param), option, 1))
         raise typer.Exit(2) from None
 
 
@@ -130,5 +129,5 @@ async def _for_key(ledger: Ledger, where: GenerationFilter, key_name: str | None
 
 
 def _no_key(name: str | None) -> typer.Exit:
-    _err().print(f"[red]error:[/red] no key named {name!r}")
+    error(f"no key named {name!r}")
     return typer.Exit(1)

@@ -9,10 +9,10 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from genledger.cli._app import ConfigOption, _dollars, _err, _out, _settings, _with_ledger, app
+from genledger.cli._app import ConfigOption, _dollars, _out, _settings, _with_ledger, app, error
 from genledger.cli._filters import SinceOption, UntilOption, _generation_filter
 from genledger.core.money import from_usd, usd_to_pico
 from genledger.core.prices import price_to_json
@@ -33,7 +33,7 @@ app.add_typer(statements_app, name="statements")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    _err().print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    error(message, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -126,7 +126,7 @@ def reprice_command(
     _out().print(table)
     verb = "wrote" if apply else "would write (dry run)"
     _out().print(
-        f"{result.examined} generations of {escape(model)} examined under price version "
+        f"{result.examined} generations of {model} examined under price version "
         f"{result.version.version}; {verb} {len(result.adjustments)} adjustments totalling "
         f"{_dollars(result.total_pico)} USD",
         soft_wrap=True,
@@ -172,7 +172,7 @@ def statements_close(
         raise _fail(str(exc), 1) from None
     table = Table("key", "model", "requests", "usage (USD)")
     for total in statement.totals:
-        table.add_row(total.key_id, escape(total.model), str(total.requests), _dollars(total.usage_pico))
+        table.add_row(total.key_id, total.model, str(total.requests), _dollars(total.usage_pico))
     _out().print(table)
     _out().print(f"closed {statement.day}: {statement.record_count} records, hash {statement.hash}")
 
@@ -188,7 +188,7 @@ def statements_verify(config: ConfigOption = None) -> None:
 
     closed, problems = _with_ledger(settings, work)
     for problem in problems:
-        _out().print(f"[red]{problem.day}[/red]: {escape(problem.detail)}", soft_wrap=True)
+        _out().print(Text.assemble((str(problem.day), "red"), f": {problem.detail}"), soft_wrap=True)
     if problems:
         raise typer.Exit(1)
     _out().print(f"{len(closed)} closed days verified: every record as sealed, the chain intact")
@@ -269,10 +269,10 @@ def reconcile_command(
     else:
         table = Table(*header)
         for row in rows:
-            table.add_row(*(escape(cell) for cell in row))
+            table.add_row(*(cell for cell in row))
         _out().print(table)
         _out().print(
-            f"{result.examined} generations of {escape(provider)} examined, {result.unidentified} without an "
+            f"{result.examined} generations of {provider} examined, {result.unidentified} without an "
             f"upstream id, {len(result.differences)} differences",
             soft_wrap=True,
         )

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from genledger.core.generation import Generation
@@ -28,6 +27,7 @@ from genledger.cli._app import (
     _out,
     _settings,
     _with_ledger,
+    error,
     generations_app,
 )
 from genledger.cli._filters import (
@@ -59,7 +59,7 @@ def generations_get(
     settings = _settings(config)
     generation = _with_ledger(settings, lambda ledger: ledger.generations.lookup(generation_id))
     if generation is None:
-        _err().print(f"[red]error:[/red] no generation {generation_id!r}")
+        error(f"no generation {generation_id!r}")
         raise typer.Exit(1)
     table = Table("field", "value", title=generation_id)
     for field, value in generation_json(generation).items():
@@ -155,7 +155,7 @@ def _parquet_export() -> type[ParquetExport]:
     try:
         from genledger.api.parquet_wire import ParquetExport
     except ImportError:
-        _err().print(f"[red]error:[/red] {escape(PARQUET_MISSING)}", soft_wrap=True)
+        error(PARQUET_MISSING, soft_wrap=True)
         raise typer.Exit(2) from None
     return ParquetExport
 
@@ -204,7 +204,7 @@ def generations_export(
         min_cost=min_cost,
     )
     if not output.parent.is_dir():
-        _err().print(f"[red]error:[/red] --output: no folder {escape(str(output.parent))}", soft_wrap=True)
+        error(f"--output: no folder {output.parent}", soft_wrap=True)
         raise typer.Exit(2)
     parquet = _parquet_export() if format is ExportFormat.parquet else None
     # Newest first from --until (or now) down to --since: the bar is the part of that span done.
@@ -249,4 +249,4 @@ def generations_export(
     count = _with_ledger(settings, export)
     if count is None:
         raise _no_key(key)
-    _out().print(f"exported {count} generations to {escape(str(output))}", soft_wrap=True)
+    _out().print(f"exported {count} generations to {output!s}", soft_wrap=True)

@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 from genledger.cli._app import (
     ConfigOption,
     _dollars,
-    _err,
     _out,
     _settings,
     _usd,
     _with_ledger,
+    error,
     keys_app,
 )
 
@@ -36,9 +36,7 @@ def _expiry(value: str | None, option: str = "--expires-at") -> datetime | None:
     try:
         return parse_expires_at(value)
     except BadRequest:
-        _err().print(
-            f"[red]error:[/red] {option} must be an ISO 8601 time, e.g. 2026-12-31T00:00:00Z, got {value!r}"
-        )
+        error(f"{option} must be an ISO 8601 time, e.g. 2026-12-31T00:00:00Z, got {value!r}")
         raise typer.Exit(2) from None
 
 
@@ -91,7 +89,7 @@ def keys_create(
     try:
         secret = _with_ledger(settings, create)
     except KeyExists as exc:
-        _err().print(f"[red]error:[/red] {exc}")
+        error(str(exc))
         raise typer.Exit(1) from None
     _out().print(secret, soft_wrap=True, highlight=False)
 
@@ -152,7 +150,7 @@ def keys_usage(
 
     rows = _with_ledger(settings, usage)
     if rows is None:
-        _err().print(f"[red]error:[/red] no key named {name!r}")
+        error(f"no key named {name!r}")
         raise typer.Exit(1)
     table = Table("day (UTC)", "generations", "usage (USD)", title=f"{name}: last {days} days")
     for day, count, pico in rows:
@@ -168,7 +166,7 @@ def keys_disable(
     """Disable a key: its requests get 401 from then on."""
     settings = _settings(config)
     if not _with_ledger(settings, lambda ledger: ledger.keys.set_disabled(name)):
-        _err().print(f"[red]error:[/red] no key named {name!r}")
+        error(f"no key named {name!r}")
         raise typer.Exit(1)
     _out().print(f"disabled {name}")
 
@@ -188,7 +186,7 @@ def keys_expire(
     Exits 1 if there is no such key, 2 on a bad option.
     """
     if never and at is not None:
-        _err().print("[red]error:[/red] give --at or --never, not both")
+        error("give --at or --never, not both")
         raise typer.Exit(2)
     settings = _settings(config)
     expiry = None if never else (_expiry(at, "--at") if at is not None else datetime.now(UTC))
@@ -198,6 +196,6 @@ def keys_expire(
         return key is not None and await ledger.keys.update(key.hash, expires_at=expiry) is not None
 
     if not _with_ledger(settings, expire):
-        _err().print(f"[red]error:[/red] no key named {name!r}")
+        error(f"no key named {name!r}")
         raise typer.Exit(1)
     _out().print(f"{name} expires {'never' if expiry is None else expiry.isoformat(timespec='seconds')}")

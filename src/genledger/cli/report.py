@@ -6,17 +6,16 @@ import time
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from genledger.cli._app import (
     ConfigOption,
     _dollars,
-    _err,
     _out,
     _settings,
     _with_ledger,
     app,
+    error,
 )
 from genledger.cli._filters import (
     KeyOption,
@@ -36,7 +35,7 @@ from genledger.ledger import Ledger
 
 
 def _bad_option(message: str) -> typer.Exit:
-    _err().print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    error(message, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -112,7 +111,7 @@ def _report_table(groupings: tuple[Grouping, ...], rows: ActivityRows, names: di
 
     for row in rows:
         table.add_row(
-            *(escape(shown(g, v)) for g, v in zip(groupings, row.group, strict=True)),
+            *(shown(g, v) for g, v in zip(groupings, row.group, strict=True)),
             str(row.requests),
             _dollars(row.usage_pico),
             str(row.prompt_tokens),

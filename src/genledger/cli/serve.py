@@ -7,15 +7,16 @@ import os
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from genledger.cli._app import (
     DEMO_KEY_NAME,
     ConfigOption,
-    _err,
     _out,
     _settings,
     _with_ledger,
     app,
+    error,
 )
 from genledger.config import Settings
 from genledger.ledger import Ledger
@@ -57,13 +58,13 @@ def serve(
     try:
         count = worker_count(settings, workers, os.cpu_count() or 1)
     except WorkersError as exc:
-        _err().print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        error(str(exc), soft_wrap=True)
         raise typer.Exit(2) from None
     # The ledger is opened (and migrated) before serving, so a database that cannot be used
     # is one line on stderr, not the traceback of a failed lifespan.
     secret = _with_ledger(settings, _demo_key if demo else _opened)
     if secret is not None:
-        _out().print(f"[bold]demo key[/bold] (shown once): {secret}", soft_wrap=True)
+        _out().print(Text.assemble(("demo key", "bold"), f" (shown once): {secret}"), soft_wrap=True)
         _out().print(f"models: {', '.join(settings.models)}")
         base = f"http://{settings.host}:{settings.port}/api/v1"
         model = next(iter(settings.models))
