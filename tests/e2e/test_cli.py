@@ -97,6 +97,7 @@ def free_port() -> int:
 def test_serve_demo_prints_a_key_that_works_and_generations_get_reads_the_record(folder: Path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENLEDGER_")}
+    env["GENLEDGER_PORT"] = str(free_port())  # --port wins over the environment
     server = subprocess.Popen(
         [sys.executable, "-m", "genledger", "serve", "--demo", "--port", str(port), "--log-level", "warning"],
         cwd=folder,

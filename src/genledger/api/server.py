@@ -189,9 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error", "off"))
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
+    # The options win over the file and the environment (GENLEDGER_PORT=...), as in the CLI.
     overrides = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name) is not None}
     try:
-        settings = load_settings(args.config, **overrides)
+        settings = load_settings(args.config).model_copy(update=overrides)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

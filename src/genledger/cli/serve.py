@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.text import Text
@@ -28,7 +28,9 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "off")
 def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8080].")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port to listen on [default: 8080].")
+    ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Print a fresh demo key at start.")] = False,
     log_level: Annotated[
         str | None,
@@ -47,12 +49,12 @@ def serve(
     from genledger.api.server import become, serving_command
     from genledger.api.workers import WorkersError, worker_count
 
-    overrides: dict[str, Any] = {}
+    # The options win over the config file and over the environment (GENLEDGER_PORT=...).
+    settings = _settings(config)
     if host is not None:
-        overrides["host"] = host
+        settings = settings.model_copy(update={"host": host})
     if port is not None:
-        overrides["port"] = port
-    settings = _settings(config, **overrides)
+        settings = settings.model_copy(update={"port": port})
     if log_level is not None:
         settings = _with_log_level(settings, log_level)
     try:
