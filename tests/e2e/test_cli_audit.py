@@ -47,6 +47,10 @@ TODAY = datetime.now(UTC).date().isoformat()
         ),
         (["statements", "close", "--day", "27/11/2026"], 2, "--day must be a date"),
         (["statements", "close", "--day", TODAY], 1, "grace period"),
+        # A negative grace would seal a day that has not ended; nan and inf are no seconds.
+        (["statements", "close", "--day", TODAY, "--grace", "-90000"], 2, "--grace"),
+        (["statements", "close", "--day", TODAY, "--grace", "nan"], 2, "--grace"),
+        (["statements", "close", "--day", TODAY, "--grace", "inf"], 2, "--grace"),
         (["prices", "history", "nope/model"], 1, "no price versions"),
         (
             ["reconcile", "--provider", "demo", "--since", "2026-11-01"],

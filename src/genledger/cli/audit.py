@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -147,6 +148,7 @@ def statements_close(
         float | None,
         typer.Option(
             "--grace",
+            min=0,
             help="Seconds after the day's end before it may close (default: total timeout + 60).",
             show_default=False,
         ),
@@ -158,6 +160,8 @@ def statements_close(
     Exits 1 when the day cannot be closed (its grace period has not passed, or it or a later
     day is closed already).
     """
+    if grace is not None and not math.isfinite(grace):  # nan passes the range check
+        raise typer.BadParameter(f"{grace} is not a number of seconds", param_hint="--grace")
     settings = _settings(config)
     closing = _day(day)
     default = settings.late_grace
