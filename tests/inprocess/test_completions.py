@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -381,3 +382,24 @@ async def test_a_streams_usage_and_done_go_out_with_the_end_of_the_body(build: B
     assert not more and tail.count(b"data: ") == 2
     assert b'"usage"' in tail and tail.endswith(b"data: [DONE]\n\n")
     assert relay.head.generation_id in gw.generations.generations
+
+
+async def test_a_record_is_dated_when_its_request_arrived_not_when_it_ended(build: BuildGateway):
+    """A stream is recorded at its end with the time it began, the time its id carries: the
+    rollup's and statements' grace count on it, and a stream across midnight is its first day's."""
+    gw = await build()
+    key = await gw.key()
+    gate = asyncio.Event()
+    gw.primary.then(Script(steps=[TextDelta("Hi"), gate, Finish("stop", "stop"), UsageReport(Usage(3, 1))]))
+    asked = datetime.now(UTC)
+    relay = await gw.service.stream(key, request(stream=True), context())
+    await anext(relay.events)
+    await asyncio.sleep(0.3)
+    gate.set()
+    await drain(relay)
+    ended = datetime.now(UTC)
+    record = gw.generations.generations[relay.head.generation_id]
+    assert asked - timedelta(seconds=0.05) <= record.created_at <= asked + timedelta(seconds=0.05)
+    assert ended - record.created_at >= timedelta(seconds=0.3)
+    id_time = datetime.fromtimestamp(int(record.id[4:17]) / 1000, UTC)  # gen-<13 digits of ms>...
+    assert abs(record.created_at - id_time) < timedelta(seconds=0.05)

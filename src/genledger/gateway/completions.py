@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from genledger.core import estimates, pricing
@@ -230,7 +230,10 @@ class _Call:
         return Generation(
             id=self.generation_id,
             key_id=self.key.id,
-            created_at=datetime.now(UTC),
+            # When the request arrived, not now: a stream is recorded when it ends, with the
+            # time it began (the time its id carries; the rollup's and statements' grace
+            # count on it), so a stream across midnight is the day it was asked for.
+            created_at=datetime.now(UTC) - timedelta(seconds=time.perf_counter() - self.context.received_at),
             model=self.entry.slug,
             api_type=self.api_type,
             upstream_id=upstream_id,
