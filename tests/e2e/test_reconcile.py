@@ -148,6 +148,17 @@ def test_reconcile_against_an_upstream_genledger_passes_clean_and_names_a_drift(
         cost = next(r for r in rows if r["field"] == "cost")
         assert cost["theirs"] != cost["ours"]
 
+        # A provider that does not serve /generation (an OpenAI-compatible server): one line, 3.
+        config = downstream_config(tmp_path, downstream_url, fake.api_url)
+        code, out = run("reconcile", "--provider", "upstream", "--since", since, "--config", str(config))
+        assert code == 3, out
+        assert f"error: cannot read upstream's generations at {fake.api_url}" in out
+        assert "Traceback" not in out
+    # Nobody there any more: one line, 3.
+    config = downstream_config(tmp_path, downstream_url, upstream.base_url)
+    code, out = run("reconcile", "--provider", "upstream", "--since", since, "--config", str(config))
+    assert code == 3 and f"error: cannot read upstream's generations at {upstream.base_url}" in out, out
+
 
 def _settings_of(config: Path) -> dict:
     import tomllib

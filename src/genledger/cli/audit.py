@@ -213,8 +213,9 @@ def reconcile_command(
 ) -> None:
     """Fetch every generation PROVIDER served since --since from its own ``/generation`` (an
     OpenRouter-compatible API: OpenRouter, another genledger) and report each difference in
-    tokens and cost. Exits 1 when anything drifts, 2 on a bad option."""
-    from genledger.client import AsyncClient, NotFoundResponseError
+    tokens and cost. Exits 1 when anything drifts, 2 on a bad option, 3 when the provider
+    cannot be read (unreachable, or it does not serve ``/generation``)."""
+    from genledger.client import AsyncClient, GenledgerError, NotFoundResponseError
 
     settings = _settings(config)
     if since is None:
@@ -260,7 +261,11 @@ def reconcile_command(
                 tolerance_pico=usd_to_pico(settings.audit.cost_tolerance),
             )
 
-    result = _with_ledger(settings, work)
+    try:
+        result = _with_ledger(settings, work)
+    except GenledgerError as exc:
+        error(f"cannot read {provider}'s generations at {configured.base_url}: {exc}", soft_wrap=True)
+        raise typer.Exit(3) from None
     rows = [
         [d.generation_id, d.upstream_id or "", d.field, _shown(d.field, d.ours), _shown(d.field, d.theirs)]
         for d in result.differences
