@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from genledger.core.content import DEFAULT_MAX_CONTENT_BYTES, DEFAULT_RETENTION_DAYS, ContentPolicy
 from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
@@ -198,6 +198,16 @@ class LimitsConfig(_Strict):
     )
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = DEFAULT_REDIS_URL
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        # What redis-py's from_url takes; checked here so a typo is a config error, not a
+        # traceback in every worker.
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {value!r}")
+        return value
+
     on_redis_failure: Literal["open", "closed"] = "open"
     default_max_output_tokens: int = Field(
         default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1, description="reserved for requests without max_tokens"
@@ -367,6 +377,18 @@ class Settings(BaseSettings):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
+    @field_validator("database_url")
+    @classmethod
+    def _a_ledger_that_lasts(cls, value: str) -> str:
+        if value.startswith("sqlite"):
+            database = value.partition("://")[2].lstrip("/").partition("?")[0]
+            if database in ("", ":memory:") or "mode=memory" in value:
+                raise ValueError(
+                    "an in-memory SQLite ledger would be lost at exit, and each of genledger's "
+                    "connections would see one of its own: give a file, e.g. sqlite:///genledger.db"
+                )
+        return value
+
     @property
     def late_grace(self) -> float:
         """Seconds after a period's end before no generation of it can still commit (a stream is
@@ -420,6 +442,10 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
             data = tomllib.loads(file.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {file}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{file}: not UTF-8 text (TOML is UTF-8)") from None
+        except OSError as exc:  # a folder, no permission, ...
+            raise ConfigError(f"cannot read the config file {file}: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
     data.update(overrides)
@@ -427,6 +453,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
+    except SettingsError as exc:  # an environment variable that is not what its field takes
+        raise ConfigError(f"the environment: {exc}") from None
 
 
 def _describe(exc: ValidationError, path: str | os.PathLike[str] | None) -> str:

@@ -88,6 +88,34 @@ def test_a_bad_config_names_the_key(folder: Path):
     assert code == 2 and "models.a/b.prompt_price" in out
 
 
+@pytest.mark.parametrize(
+    ("setup", "env", "says"),
+    [
+        (lambda folder: (folder / "bad.toml").mkdir(), {}, "cannot read the config file bad.toml"),
+        (lambda folder: (folder / "bad.toml").write_bytes(b"port = \xff\n"), {}, "bad.toml: not UTF-8"),
+        (lambda folder: None, {"GENLEDGER_LIMITS": "abc"}, 'error parsing value for field "limits"'),
+        (lambda folder: None, {"GENLEDGER_DATABASE_URL": "sqlite:///:memory:"}, "in-memory SQLite ledger"),
+        (
+            lambda folder: None,
+            {"GENLEDGER_LIMITS__REDIS_URL": "garbage"},
+            "limits.redis_url: must be a redis://",
+        ),
+    ],
+    ids=["a-folder", "not-utf8", "env-not-json", "in-memory-ledger", "redis-url"],
+)
+def test_a_config_that_cannot_be_used_is_one_line_and_exit_2(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, setup, env: dict[str, str], says: str
+):
+    setup(folder)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = ["--config", "bad.toml"] if (folder / "bad.toml").exists() else []
+    for command in (["keys", "list"], ["serve", "--port", str(free_port())]):
+        code, out = run(*command, *config)
+        assert code == 2 and "error:" in out and says in out, out
+        assert "Traceback" not in out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -190,7 +190,6 @@ def test_worker_count_defaults_to_a_core_each_on_postgresql_with_shared_limits(
     ("database_url", "backend", "asked", "message"),
     [
         ("postgresql://db/x", "memory", 2, "shared rate limits"),
-        ("sqlite:///:memory:", "redis", 2, "a ledger they can share"),
         ("sqlite:///genledger.db", "redis", 0, "at least 1"),
     ],
 )

@@ -55,7 +55,7 @@ def test_an_instance_that_loses_the_race_reads_the_winners_secret(tmp_path, monk
     assert cookie_secret(settings) == b"the winner's"
 
 
-@pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1/db", "sqlite:///:memory:"])
+@pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1/db"])
 def test_without_a_file_the_secret_lasts_as_long_as_the_process(url, caplog):
     settings = load_settings(None, database_url=url)
     assert secret_file(url) is None

@@ -53,7 +53,8 @@ def worker_count(settings: Settings, asked: int | None, cores: int) -> int:
     """How many workers to run: ``asked``, or one per core on PostgreSQL with Redis, else one.
 
     Raises :class:`WorkersError` for more than one on settings that would make each worker
-    keep its own truth: rate limits in each process's memory, or an in-memory SQLite ledger.
+    keep its own truth: rate limits in each process's memory. (An in-memory SQLite ledger is
+    refused by the settings themselves.)
     """
     shared_limits = settings.limits.backend == "redis"
     postgres = settings.database_url.startswith(("postgresql", "postgres"))
@@ -66,8 +67,6 @@ def worker_count(settings: Settings, asked: int | None, cores: int) -> int:
             'several workers need shared rate limits: set [limits] backend = "redis" '
             "(with the memory backend each worker would allow the whole limit)"
         )
-    if asked > 1 and not postgres and secret_file(settings.database_url) is None:
-        raise WorkersError("several workers need a ledger they can share: a SQLite file or PostgreSQL")
     return asked
 
 
