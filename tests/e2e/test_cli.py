@@ -56,6 +56,17 @@ def test_keys_create_list_disable(folder: Path):
     assert code == 1 and "no key" in out
 
 
+@pytest.mark.parametrize("name", ["", "   ", "k" * 201])
+def test_keys_create_refuses_a_name_the_api_would(folder: Path, name: str):
+    code, out = run("keys", "create", "--name", name)
+    assert code == 2 and "--name" in out and "at most 200 characters" in out, out
+    assert KEY.search(out) is None
+    code, out = run("keys", "create", "--name", "  padded  ")
+    assert code == 0 and KEY.search(out)
+    code, out = run("keys", "list")
+    assert "padded" in out and "  padded  " not in out  # stripped, as the API does
+
+
 def test_a_ledger_that_cannot_be_opened_is_named(folder: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("GENLEDGER_DATABASE_URL", "mysql://somewhere/ledger")
     code, out = run("keys", "create", "--name", "ci")

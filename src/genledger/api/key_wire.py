@@ -10,12 +10,11 @@ from typing import Any
 from genledger.api.inbound import load_object, query_int
 from genledger.core.credits import LIMIT_RESETS, next_period_start, period_start
 from genledger.core.instants import parse_utc
-from genledger.core.keys import KeyRecord
+from genledger.core.keys import MAX_KEY_NAME, KeyRecord, key_name
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_usd
 from genledger.errors import BadRequest
 from genledger.gateway.keys import KeyView
 
-_NAME_MAX = 200
 MAX_PER_MINUTE = 2**31 - 1
 """The largest rate limit a key may have: its column is a 32-bit integer on PostgreSQL."""
 # genledger has no workspaces: every key is in the gateway's one implicit workspace. OpenRouter's
@@ -169,11 +168,12 @@ def _per_minute(name: str, value: Any) -> int | None:
 
 
 def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > _NAME_MAX:
-        raise BadRequest(
-            f"'{name}' must be a non-empty string of at most {_NAME_MAX} characters", metadata={"param": name}
-        )
-    return value.strip()
+    try:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a non-empty string of at most {MAX_KEY_NAME} characters")
+        return key_name(value)
+    except ValueError as exc:
+        raise BadRequest(f"'{name}' {exc}", metadata={"param": name}) from None
 
 
 def parse_expires_at(value: Any) -> datetime | None:

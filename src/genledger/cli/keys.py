@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from genledger.api.key_wire import parse_expires_at
+from genledger.core.keys import key_name
 from genledger.errors import BadRequest
 from genledger.ledger import KeyExists, Ledger
 
@@ -70,6 +71,10 @@ def keys_create(
 
     Exits 1 if a key with that name exists already, 2 on a bad option.
     """
+    try:
+        name = key_name(name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--name") from None
     settings = _settings(config)
     limit_pico = _usd(limit)
     expiry = _expiry(expires_at)

@@ -7,6 +7,18 @@ from enum import Enum
 
 from genledger.core.records import record
 
+MAX_KEY_NAME = 200
+"""Characters of a key's name (and label) at most, after surrounding spaces are stripped."""
+
+
+def key_name(value: str) -> str:
+    """``value`` as a key's name or label: stripped, 1 to :data:`MAX_KEY_NAME` characters;
+    ``ValueError`` saying so otherwise (the API, the dashboard and the CLI alike)."""
+    stripped = value.strip()
+    if not stripped or len(value) > MAX_KEY_NAME:
+        raise ValueError(f"must be a non-empty string of at most {MAX_KEY_NAME} characters")
+    return stripped
+
 
 @record
 class KeyRecord:

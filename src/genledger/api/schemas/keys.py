@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field
 from genledger.api.key_wire import MAX_PER_MINUTE
 from genledger.api.schemas._base import Closed
 from genledger.core.credits import LIMIT_RESETS
+from genledger.core.keys import MAX_KEY_NAME
 from genledger.core.money import MAX_LIMIT_USD
 
 LimitReset = Literal[LIMIT_RESETS]  # type: ignore[valid-type]
@@ -119,7 +120,7 @@ class Deleted(Closed):
     deleted: Literal[True]
 
 
-_NAME_MAX = 200
+_NAME_MAX = MAX_KEY_NAME
 
 
 class KeyChanges(Closed):
