@@ -67,7 +67,14 @@ def test_config_path_from_the_environment(tmp_path, monkeypatch):
     ("patch", "named"),
     [
         (('prompt_price = "0.15"', 'prompt_price = "abc"'), "models.acme/fast-chat.prompt_price"),
-        (('prompt_price = "0.15"', 'prompt_price = "0.0000001"'), "models.acme/fast-chat.prompt_price"),
+        (
+            ('prompt_price = "0.15"', 'prompt_price = "0.0000001"'),
+            "models.acme/fast-chat.prompt_price: price 0.0000001 has more than 6 decimals",  # README's
+        ),
+        (
+            ('prompt_price = "0.15"', 'prompt_price = "1E-7"'),
+            "models.acme/fast-chat.prompt_price: price 0.0000001 has more than 6 decimals",
+        ),
         (('provider = "local"', 'provider = "nowhere"'), "models.acme/fast-chat.provider"),
         (('kind = "openai"', 'kind = "grpc"'), "providers.local.kind"),
         (("timeout = 5", "timeout = -1"), "providers.local.timeout"),

@@ -31,12 +31,12 @@ def per_token_pico(price_per_million: Decimal) -> int:
     (it would not be a whole number of picodollars per token).
     """
     if price_per_million < 0:
-        raise PriceError(f"price must not be negative, got {price_per_million}")
+        raise PriceError(f"price must not be negative, got {price_per_million:f}")
     if price_per_million > MAX_PRICE_PER_MILLION:
         raise PriceError(f"price must be at most {MAX_PRICE_PER_MILLION} USD per million tokens")
     pico = price_per_million * PICO_PER_USD / _TOKENS_PER_PRICE_UNIT
     if pico != pico.to_integral_value():
-        raise PriceError(f"price {price_per_million} has more than 6 decimals")
+        raise PriceError(f"price {price_per_million:f} has more than 6 decimals")
     return int(pico)
 
 
@@ -44,7 +44,7 @@ def usd_to_pico(usd: Decimal) -> int:
     """Convert an exact USD amount (at most 12 decimals) to picodollars."""
     pico = usd * PICO_PER_USD
     if pico != pico.to_integral_value():
-        raise PriceError(f"amount {usd} has more than 12 decimals")
+        raise PriceError(f"amount {usd:f} has more than 12 decimals")
     return int(pico)
 
 
