@@ -122,6 +122,8 @@ async def test_sigterm_lets_streams_finish_until_the_deadline_then_ends_and_reco
     assert records[0].cancelled is False and records[0].finish_reason in ("stop", "length")
     assert records[0].tokens_completion
     assert all(record.cancelled is True for record in records[1:])
+    # Ended by the gateway with the error chunk its callers saw; charged for what was relayed.
+    assert all(record.finish_reason == "error" and record.charge_pico > 0 for record in records[1:])
     state = await ledger.keys.find_by_id(key.id)
     assert state.reserved_pico == 0 and await ledger.keys.held(key.id) == ()
     assert state.usage_pico == await charged_to(ledger, key.id) == sum(r.charge_pico for r in records)

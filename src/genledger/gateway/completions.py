@@ -566,14 +566,22 @@ class CompletionService:
             raise
 
     def _stream_generation(
-        self, call: _Call, tally: _Tally, failure: UpstreamFailure | None, *, cancelled: bool = False
+        self,
+        call: _Call,
+        tally: _Tally,
+        failure: UpstreamFailure | None,
+        *,
+        cancelled: bool = False,
+        stopped: bool = False,
     ) -> Generation:
+        """``stopped``: the gateway ended the stream (shutting down), with an error chunk the
+        caller saw, so the record says ``error`` as the stream did."""
         counts = self._estimate(call, tally) if cancelled and not tally.complete else None
         return call.generation(
             usage=tally.usage,
             counts=counts,
             upstream_id=tally.upstream_id,
-            finish_reason="error" if failure else tally.finish_reason,
+            finish_reason="error" if failure or stopped else tally.finish_reason,
             native_finish_reason="error" if failure else tally.native_finish_reason,
             streamed=True,
             cancelled=cancelled,
@@ -671,7 +679,7 @@ class CompletionService:
     ) -> AsyncGenerator[RelayEvent, None]:
         """The end of a stream the shutdown stopped: recorded as cancelled with what is known."""
         await self._close(stream)
-        generation = self._stream_generation(call, tally, None, cancelled=True)
+        generation = self._stream_generation(call, tally, None, cancelled=True, stopped=True)
         try:
             await self._record(call, generation)
         except Exception:
