@@ -465,3 +465,18 @@ async def test_the_overview_says_when_percentiles_users_and_sessions_are_a_sampl
     assert re.search(r'id="total-requests">3<', page.text)
     assert 'id="sample-note"' in page.text and "newest 2 of the window's 3" in page.text
     assert ">u0<" in page.text and ">u2<" not in page.text  # the oldest is outside the sample
+
+
+async def test_a_key_past_its_end_shows_as_expired(dash: Dash):
+    from datetime import UTC, datetime, timedelta
+
+    await dash.keys.create("ended", expires_at=datetime.now(UTC) - timedelta(hours=1))
+    await dash.keys.create("later", expires_at=datetime.now(UTC) + timedelta(days=1))
+    await dash.sign_in(dash.admin)
+    listing = (await dash.http.get("/dashboard/keys")).text
+    states = dict(re.findall(r'<tr data-key="([^"]+)">.*?<td class="state">([^<]+)</td>', listing, re.S))
+    assert (states["ended"], states["later"]) == ("expired", "enabled")
+    ended = await dash.keys.find_by_name("ended")
+    assert ended is not None
+    page = (await dash.http.get(f"/dashboard/keys/{ended.hash}")).text
+    assert '<dd class="state">expired</dd>' in page

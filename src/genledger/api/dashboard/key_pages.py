@@ -18,6 +18,7 @@ from genledger.api.dashboard.base import form_of, page, render, visitor
 from genledger.api.dashboard.charts import usage_chart
 from genledger.api.key_wire import key_create_arguments, key_update_changes, limit_remaining
 from genledger.core.credits import LIMIT_RESETS
+from genledger.core.keys import KeyRecord
 from genledger.errors import BadRequest
 
 USAGE_DAYS = 30
@@ -51,7 +52,7 @@ async def keys(request: Request) -> Response:
     who = await visitor(request)
     if not who.key.is_management:
         own = await who.services.keys.current(who.key)
-        return render(request, "own_key.html", visitor=who, is_management=False, view=own, **_remaining())
+        return render(request, "own_key.html", visitor=who, is_management=False, view=own, **_key_helpers())
     views = await who.services.keys.list(who.key)
     return render(
         request,
@@ -60,13 +61,18 @@ async def keys(request: Request) -> Response:
         is_management=True,
         views=views,
         resets=LIMIT_RESETS,
-        **_remaining(),
+        **_key_helpers(),
     )
 
 
-def _remaining() -> dict[str, Any]:
+def _key_helpers() -> dict[str, Any]:
+    """What the key pages show of a key as of now: its credit left, and its state."""
     now = datetime.now(UTC)
-    return {"remaining": lambda key: limit_remaining(key, now)}
+
+    def state(key: KeyRecord) -> str:
+        return "disabled" if key.disabled else "expired" if key.expired(now) else "enabled"
+
+    return {"remaining": lambda key: limit_remaining(key, now), "state": state}
 
 
 @page
@@ -108,7 +114,7 @@ async def key(request: Request) -> Response:
         days=days,
         chart=usage_chart(days),
         resets=LIMIT_RESETS,
-        **_remaining(),
+        **_key_helpers(),
     )
 
 
