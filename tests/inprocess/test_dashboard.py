@@ -480,3 +480,11 @@ async def test_a_key_past_its_end_shows_as_expired(dash: Dash):
     assert ended is not None
     page = (await dash.http.get(f"/dashboard/keys/{ended.hash}")).text
     assert '<dd class="state">expired</dd>' in page
+
+
+async def test_a_path_no_page_has_is_a_404_page(dash: Dash):
+    await dash.sign_in(dash.admin)
+    for path in ("/dashboard/nope", "/dashboard/keys/x/y"):
+        missing = await dash.http.get(path)
+        assert missing.status_code == 404 and "<h1>Error 404</h1>" in missing.text, path
+        assert "content-security-policy" in missing.headers

@@ -37,6 +37,8 @@ def dashboard_mount() -> Mount:
                 Route("/keys/{hash}", key_pages.key, methods=["GET"]),
                 Route("/keys/{hash}", key_pages.change, methods=["POST"]),
                 Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+                # Last, GET only (another method on a page's path stays a 405): any other page.
+                Route("/{path:path}", pages.not_found, methods=["GET"]),
             ]
         ),
         middleware=[Middleware(SecurityHeaders)],

@@ -21,7 +21,7 @@ from genledger.api.generation_wire import generation_json
 from genledger.api.list_wire import MAX_PAGE, encode_cursor, parse_export_query, parse_list_query
 from genledger.api.responses import services_of
 from genledger.core.money import usd_to_pico
-from genledger.errors import BadRequest, Unauthorized
+from genledger.errors import BadRequest, NotFound, Unauthorized
 from genledger.gateway.overview import Window
 
 _MAX_SECRET = 256
@@ -66,6 +66,12 @@ async def sign_in(request: Request) -> Response:
     response = RedirectResponse("/dashboard/overview", status_code=303)
     start_session(request, response, services.dashboard_secret, key.hash)
     return response
+
+
+@page
+async def not_found(request: Request) -> Response:
+    """Any other path under the dashboard: its 404 is a page too, like every dashboard error."""
+    raise NotFound(f"No dashboard page at {request.url.path}")
 
 
 @page
