@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from genledger.core.chat import SUFFIX_SORTS
 from genledger.core.content import DEFAULT_MAX_CONTENT_BYTES, DEFAULT_RETENTION_DAYS, ContentPolicy
 from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
 from genledger.core.money import PriceError, per_token_pico, usd_to_pico
@@ -411,6 +412,21 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values arrive as init arguments; the environment overrides them.
         return (env_settings, init_settings)
+
+    @field_validator("models")
+    @classmethod
+    def _slugs_that_can_be_called(cls, models: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        """A slug is ``author/name``, as ``/model/{author}/{slug}`` addresses it, and does not end
+        with a suffix that routing reads (``:floor``, ``:nitro``)."""
+        for slug in models:
+            author, _, name = slug.partition("/")
+            if not author or not name or "/" in name or slug != slug.strip():
+                raise ValueError(f"{slug!r}: a model is named author/name, e.g. acme/fast-chat")
+            if slug.endswith(tuple(SUFFIX_SORTS)):
+                raise ValueError(
+                    f"{slug!r}: {', '.join(SUFFIX_SORTS)} at the end of a model sort its endpoints"
+                )
+        return models
 
     @model_validator(mode="after")
     def _models_name_known_providers(self) -> Settings:

@@ -181,3 +181,15 @@ def test_logging_and_the_server_limits_come_from_the_environment_too(monkeypatch
     monkeypatch.setenv("GENLEDGER_LOGGING__LEVEL", "loud")
     with pytest.raises(ConfigError, match=r"logging\.level"):
         load_settings(None)
+
+
+@pytest.mark.parametrize(
+    "slug", ["", "fast-chat", "acme/fast/chat", "acme/fast:floor", "acme/fast:nitro", " acme/x"]
+)
+def test_a_model_slug_that_could_not_be_called_is_refused(slug: str):
+    """``/model/{author}/{slug}`` addresses author/name; ``:floor`` and ``:nitro`` sort a request."""
+    model = {"provider": "demo", "prompt_price": "1", "completion_price": "1"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, models={slug: model})
+    assert repr(slug) in str(caught.value)
+    assert load_settings(None, models={"openai/gpt-4o:free": model}).models  # other suffixes are names

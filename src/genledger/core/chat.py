@@ -18,6 +18,8 @@ FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "e
 
 SortBy = Literal["price", "throughput", "latency"]
 SORTS: tuple[SortBy, ...] = ("price", "throughput", "latency")
+SUFFIX_SORTS: dict[str, SortBy] = {":floor": "price", ":nitro": "throughput"}
+"""OpenRouter's model suffixes that sort a request's endpoints: ``acme/fast:floor``."""
 
 
 @record

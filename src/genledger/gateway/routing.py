@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from genledger.core.chat import MaxPrice, ProviderPreferences, RoutedRequest, SortBy
+from genledger.core.chat import SUFFIX_SORTS, MaxPrice, ProviderPreferences, RoutedRequest, SortBy
 from genledger.core.pricing import Price
 from genledger.core.records import record
 from genledger.errors import BadRequest, NotFound
@@ -24,7 +24,6 @@ from genledger.gateway.measurements import Measurements
 from genledger.providers.base import Embedder, PromptCompleter, Provider, supported_parameters
 
 Operation = Literal["chat", "embeddings", "prompt"]
-SUFFIX_SORTS: dict[str, SortBy] = {":floor": "price", ":nitro": "throughput"}
 _KIND_OF: dict[Operation, str] = {"chat": "chat", "embeddings": "embeddings", "prompt": "chat"}
 _OPERATION_NAMES: dict[Operation, str] = {
     "chat": "chat completions",
