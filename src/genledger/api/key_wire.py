@@ -10,7 +10,7 @@ from typing import Any
 from genledger.api.inbound import load_object, query_int
 from genledger.core.credits import LIMIT_RESETS, next_period_start, period_start
 from genledger.core.instants import parse_utc
-from genledger.core.keys import MAX_KEY_NAME, KeyRecord, key_name
+from genledger.core.keys import KeyRecord, key_name
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_usd
 from genledger.errors import BadRequest
 from genledger.gateway.keys import KeyView
@@ -169,8 +169,6 @@ def _per_minute(name: str, value: Any) -> int | None:
 
 def _text(name: str, value: Any) -> str:
     try:
-        if not isinstance(value, str):
-            raise ValueError(f"must be a non-empty string of at most {MAX_KEY_NAME} characters")
         return key_name(value)
     except ValueError as exc:
         raise BadRequest(f"'{name}' {exc}", metadata={"param": name}) from None

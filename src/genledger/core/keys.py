@@ -11,13 +11,12 @@ MAX_KEY_NAME = 200
 """Characters of a key's name (and label) at most, after surrounding spaces are stripped."""
 
 
-def key_name(value: str) -> str:
-    """``value`` as a key's name or label: stripped, 1 to :data:`MAX_KEY_NAME` characters;
-    ``ValueError`` saying so otherwise (the API, the dashboard and the CLI alike)."""
-    stripped = value.strip()
-    if not stripped or len(value) > MAX_KEY_NAME:
+def key_name(value: object) -> str:
+    """``value`` as a key's name or label: a string, stripped, 1 to :data:`MAX_KEY_NAME`
+    characters; ``ValueError`` saying so otherwise (the API, the dashboard and the CLI alike)."""
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_KEY_NAME:
         raise ValueError(f"must be a non-empty string of at most {MAX_KEY_NAME} characters")
-    return stripped
+    return value.strip()
 
 
 @record
