@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from genledger.core import estimates, pricing
@@ -233,7 +233,9 @@ class _Call:
             # When the request arrived, not now: a stream is recorded when it ends, with the
             # time it began (the time its id carries; the rollup's and statements' grace
             # count on it), so a stream across midnight is the day it was asked for.
-            created_at=datetime.now(UTC) - timedelta(seconds=time.perf_counter() - self.context.received_at),
+            created_at=datetime.fromtimestamp(
+                time.time() - (time.perf_counter() - self.context.received_at), UTC
+            ),
             model=self.entry.slug,
             api_type=self.api_type,
             upstream_id=upstream_id,
