@@ -4,7 +4,7 @@ max_tokens that fits, upstream cost parsing."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,7 +13,13 @@ from genledger.config import ConfigError, load_settings
 from genledger.core.adjustments import recorded_usage, rerate
 from genledger.core.generation import Generation
 from genledger.core.money import from_usd
-from genledger.core.prices import PriceVersion, price_from_json, price_to_json, same_price
+from genledger.core.prices import (
+    PriceVersion,
+    current_version,
+    price_from_json,
+    price_to_json,
+    same_price,
+)
 from genledger.core.pricing import Price, max_output_within, worst_case
 from genledger.core.reconcile import ProviderRecord, differences, drifted
 from genledger.core.statements import GENESIS, Change, Statement, chain_hash, compare, generation_entry
@@ -41,6 +47,14 @@ def test_prices_round_trip_as_exact_text_and_compare_by_value():
         "reasoning": None,
     }
     assert same_price(Price(Decimal("1.50"), Decimal("2")), Price(Decimal("1.5"), Decimal("2.000")))
+
+
+def test_the_current_version_is_the_latest_while_it_charges_alike_else_the_next():
+    later = T0 + timedelta(days=1)
+    assert current_version([], "m", PRICE, T0) == PriceVersion("m", 1, T0, PRICE)
+    v1 = PriceVersion("m", 1, T0, Price(Decimal("1.50"), Decimal("2")))
+    assert current_version([v1], "m", Price(Decimal("1.5"), Decimal("2.0")), later) is v1
+    assert current_version([v1], "m", PRICE, later) == PriceVersion("m", 2, later, PRICE)
 
 
 def test_rerating_targets_the_versions_cost_and_stops_there():

@@ -67,9 +67,15 @@ def test_a_refusal_names_the_problem(folder: Path, args: list[str], code: int, s
 
 
 def test_on_a_fresh_ledger_the_demo_prices_are_version_1_and_reprice_finds_nothing(folder: Path):
-    code, out = run("reprice", "--model", DEMO, "--since", "2026-11-01", "--reason", "check", "--dry-run")
+    reprice = ("reprice", "--model", DEMO, "--since", "2026-11-01", "--reason", "check")
+    code, out = run(*reprice, "--dry-run")
     assert code == 0, out
     assert "0 generations of genledger/demo examined under price version 1" in out
+    # A dry run writes nothing, not even the price version it rated under.
+    code, out = run("prices", "history", DEMO)
+    assert code == 1 and "no price versions" in out, out
+    code, out = run(*reprice, "--apply")
+    assert code == 0 and "under price version 1; wrote 0 adjustments" in out, out
     code, out = run("prices", "history", DEMO)
     assert code == 0 and "0.5" in out and "1.5" in out
     code, out = run("statements", "verify")

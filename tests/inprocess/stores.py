@@ -31,7 +31,7 @@ from genledger.core.generation import Generation
 from genledger.core.idempotency import LEASE, TTL, Claim, Claimed, Finished, Mismatch, Running, StoredAnswer
 from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import Hold, KeyExists, KeyRecord, Refusal
-from genledger.core.prices import PriceVersion, same_price
+from genledger.core.prices import PriceVersion, current_version
 from genledger.core.pricing import Price
 from genledger.core.reconcile import drifted
 from genledger.core.statements import Statement
@@ -382,10 +382,10 @@ class MemoryPriceStore:
 
     async def sync(self, model: str, price: Price, now: datetime) -> PriceVersion:
         history = self.versions.setdefault(model, [])
-        if history and same_price(history[-1].price, price):
-            return history[-1]
-        history.append(PriceVersion(model, len(history) + 1, now, price))
-        return history[-1]
+        version = current_version(history, model, price, now)
+        if not history or version is not history[-1]:
+            history.append(version)
+        return version
 
     async def history(self, model: str) -> list[PriceVersion]:
         return list(self.versions.get(model, ()))

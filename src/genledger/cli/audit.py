@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -16,12 +16,11 @@ from rich.text import Text
 from genledger.cli._app import ConfigOption, _dollars, _out, _settings, _with_ledger, app, error
 from genledger.cli._filters import SinceOption, UntilOption, _generation_filter
 from genledger.core.money import from_usd, usd_to_pico
-from genledger.core.prices import price_to_json
+from genledger.core.prices import current_version, price_to_json
 from genledger.core.reconcile import ProviderRecord
 from genledger.core.statements import Discrepancy, Statement
 from genledger.gateway.reconcile import Reconciliation, reconcile
 from genledger.gateway.reprice import RepriceResult, reprice
-from genledger.gateway.services import sync_prices
 from genledger.gateway.statements import NotClosable, StatementBook
 from genledger.ledger import Ledger
 
@@ -75,7 +74,8 @@ def reprice_command(
 ) -> None:
     """Re-rate MODEL's generations under its current (configured) prices, as adjustment entries.
 
-    The configured prices become a new version first if they changed. Nothing recorded is
+    With --apply the configured prices first become a new version if they changed; a dry run
+    rates under the version they would become and writes nothing. Nothing recorded is
     changed: each generation whose cost differs gets one adjustment entry, once (applying
     twice adds nothing). Exits 2 without --since or --reason.
     """
@@ -101,10 +101,14 @@ def reprice_command(
     assert where.created_after is not None
 
     async def work(ledger: Ledger) -> RepriceResult:
-        versions = await sync_prices(ledger.prices, settings)
+        price = settings.models[model].price
+        if apply:
+            version = await ledger.prices.sync(model, price, datetime.now(UTC))
+        else:  # a dry run writes nothing, not even the version it would rate under
+            version = current_version(await ledger.prices.history(model), model, price, datetime.now(UTC))
         return await reprice(
             ledger.generations,
-            versions[model],
+            version,
             since=where.created_after,  # type: ignore[arg-type]
             until=where.created_before,
             reason=reason,

@@ -7,6 +7,7 @@ adjustment entries for the difference (:mod:`genledger.core.adjustments`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -42,6 +43,15 @@ def price_from_json(data: dict[str, Any]) -> Price:
 def same_price(a: Price, b: Price) -> bool:
     """Whether two prices charge alike (``1.50`` and ``1.5`` are the same price)."""
     return price_to_json(a) == price_to_json(b)
+
+
+def current_version(history: Sequence[PriceVersion], model: str, price: Price, now: datetime) -> PriceVersion:
+    """The version ``price`` is charged under: the latest if it charges alike, else the next one,
+    effective ``now`` (not stored: ``PriceStore.sync`` stores it)."""
+    latest = history[-1] if history else None
+    if latest is not None and same_price(latest.price, price):
+        return latest
+    return PriceVersion(model, latest.version + 1 if latest else 1, now, price)
 
 
 def _text(value: Decimal | None) -> str | None:

@@ -9,7 +9,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from genledger.core.prices import PriceVersion, price_from_json, price_to_json, same_price
+from genledger.core.prices import PriceVersion, current_version, price_from_json, price_to_json
 from genledger.core.pricing import Price
 from genledger.ledger.schema import price_versions
 from genledger.ledger.timestamps import utc
@@ -32,10 +32,9 @@ class SqlPriceStore:
     async def sync(self, model: str, price: Price, now: datetime) -> PriceVersion:
         for attempt in range(_ATTEMPTS):
             history = await self.history(model)
-            latest = history[-1] if history else None
-            if latest is not None and same_price(latest.price, price):
-                return latest
-            version = PriceVersion(model, latest.version + 1 if latest else 1, now, price)
+            version = current_version(history, model, price, now)
+            if history and version is history[-1]:
+                return version
             try:
                 async with self._engine.begin() as connection:
                     await connection.execute(
