@@ -488,3 +488,21 @@ async def test_a_path_no_page_has_is_a_404_page(dash: Dash):
         missing = await dash.http.get(path)
         assert missing.status_code == 404 and "<h1>Error 404</h1>" in missing.text, path
         assert "content-security-policy" in missing.headers
+
+
+async def test_a_query_parameter_no_page_takes_is_a_400_page_naming_it(dash: Dash):
+    recorded = generation(dash.alice_key)
+    await dash.generations.record(recorded)
+    await dash.sign_in(dash.admin)
+    for path in (
+        "/dashboard/",
+        "/dashboard/overview",
+        "/dashboard/keys",
+        f"/dashboard/keys/{dash.alice_key.hash}",
+        f"/dashboard/generations/{recorded.id}",
+    ):
+        refused = await dash.http.get(path, params={"colour": "red"})
+        assert refused.status_code == 400 and "<h1>Error 400</h1>" in refused.text, path
+        assert "Unknown query parameter &#39;colour&#39;" in refused.text, path
+    taken = await dash.http.get("/dashboard/overview", params={"window": "7d"})
+    assert taken.status_code == 200

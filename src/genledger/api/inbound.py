@@ -7,7 +7,7 @@ that rule short to write.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -34,6 +34,15 @@ def query_int(params: Mapping[str, str], name: str, low: int, high: int) -> int 
     if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(high))) or not low <= int(raw) <= high:
         raise bad(name, f"'{name}' must be an integer from {low} to {high}")
     return int(raw)
+
+
+def only_query(params: Iterable[str], known: Collection[str]) -> None:
+    """Refuse a query parameter not in ``known`` with a 400 naming it: nothing sent is silently
+    ignored (``/models?category=x`` would otherwise list every model)."""
+    for name in params:
+        if name not in known:
+            takes = f"this route takes {', '.join(sorted(known))}" if known else "this route takes none"
+            raise bad(name, f"Unknown query parameter {name!r}: {takes}")
 
 
 def load_object(raw: bytes, *, empty_is_object: bool = False) -> dict[str, Any]:

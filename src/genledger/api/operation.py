@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 
+from genledger.api.inbound import only_query
 from genledger.core.records import record
-from genledger.errors import BadRequest
 
 JSON = "application/json"
 API_PREFIX = "/api/v1/"
@@ -77,15 +77,11 @@ class Operation:
 
 
 def _query_checked(endpoint: Callable[..., Any], known: frozenset[str]) -> Callable[..., Any]:
-    """``endpoint`` refusing a query parameter it does not take with a 400 naming it: nothing
-    sent is silently ignored (``/models?category=x`` would otherwise list every model)."""
-    takes = f"this route takes {', '.join(sorted(known))}" if known else "this route takes none"
+    """``endpoint`` refusing a query parameter it does not take with a 400 naming it."""
 
     @functools.wraps(endpoint)
     async def checked(request: Request) -> Any:
-        for name in request.query_params:
-            if name not in known:
-                raise BadRequest(f"Unknown query parameter {name!r}: {takes}", metadata={"param": name})
+        only_query(request.query_params, known)
         return await endpoint(request)
 
     return checked

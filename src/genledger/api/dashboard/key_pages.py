@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from genledger.api.dashboard.base import form_of, page, render, visitor
 from genledger.api.dashboard.charts import usage_chart
+from genledger.api.inbound import only_query
 from genledger.api.key_wire import key_create_arguments, key_update_changes, limit_remaining
 from genledger.core.credits import LIMIT_RESETS
 from genledger.core.keys import KeyRecord
@@ -49,6 +50,7 @@ def _rate_limits(fields: dict[str, str]) -> dict[str, Any]:
 
 @page
 async def keys(request: Request) -> Response:
+    only_query(request.query_params, ())
     who = await visitor(request)
     if not who.key.is_management:
         own = await who.services.keys.current(who.key)
@@ -102,6 +104,7 @@ async def create(request: Request) -> Response:
 
 @page
 async def key(request: Request) -> Response:
+    only_query(request.query_params, ())
     who = await visitor(request)
     view = await who.services.keys.get(who.key, request.path_params["hash"])
     days = await who.services.keys.usage_by_day(who.key, view.key.hash, USAGE_DAYS)

@@ -18,6 +18,7 @@ from genledger.api.errors import auth_failed
 from genledger.api.export_wire import MEDIA_TYPES, export_filename
 from genledger.api.export_wire import render as render_export
 from genledger.api.generation_wire import generation_json
+from genledger.api.inbound import only_query
 from genledger.api.list_wire import MAX_PAGE, encode_cursor, parse_export_query, parse_list_query
 from genledger.api.responses import services_of
 from genledger.core.money import usd_to_pico
@@ -29,6 +30,7 @@ _MAX_SECRET = 256
 
 @page
 async def home(request: Request) -> Response:
+    only_query(request.query_params, ())
     await visitor(request)
     return RedirectResponse("/dashboard/overview", status_code=303)
 
@@ -84,6 +86,7 @@ async def sign_out(request: Request) -> Response:
 
 @page
 async def overview(request: Request) -> Response:
+    only_query(request.query_params, ("window",))
     who = await visitor(request)
     raw = request.query_params.get("window", Window.DAY.value)
     if raw not in Window.__members__.values():
@@ -138,6 +141,7 @@ async def generations(request: Request) -> Response:
 
 @page
 async def generation(request: Request) -> Response:
+    only_query(request.query_params, ())
     who = await visitor(request)
     found = await who.services.reads.get(who.key, request.path_params["id"])
     owner = None
