@@ -464,20 +464,43 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
             raise ConfigError(f"cannot read the config file {file}: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    from_file = set(data)
     data.update(overrides)
     try:
         return Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
+        raise ConfigError(_describe(exc, path, from_file - set(overrides))) from None
     except SettingsError as exc:  # an environment variable that is not what its field takes
         raise ConfigError(f"the environment: {exc}") from None
 
 
-def _describe(exc: ValidationError, path: str | os.PathLike[str] | None) -> str:
-    where = f"{path}: " if path else ""
+def _describe(exc: ValidationError, path: str | os.PathLike[str] | None, from_file: set[str]) -> str:
+    """One line per problem, each naming where its value came from: the file, or the
+    environment variable (``GENLEDGER_PORT``, ``GENLEDGER_LIMITS__BACKEND``)."""
     lines = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(loc)
         message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "too_short" and isinstance(error.get("input"), str):  # a SecretStr
+            message = f"must be at least {error['ctx']['min_length']} characters long"
+        variable = _variable(loc) if loc and loc[0] not in from_file else None
+        if variable is not None:
+            where = f"{variable} (the environment): "
+        elif path and (not loc or loc[0] in from_file):
+            where = f"{path}: "
+        else:
+            where = ""
         lines.append(f"{where}{key}: {message}" if key else f"{where}{message}")
     return "invalid configuration\n  " + "\n  ".join(lines)
+
+
+def _variable(loc: list[str]) -> str | None:
+    """The environment variable that set the value at ``loc`` (``GENLEDGER_LIMITS__BACKEND``,
+    or ``GENLEDGER_LIMITS`` holding JSON), if one did."""
+    names = {name.upper() for name in os.environ}
+    for end in range(len(loc), 0, -1):
+        variable = "GENLEDGER_" + "__".join(loc[:end]).upper()
+        if variable in names:
+            return variable
+    return None

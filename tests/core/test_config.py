@@ -183,6 +183,24 @@ def test_logging_and_the_server_limits_come_from_the_environment_too(monkeypatch
         load_settings(None)
 
 
+def test_each_problem_names_where_its_value_came_from(tmp_path, monkeypatch):
+    config = write(tmp_path, "port = 99999\n" + GOOD)
+    monkeypatch.setenv("GENLEDGER_DASHBOARD_SECRET", "short")
+    monkeypatch.setenv("GENLEDGER_LIMITS__BACKEND", "nope")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    lines = str(caught.value).splitlines()[1:]
+    assert {line.strip() for line in lines} == {
+        "GENLEDGER_DASHBOARD_SECRET (the environment): dashboard_secret: must be at least 32 characters long",
+        "GENLEDGER_LIMITS__BACKEND (the environment): limits.backend: Input should be 'memory' or 'redis'",
+        f"{config}: port: Input should be less than or equal to 65535",
+    }
+    monkeypatch.delenv("GENLEDGER_LIMITS__BACKEND")
+    monkeypatch.setenv("GENLEDGER_LIMITS", '{"backend": "nope"}')  # a whole table as JSON
+    with pytest.raises(ConfigError, match=r"GENLEDGER_LIMITS \(the environment\): limits\.backend"):
+        load_settings(config)
+
+
 @pytest.mark.parametrize(
     "slug", ["", "fast-chat", "acme/fast/chat", "acme/fast:floor", "acme/fast:nitro", " acme/x"]
 )

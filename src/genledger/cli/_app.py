@@ -60,7 +60,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config, **overrides)
     except ConfigError as exc:
-        error(str(exc))
+        error(str(exc), soft_wrap=True)
         raise typer.Exit(2) from None
 
 
