@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from genledger.core.instants import parse_utc
+from genledger.core.instants import OutOfRange, parse_utc
 
 
 @pytest.mark.parametrize(
@@ -29,4 +29,10 @@ def test_a_time_is_read_in_utc(text: str, expected: datetime) -> None:
 )
 def test_a_time_outside_utcs_years_or_not_iso_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError):
+        parse_utc(text)
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_time_outside_utcs_years_says_so(text: str) -> None:
+    with pytest.raises(OutOfRange, match="outside the range of UTC times"):
         parse_utc(text)

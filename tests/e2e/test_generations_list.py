@@ -127,6 +127,7 @@ def test_an_ordinary_key_sees_its_own_and_a_management_key_sees_all(
         ({"cursor": "W251bGwsbnVsbF0"}, "cursor"),  # [null, null]
         ({"created_after": "yesterday"}, "created_after"),
         ({"created_before": "2026-13-01"}, "created_before"),
+        ({"created_before": "0001-01-01T00:00:00+14:00"}, "created_before"),  # year 0 in UTC
         ({"streamed": "maybe"}, "streamed"),
         ({"cancelled": "yes"}, "cancelled"),
         ({"drifted": "yes"}, "drifted"),

@@ -64,11 +64,21 @@ def test_a_key_works_until_its_expiry_and_then_gets_401_saying_it_expired(
     assert sdk.chat.completions.create(**CHAT).choices
 
 
-@pytest.mark.parametrize("value", ["soon", 5, "2026-13-01T00:00:00Z", True])
-def test_a_bad_expires_at_is_a_400_naming_it(manage: httpx.Client, value: object):
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("soon", "must be an ISO 8601 time"),
+        (5, "must be an ISO 8601 time"),
+        ("2026-13-01T00:00:00Z", "must be an ISO 8601 time"),
+        (True, "must be an ISO 8601 time"),
+        ("9999-12-31T23:59:59-05:00", "out of range"),  # ISO 8601, but year 10000 in UTC
+    ],
+)
+def test_a_bad_expires_at_is_a_400_naming_it(manage: httpx.Client, value: object, says: str):
     response = manage.post("/keys", json={"name": "bad-expiry", "expires_at": value})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["metadata"]["param"] == "expires_at"
+    assert says in response.json()["error"]["message"]
 
 
 def test_expiry_from_the_command_line(folder: Path):  # noqa: F811
@@ -96,6 +106,8 @@ def test_expiry_from_the_command_line(folder: Path):  # noqa: F811
     assert code == 0 and stored() == datetime(2031, 1, 1, tzinfo=UTC)
     code, out = run("keys", "expire", "temp", "--at", "tomorrow")
     assert code == 2 and "--at must be an ISO 8601 time" in out  # the option given, by its name
+    code, out = run("keys", "expire", "temp", "--at", "9999-12-31T23:59:59-05:00")  # year 10000 in UTC
+    assert code == 2 and "--at is out of range" in out and "years 1 to 9999" in out, out
     assert run("keys", "expire", "temp", "--at", "2031-01-01", "--never")[0] == 2
     assert run("keys", "create", "--name", "other", "--expires-at", "later")[0] == 2
     assert run("keys", "expire", "nobody")[0] == 1

@@ -9,7 +9,7 @@ from typing import Any
 
 from genledger.api.inbound import load_object, query_int
 from genledger.core.credits import LIMIT_RESETS, next_period_start, period_start
-from genledger.core.instants import parse_utc
+from genledger.core.instants import OutOfRange, parse_utc
 from genledger.core.keys import KeyRecord, key_name
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_usd
 from genledger.errors import BadRequest
@@ -189,6 +189,8 @@ def parse_expires_at(value: Any) -> datetime | None:
         raise problem
     try:
         return parse_utc(value.strip())
+    except OutOfRange as exc:
+        raise BadRequest(f"'expires_at' is out of range: {exc}", metadata={"param": "expires_at"}) from None
     except ValueError:
         raise problem from None
 

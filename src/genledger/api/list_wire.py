@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 import orjson
 
 from genledger.api.inbound import query_int
-from genledger.core.instants import parse_utc
+from genledger.core.instants import OutOfRange, parse_utc
 from genledger.core.money import MAX_LIMIT_USD, PriceError, usd_to_pico
 from genledger.core.records import record
 from genledger.core.stores import Cursor, GenerationFilter
@@ -62,6 +62,8 @@ def _bad(name: str, message: str) -> BadRequest:
 def _time(name: str, value: str) -> datetime:
     try:
         return parse_utc(value)
+    except OutOfRange as exc:
+        raise _bad(name, f"is out of range: {exc}") from None
     except ValueError:
         raise _bad(name, "must be an ISO 8601 date or time, e.g. 2026-11-27T00:00:00Z") from None
 

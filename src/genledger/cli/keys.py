@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from genledger.api.key_wire import parse_expires_at
+from genledger.core.instants import OutOfRange, parse_utc
 from genledger.core.keys import key_name
-from genledger.errors import BadRequest
 from genledger.ledger import KeyExists, Ledger
 
 if TYPE_CHECKING:
@@ -35,10 +34,12 @@ def _expiry(value: str | None, option: str = "--expires-at") -> datetime | None:
     if value is None:
         return None
     try:
-        return parse_expires_at(value)
-    except BadRequest:
+        return parse_utc(value.strip())
+    except OutOfRange as exc:
+        error(f"{option} is out of range: {exc}")
+    except ValueError:
         error(f"{option} must be an ISO 8601 time, e.g. 2026-12-31T00:00:00Z, got {value!r}")
-        raise typer.Exit(2) from None
+    raise typer.Exit(2)
 
 
 MAX_USAGE_DAYS = 100 * 366  # a century: every ledger's days, and a first day a date can hold
