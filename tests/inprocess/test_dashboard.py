@@ -488,6 +488,9 @@ async def test_a_path_no_page_has_is_a_404_page(dash: Dash):
         missing = await dash.http.get(path)
         assert missing.status_code == 404 and "<h1>Error 404</h1>" in missing.text, path
         assert "content-security-policy" in missing.headers
+    asset = await dash.http.get("/dashboard/static/nope.js")
+    assert asset.status_code == 404 and "content-security-policy" in asset.headers
+    assert (await dash.http.get("/dashboard/static/dashboard.js")).status_code == 200
 
 
 async def test_a_query_parameter_no_page_takes_is_a_400_page_naming_it(dash: Dash):

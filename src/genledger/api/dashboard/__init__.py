@@ -7,15 +7,29 @@ response carries a strict Content-Security-Policy (:class:`~.render.SecurityHead
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from genledger.api.dashboard import key_pages, pages
 from genledger.api.dashboard.render import STATIC, SecurityHeaders, environment
 from genledger.api.router import Router
 
 PREFIX = "/dashboard"
+
+
+class _Static(StaticFiles):
+    """The dashboard's files; a missing one is a plain 404 answered inside the dashboard, so it
+    carries the CSP like every dashboard response (StaticFiles raises it to the app instead)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as exc:
+            return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 def dashboard_mount() -> Mount:
@@ -36,7 +50,7 @@ def dashboard_mount() -> Mount:
                 Route("/keys", key_pages.create, methods=["POST"]),
                 Route("/keys/{hash}", key_pages.key, methods=["GET"]),
                 Route("/keys/{hash}", key_pages.change, methods=["POST"]),
-                Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+                Mount("/static", app=_Static(directory=STATIC), name="static"),
                 # Last, GET only (another method on a page's path stays a 405): any other page.
                 Route("/{path:path}", pages.not_found, methods=["GET"]),
             ]
