@@ -6,7 +6,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from genledger.core.chat import ChatRequest
-from genledger.core.credits import max_output_tokens, period_start, prompt_tokens_upper_bound, reservation
+from genledger.core.credits import (
+    max_output_tokens,
+    output_tokens_bound,
+    period_start,
+    prompt_tokens_upper_bound,
+    reservation,
+)
 from genledger.core.pricing import Price
 from genledger.limits import gcra
 from tests.prompts import prompt_bytes
@@ -45,6 +51,23 @@ def test_reservation_is_the_worst_case():
     request = ChatRequest(model="m", messages=({"role": "user", "content": "abcd"},), max_tokens=10)
     price = Price(prompt=Decimal("0"), completion=Decimal("0.6"))
     assert reservation(request, price, None, 4096) == 10 * 600_000
+
+
+def test_every_choice_is_reserved_up_to_max_tokens():
+    """``n`` completions (a prompt completion's ``best_of``) are all generated and billed."""
+    from genledger.core.prompt import PromptRequest
+
+    price = Price(prompt=Decimal("0"), completion=Decimal("0.6"))
+    chat = ChatRequest(
+        model="m", messages=({"role": "user", "content": "abcd"},), max_tokens=10, params={"n": 8}
+    )
+    assert chat.choices() == 8
+    assert reservation(chat, price, None, 4096) == 8 * 10 * 600_000
+    assert output_tokens_bound(chat, 5, 4096) == 8 * 5
+    assert max_output_tokens(chat, None, 4096) == 10  # each choice's own bound
+    prompt = PromptRequest(model="m", prompt="abcd", max_tokens=10, params={"n": 2, "best_of": 5})
+    assert prompt.choices() == 5 and reservation(prompt, price, None, 4096) == 5 * 10 * 600_000
+    assert PromptRequest(model="m", prompt="abcd", params={"n": 3}).choices() == 3
 
 
 def test_gcra_allows_the_limit_then_refuses_with_the_wait():

@@ -137,6 +137,8 @@ def test_prompt_bodies():
         ({"prompt": "a", "stream": "yes"}, "stream"),
         ({"prompt": "a", "stream_options": {"x": 1}}, "stream_options"),
         ({"prompt": "a", "messages": []}, "messages"),
+        ({"prompt": "a", "n": 0}, "n"),
+        ({"prompt": "a", "best_of": 1000}, "best_of"),
     ]:
         with pytest.raises(BadRequest) as refused:
             parse_prompt_request(orjson.dumps({"model": "m", **body}))

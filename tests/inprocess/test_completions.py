@@ -366,6 +366,22 @@ async def test_a_402_says_limit_usage_reserved_worst_case_and_the_max_tokens_tha
     assert caught.value.metadata["usage"] > 0 and caught.value.metadata["reserved"] == 0.0
 
 
+async def test_a_request_for_n_choices_reserves_each_of_them(build: BuildGateway):
+    """n=8 at max_tokens 10 may be billed 80 completion tokens: a limit that holds one choice's
+    worst case does not admit it, and the 402 says which max_tokens fits all eight."""
+    gw = await build()
+    prompt = (8 + 2) * PER_PROMPT_TOKEN
+    key = await gw.key(limit_pico=prompt + 40 * PER_COMPLETION_TOKEN)
+    with pytest.raises(PaymentRequired) as caught:
+        await gw.service.complete(key, request(max_tokens=10, params={"n": 8}), context())
+    assert caught.value.metadata["max_cost"] == (prompt + 80 * PER_COMPLETION_TOKEN) / 1e12
+    assert caught.value.metadata["max_tokens_that_fit"] == 5
+    assert "max_tokens 10 for each of 8 choices" in caught.value.message
+    assert "Lower max_tokens to 5 or less" in caught.value.message
+    fits = await gw.service.complete(key, request(max_tokens=5, params={"n": 8}), context())
+    assert fits.cost_pico > 0
+
+
 async def test_a_streams_usage_and_done_go_out_with_the_end_of_the_body(build: BuildGateway):
     from genledger.api.event_stream import EventStreamResponse
     from genledger.api.openai_chat import sse

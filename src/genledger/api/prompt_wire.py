@@ -14,7 +14,7 @@ import orjson
 
 from genledger.api.inbound import load_object
 from genledger.api.openai_chat import SSE_DONE, usage_json
-from genledger.api.wire import MAX_TOKENS, ROUTING_FIELDS, parse_routing, refuse_unknown
+from genledger.api.wire import MAX_TOKENS, ROUTING_FIELDS, parse_routing, passed_on, refuse_unknown
 from genledger.core.events import Answer, Failed, Finish, Head, Relay, Settled, TextDelta
 from genledger.core.prompt import PromptRequest
 from genledger.core.usage import Usage
@@ -55,19 +55,7 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
         value = body.get(name)
         if value is None:
             continue
-        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            names = {
-                int: "integer",
-                float: "number",
-                str: "string",
-                list: "array",
-                dict: "object",
-                bool: "boolean",
-            }
-            raise BadRequest(
-                f"'{name}' must be {' or '.join(names[t] for t in types)}", metadata={"param": name}
-            )
-        params[name] = value
+        params[name] = passed_on(name, value, types)
     return params
 
 

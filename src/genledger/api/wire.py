@@ -53,9 +53,22 @@ MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
 
 
-def _type_name(types: tuple[type, ...]) -> str:
+MAX_CHOICES = 128  # ``n`` (and a prompt completion's ``best_of``): OpenAI's own bound
+
+
+def type_name(types: tuple[type, ...]) -> str:
     names = {int: "integer", float: "number", str: "string", list: "array", dict: "object", bool: "boolean"}
     return " or ".join(names[t] for t in types)
+
+
+def passed_on(name: str, value: Any, types: tuple[type, ...]) -> Any:
+    """An option passed on upstream, checked for its JSON type; a count of choices (``n``,
+    ``best_of``) also for its range, since every choice is reserved and billed."""
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        raise BadRequest(f"'{name}' must be {type_name(types)}", metadata={"param": name})
+    if name in ("n", "best_of") and not (isinstance(value, int) and 1 <= value <= MAX_CHOICES):
+        raise BadRequest(f"'{name}' must be an integer from 1 to {MAX_CHOICES}", metadata={"param": name})
+    return value
 
 
 @record
@@ -221,9 +234,7 @@ def _params(body: dict[str, Any]) -> dict[str, Any]:
         types = _PASSTHROUGH.get(name)
         if types is None:  # honoured, or refused by name: never dropped unseen
             raise BadRequest(f"'{name}' is not supported on this route", metadata={"param": name})
-        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            raise BadRequest(f"'{name}' must be {_type_name(types)}", metadata={"param": name})
-        params[name] = value
+        params[name] = passed_on(name, value, types)
     return params
 
 

@@ -108,6 +108,11 @@ class ChatRequest:
             names.add("max_tokens")
         return frozenset(names)
 
+    def choices(self) -> int:
+        """How many completions the request asks for (``n``), each up to ``max_tokens``."""
+        n = self.params.get("n")
+        return n if n else 1
+
     def prompt_chars(self) -> int:
         """Characters of text in the prompt, for estimates before the upstream answers."""
         total = 0

@@ -21,6 +21,7 @@ class Bounded(Protocol):
     @property
     def max_tokens(self) -> int | None: ...
     def prompt_tokens_bound(self) -> int: ...
+    def choices(self) -> int: ...
 
 
 def period_start(reset: str | None, now: datetime) -> datetime | None:
@@ -74,10 +75,16 @@ def prompt_tokens_upper_bound(request: ChatRequest) -> int:
 
 
 def max_output_tokens(request: ChatRequest | Bounded, model_max: int | None, default: int) -> int:
-    """The most completion tokens the request can produce."""
+    """The most completion tokens each of the request's choices can produce."""
     if request.max_tokens is not None:
         return request.max_tokens if model_max is None else min(request.max_tokens, model_max)
     return model_max or default
+
+
+def output_tokens_bound(request: ChatRequest | Bounded, model_max: int | None, default: int) -> int:
+    """The most completion tokens the request can produce: each of its choices (``n``, or a
+    prompt completion's ``best_of``) up to ``max_tokens``, all of them billed."""
+    return max_output_tokens(request, model_max, default) * request.choices()
 
 
 def prompt_bound(request: ChatRequest | Bounded) -> int:
@@ -93,6 +100,6 @@ def reservation(
     """Picodollars to reserve before calling the upstream: the request's worst-case cost."""
     return worst_case(
         prompt_bound(request),
-        max_output_tokens(request, model_max_output, default_max_output),
+        output_tokens_bound(request, model_max_output, default_max_output),
         price,
     )

@@ -41,6 +41,9 @@ class EmbeddingRequest:
             names.add("dimensions")
         return frozenset(names)
 
+    def choices(self) -> int:
+        return 1
+
     def prompt_tokens_bound(self) -> int:
         """At least as many tokens as the input has: a token covers one byte or more of text,
         and a token array is its length."""

@@ -34,6 +34,11 @@ class PromptRequest:
             names.add("max_tokens")
         return frozenset(names)
 
+    def choices(self) -> int:
+        """How many completions the upstream generates (and bills): ``best_of`` of them when
+        given, of which ``n`` are returned."""
+        return max(self.params.get("n") or 1, self.params.get("best_of") or 1)
+
     def prompt_tokens_bound(self) -> int:
         """At least as many tokens as the prompt has (a token covers one byte or more)."""
         return len(self.prompt.encode())

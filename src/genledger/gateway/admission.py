@@ -13,6 +13,7 @@ from genledger.core.chat import ChatRequest
 from genledger.core.credits import (
     Bounded,
     max_output_tokens,
+    output_tokens_bound,
     period_start,
     prompt_bound,
     reservation,
@@ -68,8 +69,8 @@ class Admission:
         )
 
     def output_bound(self, request: ChatRequest | Bounded, entry: Priced) -> int:
-        """The most completion tokens ``request`` can produce on ``entry``."""
-        return max_output_tokens(request, entry.max_output_tokens, self._config.default_max_output_tokens)
+        """The most completion tokens ``request`` can produce on ``entry``, all choices together."""
+        return output_tokens_bound(request, entry.max_output_tokens, self._config.default_max_output_tokens)
 
     async def admit(
         self, key: KeyRecord, request: ChatRequest | Bounded, entries: Sequence[Priced], *, hold_id: str
@@ -119,19 +120,23 @@ class Admission:
         reserved = key.reserved_pico
         available = max(limit - used - reserved, 0)
         prompt = prompt_bound(request)
-        asked = max(self.output_bound(request, e) for e in entries)
-        fits = min(pricing.max_output_within(prompt, available, e.price) for e in entries)
+        default_max = self._config.default_max_output_tokens
+        asked = max(max_output_tokens(request, e.max_output_tokens, default_max) for e in entries)
+        choices = request.choices()
+        # Every choice may run to max_tokens: what fits is shared between them.
+        fits = min(pricing.max_output_within(prompt, available, e.price) for e in entries) // choices
         if fits > 0:
             remedy = f"Lower max_tokens to {fits} or less to fit, or raise the limit."
         elif refusal is Refusal.IN_FLIGHT_BUDGET:
             remedy = "No max_tokens fits while they run: retry when they finish, or raise the limit."
         else:
             remedy = "Even the prompt alone may cost more: shorten it or raise the limit."
+        each = f" for each of {choices} choices" if choices > 1 else ""
         in_flight = refusal is Refusal.IN_FLIGHT_BUDGET
         cause = "The key's credit is held by requests in flight" if in_flight else "Key limit exceeded"
         message = (
             f"{cause}: this request may cost up to {_dollars(amount)} (a prompt of up to "
-            f"{prompt} tokens and max_tokens {asked}); the key's limit is {_dollars(limit)}, "
+            f"{prompt} tokens and max_tokens {asked}{each}); the key's limit is {_dollars(limit)}, "
             f"of which {_dollars(used)} is used and {_dollars(reserved)} reserved by requests in "
             f"flight, leaving {_dollars(available)}. {remedy}"
         )
