@@ -144,9 +144,13 @@ def test_usage_keeps_cached_cache_write_and_reasoning_tokens():
     [(7, 7), (0, 0), (-3, 0), (2.9, 2), (-0.5, 0), (True, 0), (False, 0), ("7", 0), (None, 0), ([1], 0)],
 )
 def test_a_token_count_is_a_non_negative_whole_number_or_zero(reported, count):
-    usage = {"prompt_tokens": reported, "completion_tokens_details": {"reasoning_tokens": reported}}
+    usage = {
+        "prompt_tokens": reported,
+        "completion_tokens": 1,
+        "completion_tokens_details": {"reasoning_tokens": reported},
+    }
     completion = completion_from_openai(body(answer({"content": "x"}), usage=usage))
-    assert completion.usage == Usage(prompt_tokens=count, reasoning_tokens=count)
+    assert completion.usage == Usage(prompt_tokens=count, completion_tokens=1, reasoning_tokens=count)
 
 
 def test_missing_usage_id_created_and_fingerprint_are_none():

@@ -79,6 +79,10 @@ def test_usage_from_openai_reads_details_and_tolerates_junk():
     assert usage == Usage(prompt_tokens=12, completion_tokens=5, cached_tokens=4, reasoning_tokens=2)
     assert from_openai(None) is None
     assert from_openai({"prompt_tokens": "x", "completion_tokens": -3, "prompt_tokens_details": 7}) == Usage()
+    # Counting neither the prompt nor the completion is no report at all (estimated instead).
+    assert from_openai({"prompt_tokens": None, "completion_tokens": None, "total_tokens": None}) is None
+    assert from_openai({"total_tokens": 5}) is None
+    assert from_openai({"prompt_tokens": 5}) == Usage(prompt_tokens=5)
 
 
 @pytest.mark.parametrize("bad", [Decimal("-0.01"), Decimal("1000000.01"), Decimal("NaN"), Decimal("1e-13")])

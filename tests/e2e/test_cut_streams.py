@@ -147,3 +147,34 @@ async def test_a_caller_that_leaves_a_whole_answer_before_it_comes_still_has_it_
     assert upstream.stats()["cancelled_requests"] == 0  # the gateway waited for it
     state = await ledger.keys.find_by_id(key.id)
     assert state.usage_pico == await charged_to(ledger, key.id)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_an_answer_its_provider_reports_no_usage_for_is_charged_estimates(
+    ledger: Ledger, settings: dict[str, Any], upstream: FakeOpenAIInThread, stream: bool
+):
+    """Some OpenAI-compatible servers leave usage out. The answer still cost its provider, so
+    it is charged (and the caller told) estimates, as a cut stream is: never for free."""
+    key, secret = await new_key(ledger, 10**12)
+    upstream.set_behavior("ok", times=1, usage="none")
+    with GatewayServer.build(**settings) as gateway:
+        client = openai.OpenAI(api_key=secret, base_url=gateway.base_url, max_retries=0, timeout=10)
+        arguments: dict[str, Any] = {"model": MODEL, "messages": MESSAGES, "max_tokens": MAX_TOKENS}
+        if stream:
+            chunks = list(client.chat.completions.create(**arguments, stream=True))
+            generation_id, told = chunks[0].id, chunks[-1].usage
+        else:
+            answer = client.chat.completions.create(**arguments)
+            generation_id, told = answer.id, answer.usage
+        client.close()
+        with OpenRouter(api_key=secret, server_url=gateway.base_url) as sdk:
+            record = sdk.generations.get_generation(id=generation_id).data
+    # "tok tok tok tok": 15 characters; the prompt at a quarter of its bound.
+    assert (record.tokens_prompt, record.tokens_completion) == (PROMPT, MAX_TOKENS)
+    assert told is not None and (told.prompt_tokens, told.completion_tokens) == (PROMPT, MAX_TOKENS)
+    assert record.native_tokens_prompt is None and record.native_tokens_completion is None
+    assert (record.cancelled, record.finish_reason) == (False, "length")
+    assert record.total_cost == pytest.approx(CUT_COST / 10**12)
+    state = await ledger.keys.find_by_id(key.id)
+    assert state.usage_pico == CUT_COST == await charged_to(ledger, key.id)
+    assert state.reserved_pico == 0

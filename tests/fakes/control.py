@@ -80,6 +80,8 @@ PARAM_TYPES: Final[dict[str, type]] = {
     "tokens": int,  # completion length in words/tokens (overrides the default and, for OpenAI, max_tokens)
     "cached_tokens": int,  # OpenAI usage.prompt_tokens_details.cached_tokens
     "reasoning_tokens": int,  # OpenAI usage.completion_tokens_details.reasoning_tokens
+    "prompt_tokens": int,  # OpenAI usage.prompt_tokens reported, whatever the prompt (absurd counts)
+    "usage": str,  # OpenAI: "none" leaves usage out (no usage object, no usage chunk)
     "cache_read": int,  # Anthropic usage.cache_read_input_tokens
     "cache_creation": int,  # Anthropic usage.cache_creation_input_tokens
 }

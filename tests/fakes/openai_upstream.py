@@ -113,7 +113,14 @@ class _Reply:
     n: int  # words
     finish_reason: str
     tool_name: str | None
-    usage: dict[str, Any]
+    usage: dict[str, Any] | None  # None: the reply reports no usage
+
+
+def _usage_field(usage: dict[str, Any] | None) -> dict[str, Any]:
+    """A prompt completion's ``usage`` member (its three counts), or nothing."""
+    if usage is None:
+        return {}
+    return {"usage": {key: usage[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")}}
 
 
 class FakeOpenAIUpstream(FakeUpstream):
@@ -183,6 +190,9 @@ class FakeOpenAIUpstream(FakeUpstream):
         reasoning = behavior.get_int("reasoning_tokens", 0) or 0
         cached = min(behavior.get_int("cached_tokens", 0) or 0, prompt_tokens)
         completion += reasoning
+        prompt_tokens = behavior.get_int("prompt_tokens", prompt_tokens) or prompt_tokens
+        if behavior.get_str("usage") == "none":
+            return _Reply(body["model"], n, finish, tool_name, None)
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion,
@@ -235,9 +245,7 @@ class FakeOpenAIUpstream(FakeUpstream):
                 "model": reply.model,
                 "system_fingerprint": "fp_fake",
                 "choices": [choice],
-                "usage": {
-                    key: reply.usage[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")
-                },
+                **_usage_field(reply.usage),
             }
         )
 
@@ -257,9 +265,8 @@ class FakeOpenAIUpstream(FakeUpstream):
             return _sse({**base, "choices": [choice]})
 
         tail = [chunk("", reply.finish_reason)]
-        if include_usage:
-            usage = {key: reply.usage[key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
-            tail.append(_sse({**base, "choices": [], "usage": usage}))
+        if include_usage and reply.usage is not None:
+            tail.append(_sse({**base, "choices": [], **_usage_field(reply.usage)}))
         tail.append(DONE_EVENT)
         return StreamPlan([], [chunk(" " + WORD)] * reply.n, tail)
 
@@ -290,7 +297,7 @@ class FakeOpenAIUpstream(FakeUpstream):
                 "choices": [
                     {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
                 ],
-                "usage": reply.usage,
+                **({} if reply.usage is None else {"usage": reply.usage}),
             }
         )
 
@@ -336,7 +343,7 @@ class FakeOpenAIUpstream(FakeUpstream):
                 content.append(chunk({"content": WORD}))
                 content.extend([chunk({"content": " " + WORD})] * (reply.n - 1))
         tail = [chunk({}, reply.finish_reason)]
-        if include_usage:
+        if include_usage and reply.usage is not None:
             tail.append(_sse({**base, "choices": [], "usage": reply.usage}))
         tail.append(DONE_EVENT)
         return StreamPlan(head, content, tail)

@@ -299,14 +299,32 @@ async def test_an_empty_upstream_stream_is_a_failed_attempt_and_the_next_endpoin
     assert [a.status for a in record.provider_responses] == [502, 200]
 
 
-async def test_a_reply_without_usage_is_recorded_with_unknown_tokens_and_no_charge(build: BuildGateway):
+async def test_a_reply_without_usage_is_charged_and_told_estimates(build: BuildGateway):
+    """A provider that reports no usage is no free ride: the prompt at a token per four bytes
+    of its bound, the answer at one per four characters; the native counts stay unknown."""
     gw = await build()
-    gw.primary.then(Script(steps=answer(usage=None)))
+    gw.primary.then(Script(steps=answer(text="Hello there, all of you", usage=None)))
     answer_ = await gw.service.complete(await gw.key(), request(), context())
-    assert answer_.completion.usage is None and answer_.cost_pico == 0
+    prompt, completion = 3, 6  # ceil((8 + 2) / 4); ceil(23 / 4)
+    assert answer_.completion.usage == Usage(prompt, completion)
+    charge = prompt * PER_PROMPT_TOKEN + completion * PER_COMPLETION_TOKEN
+    assert answer_.cost_pico == charge
     record = gw.generations.generations[answer_.head.generation_id]
-    assert (record.tokens_prompt, record.tokens_completion, record.charge_pico) == (None, None, 0)
-    assert record.cache_discount_pico is None
+    assert (record.tokens_prompt, record.tokens_completion, record.charge_pico) == (prompt, completion, charge)
+    assert (record.native_tokens_prompt, record.native_tokens_completion) == (None, None)
+
+
+async def test_a_stream_without_usage_is_charged_and_told_estimates(build: BuildGateway):
+    gw = await build()
+    gw.primary.then(Script(steps=answer(text="Hello there, all of you", usage=None)))
+    relay = await gw.service.stream(await gw.key(), request(stream=True), context())
+    events = await drain(relay)
+    settled = events[-1]
+    assert isinstance(settled, Settled) and settled.usage == Usage(3, 6)  # 23 characters in 5 pieces
+    record = gw.generations.generations[relay.head.generation_id]
+    assert (record.tokens_prompt, record.tokens_completion, record.finish_reason) == (3, 6, "stop")
+    assert record.charge_pico == settled.cost_pico == 3 * PER_PROMPT_TOKEN + 6 * PER_COMPLETION_TOKEN
+    assert record.native_tokens_completion is None
 
 
 async def test_a_stream_whose_record_cannot_be_written_ends_with_a_bare_500_and_releases_credit(

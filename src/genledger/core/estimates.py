@@ -1,17 +1,18 @@
-"""Token counts the gateway works out itself, for a stream cut short before its provider said.
+"""Token counts the gateway works out itself, when its provider did not say them.
 
 A provider reports a stream's usage at its end. When the caller goes away (or the gateway
 stops) before then, the provider has still read the prompt and generated what was relayed,
 and bills for it; recording nothing would leave that spend out of the ledger and out of the
 key's limit (a caller could read a whole answer and leave before its last chunk, for free).
-So the record carries estimates: the prompt from its size, the completion from what was
+The same holds for an answer whose provider reports no usage at all (some OpenAI-compatible
+servers leave it out). So the record carries estimates: the prompt from its size, the completion from what was
 relayed, both at :data:`BYTES_PER_TOKEN`, and never less than what the provider did report
 (Anthropic tells the prompt's count as the stream begins) nor more than the request allowed.
 """
 
 from __future__ import annotations
 
-from genledger.core.chat import ChatRequest
+from genledger.core.chat import ChatRequest, Completion
 from genledger.core.credits import Bounded, prompt_bound
 from genledger.core.usage import Usage
 
@@ -46,3 +47,17 @@ def cut_short(reported: Usage | None, prompt: int, completion: int) -> Usage:
         reasoning_tokens=reported.reasoning_tokens,
         completion_image_tokens=reported.completion_image_tokens,
     )
+
+
+def answer_size(completion: Completion) -> tuple[int, int]:
+    """The characters of a whole answer's completion, all choices together (text, reasoning,
+    refusals, tool calls' names and arguments), and its non-empty pieces: at least a token each."""
+    characters = pieces = 0
+    for choice in completion.choices:
+        texts = [choice.content, choice.reasoning, choice.refusal]
+        texts += [(call.name or "") + (call.arguments or "") for call in choice.tool_calls]
+        for text in texts:
+            if text:
+                characters += len(text)
+                pieces += 1
+    return characters, pieces

@@ -41,6 +41,10 @@ def _int(value: Any) -> int:
     return max(int(value), 0)
 
 
+def _counted(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _cost_pico(value: Any) -> int | None:
     """``usage.cost`` (USD, a JSON number) in picodollars, rounded to the nearest; None if absent
     or not a non-negative finite number."""
@@ -56,8 +60,13 @@ def _cost_pico(value: Any) -> int | None:
 
 
 def from_openai(usage: Any) -> Usage | None:
-    """Normalize an OpenAI-style ``usage`` object; ``None`` when there is none."""
+    """Normalize an OpenAI-style ``usage`` object; ``None`` when there is none, or when it
+    counts neither the prompt nor the completion (``{"prompt_tokens": null, ...}``): that is
+    no report, not a report of zero."""
     if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not (_counted(prompt) or _counted(completion)):
         return None
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
@@ -66,8 +75,8 @@ def from_openai(usage: Any) -> Usage | None:
     if not isinstance(completion_details, dict):
         completion_details = {}
     return Usage(
-        prompt_tokens=_int(usage.get("prompt_tokens")),
-        completion_tokens=_int(usage.get("completion_tokens")),
+        prompt_tokens=_int(prompt),
+        completion_tokens=_int(completion),
         cached_tokens=_int(prompt_details.get("cached_tokens")),
         cache_write_tokens=_int(prompt_details.get("cache_write_tokens")),
         reasoning_tokens=_int(completion_details.get("reasoning_tokens")),

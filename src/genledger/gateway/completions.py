@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -443,8 +443,13 @@ class CompletionService:
                 lambda c: cast(Embedder, c.provider).embed(EmbeddingCall(request, c.endpoint.upstream_model)),
             ),
         )
+        counts = None
+        if embeddings.usage is None:  # the provider did not say: charged (and told) an estimate
+            usage = Usage(prompt_tokens=estimates.prompt_tokens(request), completion_tokens=0)
+            embeddings, counts = replace(embeddings, usage=usage), estimated_counts(usage, None)
         generation = call.generation(
             usage=embeddings.usage,
+            counts=counts,
             upstream_id=embeddings.upstream_id,
             finish_reason=None,
             native_finish_reason=None,
@@ -463,8 +468,20 @@ class CompletionService:
     async def _answer(self, call: _Call, start: Callable[[Candidate], Awaitable[Completion]]) -> Answer:
         key = call.key
         completion = await self._answered(call, self._first_success(call, start))
+        counts = None
+        if completion.usage is None:  # the provider did not say: charged (and told) estimates
+            request = cast(ChatRequest | PromptRequest, call.request)
+            characters, pieces = estimates.answer_size(completion)
+            usage = Usage(
+                prompt_tokens=estimates.prompt_tokens(request),
+                completion_tokens=estimates.completion_tokens(
+                    characters, pieces, self.admission.output_bound(request, call.entry)
+                ),
+            )
+            completion, counts = replace(completion, usage=usage), estimated_counts(usage, None)
         generation = call.generation(
             usage=completion.usage,
+            counts=counts,
             upstream_id=completion.upstream_id,
             finish_reason=completion.finish_reason,
             native_finish_reason=completion.native_finish_reason,
@@ -577,8 +594,12 @@ class CompletionService:
         stopped: bool = False,
     ) -> Generation:
         """``stopped``: the gateway ended the stream (shutting down), with an error chunk the
-        caller saw, so the record says ``error`` as the stream did."""
-        counts = self._estimate(call, tally) if cancelled and not tally.complete else None
+        caller saw, so the record says ``error`` as the stream did.
+
+        Estimates stand in for the usage of a stream cut short before its provider told it,
+        and of one that ended without the provider ever telling it."""
+        unreported = tally.usage is None and failure is None
+        counts = self._estimate(call, tally) if unreported or (cancelled and not tally.complete) else None
         return call.generation(
             usage=tally.usage,
             counts=counts,
