@@ -310,7 +310,8 @@ async def test_a_reply_without_usage_is_charged_and_told_estimates(build: BuildG
     charge = prompt * PER_PROMPT_TOKEN + completion * PER_COMPLETION_TOKEN
     assert answer_.cost_pico == charge
     record = gw.generations.generations[answer_.head.generation_id]
-    assert (record.tokens_prompt, record.tokens_completion, record.charge_pico) == (prompt, completion, charge)
+    counted = (record.tokens_prompt, record.tokens_completion, record.charge_pico)
+    assert counted == (prompt, completion, charge)
     assert (record.native_tokens_prompt, record.native_tokens_completion) == (None, None)
 
 
