@@ -244,7 +244,12 @@ def test_a_failure_renders_openrouters_error_chunk():
     error_choice = choice({"content": ""}, finish="error", native="error")
     assert parse(frames.failed(Failed(529, "Acme is overloaded", metadata))) == {
         **CHUNK_HEAD,
-        "error": {"code": 529, "message": "Acme is overloaded", "metadata": metadata},
+        # OpenRouter's canonical error type first: the openrouter SDK requires it.
+        "error": {
+            "code": 529,
+            "message": "Acme is overloaded",
+            "metadata": {"error_type": "provider_overloaded", **metadata},
+        },
         "choices": [error_choice],
     }
     assert parse(frames.failed(Failed(500, "Internal Server Error"))) == {

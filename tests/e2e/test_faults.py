@@ -251,6 +251,32 @@ def test_an_error_object_mid_stream_ends_the_stream_with_its_status(
     assert record.provider_responses[0].status == status
 
 
+@pytest.mark.parametrize(
+    ("behavior", "params", "status", "error_type"),
+    [
+        ("error_mid_stream", {}, 502, "provider_unavailable"),
+        ("error_mid_stream", {"code": "503", "message": "overloaded"}, 529, "provider_overloaded"),
+        ("error_mid_stream", {"code": "rate_limit_exceeded"}, 429, "rate_limit_exceeded"),
+        ("die_mid_stream", {}, 502, "provider_unavailable"),
+    ],
+)
+def test_the_openrouter_sdk_reads_a_stream_that_fails_midway(
+    gateway, keys: Keys, upstream, behavior, params, status, error_type
+):
+    """Its chunk model requires OpenRouter's ``error_type`` in the error's metadata: without it
+    the SDK raised ResponseValidationError instead of handing the app the error."""
+    upstream.set_behavior(behavior, times=1, chunks=2, **params)
+    with OpenRouter(api_key=keys.alice, server_url=gateway.base_url, retry_config=NO_RETRIES) as sdk:
+        chunks = list(sdk.chat.send(model=MODEL, messages=MESSAGES, stream=True))
+    failed = [c for c in chunks if c.error is not None]
+    assert len(failed) == 1, chunks
+    error = failed[0].error
+    assert error.code == status and error.metadata is not None
+    assert error.metadata.error_type == error_type
+    assert failed[0].choices[0].finish_reason == "error"
+    assert [c.choices[0].delta.content for c in chunks[:3] if c.choices] == ["", "tok", " tok"]
+
+
 def test_a_caller_that_disconnects_leaves_a_cancelled_record(gateway, keys: Keys, upstream):
     upstream.set_behavior("stall_mid_stream", times=1, delay=30, chunks=2)
     with (

@@ -89,6 +89,25 @@ def completion_json(answer: Answer) -> dict[str, Any]:
     return body
 
 
+# OpenRouter's canonical error types (``APIErrorType``) by the status a stream ended with.
+_STREAM_ERROR_TYPES = {
+    400: "invalid_request",
+    402: "payment_required",
+    408: "timeout",
+    413: "payload_too_large",
+    429: "rate_limit_exceeded",
+    502: "provider_unavailable",
+    503: "provider_unavailable",
+    524: "timeout",
+    529: "provider_overloaded",
+}
+
+
+def stream_error_type(status: int) -> str:
+    """OpenRouter's ``error_type`` for a stream that failed with ``status`` ("server" otherwise)."""
+    return _STREAM_ERROR_TYPES.get(status, "server")
+
+
 class ChunkFrames:
     """``chat.completion.chunk`` frames of one stream, all under its head.
 
@@ -154,10 +173,13 @@ class ChunkFrames:
         raise TypeError(f"not a delta: {event!r}")
 
     def failed(self, event: Failed) -> bytes:
-        """OpenRouter's mid-stream error chunk: the error, and a choice that finished with it."""
+        """OpenRouter's mid-stream error chunk: the error, and a choice that finished with it.
+
+        Its metadata carries OpenRouter's canonical ``error_type`` (the ``openrouter`` SDK
+        refuses a chunk whose metadata lacks it), beside the provider's name and raw error."""
         error: dict[str, Any] = {"code": event.status, "message": event.message}
         if event.metadata is not None:
-            error["metadata"] = event.metadata
+            error["metadata"] = {"error_type": stream_error_type(event.status), **event.metadata}
         chunk = {
             **self._open,
             "error": error,
