@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from genledger.core.money import PriceError, per_token_pico, to_decimal, to_usd, usd_to_pico
 from genledger.core.pricing import Price, Rates, cost, worst_case
-from genledger.core.usage import Usage, from_openai
+from genledger.core.usage import MAX_REPORTED_TOKENS, Usage, from_openai
+from genledger.providers.anthropic import usage_from_anthropic
 
 
 def test_per_token_pico_is_exact():
@@ -83,6 +84,28 @@ def test_usage_from_openai_reads_details_and_tolerates_junk():
     assert from_openai({"prompt_tokens": None, "completion_tokens": None, "total_tokens": None}) is None
     assert from_openai({"total_tokens": 5}) is None
     assert from_openai({"prompt_tokens": 5}) == Usage(prompt_tokens=5)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": MAX_REPORTED_TOKENS + 1, "completion_tokens": 1},
+        {"prompt_tokens": 1, "completion_tokens": 10**20},
+        {"prompt_tokens": 1, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 10**13}},
+    ],
+)
+def test_an_impossible_count_is_no_report(usage):
+    """Believed, it would overflow the ledger's 64-bit integers (a 500 and no record)."""
+    assert from_openai(usage) is None
+    assert usage_from_anthropic({"input_tokens": MAX_REPORTED_TOKENS + 1, "output_tokens": 1}) is None
+
+
+def test_an_impossible_upstream_cost_alone_is_dropped():
+    usage = from_openai({"prompt_tokens": 1, "completion_tokens": 1, "cost": 1e20})
+    assert usage == Usage(1, 1) and usage.upstream_cost_pico is None
+    assert from_openai({"prompt_tokens": 1, "completion_tokens": 1, "cost": 1e6}) == Usage(
+        1, 1, upstream_cost_pico=10**18
+    )
 
 
 @pytest.mark.parametrize("bad", [Decimal("-0.01"), Decimal("1000000.01"), Decimal("NaN"), Decimal("1e-13")])

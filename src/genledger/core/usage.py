@@ -8,6 +8,12 @@ from typing import Any
 from genledger.core.money import from_usd
 from genledger.core.records import record
 
+MAX_REPORTED_TOKENS = 100_000_000
+"""More tokens than any one generation has (today's longest contexts are a few million): a
+provider reporting more is not believed. Every count stays below it, so a cost at the dearest
+price the catalog takes (``money.MAX_PRICE_PER_MILLION``) fits the ledger's 64-bit integers."""
+MAX_REPORTED_COST_PICO = 10**18  # a million USD: beyond it, an upstream's ``usage.cost`` is not believed
+
 
 @record
 class Usage:
@@ -33,6 +39,22 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+def believable(usage: Usage) -> Usage | None:
+    """``usage``, or None (no report: the gateway estimates) when a count is beyond
+    :data:`MAX_REPORTED_TOKENS`; an absurd upstream cost alone is dropped."""
+    counts = (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cached_tokens,
+        usage.cache_write_tokens,
+        usage.reasoning_tokens,
+        usage.completion_image_tokens,
+    )
+    if max(counts) > MAX_REPORTED_TOKENS:
+        return None
+    return usage
+
+
 def _int(value: Any) -> int:
     if value.__class__ is int:  # what a JSON count parses to (a bool's class is bool)
         return value if value > 0 else 0
@@ -56,7 +78,8 @@ def _cost_pico(value: Any) -> int | None:
         return None
     if not usd.is_finite() or usd < 0:
         return None
-    return from_usd(value)
+    pico = from_usd(value)
+    return pico if pico <= MAX_REPORTED_COST_PICO else None
 
 
 def from_openai(usage: Any) -> Usage | None:
@@ -74,12 +97,14 @@ def from_openai(usage: Any) -> Usage | None:
         prompt_details = {}
     if not isinstance(completion_details, dict):
         completion_details = {}
-    return Usage(
-        prompt_tokens=_int(prompt),
-        completion_tokens=_int(completion),
-        cached_tokens=_int(prompt_details.get("cached_tokens")),
-        cache_write_tokens=_int(prompt_details.get("cache_write_tokens")),
-        reasoning_tokens=_int(completion_details.get("reasoning_tokens")),
-        completion_image_tokens=_int(completion_details.get("image_tokens")),
-        upstream_cost_pico=_cost_pico(usage.get("cost")),
+    return believable(
+        Usage(
+            prompt_tokens=_int(prompt),
+            completion_tokens=_int(completion),
+            cached_tokens=_int(prompt_details.get("cached_tokens")),
+            cache_write_tokens=_int(prompt_details.get("cache_write_tokens")),
+            reasoning_tokens=_int(completion_details.get("reasoning_tokens")),
+            completion_image_tokens=_int(completion_details.get("image_tokens")),
+            upstream_cost_pico=_cost_pico(usage.get("cost")),
+        )
     )

@@ -19,7 +19,7 @@ from genledger.core.credits import (
     reservation,
 )
 from genledger.core.keys import KeyRecord, Refusal
-from genledger.core.money import to_decimal, to_usd
+from genledger.core.money import MAX_LIMIT_USD, PICO_PER_USD, to_decimal, to_usd
 from genledger.core.pricing import Price
 from genledger.core.stores import KeyStore
 from genledger.errors import Forbidden, PaymentRequired, TooManyRequests
@@ -27,6 +27,7 @@ from genledger.gateway.leases import Leases
 from genledger.limits import Decision, RateLimiter, RateLimits
 
 IN_FLIGHT_RETRY_AFTER_S = 1
+_MAX_HOLD = int(MAX_LIMIT_USD) * PICO_PER_USD + 1  # more than any key's limit
 
 
 class Priced(Protocol):
@@ -91,11 +92,14 @@ class Admission:
             return 0
         default_max = self._config.default_max_output_tokens
         amount = max(reservation(request, e.price, e.max_output_tokens, default_max) for e in entries)
+        # Beyond the largest limit, a worst case is refused alike; held as it is, n=128 choices of
+        # 10M tokens at the dearest price would overflow the ledger's 64-bit sums.
+        held = min(amount, _MAX_HOLD)
         refusal = await self._keys.reserve(
-            key.id, amount, period_start(key.limit_reset, datetime.now(UTC)), self.leases.hold(hold_id)
+            key.id, held, period_start(key.limit_reset, datetime.now(UTC)), self.leases.hold(hold_id)
         )
         if refusal is None:
-            return amount
+            return held
         fresh = await self._keys.find_by_id(key.id) or key
         raise self._refused(fresh, refusal, request, entries, amount)
 
@@ -124,9 +128,12 @@ class Admission:
         asked = max(max_output_tokens(request, e.max_output_tokens, default_max) for e in entries)
         choices = request.choices()
         # Every choice may run to max_tokens: what fits is shared between them.
-        fits = min(pricing.max_output_within(prompt, available, e.price) for e in entries) // choices
+        output = min(pricing.max_output_within(prompt, available, e.price) for e in entries)
+        fits = output // choices
         if fits > 0:
             remedy = f"Lower max_tokens to {fits} or less to fit, or raise the limit."
+        elif output > 0:
+            remedy = f"Ask for fewer choices than n={choices}, or raise the limit."
         elif refusal is Refusal.IN_FLIGHT_BUDGET:
             remedy = "No max_tokens fits while they run: retry when they finish, or raise the limit."
         else:

@@ -35,7 +35,7 @@ from genledger.core.events import (
     UsageReport,
 )
 from genledger.core.failures import FailureKind, UpstreamFailure, stream_error_kind
-from genledger.core.usage import Usage
+from genledger.core.usage import Usage, believable
 from genledger.providers.base import UpstreamCall
 from genledger.providers.http import FailureFactory, HttpProvider
 
@@ -309,11 +309,13 @@ def usage_from_anthropic(usage: Any) -> Usage | None:
 
     cache_read = count("cache_read_input_tokens")
     cache_write = count("cache_creation_input_tokens")
-    return Usage(
-        prompt_tokens=count("input_tokens") + cache_read + cache_write,
-        completion_tokens=count("output_tokens"),
-        cached_tokens=cache_read,
-        cache_write_tokens=cache_write,
+    return believable(
+        Usage(
+            prompt_tokens=count("input_tokens") + cache_read + cache_write,
+            completion_tokens=count("output_tokens"),
+            cached_tokens=cache_read,
+            cache_write_tokens=cache_write,
+        )
     )
 
 
