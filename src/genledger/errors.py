@@ -12,6 +12,7 @@
     ├── UnprocessableEntity (422)
     ├── TooManyRequests (429)
     ├── ServiceUnavailable (503)
+    │   └── LedgerUnavailable
     ├── BadGateway (502)
     ├── UpstreamTimeout (524)
     └── ProviderOverloaded (529)
@@ -99,6 +100,14 @@ class BadGateway(GatewayError):
 
 class ServiceUnavailable(GatewayError):
     status = 503
+
+
+class LedgerUnavailable(ServiceUnavailable):
+    """The ledger's database could not be reached: nothing was recorded, so nothing was
+    answered; a retry after a moment may succeed."""
+
+    def __init__(self, message: str = "The ledger is unavailable; retry the request") -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
 
 
 class UpstreamTimeout(GatewayError):

@@ -12,7 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
+from genledger.errors import LedgerUnavailable
 from genledger.ledger import Ledger
+from genledger.ledger.generations import Settlement
+from genledger.ledger.postgres_sink import PostgresSink
+from genledger.ledger.unavailable import unreachable
+from genledger.ledger.writer import BatchWriter
 from tests.deadlines import eventually
 from tests.ledger.records import generation, hold
 from tests.services import postgres_database
@@ -110,7 +115,7 @@ async def waiting_on_a_lock(admin: asyncpg.Connection) -> bool:
     )
 
 
-async def test_a_record_whose_connection_dies_mid_statement_fails_cleanly_and_the_next_reconnects(
+async def test_a_record_whose_connection_dies_mid_statement_is_written_again_on_a_new_one(
     ledger: Ledger, admin: asyncpg.Connection
 ):
     key, _ = await ledger.keys.create("alice", limit_pico=10**15)
@@ -124,19 +129,30 @@ async def test_a_record_whose_connection_dies_mid_statement_fails_cleanly_and_th
         killed = await terminate(admin, "wait_event_type = 'Lock'")  # the writer, mid-statement
     finally:
         await lock.rollback()
-    with pytest.raises(asyncpg.ConnectionDoesNotExistError):
-        async with asyncio.timeout(DEADLINE_S):
-            await recording
-    # Insert and charge are one statement, rolled back whole: no row, no charge, and the
-    # reservation still held, for the caller to release (as the gateway does when a record fails).
-    assert await ledger.generations.lookup(doomed.id) is None
-    assert await key_state(admin, key.id) == (100, 1_000, 100, 1)
-    await ledger.keys.release(doomed.id)
-
+    # Insert and charge are one statement, rolled back whole with the connection; the writer
+    # reaches the database again and writes it once: the row, its charge, its reservation back.
     async with asyncio.timeout(DEADLINE_S):
-        await ledger.generations.record(generation(key.id, charge_pico=5, total_cost_pico=5))
+        await recording
+    assert await ledger.generations.lookup(doomed.id) == doomed
+    assert await key_state(admin, key.id) == (400, 0, 400, 2)
     assert (await writer_pids(admin)).isdisjoint(killed)
-    assert await key_state(admin, key.id) == (105, 0, 105, 2)
+
+
+async def test_a_record_is_a_503_once_the_database_stays_unreachable():
+    """Retried (about three seconds by default), then LedgerUnavailable: a 503 the caller may
+    retry, never a 500. Nothing listens on port 1."""
+    writer = BatchWriter(
+        PostgresSink("postgresql://postgres@127.0.0.1:1/nowhere"), transient=unreachable, retry=(0.01, 0.02)
+    )
+    writer.start()
+    try:
+        with pytest.raises(LedgerUnavailable) as caught:
+            async with asyncio.timeout(DEADLINE_S):
+                await writer.write(Settlement(generation("key-1"), False))
+    finally:
+        await writer.close()
+    assert caught.value.status == 503 and caught.value.headers == {"Retry-After": "1"}
+    assert isinstance(caught.value.__cause__, OSError)
 
 
 async def test_a_batch_whose_connection_dies_is_written_again_row_by_row_on_a_new_one(

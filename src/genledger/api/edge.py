@@ -121,7 +121,11 @@ class Edge:
                 # The status is gone and the body cannot be ended cleanly: the server logs it
                 # and closes the connection. Logging here as well would report it twice.
                 raise
-            await _internal_error(scope, receive, send_with_id, exc)
+            handler = self._lookup(exc)  # one for it (the ledger unreachable: 503), or a 500
+            if handler is None:
+                await _internal_error(scope, receive, send_with_id, exc)
+            else:
+                await (await handler(Request(scope, receive), exc))(scope, receive, send_with_id)
         finally:
             end(scope)
             if lines is not None:
@@ -135,11 +139,17 @@ class Edge:
         return nul_in_url(scope)
 
     def _handler(self, exc: Exception) -> Handler:
+        handler = self._lookup(exc)
+        if handler is None:
+            raise exc
+        return handler
+
+    def _lookup(self, exc: Exception) -> Handler | None:
         for cls in type(exc).__mro__:
             handler = self._handlers.get(cls)
             if handler is not None:
                 return handler
-        raise exc
+        return None
 
 
 async def _internal_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -9,7 +11,10 @@ from starlette.responses import Response
 
 from genledger.api.anthropic_messages import error_json as anthropic_error_json
 from genledger.api.router import app_of
-from genledger.errors import ERROR_BY_STATUS, GatewayError
+from genledger.errors import ERROR_BY_STATUS, GatewayError, LedgerUnavailable
+from genledger.ledger.unavailable import unreachable
+
+log = logging.getLogger("genledger")
 
 
 def count_error(request: Request, status: int) -> None:
@@ -57,6 +62,17 @@ async def on_gateway_error(request: Request, exc: Exception) -> Response:
     if exc.status == 401:
         await auth_failed(request)
     return error_response(exc, request)
+
+
+async def on_ledger_error(request: Request, exc: Exception) -> Response:
+    """A database error that reached a route: a 503 the caller may retry when the ledger could
+    not be reached (``ledger/unavailable.py``), else the 500 of any internal fault. The log
+    names the error's class, never its text (it may quote parameters)."""
+    if not unreachable(exc):
+        log.error("unhandled error", exc_info=exc)
+        return error_response(GatewayError("Internal Server Error"), request)
+    log.error("the ledger could not be reached: %s", type(exc).__name__)
+    return error_response(LedgerUnavailable(), request)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

@@ -9,10 +9,11 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from genledger.api.edge import Edge, Handler
-from genledger.api.errors import on_gateway_error, on_http_exception
+from genledger.api.errors import on_gateway_error, on_http_exception, on_ledger_error
 from genledger.api.request_log import RequestLines
 from genledger.config import LimitsConfig, Settings
 from genledger.errors import GatewayError
+from genledger.ledger.unavailable import LEDGER_ERRORS
 from genledger.limits.auth_failures import AuthFailureCounter, AuthFailures
 from genledger.logs import line_format, request_lines_on
 
@@ -39,6 +40,7 @@ def edge(
     handlers: dict[type[Exception], Handler] = {
         GatewayError: on_gateway_error,
         HTTPException: on_http_exception,
+        **dict.fromkeys(LEDGER_ERRORS, on_ledger_error),
     }
     lines = (
         RequestLines(log_write, line_format(settings.logging)) if request_lines_on(settings.logging) else None

@@ -403,7 +403,18 @@ class CompletionService:
         started = time.perf_counter()
         try:
             await self._generations.record(generation, reserved=call.reserved > 0)
-        except Exception:
+        except Exception as exc:
+            # What the operator needs to put it right by hand: the provider answered (and bills).
+            log.error(
+                "generation %s of key %s (%s via %s, %d picodollars) was not recorded: %s",
+                generation.id,
+                generation.key_id,
+                generation.model,
+                generation.provider_name,
+                generation.charge_pico,
+                type(exc).__name__,
+                exc_info=not isinstance(exc, GatewayError),
+            )
             await self.admission.release(call.generation_id, call.reserved)
             raise
         self._metrics.recorded(generation, time.perf_counter() - started)
@@ -680,10 +691,9 @@ class CompletionService:
         generation = self._stream_generation(call, tally, failure)
         try:
             await self._record(call, generation)
-        except Exception:
+        except Exception as exc:
             # Too late for a status: say so in the stream, without internals.
-            log.exception("recording a streamed generation failed")
-            yield Failed(500, "Internal Server Error")
+            yield _unrecorded(exc)
             return
         if storing and tally.text is None:
             log.info("content of generation %s not stored: over content_storage.max_bytes", generation.id)
@@ -705,9 +715,8 @@ class CompletionService:
         generation = self._stream_generation(call, tally, None, cancelled=True, stopped=True)
         try:
             await self._record(call, generation)
-        except Exception:
-            log.exception("recording a stream stopped by the shutdown failed")
-            yield Failed(500, "Internal Server Error")
+        except Exception as exc:
+            yield _unrecorded(exc)
             return
         hold_to_the_end()
         yield Failed(503, "The gateway is shutting down; the answer ends here", {"raw": "shutdown"})
@@ -731,3 +740,11 @@ def _prompt_completer(candidate: Candidate) -> PromptCompleter:
 
 def _prompt_call(request: PromptRequest, candidate: Candidate) -> PromptCall:
     return PromptCall(request, candidate.endpoint.upstream_model, candidate.entry.max_output_tokens)
+
+
+def _unrecorded(exc: Exception) -> Failed:
+    """The end of a stream whose record could not be written (``_record`` logged it): the
+    ledger unreachable says so (503, retry); anything else is a bare 500, without internals."""
+    if isinstance(exc, GatewayError):
+        return Failed(exc.status, exc.message)
+    return Failed(500, "Internal Server Error")

@@ -23,6 +23,7 @@ from genledger.ledger.filters import conditions
 from genledger.ledger.rollup import ActivityRollup
 from genledger.ledger.schema import generation_metadata, generations
 from genledger.ledger.timestamps import utc as _utc
+from genledger.ledger.unavailable import unreachable
 from genledger.ledger.writer import BatchWriter, Sink
 
 ROLLUP_GRACE = timedelta(seconds=360)
@@ -166,7 +167,7 @@ class SqlGenerationStore:
         self, engine: AsyncEngine, sink: Sink[Settlement], *, rollup_grace: timedelta = ROLLUP_GRACE
     ) -> None:
         self._engine = engine
-        self._writer: BatchWriter[Settlement] = BatchWriter(sink)
+        self._writer: BatchWriter[Settlement] = BatchWriter(sink, transient=unreachable)
         self.rollup = ActivityRollup(engine, rollup_grace)
 
     def start(self) -> None:

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
+
+from genledger.errors import LedgerUnavailable
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
 MAX_BATCH = 512
 LINGER_TURNS = 8
+RETRY_WAITS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # about 3 s in all, then 503
 
 log = logging.getLogger("genledger.ledger")
 
@@ -41,8 +44,21 @@ class Sink(Protocol[T_contra]):
 
 
 class BatchWriter(Generic[T]):
-    def __init__(self, sink: Sink[T]) -> None:
+    """``retry``: when a commit fails because the database could not be reached (``transient``
+    says so), the whole batch is tried again after each of these waits (seconds); its callers
+    keep waiting, since nothing is answered before it is recorded. Still failing, each caller
+    gets :class:`~genledger.errors.LedgerUnavailable`."""
+
+    def __init__(
+        self,
+        sink: Sink[T],
+        *,
+        transient: Callable[[BaseException], bool] = lambda exc: False,
+        retry: Sequence[float] = RETRY_WAITS_S,
+    ) -> None:
         self._sink = sink
+        self._transient = transient
+        self._retry = tuple(retry)
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._closed = False
@@ -87,9 +103,27 @@ class BatchWriter(Generic[T]):
                 return
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        items = [item for item, _ in batch]
         try:
-            await self._sink.commit([item for item, _ in batch])
+            for wait in self._retry:
+                try:
+                    await self._sink.commit(items)
+                except Exception as exc:
+                    if not self._transient(exc):
+                        raise
+                    log.warning("the ledger could not be reached (%s); retrying in %gs", _named(exc), wait)
+                    await asyncio.sleep(wait)
+                else:
+                    _settle(batch, None)
+                    return
+            await self._sink.commit(items)
         except Exception as exc:
+            if self._transient(exc):
+                log.error("ledger write of %d record(s) failed: the database stayed unreachable", len(batch))
+                unavailable = LedgerUnavailable()
+                unavailable.__cause__ = exc
+                _settle(batch, unavailable)
+                return
             if len(batch) > 1:
                 # One bad row must not fail the others: write them one by one.
                 for one in batch:
@@ -123,3 +157,8 @@ def _retrieve(future: asyncio.Future[None]) -> None:
     # The caller may have gone away; its failure is logged by the writer, not lost to asyncio.
     if not future.cancelled():
         future.exception()
+
+
+def _named(exc: BaseException) -> str:
+    # Never the exception's text: a database error may quote the statement's parameters.
+    return type(exc).__name__
