@@ -191,10 +191,24 @@ class Browser:
         return path
 
 
-@pytest.fixture
-def browser(browser_context: Any, served: Served) -> Iterator[Browser]:
-    browser_context.clear_cookies()
-    page = browser_context.new_page()
+@pytest.fixture(scope="module")
+def chromium_browser(chromium: str, served: Served) -> Iterator[Any]:
+    """Chromium without a profile, for tests that open contexts of their own (a time zone, say).
+    Like ``browser_context``, started after the gateway; a module uses one or the other."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@contextmanager
+def watched(page: Any, served: Served) -> Iterator[Browser]:
+    """``page`` with every request and script error recorded; at the end, none may have left
+    the gateway and none may have failed."""
     page.set_default_timeout(30_000)
     requests: list[str] = []
     errors: list[str] = []
@@ -227,3 +241,10 @@ def browser(browser_context: Any, served: Served) -> Iterator[Browser]:
     outside = [url for url in requests if not url.startswith(inside)]
     assert not outside, outside
     assert not errors, errors
+
+
+@pytest.fixture
+def browser(browser_context: Any, served: Served) -> Iterator[Browser]:
+    browser_context.clear_cookies()
+    with watched(browser_context.new_page(), served) as session:
+        yield session

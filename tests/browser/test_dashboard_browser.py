@@ -4,10 +4,13 @@ client, filters, the detail view, paging, keys, sign-out, and hostile strings sh
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import openai
 import pytest
 
+from genledger.api.list_wire import parse_list_query
+from genledger.core.stores import GenerationFilter
 from tests.browser.conftest import MODEL, OTHER_MODEL, Browser, Served
 
 HOSTILE_SCRIPT = "<script>window.__pwned = 1</script>"
@@ -99,6 +102,49 @@ def test_a_management_key_filters_by_model_and_metadata_and_opens_a_detail(
     assert {"id", "model", "usage", "provider_responses", "tokens_prompt", "metadata"} <= set(fields)
     browser.screenshot("detail")
     browser.source_has_no_secret()
+
+
+def test_every_filter_in_the_url_survives_a_change_made_in_the_form(
+    browser: Browser, made: dict[str, list[str]]
+):
+    """The form shows each filter of the URL as the list API reads it (times as the same instant
+    in UTC, whatever ISO 8601 spelled them), so submitting it after changing one keeps the rest."""
+    browser.sign_in(browser.served.admin)
+    page = browser.page
+    warnings: list[str] = []
+    page.on("console", lambda message: warnings.append(message.text) if message.type == "warning" else None)
+    browser.goto("/dashboard/keys")
+    alice = page.get_by_role("link", name="alice", exact=True).get_attribute("href").rsplit("/", 1)[1]
+    given = {
+        "created_after": "2026-01-01T10:09:30.123456+02:00",
+        "created_before": "2999-12-31",
+        "api_key_hash": alice,
+        "metadata[team]": "blue",
+        "min_cost": "0.000000000001",
+        "streamed": "0",
+        "cancelled": "false",
+        "drifted": "0",
+        "limit": "50",
+    }
+    browser.goto(f"/dashboard/generations?{urlencode(given)}")
+    assert sorted(ids_on(browser)) == sorted(made["blue"])
+    assert page.get_by_label("From (UTC)").input_value() == "2026-01-01T08:09:30.123456Z"
+    assert page.get_by_label("Before (UTC)").input_value() == "2999-12-31T00:00:00Z"
+    assert page.get_by_label("Min cost (USD)").input_value() == "0.000000000001"
+
+    page.get_by_label("Model").fill(OTHER_MODEL)
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(r"model=acme%2Fother-chat"))
+    sent = parse_qsl(urlsplit(page.url).query)
+    assert len(sent) == len(given) + 1
+    assert where(dict(sent)) == where({**given, "model": OTHER_MODEL})
+    assert sorted(ids_on(browser)) == sorted(made["blue"])
+    assert not [text for text in warnings if "does not conform" in text], warnings
+
+
+def where(query: dict[str, str]) -> tuple[GenerationFilter, str | None, int]:
+    parsed = parse_list_query(query, list(query))
+    return parsed.where, parsed.api_key_hash, parsed.limit
 
 
 def test_paging_through_250_records(browser: Browser, served: Served):

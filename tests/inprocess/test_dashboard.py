@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -259,6 +260,53 @@ async def test_filters_from_the_form_become_the_list_apis_query_string(dash: Das
     assert forged.status_code == 400 and "cursor" in forged.text and "<h1>Error 400</h1>" in forged.text
     window = await dash.http.get("/dashboard/overview", params={"window": "1y"})
     assert window.status_code == 400 and "window" in window.text
+
+
+def _field(page: str, name: str) -> str:
+    found = re.search(rf'<input id="f-{name}" name="{name}" type="(\w+)" value="([^"]*)"', page)
+    assert found is not None, name
+    return f"{found.group(1)}:{found.group(2)}"
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("2026-11-28", "2026-11-28T00:00:00Z"),
+        ("2026-11-28T11:09:30Z", "2026-11-28T11:09:30Z"),
+        ("2026-11-28T11:09:30.123456+02:00", "2026-11-28T09:09:30.123456Z"),
+        ("2026-11-28T11:09", "2026-11-28T11:09:00Z"),  # no offset: UTC, as the label says
+    ],
+)
+async def test_the_form_shows_a_time_filter_as_the_same_instant_in_utc(dash: Dash, given: str, shown: str):
+    await dash.sign_in(dash.admin)
+    page = await dash.http.get(
+        "/dashboard/generations", params={"created_after": given, "created_before": given}
+    )
+    assert page.status_code == 200
+    assert _field(page.text, "created_after") == _field(page.text, "created_before") == f"text:{shown}"
+    padded = await dash.http.get(
+        "/dashboard/generations", params={"created_after": f" {given} ", "model": ""}
+    )
+    assert padded.status_code == 303
+    assert padded.headers["location"] == f"/dashboard/generations?{urlencode({'created_after': given})}"
+
+
+async def test_the_form_shows_every_filter_it_was_given(dash: Dash):
+    await dash.sign_in(dash.alice)
+    page = await dash.http.get(
+        "/dashboard/generations",
+        params={
+            "min_cost": "0.0000010",
+            "streamed": "1",
+            "cancelled": "0",
+            "api_key_hash": dash.alice_key.hash,
+        },
+    )
+    assert page.status_code == 200
+    assert _field(page.text, "min_cost") == "text:0.000001"
+    assert '<option value="true" selected>yes</option>' in page.text.split('id="f-streamed"')[1]
+    assert '<option value="false" selected>no</option>' in page.text.split('id="f-cancelled"')[1]
+    assert f'<input type="hidden" name="api_key_hash" value="{dash.alice_key.hash}">' in page.text
 
 
 async def test_filters_and_paging_walk_every_match_once(dash: Dash):

@@ -130,6 +130,8 @@ async def generations(request: Request) -> Response:
         key_names=names,
         keys=keys,
         params=dict(request.query_params),
+        where=query.where,
+        api_key_hash=query.api_key_hash,
         metadata=list(query.where.metadata),
         filters_query=encode(filters),
         export_query=encode(without(filters, "limit")),

@@ -2,8 +2,10 @@
 
 An HTML form sends every field, empty or not, and cannot name a field ``metadata[team]``;
 :func:`canonical` drops the empty ones and turns ``metadata_key``/``metadata_value`` into
-``metadata[key]=value``, and the page redirects to that URL. What remains is parsed by the
-list API's grammar (``parse_list_query``), so a bad value is the same 400 naming it.
+``metadata[key]=value``, trims the spaces a text field may bring around an instant, and the
+page redirects to that URL. What remains is parsed by the list API's grammar
+(``parse_list_query``), so a bad value is the same 400 naming it. The form shows the filters
+as parsed (times in UTC, ``Z``), so that sending it back names the same ones.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from urllib.parse import urlencode
 from genledger.errors import BadRequest
 
 FORM_ONLY = ("metadata_key", "metadata_value")
+INSTANTS = ("created_after", "created_before")
 
 
 def canonical(pairs: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
@@ -21,10 +24,12 @@ def canonical(pairs: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
     kept: list[tuple[str, str]] = []
     form = {name: value for name, value in pairs if name in FORM_ONLY}
     for name, value in pairs:
-        if name in FORM_ONLY or not value:
+        text = value.strip() if name in INSTANTS else value
+        if name in FORM_ONLY or not text:
             changed = True
-            continue
-        kept.append((name, value))
+        else:
+            changed = changed or text != value
+            kept.append((name, text))
     key, value = form.get("metadata_key", "").strip(), form.get("metadata_value", "")
     if key and not value:
         raise BadRequest("'metadata_value' is needed with metadata_key", metadata={"param": "metadata_value"})

@@ -7,7 +7,7 @@ always text. No page has inline script or style: the Content-Security-Policy for
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,12 @@ def when(value: datetime | None) -> str:
     return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def iso_utc(value: datetime) -> str:
+    """An aware datetime as the list API reads it back: ISO 8601 in UTC, with its microseconds
+    when it has any (``2026-11-28T09:09:30.123456Z``)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def share(value: float) -> str:
     return f"{value:.1%}"
 
@@ -78,7 +84,15 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(usd=usd, amount=amount, json_value=json_value, ms=milliseconds, when=when, share=share)
+    env.filters.update(
+        usd=usd,
+        amount=amount,
+        json_value=json_value,
+        ms=milliseconds,
+        when=when,
+        iso_utc=iso_utc,
+        share=share,
+    )
     return env
 
 

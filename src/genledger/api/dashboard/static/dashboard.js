@@ -15,6 +15,9 @@ function chartOptions(kind, width) {
     height: 260,
     series: series,
     scales: { x: { time: true }, usd: {}, n: {} },
+    // The buckets are UTC days and hours, and the pages say so: uPlot would draw its axis and
+    // legend in the browser's time zone, moving an 11:00 UTC hour or today's UTC day elsewhere.
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
     axes: [
       {},
       { scale: "usd", size: 90, values: (u, vals) => vals.map((v) => "$" + Number(v.toPrecision(2))) },
