@@ -115,9 +115,11 @@ def test_the_openai_sdk_retries_with_its_idempotency_key_and_gets_the_first_answ
     assert bad.status_code == 400 and "Idempotency-Key" in bad.json()["error"]["message"]
 
 
-def test_a_stream_its_caller_cut_short_is_charged_once_and_a_retry_gets_what_was_sent(
+def test_a_stream_its_caller_cut_short_frees_its_key_and_a_retry_gets_a_whole_answer(
     served: tuple[GatewayServer, FakeOpenAIInThread], database_url: str
 ):
+    """The caller never had the whole answer: replaying the part it had would end without
+    [DONE] every time. The cut part stays charged; the retry runs, and is charged, afresh."""
     gateway, upstream = served
     upstream.reset()
     name = f"idem-{uuid.uuid4().hex[:8]}"
@@ -150,16 +152,19 @@ def test_a_stream_its_caller_cut_short_is_charged_once_and_a_retry_gets_what_was
     records, usage = charged(database_url, name)
     assert len(records) == 1 and records[0].cancelled and records[0].streamed
     assert usage == records[0].charge_pico
-    # The retry is not run again: it gets what the first call sent before it was cut, once
-    # that has been kept (in the background, as the stream ended).
+    # The retry runs (once the cut call has freed the key, in the background) and is whole.
     for _ in range(int(DEADLINE_S / 0.1)):
         retry = post(gateway, secret, body, key)
         if retry.status_code != 409:
             break
         deadline.wait(0.1)
     assert retry.status_code == 200, retry.text
-    assert retry.headers["Idempotent-Replayed"] == "true"
-    assert retry.content.startswith(received)
-    assert records[0].id in retry.text
-    assert upstream.stats()["requests"] == 1
-    assert charged(database_url, name) == (records, usage)  # charged once, nothing added
+    assert "Idempotent-Replayed" not in retry.headers
+    assert retry.text.endswith("data: [DONE]\n\n") and records[0].id not in retry.text
+    assert upstream.stats()["requests"] == 2
+    after, usage_after = charged(database_url, name)
+    assert len(after) == 2 and usage_after == sum(r.charge_pico for r in after)
+    # Now whole, it is kept: a third call is the second's answer again, charged nothing more.
+    again = post(gateway, secret, body, key)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.content == retry.content
+    assert upstream.stats()["requests"] == 2

@@ -8,8 +8,10 @@ every byte of a stream), is kept when it succeeded, up to ``Services.idempotency
 A retry while the first runs is a 409 with ``Retry-After``; with another body a 422; after it,
 the same status and bytes again (the same generation id), marked ``Idempotent-Replayed``. A
 first call that fails before answering releases the claim: nothing was charged, so a retry
-runs. A stream cut short by its caller keeps what was sent: it was charged, and is not run
-twice.
+runs. So does a stream that did not reach its end (its caller cut it, or it broke): the
+caller never had the whole answer, which a retry exists to get; replaying the part it had
+would end without ``[DONE]`` every time. The cut part stays charged (it was generated), and
+the retry runs, and is charged, afresh.
 """
 
 from __future__ import annotations
@@ -158,7 +160,8 @@ async def _kept(
     spawn: Callable[[Any], None],
 ) -> AsyncIterator[bytes]:
     """The stream, kept as it is sent. The last chunk waits until the whole is kept, so a retry
-    after the stream's end finds the answer; one cut short is kept in the background."""
+    after the stream's end finds the answer; one cut short frees its key, in the background
+    (the task is being torn down)."""
     pending: bytes | None = None
     kept = False
     try:
@@ -174,4 +177,4 @@ async def _kept(
             yield pending
     finally:
         if not kept:
-            spawn(recorder.keep(status, media_type))
+            spawn(recorder.release())
