@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from genledger.core.generation import Generation
@@ -85,6 +86,18 @@ def test_a_retry_during_and_after_the_first_call_reaches_the_upstream_once_and_i
     assert after.content == original.content  # the same answer, the same generation id
     assert after.headers["Idempotent-Replayed"] == "true"
     assert after.headers["content-type"] == original.headers["content-type"]
+    # The same document serialized anew (members reordered, other spacing) is the same call.
+    reordered = httpx.post(
+        gateway.base_url + "/chat/completions",
+        content=orjson.dumps(dict(reversed(body.items()))).replace(b",", b", "),
+        headers={
+            "Authorization": f"Bearer {secret}",
+            "Idempotency-Key": key,
+            "Content-Type": "application/json",
+        },
+        timeout=DEADLINE_S,
+    )
+    assert reordered.status_code == 200 and reordered.content == original.content
     other = post(gateway, secret, {**body, "messages": [{"role": "user", "content": "twice"}]}, key)
     assert other.status_code == 422
     assert upstream.stats()["requests"] == 1

@@ -8,8 +8,11 @@ up to ``MAX_STORED_BYTES``; a larger one is remembered as too large, never sent 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import timedelta
+
+import orjson
 
 from genledger.core.records import record
 
@@ -21,7 +24,11 @@ MAX_KEY_LENGTH = 255
 
 
 def fingerprint(route: str, body: bytes) -> str:
-    """What makes two calls the same call: the route and the exact body."""
+    """What makes two calls the same call: the route and the body's JSON document, whatever
+    the order of its members or its spacing (a client may serialize a retry anew); a body that
+    is not JSON, byte for byte."""
+    with contextlib.suppress(orjson.JSONDecodeError):
+        body = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(route.encode() + b"\n" + body).hexdigest()
 
 
