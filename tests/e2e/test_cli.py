@@ -316,3 +316,53 @@ def test_text_callers_chose_is_printed_as_it_is_never_read_as_markup(folder: Pat
     assert code == 0 and "disabled [/x]" in out, out
     code, out = run("keys", "disable", "[/y]")
     assert code == 1 and "error: no key named '[/y]'" in out, out
+
+
+def fields_of(out: str) -> dict[str, str]:
+    """``generations get``'s table as {field: value}."""
+    rows = (re.fullmatch(r"│ (\S+)\s+│ (.*?)\s*│", line.strip()) for line in out.splitlines())
+    return {row[1]: row[2] for row in rows if row is not None}
+
+
+def test_generations_get_prints_money_as_decimals_and_other_values_as_json(folder: Path):
+    """Not Python's spelling of them: 6.4e-05, False, [{'status': 200, ...}]."""
+    from datetime import UTC, datetime
+
+    from genledger.core.generation import Generation, ProviderAttempt
+    from tests.gateway import create_key, seed_generations
+
+    url = f"sqlite:///{folder}/genledger.db"
+    create_key(url, "ci")
+    seed_generations(
+        url,
+        "ci",
+        lambda key_id, i: Generation(
+            id="gen-formats",
+            key_id=key_id,
+            created_at=datetime(2026, 5, 1, 12, tzinfo=UTC),
+            model="acme/m",
+            total_cost_pico=64_000_000,
+            charge_pico=64_000_000,
+            upstream_cost_pico=12_000_000_000_000,
+            streamed=False,
+            cancelled=True,
+            latency_ms=5.25,
+            tokens_prompt=3,
+            provider_responses=(ProviderAttempt(200, "FakeAI", 9.5, "up-1"),),
+            metadata={"k": "v"},
+        ),
+        1,
+    )
+    code, out = run("generations", "get", "gen-formats")
+    assert code == 0, out
+    fields = fields_of(out)
+    assert fields["total_cost"] == fields["usage"] == "0.000064", out
+    assert fields["upstream_inference_cost"] == "12"
+    assert fields["cache_discount"] == fields["finish_reason"] == "null"
+    assert (fields["streamed"], fields["cancelled"], fields["is_byok"]) == ("false", "true", "false")
+    assert (fields["latency"], fields["tokens_prompt"]) == ("5.25", "3")
+    assert fields["model"] == "acme/m" and fields["created_at"] == "2026-05-01T12:00:00+00:00"
+    assert fields["metadata"] == '{"k":"v"}'
+    assert fields["provider_responses"] == (
+        '[{"status":200,"provider_name":"FakeAI","latency":9.5,"id":"up-1","is_byok":false}]'
+    )
