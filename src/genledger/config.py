@@ -8,6 +8,7 @@ built-in demo provider and model.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from decimal import Decimal
@@ -227,8 +228,22 @@ class LimitsConfig(_Strict):
     auth_failure_window: float = Field(default=DEFAULT_AUTH_FAILURE_WINDOW_S, gt=0, le=86400)
     auth_failures_exempt: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "::1"],
-        description="addresses never limited: a reverse proxy on this host, which all callers share",
+        description="addresses or networks (10.0.0.0/8) never limited: a reverse proxy on this host, "
+        "which all callers share",
     )
+
+    @field_validator("auth_failures_exempt")
+    @classmethod
+    def _addresses_or_networks(cls, entries: list[str]) -> list[str]:
+        # Checked here: an entry that is neither (a typo, a host name) would exempt nobody, silently.
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.1, 10.0.0.0/8, ::1)"
+                ) from None
+        return entries
 
 
 class RoutingConfig(_Strict):

@@ -211,3 +211,15 @@ def test_a_model_slug_that_could_not_be_called_is_refused(slug: str):
         load_settings(None, models={slug: model})
     assert repr(slug) in str(caught.value)
     assert load_settings(None, models={"openai/gpt-4o:free": model}).models  # other suffixes are names
+
+
+@pytest.mark.parametrize("entry", ["notanip", "10.0.0.0/33", "127.0.0.1 ", "localhost", ""])
+def test_an_auth_failures_exempt_entry_must_be_an_address_or_a_network(entry: str):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, limits={"auth_failures_exempt": ["10.0.0.0/8", entry]})
+    assert f"limits.auth_failures_exempt: {entry!r} is not an IP address or network" in str(caught.value)
+
+
+def test_auth_failures_exempt_takes_addresses_and_networks_of_both_versions():
+    exempt = ["10.0.0.0/8", "192.168.1.7/24", "::1", "0:0:0:0:0:0:0:1", "fd00::/8", "127.0.0.1"]
+    assert load_settings(None, limits={"auth_failures_exempt": exempt}).limits.auth_failures_exempt == exempt
