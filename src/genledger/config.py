@@ -8,12 +8,15 @@ built-in demo provider and model.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import tomllib
+import typing
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -33,6 +36,7 @@ from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
 from genledger.core.money import PriceError, per_token_pico, usd_to_pico
 from genledger.core.pricing import Price
 
+ENV_PREFIX = "GENLEDGER_"
 DEFAULT_DATABASE_URL = "sqlite:///genledger.db"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -344,7 +348,7 @@ class Settings(BaseSettings):
     """Everything the gateway is configured with. Frozen: build a new one to change it."""
 
     model_config = SettingsConfigDict(
-        env_prefix="GENLEDGER_", env_nested_delimiter="__", frozen=True, extra="forbid"
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid"
     )
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -519,3 +523,78 @@ def _variable(loc: list[str]) -> str | None:
         if variable in names:
             return variable
     return None
+
+
+NOT_SETTINGS = frozenset(
+    {
+        "GENLEDGER_CONFIG",  # the config file's path (load_settings)
+        "GENLEDGER_API_KEY",  # the client's key and base URL (genledger.client)
+        "GENLEDGER_BASE_URL",
+        "GENLEDGER_REQUIRE_SERVICES",  # the tests and CI: a missing service fails, not skips
+        "GENLEDGER_VENV",  # scripts/_env.sh
+        "GENLEDGER_CHROMIUM",  # the browser tests
+    }
+)
+"""``GENLEDGER_*`` variables the project reads that are not settings."""
+NOT_SETTINGS_PREFIXES = ("GENLEDGER_TEST_", "GENLEDGER_BENCH_")
+"""Families of such variables: the tests' services and keys, the benchmarks' switches."""
+
+
+class UnknownVariable(NamedTuple):
+    """A ``GENLEDGER_*`` environment variable genledger does not read, and the closest one it does."""
+
+    name: str
+    closest: str | None
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[UnknownVariable]:
+    """The ``GENLEDGER_*`` variables of ``environ`` (``os.environ``) that nothing reads: one
+    misspelt would otherwise leave its setting at the default, silently.
+
+    Names are matched without case, as the settings read them. Variables under a table
+    (``GENLEDGER_LIMITS__BACKEND``) are the settings' own to refuse.
+    """
+    environ = os.environ if environ is None else environ
+    variables = _setting_variables(Settings)
+    settings = set(variables)
+    tables = tuple(
+        f"{ENV_PREFIX}{name.upper()}__"
+        for name, field in Settings.model_fields.items()
+        if _is_table(field.annotation)
+    )
+    known = [*variables, *sorted(NOT_SETTINGS)]
+    unknown = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in settings or upper in NOT_SETTINGS:
+            continue
+        if upper.startswith(tables) or upper.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        unknown.append(UnknownVariable(name, _closest(upper, known)))
+    return unknown
+
+
+def _setting_variables(model: type[BaseModel], prefix: str = ENV_PREFIX) -> list[str]:
+    """The variables that set ``model``'s fields: each field's, and each field's of its tables."""
+    names = []
+    for name, field in model.model_fields.items():
+        if field.exclude:
+            continue
+        variable = prefix + name.upper()
+        names.append(variable)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            names += _setting_variables(field.annotation, variable + "__")
+    return names
+
+
+def _is_table(annotation: Any) -> bool:
+    return typing.get_origin(annotation) is dict or (
+        isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    )
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    # Compared without the prefix every name shares, which would make any two look alike.
+    tails = {variable.removeprefix(ENV_PREFIX): variable for variable in known}
+    match = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), list(tails), n=1)
+    return tails[match[0]] if match else None

@@ -366,3 +366,20 @@ def test_generations_get_prints_money_as_decimals_and_other_values_as_json(folde
     assert fields["provider_responses"] == (
         '[{"status":200,"provider_name":"FakeAI","latency":9.5,"id":"up-1","is_byok":false}]'
     )
+
+
+def test_an_unknown_genledger_variable_is_a_warning_naming_the_closest_and_the_command_runs(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("GENLEDGER_DATABSE_URL", f"sqlite:///{folder}/elsewhere.db")
+    monkeypatch.setenv("GENLEDGER_NOTHING_LIKE_IT", "1")
+    monkeypatch.setenv("GENLEDGER_REQUIRE_SERVICES", "1")  # the project's own: no warning
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["keys", "list"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "warning: GENLEDGER_DATABSE_URL is not a genledger setting: ignored "
+        "(did you mean GENLEDGER_DATABASE_URL?)",
+        "warning: GENLEDGER_NOTHING_LIKE_IT is not a genledger setting: ignored",
+    ]
+    assert "warning" not in result.stdout
+    assert (folder / "genledger.db").exists() and not (folder / "elsewhere.db").exists()

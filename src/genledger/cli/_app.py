@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
-from genledger.config import ConfigError, Settings, load_settings
+from genledger.config import ConfigError, Settings, load_settings, unknown_variables
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_decimal
 from genledger.ledger import Ledger, MigrationError
 
@@ -47,6 +47,11 @@ def error(message: str, **options: Any) -> None:
     _err().print(Text.assemble(("error:", "red"), " ", message), **options)
 
 
+def warning(message: str, **options: Any) -> None:
+    """``warning: <message>`` on stderr, the prefix in yellow."""
+    _err().print(Text.assemble(("warning:", "yellow"), " ", message), **options)
+
+
 T = TypeVar("T")
 
 ConfigOption = Annotated[
@@ -57,6 +62,11 @@ DEMO_KEY_NAME = "demo"
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
+    # A misspelt variable would leave its setting at the default: said, but not refused, as
+    # the environment holds other programs' GENLEDGER_* too (the tests', the benchmarks').
+    for unknown in unknown_variables():
+        hint = f" (did you mean {unknown.closest}?)" if unknown.closest else ""
+        warning(f"{unknown.name} is not a genledger setting: ignored{hint}", soft_wrap=True)
     try:
         return load_settings(config, **overrides)
     except ConfigError as exc:
