@@ -24,7 +24,6 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -75,7 +74,6 @@ class ProviderConfig(_Strict):
 
     kind: Literal["openai", "anthropic", "demo"]
     base_url: str | None = None
-    # Declared before api_key_env so that api_key_env's validator sees it.
     api_key: SecretStr | None = Field(
         default=None, exclude=True, description="read from api_key_env when the settings are built"
     )
@@ -116,12 +114,17 @@ class ProviderConfig(_Strict):
             return data
         return {**data, "api_key": os.environ.get(name) or None}
 
-    @field_validator("api_key_env")
-    @classmethod
-    def _variable_is_set(cls, name: str | None, info: ValidationInfo) -> str | None:
-        if name and info.data.get("api_key") is None:
-            raise ValueError(f"the environment variable {name} is not set")
-        return name
+    def check_key(self, name: str) -> None:
+        """Raise :class:`ConfigError` if ``api_key_env`` names a variable that was not set (or
+        was empty), for provider ``name``.
+
+        Checked where the provider is called (serving, reconciling), not when the settings are
+        read: the commands that only read the ledger need no provider's secret.
+        """
+        if self.api_key_env and self.api_key is None:
+            raise ConfigError(
+                f"providers.{name}.api_key_env: the environment variable {self.api_key_env} is not set"
+            )
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> ProviderConfig:
@@ -415,6 +418,18 @@ class Settings(BaseSettings):
         recorded when it ends, with the time it began): closing a day's statement and rolling
         up an hour's activity wait this long."""
         return self.audit.statement_grace or self.routing.total_timeout + 60
+
+    def check_provider_keys(self) -> None:
+        """Raise :class:`ConfigError` naming every provider whose key variable is not set
+        (:meth:`ProviderConfig.check_key`), on one line: before serving them."""
+        missing = []
+        for name, provider in self.providers.items():
+            try:
+                provider.check_key(name)
+            except ConfigError as exc:
+                missing.append(str(exc))
+        if missing:
+            raise ConfigError("; ".join(missing))
 
     def with_log_level(self, level: str) -> Settings:
         """These settings with ``logging.level`` set to ``level`` (one of its choices)."""

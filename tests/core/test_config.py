@@ -10,6 +10,7 @@ from genledger.config import (
     DEMO_EMBEDDING_MODEL,
     DEMO_MODEL,
     ConfigError,
+    ProviderConfig,
     Settings,
     UnknownVariable,
     load_settings,
@@ -129,15 +130,27 @@ def test_a_provider_key_is_read_once_from_the_variable_named(tmp_path, monkeypat
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 @pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
-def test_a_key_variable_that_is_not_set_names_the_key(tmp_path, monkeypatch, kind, value):
+def test_a_key_variable_that_is_not_set_is_named_where_the_provider_is_needed(
+    tmp_path, monkeypatch, kind, value
+):
+    """Not when the settings are read: the commands that only read the ledger call no provider."""
+    from genledger.providers import build_provider
+
     if value is None:
         monkeypatch.delenv("LOCAL_KEY")
     else:
         monkeypatch.setenv("LOCAL_KEY", value)
     path = write(tmp_path, GOOD.replace('kind = "openai"', f'kind = "{kind}"'))
+    settings = load_settings(path)
+    assert settings.providers["local"].api_key is None
+    says = "providers.local.api_key_env: the environment variable LOCAL_KEY is not set"
     with pytest.raises(ConfigError) as caught:
-        load_settings(path)
-    assert "providers.local.api_key_env: the environment variable LOCAL_KEY is not set" in str(caught.value)
+        settings.check_provider_keys()
+    assert str(caught.value) == says
+    with pytest.raises(ConfigError) as caught:
+        build_provider("local", settings.providers["local"])
+    assert str(caught.value) == says
+    build_provider("keyless", ProviderConfig(kind="demo"))  # one that needs no key is built
 
 
 def test_a_provider_without_api_key_env_has_no_key(tmp_path):

@@ -383,3 +383,37 @@ def test_an_unknown_genledger_variable_is_a_warning_naming_the_closest_and_the_c
     ]
     assert "warning" not in result.stdout
     assert (folder / "genledger.db").exists() and not (folder / "elsewhere.db").exists()
+
+
+KEYED_PROVIDER = """
+[providers.upstream]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "GENLEDGER_TEST_UNSET_KEY"
+
+[models."acme/m"]
+provider = "upstream"
+prompt_price = "1"
+completion_price = "1"
+"""
+
+
+def test_only_the_commands_that_call_providers_need_their_keys(folder: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("GENLEDGER_TEST_UNSET_KEY", raising=False)
+    (folder / "keyed.toml").write_text(KEYED_PROVIDER)
+    config = ["--config", "keyed.toml"]
+    code, out = run("keys", "create", "--name", "ci", *config)
+    assert code == 0 and KEY.search(out), out
+    code, out = run("keys", "list", *config)
+    assert code == 0 and "ci" in out, out
+    code, out = run("generations", "get", "gen-missing", *config)
+    assert code == 1 and "error: no generation 'gen-missing'" in out, out
+    says = (
+        "error: providers.upstream.api_key_env: the environment variable GENLEDGER_TEST_UNSET_KEY is not set"
+    )
+    for command in (
+        ["serve", "--port", str(free_port())],
+        ["reconcile", "--provider", "upstream", "--since", "2026-01-01"],
+    ):
+        code, out = run(*command, *config)
+        assert code == 2 and out.strip() == says, out

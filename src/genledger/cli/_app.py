@@ -74,6 +74,17 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
+def _with_provider_keys(settings: Settings) -> Settings:
+    """``settings``, after checking that every provider's key variable was set; exit 2 if not.
+    Only commands that call providers need their keys."""
+    try:
+        settings.check_provider_keys()
+    except ConfigError as exc:
+        error(str(exc), soft_wrap=True)
+        raise typer.Exit(2) from None
+    return settings
+
+
 def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]]) -> T:
     """``work`` on the open ledger; exit 1 if it cannot be opened. ``work``'s errors propagate."""
 

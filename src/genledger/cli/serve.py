@@ -15,6 +15,7 @@ from genledger.cli._app import (
     _out,
     _settings,
     _with_ledger,
+    _with_provider_keys,
     app,
     error,
 )
@@ -50,7 +51,7 @@ def serve(
     from genledger.api.workers import WorkersError, worker_count
 
     # The options win over the config file and over the environment (GENLEDGER_PORT=...).
-    settings = _settings(config)
+    settings = _with_provider_keys(_settings(config))
     if host is not None:
         settings = settings.model_copy(update={"host": host})
     if port is not None:
