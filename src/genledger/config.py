@@ -37,6 +37,7 @@ from genledger.core.pricing import Price
 
 ENV_PREFIX = "GENLEDGER_"
 DEFAULT_DATABASE_URL = "sqlite:///genledger.db"
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -403,6 +404,12 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _a_ledger_that_lasts(cls, value: str) -> str:
+        # The scheme is checked here, so another database is a config error when the settings
+        # are read, not a failure to open the ledger (ledger/engine.py takes the same ones).
+        scheme, found, _ = value.partition("://")
+        if not found or scheme.partition("+")[0].lower() not in DATABASE_SCHEMES:
+            what = f"unsupported database {scheme!r}" if found else "not a database URL"
+            raise ValueError(f"{what}: use sqlite:///FILE or postgresql://USER@HOST/DATABASE")
         if value.startswith("sqlite"):
             database = value.partition("://")[2].lstrip("/").partition("?")[0]
             if database in ("", ":memory:") or "mode=memory" in value:

@@ -67,11 +67,25 @@ def test_keys_create_refuses_a_name_the_api_would(folder: Path, name: str):
     assert "padded" in out and "  padded  " not in out  # stripped, as the API does
 
 
-def test_a_ledger_that_cannot_be_opened_is_named(folder: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("GENLEDGER_DATABASE_URL", "mysql://somewhere/ledger")
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://user:secret@somewhere/ledger", "unsupported database 'mysql'"),
+        ("mysql+aiomysql://somewhere/ledger", "unsupported database 'mysql+aiomysql'"),
+        ("genledger.db", "not a database URL"),
+    ],
+)
+def test_a_database_genledger_cannot_use_is_a_config_error(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, url: str, says: str
+):
+    monkeypatch.setenv("GENLEDGER_DATABASE_URL", url)
     code, out = run("keys", "create", "--name", "ci")
-    assert code == 1
-    assert "error: cannot open the ledger at mysql://somewhere/ledger: unsupported database" in out
+    assert code == 2, out
+    assert (
+        f"GENLEDGER_DATABASE_URL (the environment): database_url: {says}: "
+        "use sqlite:///FILE or postgresql://USER@HOST/DATABASE" in out
+    )
+    assert "secret" not in out and not (folder / "genledger.db").exists()
 
 
 def test_a_database_file_that_cannot_be_created_is_one_line_not_a_traceback(
