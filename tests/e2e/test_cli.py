@@ -431,3 +431,26 @@ def test_only_the_commands_that_call_providers_need_their_keys(folder: Path, mon
     ):
         code, out = run(*command, *config)
         assert code == 2 and out.strip() == says, out
+
+
+def test_help_texts_lose_nothing_to_rich_markup():
+    """Typer reads help as Rich markup, where "[default: 127.0.0.1]" was a tag, dropped: the
+    help said "Interface to listen on ." (and "pip install 'genledger'" for genledger[export])."""
+    import typer.main
+    from rich.text import Text
+
+    def helps(command, path: tuple[str, ...] = ()):
+        yield path, command.help or ""
+        for param in command.params:
+            yield (*path, param.name), getattr(param, "help", None) or ""
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from helps(sub, (*path, name))
+
+    texts = list(helps(typer.main.get_command(app)))
+    assert len(texts) > 50
+    for where, text in texts:
+        assert Text.from_markup(text).plain == text.replace("\\[", "["), where
+    code, out = run("serve", "--help")
+    assert code == 0 and "Interface to listen on. [default: 127.0.0.1]" in out and " ." not in out, out
+    code, out = run("keys", "expire", "--help")
+    assert code == 0 and "(ISO 8601; no zone: UTC). [default: now]" in out, out

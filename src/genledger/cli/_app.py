@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -50,6 +51,13 @@ def error(message: str, **options: Any) -> None:
 def warning(message: str, **options: Any) -> None:
     """``warning: <message>`` on stderr, the prefix in yellow."""
     _err().print(Text.assemble(("warning:", "yellow"), " ", message), **options)
+
+
+def with_default(help: str, default: str) -> str:
+    """``help`` ending as Typer ends the help of an option whose default it shows:
+    ``[default: 8080]``, escaped: Typer reads help as Rich markup, where that is a tag (it
+    printed "Port to listen on ." without it)."""
+    return f"{help} {escape(f'[default: {default}]')}"
 
 
 T = TypeVar("T")

@@ -190,7 +190,7 @@ def generations_export(
     """Write the matching generations to a file, newest first, a batch at a time.
 
     NDJSON and CSV rows are exactly what GET /api/v1/generations/export gives; Parquet needs
-    pyarrow (pip install 'genledger[export]'). Exits 1 for an unknown --key, 2 on a bad option.
+    pyarrow (pip install 'genledger\\[export]'). Exits 1 for an unknown --key, 2 on a bad option.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
