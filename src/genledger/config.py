@@ -8,11 +8,15 @@ built-in demo provider and model.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
 import tomllib
+import typing
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -20,7 +24,6 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -32,7 +35,9 @@ from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
 from genledger.core.money import PriceError, per_token_pico, usd_to_pico
 from genledger.core.pricing import Price
 
+ENV_PREFIX = "GENLEDGER_"
 DEFAULT_DATABASE_URL = "sqlite:///genledger.db"
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -70,7 +75,6 @@ class ProviderConfig(_Strict):
 
     kind: Literal["openai", "anthropic", "demo"]
     base_url: str | None = None
-    # Declared before api_key_env so that api_key_env's validator sees it.
     api_key: SecretStr | None = Field(
         default=None, exclude=True, description="read from api_key_env when the settings are built"
     )
@@ -111,12 +115,17 @@ class ProviderConfig(_Strict):
             return data
         return {**data, "api_key": os.environ.get(name) or None}
 
-    @field_validator("api_key_env")
-    @classmethod
-    def _variable_is_set(cls, name: str | None, info: ValidationInfo) -> str | None:
-        if name and info.data.get("api_key") is None:
-            raise ValueError(f"the environment variable {name} is not set")
-        return name
+    def check_key(self, name: str) -> None:
+        """Raise :class:`ConfigError` if ``api_key_env`` names a variable that was not set (or
+        was empty), for provider ``name``.
+
+        Checked where the provider is called (serving, reconciling), not when the settings are
+        read: the commands that only read the ledger need no provider's secret.
+        """
+        if self.api_key_env and self.api_key is None:
+            raise ConfigError(
+                f"providers.{name}.api_key_env: the environment variable {self.api_key_env} is not set"
+            )
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> ProviderConfig:
@@ -227,8 +236,22 @@ class LimitsConfig(_Strict):
     auth_failure_window: float = Field(default=DEFAULT_AUTH_FAILURE_WINDOW_S, gt=0, le=86400)
     auth_failures_exempt: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "::1"],
-        description="addresses never limited: a reverse proxy on this host, which all callers share",
+        description="addresses or networks (10.0.0.0/8) never limited: a reverse proxy on this host, "
+        "which all callers share",
     )
+
+    @field_validator("auth_failures_exempt")
+    @classmethod
+    def _addresses_or_networks(cls, entries: list[str]) -> list[str]:
+        # Checked here: an entry that is neither (a typo, a host name) would exempt nobody, silently.
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.1, 10.0.0.0/8, ::1)"
+                ) from None
+        return entries
 
 
 class RoutingConfig(_Strict):
@@ -329,7 +352,7 @@ class Settings(BaseSettings):
     """Everything the gateway is configured with. Frozen: build a new one to change it."""
 
     model_config = SettingsConfigDict(
-        env_prefix="GENLEDGER_", env_nested_delimiter="__", frozen=True, extra="forbid"
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid"
     )
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -381,6 +404,12 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _a_ledger_that_lasts(cls, value: str) -> str:
+        # The scheme is checked here, so another database is a config error when the settings
+        # are read, not a failure to open the ledger (ledger/engine.py takes the same ones).
+        scheme, found, _ = value.partition("://")
+        if not found or scheme.partition("+")[0].lower() not in DATABASE_SCHEMES:
+            what = f"unsupported database {scheme!r}" if found else "not a database URL"
+            raise ValueError(f"{what}: use sqlite:///FILE or postgresql://USER@HOST/DATABASE")
         if value.startswith("sqlite"):
             database = value.partition("://")[2].lstrip("/").partition("?")[0]
             if database in ("", ":memory:") or "mode=memory" in value:
@@ -396,6 +425,18 @@ class Settings(BaseSettings):
         recorded when it ends, with the time it began): closing a day's statement and rolling
         up an hour's activity wait this long."""
         return self.audit.statement_grace or self.routing.total_timeout + 60
+
+    def check_provider_keys(self) -> None:
+        """Raise :class:`ConfigError` naming every provider whose key variable is not set
+        (:meth:`ProviderConfig.check_key`), on one line: before serving them."""
+        missing = []
+        for name, provider in self.providers.items():
+            try:
+                provider.check_key(name)
+            except ConfigError as exc:
+                missing.append(str(exc))
+        if missing:
+            raise ConfigError("; ".join(missing))
 
     def with_log_level(self, level: str) -> Settings:
         """These settings with ``logging.level`` set to ``level`` (one of its choices)."""
@@ -504,3 +545,78 @@ def _variable(loc: list[str]) -> str | None:
         if variable in names:
             return variable
     return None
+
+
+NOT_SETTINGS = frozenset(
+    {
+        "GENLEDGER_CONFIG",  # the config file's path (load_settings)
+        "GENLEDGER_API_KEY",  # the client's key and base URL (genledger.client)
+        "GENLEDGER_BASE_URL",
+        "GENLEDGER_REQUIRE_SERVICES",  # the tests and CI: a missing service fails, not skips
+        "GENLEDGER_VENV",  # scripts/_env.sh
+        "GENLEDGER_CHROMIUM",  # the browser tests
+    }
+)
+"""``GENLEDGER_*`` variables the project reads that are not settings."""
+NOT_SETTINGS_PREFIXES = ("GENLEDGER_TEST_", "GENLEDGER_BENCH_")
+"""Families of such variables: the tests' services and keys, the benchmarks' switches."""
+
+
+class UnknownVariable(NamedTuple):
+    """A ``GENLEDGER_*`` environment variable genledger does not read, and the closest one it does."""
+
+    name: str
+    closest: str | None
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[UnknownVariable]:
+    """The ``GENLEDGER_*`` variables of ``environ`` (``os.environ``) that nothing reads: one
+    misspelt would otherwise leave its setting at the default, silently.
+
+    Names are matched without case, as the settings read them. Variables under a table
+    (``GENLEDGER_LIMITS__BACKEND``) are the settings' own to refuse.
+    """
+    environ = os.environ if environ is None else environ
+    variables = _setting_variables(Settings)
+    settings = set(variables)
+    tables = tuple(
+        f"{ENV_PREFIX}{name.upper()}__"
+        for name, field in Settings.model_fields.items()
+        if _is_table(field.annotation)
+    )
+    known = [*variables, *sorted(NOT_SETTINGS)]
+    unknown = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in settings or upper in NOT_SETTINGS:
+            continue
+        if upper.startswith(tables) or upper.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        unknown.append(UnknownVariable(name, _closest(upper, known)))
+    return unknown
+
+
+def _setting_variables(model: type[BaseModel], prefix: str = ENV_PREFIX) -> list[str]:
+    """The variables that set ``model``'s fields: each field's, and each field's of its tables."""
+    names = []
+    for name, field in model.model_fields.items():
+        if field.exclude:
+            continue
+        variable = prefix + name.upper()
+        names.append(variable)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            names += _setting_variables(field.annotation, variable + "__")
+    return names
+
+
+def _is_table(annotation: Any) -> bool:
+    return typing.get_origin(annotation) is dict or (
+        isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    )
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    # Compared without the prefix every name shares, which would make any two look alike.
+    tails = {variable.removeprefix(ENV_PREFIX): variable for variable in known}
+    match = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), list(tails), n=1)
+    return tails[match[0]] if match else None

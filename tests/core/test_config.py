@@ -6,7 +6,16 @@ from decimal import Decimal
 import pytest
 from pydantic import BaseModel
 
-from genledger.config import DEMO_EMBEDDING_MODEL, DEMO_MODEL, ConfigError, Settings, load_settings
+from genledger.config import (
+    DEMO_EMBEDDING_MODEL,
+    DEMO_MODEL,
+    ConfigError,
+    ProviderConfig,
+    Settings,
+    UnknownVariable,
+    load_settings,
+    unknown_variables,
+)
 
 
 def write(tmp_path, text):
@@ -121,15 +130,27 @@ def test_a_provider_key_is_read_once_from_the_variable_named(tmp_path, monkeypat
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 @pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
-def test_a_key_variable_that_is_not_set_names_the_key(tmp_path, monkeypatch, kind, value):
+def test_a_key_variable_that_is_not_set_is_named_where_the_provider_is_needed(
+    tmp_path, monkeypatch, kind, value
+):
+    """Not when the settings are read: the commands that only read the ledger call no provider."""
+    from genledger.providers import build_provider
+
     if value is None:
         monkeypatch.delenv("LOCAL_KEY")
     else:
         monkeypatch.setenv("LOCAL_KEY", value)
     path = write(tmp_path, GOOD.replace('kind = "openai"', f'kind = "{kind}"'))
+    settings = load_settings(path)
+    assert settings.providers["local"].api_key is None
+    says = "providers.local.api_key_env: the environment variable LOCAL_KEY is not set"
     with pytest.raises(ConfigError) as caught:
-        load_settings(path)
-    assert "providers.local.api_key_env: the environment variable LOCAL_KEY is not set" in str(caught.value)
+        settings.check_provider_keys()
+    assert str(caught.value) == says
+    with pytest.raises(ConfigError) as caught:
+        build_provider("local", settings.providers["local"])
+    assert str(caught.value) == says
+    build_provider("keyless", ProviderConfig(kind="demo"))  # one that needs no key is built
 
 
 def test_a_provider_without_api_key_env_has_no_key(tmp_path):
@@ -211,3 +232,74 @@ def test_a_model_slug_that_could_not_be_called_is_refused(slug: str):
         load_settings(None, models={slug: model})
     assert repr(slug) in str(caught.value)
     assert load_settings(None, models={"openai/gpt-4o:free": model}).models  # other suffixes are names
+
+
+@pytest.mark.parametrize("entry", ["notanip", "10.0.0.0/33", "127.0.0.1 ", "localhost", ""])
+def test_an_auth_failures_exempt_entry_must_be_an_address_or_a_network(entry: str):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, limits={"auth_failures_exempt": ["10.0.0.0/8", entry]})
+    assert f"limits.auth_failures_exempt: {entry!r} is not an IP address or network" in str(caught.value)
+
+
+def test_auth_failures_exempt_takes_addresses_and_networks_of_both_versions():
+    exempt = ["10.0.0.0/8", "192.168.1.7/24", "::1", "0:0:0:0:0:0:0:1", "fd00::/8", "127.0.0.1"]
+    assert load_settings(None, limits={"auth_failures_exempt": exempt}).limits.auth_failures_exempt == exempt
+
+
+def test_unknown_genledger_variables_are_named_with_the_closest_known_one():
+    environ = {
+        "GENLEDGER_DATABSE_URL": "postgresql://x",  # a typo
+        "genledger_hots": "0.0.0.0",  # read without case, as the settings are
+        "GENLEDGER_LIMITS_BACKEND": "redis",  # one underscore for two
+        "GENLEDGER_PORT__X": "1",  # a setting that is not a table
+        "GENLEDGER_NOTHING_LIKE_IT": "1",
+        # What is read: settings, tables, the project's own variables. Others are not ours.
+        "GENLEDGER_DATABASE_URL": "sqlite:///x.db",
+        "genledger_port": "1",
+        "GENLEDGER_LIMITS__BACKEND": "memory",
+        "GENLEDGER_PROVIDERS__LOCAL__KIND": "demo",
+        "GENLEDGER_CONFIG": "x.toml",
+        "GENLEDGER_API_KEY": "sk",
+        "GENLEDGER_REQUIRE_SERVICES": "1",
+        "GENLEDGER_TEST_POSTGRES_URL": "postgresql://y",
+        "GENLEDGER_BENCH_TRACEMALLOC": "/tmp/x",
+        "OTHER_DATABSE_URL": "x",
+    }
+    assert unknown_variables(environ) == [
+        UnknownVariable("GENLEDGER_DATABSE_URL", "GENLEDGER_DATABASE_URL"),
+        UnknownVariable("GENLEDGER_LIMITS_BACKEND", "GENLEDGER_LIMITS__BACKEND"),
+        UnknownVariable("GENLEDGER_NOTHING_LIKE_IT", None),
+        UnknownVariable("GENLEDGER_PORT__X", "GENLEDGER_PORT"),
+        UnknownVariable("genledger_hots", "GENLEDGER_HOST"),
+    ]
+
+
+def test_every_genledger_variable_the_project_uses_is_known():
+    """Every GENLEDGER_* name the code, tests, scripts and docs use is a setting or one of
+    NOT_SETTINGS: the command warns about none of the project's own variables."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    files = [
+        path
+        for folder in ("src", "tests", "bench", "scripts", ".ci")
+        for path in (root / folder).rglob("*")
+        if path.is_file() and path.suffix not in (".pyc", ".png")
+    ]
+    files += [*root.glob("*.md")]
+    # What the tests of the warning set on purpose.
+    misspelt = {
+        "GENLEDGER_DATABSE_URL",
+        "GENLEDGER_NOTHING_LIKE_IT",
+        "GENLEDGER_LIMITS_BACKEND",
+        "GENLEDGER_PORT__X",
+    }
+    used = {
+        name
+        for file in files
+        for name in re.findall(
+            r"GENLEDGER_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_*])", file.read_text(errors="replace")
+        )
+    }
+    assert {"GENLEDGER_BENCH_TRACEMALLOC", "GENLEDGER_REQUIRE_SERVICES", "GENLEDGER_VENV"} <= used
+    assert {unknown.name for unknown in unknown_variables(dict.fromkeys(used, "x"))} <= misspelt

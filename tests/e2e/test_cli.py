@@ -67,11 +67,25 @@ def test_keys_create_refuses_a_name_the_api_would(folder: Path, name: str):
     assert "padded" in out and "  padded  " not in out  # stripped, as the API does
 
 
-def test_a_ledger_that_cannot_be_opened_is_named(folder: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("GENLEDGER_DATABASE_URL", "mysql://somewhere/ledger")
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://user:secret@somewhere/ledger", "unsupported database 'mysql'"),
+        ("mysql+aiomysql://somewhere/ledger", "unsupported database 'mysql+aiomysql'"),
+        ("genledger.db", "not a database URL"),
+    ],
+)
+def test_a_database_genledger_cannot_use_is_a_config_error(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, url: str, says: str
+):
+    monkeypatch.setenv("GENLEDGER_DATABASE_URL", url)
     code, out = run("keys", "create", "--name", "ci")
-    assert code == 1
-    assert "error: cannot open the ledger at mysql://somewhere/ledger: unsupported database" in out
+    assert code == 2, out
+    assert (
+        f"GENLEDGER_DATABASE_URL (the environment): database_url: {says}: "
+        "use sqlite:///FILE or postgresql://USER@HOST/DATABASE" in out
+    )
+    assert "secret" not in out and not (folder / "genledger.db").exists()
 
 
 def test_a_database_file_that_cannot_be_created_is_one_line_not_a_traceback(
@@ -316,3 +330,127 @@ def test_text_callers_chose_is_printed_as_it_is_never_read_as_markup(folder: Pat
     assert code == 0 and "disabled [/x]" in out, out
     code, out = run("keys", "disable", "[/y]")
     assert code == 1 and "error: no key named '[/y]'" in out, out
+
+
+def fields_of(out: str) -> dict[str, str]:
+    """``generations get``'s table as {field: value}."""
+    rows = (re.fullmatch(r"│ (\S+)\s+│ (.*?)\s*│", line.strip()) for line in out.splitlines())
+    return {row[1]: row[2] for row in rows if row is not None}
+
+
+def test_generations_get_prints_money_as_decimals_and_other_values_as_json(folder: Path):
+    """Not Python's spelling of them: 6.4e-05, False, [{'status': 200, ...}]."""
+    from datetime import UTC, datetime
+
+    from genledger.core.generation import Generation, ProviderAttempt
+    from tests.gateway import create_key, seed_generations
+
+    url = f"sqlite:///{folder}/genledger.db"
+    create_key(url, "ci")
+    seed_generations(
+        url,
+        "ci",
+        lambda key_id, i: Generation(
+            id="gen-formats",
+            key_id=key_id,
+            created_at=datetime(2026, 5, 1, 12, tzinfo=UTC),
+            model="acme/m",
+            total_cost_pico=64_000_000,
+            charge_pico=64_000_000,
+            upstream_cost_pico=12_000_000_000_000,
+            streamed=False,
+            cancelled=True,
+            latency_ms=5.25,
+            tokens_prompt=3,
+            provider_responses=(ProviderAttempt(200, "FakeAI", 9.5, "up-1"),),
+            metadata={"k": "v"},
+        ),
+        1,
+    )
+    code, out = run("generations", "get", "gen-formats")
+    assert code == 0, out
+    fields = fields_of(out)
+    assert fields["total_cost"] == fields["usage"] == "0.000064", out
+    assert fields["upstream_inference_cost"] == "12"
+    assert fields["cache_discount"] == fields["finish_reason"] == "null"
+    assert (fields["streamed"], fields["cancelled"], fields["is_byok"]) == ("false", "true", "false")
+    assert (fields["latency"], fields["tokens_prompt"]) == ("5.25", "3")
+    assert fields["model"] == "acme/m" and fields["created_at"] == "2026-05-01T12:00:00+00:00"
+    assert fields["metadata"] == '{"k":"v"}'
+    assert fields["provider_responses"] == (
+        '[{"status":200,"provider_name":"FakeAI","latency":9.5,"id":"up-1","is_byok":false}]'
+    )
+
+
+def test_an_unknown_genledger_variable_is_a_warning_naming_the_closest_and_the_command_runs(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("GENLEDGER_DATABSE_URL", f"sqlite:///{folder}/elsewhere.db")
+    monkeypatch.setenv("GENLEDGER_NOTHING_LIKE_IT", "1")
+    monkeypatch.setenv("GENLEDGER_REQUIRE_SERVICES", "1")  # the project's own: no warning
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["keys", "list"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        "warning: GENLEDGER_DATABSE_URL is not a genledger setting: ignored "
+        "(did you mean GENLEDGER_DATABASE_URL?)",
+        "warning: GENLEDGER_NOTHING_LIKE_IT is not a genledger setting: ignored",
+    ]
+    assert "warning" not in result.stdout
+    assert (folder / "genledger.db").exists() and not (folder / "elsewhere.db").exists()
+
+
+KEYED_PROVIDER = """
+[providers.upstream]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "GENLEDGER_TEST_UNSET_KEY"
+
+[models."acme/m"]
+provider = "upstream"
+prompt_price = "1"
+completion_price = "1"
+"""
+
+
+def test_only_the_commands_that_call_providers_need_their_keys(folder: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("GENLEDGER_TEST_UNSET_KEY", raising=False)
+    (folder / "keyed.toml").write_text(KEYED_PROVIDER)
+    config = ["--config", "keyed.toml"]
+    code, out = run("keys", "create", "--name", "ci", *config)
+    assert code == 0 and KEY.search(out), out
+    code, out = run("keys", "list", *config)
+    assert code == 0 and "ci" in out, out
+    code, out = run("generations", "get", "gen-missing", *config)
+    assert code == 1 and "error: no generation 'gen-missing'" in out, out
+    says = (
+        "error: providers.upstream.api_key_env: the environment variable GENLEDGER_TEST_UNSET_KEY is not set"
+    )
+    for command in (
+        ["serve", "--port", str(free_port())],
+        ["reconcile", "--provider", "upstream", "--since", "2026-01-01"],
+    ):
+        code, out = run(*command, *config)
+        assert code == 2 and out.strip() == says, out
+
+
+def test_help_texts_lose_nothing_to_rich_markup():
+    """Typer reads help as Rich markup, where "[default: 127.0.0.1]" was a tag, dropped: the
+    help said "Interface to listen on ." (and "pip install 'genledger'" for genledger[export])."""
+    import typer.main
+    from rich.text import Text
+
+    def helps(command, path: tuple[str, ...] = ()):
+        yield path, command.help or ""
+        for param in command.params:
+            yield (*path, param.name), getattr(param, "help", None) or ""
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from helps(sub, (*path, name))
+
+    texts = list(helps(typer.main.get_command(app)))
+    assert len(texts) > 50
+    for where, text in texts:
+        assert Text.from_markup(text).plain == text.replace("\\[", "["), where
+    code, out = run("serve", "--help")
+    assert code == 0 and "Interface to listen on. [default: 127.0.0.1]" in out and " ." not in out, out
+    code, out = run("keys", "expire", "--help")
+    assert code == 0 and "(ISO 8601; no zone: UTC). [default: now]" in out, out

@@ -107,3 +107,18 @@ def test_a_config_that_no_longer_loads_is_one_line_and_status_2(
 ):
     assert main(["--config", str(tmp_path / "gone.toml")]) == 2
     assert capsys.readouterr().err == f"error: config file not found: {tmp_path / 'gone.toml'}\n"
+
+
+def test_a_provider_key_that_is_not_set_is_one_line_and_status_2_before_serving(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("GENLEDGER_TEST_UNSET_KEY", raising=False)
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'database_url = "sqlite:///{tmp_path}/ledger.db"\n'
+        '[providers.demo]\nkind = "demo"\napi_key_env = "GENLEDGER_TEST_UNSET_KEY"\n'
+    )
+    assert main(["--config", str(config), "--port", str(unused_port())]) == 2
+    assert capsys.readouterr().err == (
+        "error: providers.demo.api_key_env: the environment variable GENLEDGER_TEST_UNSET_KEY is not set\n"
+    )

@@ -37,6 +37,19 @@ def test_exempt_addresses_are_never_counted():
     assert failures.retry_after("::1") == 60
 
 
+def test_exempt_networks_match_every_address_in_them_however_it_is_written():
+    failures = AuthFailures(1, 60, exempt=["10.0.0.0/8", "0:0:0:0:0:0:0:1", "192.168.1.7/24"], clock=Clock())
+    for address in ("10.1.2.3", "::1", "0::1", "::ffff:10.9.9.9", "192.168.1.200"):
+        failures.count(address)
+        assert failures.exempt(address), address
+        assert failures.retry_after(address) is None, address
+    for address in ("11.0.0.1", "::2", "192.168.2.1", "testclient"):
+        failures.count(address)
+        assert not failures.exempt(address), address
+    assert failures.retry_after("11.0.0.1") == 60
+    assert not AuthFailures(1, 60).exempt("127.0.0.1")
+
+
 def test_the_table_is_bounded_expired_entries_go_first():
     clock = Clock()
     failures = AuthFailures(1, 10, clock=clock, max_addresses=4)

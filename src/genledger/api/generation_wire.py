@@ -29,6 +29,8 @@ _SHOWN = tuple(
 )
 ITEM_KEYS: tuple[str, ...] = (*(name for _, name in _SHOWN), *CONTRACT_CONSTANTS)
 """The generation object's keys, in the order :func:`generation_json` gives them."""
+USD_KEYS: dict[str, str] = {name: attribute for attribute, name in _SHOWN if attribute.endswith("_pico")}
+"""The keys whose value is money (USD), each with the attribute holding it in picodollars."""
 
 
 def _attempts(value: Any) -> list[dict[str, Any]]:

@@ -193,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name) is not None}
     try:
         settings = load_settings(args.config).model_copy(update=overrides)
+        settings.check_provider_keys()  # here, not as the lifespan builds them: one line, exit 2
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
-from genledger.config import ConfigError, Settings, load_settings
+from genledger.config import ConfigError, Settings, load_settings, unknown_variables
 from genledger.core.money import MAX_LIMIT_USD, PriceError, limit_to_pico, to_decimal
 from genledger.ledger import Ledger, MigrationError
 
@@ -47,6 +48,18 @@ def error(message: str, **options: Any) -> None:
     _err().print(Text.assemble(("error:", "red"), " ", message), **options)
 
 
+def warning(message: str, **options: Any) -> None:
+    """``warning: <message>`` on stderr, the prefix in yellow."""
+    _err().print(Text.assemble(("warning:", "yellow"), " ", message), **options)
+
+
+def with_default(help: str, default: str) -> str:
+    """``help`` ending as Typer ends the help of an option whose default it shows:
+    ``[default: 8080]``, escaped: Typer reads help as Rich markup, where that is a tag (it
+    printed "Port to listen on ." without it)."""
+    return f"{help} {escape(f'[default: {default}]')}"
+
+
 T = TypeVar("T")
 
 ConfigOption = Annotated[
@@ -57,11 +70,27 @@ DEMO_KEY_NAME = "demo"
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
+    # A misspelt variable would leave its setting at the default: said, but not refused, as
+    # the environment holds other programs' GENLEDGER_* too (the tests', the benchmarks').
+    for unknown in unknown_variables():
+        hint = f" (did you mean {unknown.closest}?)" if unknown.closest else ""
+        warning(f"{unknown.name} is not a genledger setting: ignored{hint}", soft_wrap=True)
     try:
         return load_settings(config, **overrides)
     except ConfigError as exc:
         error(str(exc), soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def _with_provider_keys(settings: Settings) -> Settings:
+    """``settings``, after checking that every provider's key variable was set; exit 2 if not.
+    Only commands that call providers need their keys."""
+    try:
+        settings.check_provider_keys()
+    except ConfigError as exc:
+        error(str(exc), soft_wrap=True)
+        raise typer.Exit(2) from None
+    return settings
 
 
 def _with_ledger(settings: Settings, work: Callable[[Ledger], Awaitable[T]]) -> T:

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from genledger.cli._app import ConfigOption, _dollars, _out, _settings, _with_ledger, app, error
 from genledger.cli._filters import SinceOption, UntilOption, _generation_filter
+from genledger.config import ConfigError
 from genledger.core.money import from_usd, usd_to_pico
 from genledger.core.prices import current_version, price_to_json
 from genledger.core.reconcile import ProviderRecord
@@ -227,6 +228,10 @@ def reconcile_command(
     configured = settings.providers.get(provider)
     if configured is None or configured.kind != "openai" or configured.base_url is None:
         raise _fail(f"{provider!r} is not a configured OpenAI-compatible provider")
+    try:
+        configured.check_key(provider)  # only this provider is called
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
     where = _generation_filter(
         since=since,
         until=until,

@@ -9,6 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import orjson
 import typer
 from rich.table import Table
 
@@ -53,8 +54,9 @@ def generations_get(
     generation_id: Annotated[str, typer.Argument(metavar="ID", help="The generation id.")],
     config: ConfigOption = None,
 ) -> None:
-    """Show one generation as a table."""
-    from genledger.api.generation_wire import generation_json
+    """Show one generation as a table: money in USD, as the other commands print it; other
+    values as their JSON (true, null, objects), text as it is."""
+    from genledger.api.generation_wire import USD_KEYS, generation_json
 
     settings = _settings(config)
     generation = _with_ledger(settings, lambda ledger: ledger.generations.lookup(generation_id))
@@ -63,7 +65,11 @@ def generations_get(
         raise typer.Exit(1)
     table = Table("field", "value", title=generation_id)
     for field, value in generation_json(generation).items():
-        table.add_row(field, "null" if value is None else str(value))
+        attribute = USD_KEYS.get(field)
+        if attribute is not None and value is not None:  # exact, from the picodollars: not the float
+            table.add_row(field, _dollars(getattr(generation, attribute)))
+        else:
+            table.add_row(field, value if isinstance(value, str) else orjson.dumps(value).decode())
     _out().print(table)
 
 
@@ -184,7 +190,7 @@ def generations_export(
     """Write the matching generations to a file, newest first, a batch at a time.
 
     NDJSON and CSV rows are exactly what GET /api/v1/generations/export gives; Parquet needs
-    pyarrow (pip install 'genledger[export]'). Exits 1 for an unknown --key, 2 on a bad option.
+    pyarrow (pip install 'genledger\\[export]'). Exits 1 for an unknown --key, 2 on a bad option.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -25,6 +25,7 @@ from genledger.cli._app import (
     _with_ledger,
     error,
     keys_app,
+    with_default,
 )
 
 
@@ -182,7 +183,9 @@ def keys_expire(
     name: Annotated[str, typer.Argument(help="The key's name.")],
     at: Annotated[
         str | None,
-        typer.Option("--at", help="When the key stops working (ISO 8601; no zone: UTC) [default: now]."),
+        typer.Option(
+            "--at", help=with_default("When the key stops working (ISO 8601; no zone: UTC).", "now")
+        ),
     ] = None,
     never: Annotated[bool, typer.Option("--never", help="Remove the key's expiry.")] = False,
     config: ConfigOption = None,

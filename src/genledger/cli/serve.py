@@ -15,10 +15,12 @@ from genledger.cli._app import (
     _out,
     _settings,
     _with_ledger,
+    _with_provider_keys,
     app,
     error,
+    with_default,
 )
-from genledger.config import Settings
+from genledger.config import DEFAULT_HOST, DEFAULT_PORT, Settings
 from genledger.ledger import Ledger
 
 _LOG_LEVELS = ("debug", "info", "warning", "error", "off")
@@ -27,20 +29,24 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "off")
 @app.command()
 def serve(
     config: ConfigOption = None,
-    host: Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help=with_default("Interface to listen on.", DEFAULT_HOST))
+    ] = None,
     port: Annotated[
-        int | None, typer.Option(min=0, max=65535, help="Port to listen on [default: 8080].")
+        int | None,
+        typer.Option(min=0, max=65535, help=with_default("Port to listen on.", str(DEFAULT_PORT))),
     ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Print a fresh demo key at start.")] = False,
     log_level: Annotated[
         str | None,
-        typer.Option(help="debug, info, warning, error or off [default: logging.level of the config]."),
+        typer.Option(help=with_default("debug, info, warning, error or off.", "logging.level of the config")),
     ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Worker processes on the one port [default: one per core on PostgreSQL with "
-            "Redis limits, else 1].",
+            help=with_default(
+                "Worker processes on the one port.", "one per core on PostgreSQL with Redis limits, else 1"
+            ),
             show_default=False,
         ),
     ] = None,
@@ -50,7 +56,7 @@ def serve(
     from genledger.api.workers import WorkersError, worker_count
 
     # The options win over the config file and over the environment (GENLEDGER_PORT=...).
-    settings = _settings(config)
+    settings = _with_provider_keys(_settings(config))
     if host is not None:
         settings = settings.model_copy(update={"host": host})
     if port is not None:

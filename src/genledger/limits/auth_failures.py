@@ -1,8 +1,10 @@
 """Failed authentications counted per source address, to slow down key guessing.
 
 An address that fails ``limit`` times within ``window`` seconds (a fixed window from its
-first failure) is refused until that window ends; ``exempt`` addresses (a reverse proxy on
-the same host, through which every caller comes) are never counted. In process memory: each
+first failure) is refused until that window ends; ``exempt`` addresses and networks (a
+reverse proxy on the same host, through which every caller comes) are never counted, however
+an address is written (``::1`` is ``0:0:0:0:0:0:0:1``; an IPv4 address is also its IPv4-mapped
+IPv6 form, as a dual-stack socket reports it). In process memory: each
 instance counts the failures it saw (``limits/shared_auth_failures.py`` adds Redis's count).
 The table is bounded (``max_addresses``): when full of live entries it is emptied, so a flood
 of addresses costs memory, never correctness for the callers that authenticate.
@@ -10,6 +12,7 @@ of addresses costs memory, never correctness for the callers that authenticate.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Collection
 from typing import Protocol
@@ -40,7 +43,8 @@ class AuthFailures:
         max_addresses: int = DEFAULT_MAX_ADDRESSES,
     ) -> None:
         self.limit = limit
-        self._exempt = frozenset(exempt)
+        # ValueError for an entry that is neither an address nor a network (config checks them).
+        self._exempt = tuple(ipaddress.ip_network(entry, strict=False) for entry in exempt)
         self.window = window
         self._clock = clock
         self._max = max_addresses
@@ -59,14 +63,23 @@ class AuthFailures:
         return ends - now if failures >= self.limit else None
 
     def exempt(self, address: str) -> bool:
-        return address in self._exempt
+        """Whether ``address`` is in an exempt network (an address that is not an IP one is not)."""
+        if not self._exempt:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self._exempt)
 
     async def failed(self, address: str) -> None:
         """``address`` failed to authenticate once more (an ``exempt`` one is not counted)."""
         self.count(address)
 
     def count(self, address: str) -> None:
-        if address in self._exempt:
+        if self.exempt(address):
             return
         now = self._clock()
         entry = self._counts.get(address)

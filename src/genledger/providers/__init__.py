@@ -10,7 +10,11 @@ from genledger.providers.base import EventStream, Provider, UpstreamCall
 
 
 def build_provider(name: str, config: ProviderConfig) -> Provider:
-    """The provider adapter for one ``[providers.NAME]`` table of the config."""
+    """The provider adapter for one ``[providers.NAME]`` table of the config.
+
+    Raises :class:`~genledger.config.ConfigError` if its key's variable was not set.
+    """
+    config.check_key(name)
     if config.kind == "demo":
         from genledger.providers.demo import DemoProvider
 
