@@ -58,6 +58,7 @@ DEFAULT_STREAM_TIMEOUT_S = 900.0
 DEFAULT_AUTH_FAILURES = 20
 DEFAULT_AUTH_FAILURE_WINDOW_S = 60.0
 DEMO_PROVIDER = "demo"
+DEMO_DISPLAY_NAME = "genledger-demo"
 DEMO_MODEL = "genledger/demo"
 DEMO_EMBEDDING_MODEL = "genledger/demo-embedding"
 
@@ -133,20 +134,55 @@ class ProviderConfig(_Strict):
             raise ValueError(f"a provider of kind {self.kind!r} needs base_url")
         return self
 
+    def shown_as(self, name: str) -> str:
+        """The name generations it serves record as ``provider_name``: its ``display_name``, else
+        the demo's own, else its key ``name``."""
+        return self.display_name or (DEMO_DISPLAY_NAME if self.kind == "demo" else name)
+
 
 class EndpointConfig(_Strict):
     """Another provider that can serve a model, tried in order when the ones before fail.
 
-    Its prices default to the model's; set them when this provider charges otherwise
-    (``provider.sort`` and ``provider.max_price`` compare endpoints by them).
+    Each of its prices defaults to the model's; set the ones this provider charges otherwise
+    (``provider.sort`` and ``provider.max_price`` compare endpoints by them, and they are part
+    of the model's price version).
     """
 
     provider: str
     upstream_model: str | None = None
     prompt_price: Decimal | None = None
     completion_price: Decimal | None = None
+    cached_prompt_price: Decimal | None = None
+    cache_write_price: Decimal | None = None
+    reasoning_price: Decimal | None = None
 
-    @field_validator("prompt_price", "completion_price")
+    def price(self, model: Price) -> Price | None:
+        """This endpoint's price: ``model``'s, with each price it sets of its own (None when it
+        sets none: it charges as the model)."""
+        own = (
+            self.prompt_price,
+            self.completion_price,
+            self.cached_prompt_price,
+            self.cache_write_price,
+            self.reasoning_price,
+        )
+        if all(value is None for value in own):
+            return None
+
+        def either(mine: Decimal | None, theirs: Decimal | None) -> Decimal | None:
+            return theirs if mine is None else mine
+
+        return Price(
+            prompt=self.prompt_price if self.prompt_price is not None else model.prompt,
+            completion=self.completion_price if self.completion_price is not None else model.completion,
+            cached_prompt=either(self.cached_prompt_price, model.cached_prompt),
+            cache_write=either(self.cache_write_price, model.cache_write),
+            reasoning=either(self.reasoning_price, model.reasoning),
+        )
+
+    @field_validator(
+        "prompt_price", "completion_price", "cached_prompt_price", "cache_write_price", "reasoning_price"
+    )
     @classmethod
     def _exact(cls, value: Decimal | None) -> Decimal | None:
         return _exact_price(value)
@@ -323,7 +359,7 @@ class LoggingConfig(_Strict):
 
 
 def _demo_providers() -> dict[str, ProviderConfig]:
-    return {DEMO_PROVIDER: ProviderConfig(kind="demo", display_name="genledger-demo")}
+    return {DEMO_PROVIDER: ProviderConfig(kind="demo", display_name=DEMO_DISPLAY_NAME)}
 
 
 def _demo_models() -> dict[str, ModelConfig]:
@@ -483,7 +519,34 @@ class Settings(BaseSettings):
                         f"models.{slug}.fallbacks.{index}.provider: unknown provider "
                         f"{fallback.provider!r} (configured: {known})"
                     )
+            self._endpoint_prices_are_told_apart(slug, model)
         return self
+
+    def _endpoint_prices_are_told_apart(self, slug: str, model: ModelConfig) -> None:
+        """A generation records its provider by name; two endpoints of a model that charge
+        differently under one name could not be told apart when it is rated again."""
+        charged: dict[str, Price] = {self.providers[model.provider].shown_as(model.provider): model.price}
+        for index, fallback in enumerate(model.fallbacks):
+            name = self.providers[fallback.provider].shown_as(fallback.provider)
+            price = fallback.price(model.price) or model.price
+            if name in charged and charged[name] != price:
+                raise ValueError(
+                    f"models.{slug}.fallbacks.{index}: provider {fallback.provider!r} is recorded as "
+                    f"{name!r}, as another endpoint of this model that charges otherwise; give its "
+                    "provider a display_name of its own"
+                )
+            charged[name] = price
+
+    def endpoint_prices(self, slug: str) -> dict[str, Price]:
+        """The prices of ``slug``'s fallback endpoints that charge otherwise than the model, by
+        the provider name the generations they serve record (part of its price version)."""
+        model = self.models[slug]
+        found: dict[str, Price] = {}
+        for fallback in model.fallbacks:
+            price = fallback.price(model.price)
+            if price is not None and price != model.price:
+                found[self.providers[fallback.provider].shown_as(fallback.provider)] = price
+        return found
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:

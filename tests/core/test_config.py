@@ -303,3 +303,26 @@ def test_every_genledger_variable_the_project_uses_is_known():
     }
     assert {"GENLEDGER_BENCH_TRACEMALLOC", "GENLEDGER_REQUIRE_SERVICES", "GENLEDGER_VENV"} <= used
     assert {unknown.name for unknown in unknown_variables(dict.fromkeys(used, "x"))} <= misspelt
+
+
+def test_a_fallback_sets_any_of_its_prices_and_the_rest_are_the_models():
+    model = {
+        "provider": "demo",
+        "prompt_price": "1",
+        "completion_price": "2",
+        "cached_prompt_price": "0.5",
+        "fallbacks": [{"provider": "spare", "prompt_price": "3", "cached_prompt_price": "1.5"}],
+    }
+    providers = {"demo": {"kind": "demo"}, "spare": {"kind": "demo", "display_name": "Spare"}}
+    settings = load_settings(None, providers=providers, models={"acme/x": model})
+    (spare,) = settings.endpoint_prices("acme/x").items()
+    assert spare[0] == "Spare"
+    assert (spare[1].prompt, spare[1].completion, spare[1].cached_prompt) == (
+        Decimal("3"),
+        Decimal("2"),
+        Decimal("1.5"),
+    )
+    # Two endpoints that charge differently must not record the same provider name.
+    providers["spare"] = {"kind": "demo"}  # recorded as genledger-demo, as the model's own
+    with pytest.raises(ConfigError, match=r"models\.acme/x\.fallbacks\.0: provider 'spare' is recorded as"):
+        load_settings(None, providers=providers, models={"acme/x": model})

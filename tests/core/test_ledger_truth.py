@@ -18,12 +18,14 @@ from genledger.core.prices import (
     current_version,
     price_from_json,
     price_to_json,
+    prices_from_json,
+    prices_to_json,
     same_price,
 )
-from genledger.core.pricing import Price, max_output_within, worst_case
+from genledger.core.pricing import Price, cost, max_output_within, worst_case
 from genledger.core.reconcile import ProviderRecord, differences, drifted
 from genledger.core.statements import GENESIS, Change, Statement, chain_hash, compare, generation_entry
-from genledger.core.usage import from_openai
+from genledger.core.usage import Usage, from_openai
 from genledger.metrics import Metrics
 
 T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -55,6 +57,30 @@ def test_the_current_version_is_the_latest_while_it_charges_alike_else_the_next(
     v1 = PriceVersion("m", 1, T0, Price(Decimal("1.50"), Decimal("2")))
     assert current_version([v1], "m", Price(Decimal("1.5"), Decimal("2.0")), later) is v1
     assert current_version([v1], "m", PRICE, later) == PriceVersion("m", 2, later, PRICE)
+
+
+def test_a_fallback_endpoints_own_prices_are_part_of_the_version():
+    spare = Price(Decimal("3"), Decimal("4"))
+    v1 = current_version([], "m", PRICE, T0, {"Spare": spare})
+    assert v1.price_for("Spare") == spare and v1.price_for("Main") == PRICE and v1.price_for(None) == PRICE
+    assert current_version([v1], "m", PRICE, T0, {"Spare": Price(Decimal("3.0"), Decimal("4"))}) is v1
+    later = T0 + timedelta(days=1)
+    v2 = current_version([v1], "m", PRICE, later, {"Spare": Price(Decimal("5"), Decimal("4"))})
+    assert (v2.version, v2.effective_at) == (2, later)  # only the fallback's price changed
+    assert current_version([v1], "m", PRICE, later).version == 2  # and so is dropping it
+    assert prices_from_json(prices_to_json(PRICE, v2.endpoints)) == (PRICE, v2.endpoints)
+    assert "endpoints" not in prices_to_json(PRICE, {})  # as versions made before were stored
+
+
+def test_a_generation_a_fallback_served_is_rerated_at_the_fallbacks_price():
+    spare = Price(Decimal("3"), Decimal("4"))
+    version = PriceVersion("m", 1, T0, PRICE, {"Spare": spare})
+    charged = cost(Usage(prompt_tokens=100, completion_tokens=10), spare).total  # generation()'s
+    served = generation(charge_pico=charged, price_version=1, provider_name="Spare")
+    assert rerate(served, (), version, reason="check", now=T0) is None
+    dearer = PriceVersion("m", 2, T0, PRICE, {"Spare": Price(Decimal("6"), Decimal("4"))})
+    adjustment = rerate(served, (), dearer, reason="check", now=T0)
+    assert adjustment is not None and adjustment.amount_pico == 100 * 3_000_000
 
 
 def test_rerating_targets_the_versions_cost_and_stops_there():

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from genledger.cli import app
+from genledger.config import load_settings
 from genledger.core.generation import Generation
 from genledger.core.pricing import Price, cost
 from genledger.core.stores import GenerationFilter, walk
@@ -64,18 +65,18 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def traffic(gateway: GatewayServer, secret: str, count: int) -> list[str]:
+def traffic(gateway: GatewayServer, secret: str, count: int, model: str = MODEL) -> list[str]:
     client = openai.OpenAI(api_key=secret, base_url=gateway.base_url, max_retries=0)
     ids = []
     for i in range(count):
         messages = [{"role": "user", "content": "hello " * (i + 1)}]
         if i % 2:
-            stream = client.chat.completions.create(model=MODEL, messages=messages, stream=True)
+            stream = client.chat.completions.create(model=model, messages=messages, stream=True)
             ids.append(next(iter(stream)).id)
             for _ in stream:
                 pass
         else:
-            ids.append(client.chat.completions.create(model=MODEL, messages=messages).id)
+            ids.append(client.chat.completions.create(model=model, messages=messages).id)
     return ids
 
 
@@ -211,3 +212,67 @@ def test_statements_close_verify_and_name_a_record_edited_by_hand(database_url: 
     assert code == 1
     assert f"generation:{ids[1]} was changed after close" in out
     assert ids[0] not in out and ids[2] not in out
+
+
+SPARE_MODEL = "acme/spare-chat"  # its own price versions, whatever else this database holds
+
+
+def fallback_config(
+    folder: Path, database_url: str, primary, fallback, fallback_prices: dict[str, str]
+) -> Path:
+    path = folder / "fallback.toml"
+    path.write_text(
+        f'database_url = "{database_url}"\n'
+        f'[providers.fake]\nkind = "openai"\nbase_url = "{primary.api_url}"\ndisplay_name = "FakeAI"\n'
+        f'[providers.spare]\nkind = "openai"\nbase_url = "{fallback.api_url}"\ndisplay_name = "SpareAI"\n'
+        f'[models."{SPARE_MODEL}"]\nprovider = "fake"\nupstream_model = "fast"\n'
+        + "".join(f'{name} = "{value}"\n' for name, value in OLD.items())
+        + 'fallbacks = [{ provider = "spare", upstream_model = "fast", '
+        + ", ".join(f'{name} = "{value}"' for name, value in fallback_prices.items())
+        + " }]\n"
+    )
+    return path
+
+
+def test_a_fallback_endpoints_prices_are_versioned_and_reprice_rates_at_them(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A generation a fallback served was charged the fallback's prices: re-rating it at the
+    model's would write adjustments nobody asked for. And a change of the fallback's prices
+    alone is a new version."""
+    monkeypatch.chdir(tmp_path)
+    spare_prices = {"prompt_price": "1.5", "completion_price": "2", "cached_prompt_price": "0.5"}
+    with FakeOpenAIInThread() as primary, FakeOpenAIInThread() as spare:
+        config = fallback_config(tmp_path, database_url, primary, spare, spare_prices)
+        secret = create_key(database_url, "fallbacks")
+        primary.set_behavior("status", status=500, times=2)  # the first two go to the spare
+        with GatewayServer(load_settings(config)) as gateway:
+            ids = traffic(gateway, secret, 4, SPARE_MODEL)
+        by_id = {g.id: g for g in records(database_url)}
+        served = [by_id[i].provider_name for i in ids]
+        assert served == ["SpareAI", "SpareAI", "FakeAI", "FakeAI"]
+        rates = {"SpareAI": price(spare_prices), "FakeAI": price(OLD)}
+        for i in ids:
+            g = by_id[i]
+            assert g.price_version == 1
+            assert g.charge_pico == cost(usage_of(g), rates[g.provider_name]).total > 0
+
+        since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+        common = ["reprice", "--model", SPARE_MODEL, "--since", since, "--reason", "check", "--config"]
+        code, out = run(*common, str(config), "--dry-run")
+        assert code == 0 and "under price version 1; would write (dry run) 0 adjustments" in out, out
+
+        dearer = {**spare_prices, "prompt_price": "3"}  # the fallback's price alone changes
+        config = fallback_config(tmp_path, database_url, primary, spare, dearer)
+        code, out = run(*common, str(config), "--apply")
+        assert code == 0 and "under price version 2; wrote 2 adjustments" in out, out
+        expected = sum(cost(usage_of(by_id[i]), price(dearer)).total - by_id[i].charge_pico for i in ids[:2])
+        assert f"totalling {Decimal(expected).scaleb(-12).normalize():f} USD" in out, out
+        code, out = run("prices", "history", SPARE_MODEL, "--config", str(config))
+        rows = [[cell.strip() for cell in line.split("│")[1:6]] for line in out.splitlines() if "│" in line]
+        assert code == 0 and [[r[0], r[2], r[3], r[4]] for r in rows] == [
+            ["1", "-", "0.15", "0.6"],
+            ["1", "SpareAI", "1.5", "2"],
+            ["2", "-", "0.15", "0.6"],
+            ["2", "SpareAI", "3", "2"],
+        ], out

@@ -103,7 +103,11 @@ def build() -> BuildGateway:
     ) -> Gateway:
         settings = load_settings(
             None,
-            providers={"primary": {"kind": "demo"}, "secondary": {"kind": "demo"}, "plain": {"kind": "demo"}},
+            providers={
+                "primary": {"kind": "demo", "display_name": "Primary"},
+                "secondary": {"kind": "demo", "display_name": "Secondary"},
+                "plain": {"kind": "demo"},
+            },
             models={
                 MODEL: {
                     "provider": "primary",

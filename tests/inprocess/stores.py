@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -380,9 +380,11 @@ class MemoryPriceStore:
     def __init__(self) -> None:
         self.versions: dict[str, list[PriceVersion]] = {}
 
-    async def sync(self, model: str, price: Price, now: datetime) -> PriceVersion:
+    async def sync(
+        self, model: str, price: Price, now: datetime, endpoints: Mapping[str, Price] | None = None
+    ) -> PriceVersion:
         history = self.versions.setdefault(model, [])
-        version = current_version(history, model, price, now)
+        version = current_version(history, model, price, now, endpoints)
         if not history or version is not history[-1]:
             history.append(version)
         return version

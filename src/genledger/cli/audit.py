@@ -45,20 +45,29 @@ def prices_history(
     """Every version of MODEL's prices (USD per million tokens), oldest first. Exits 1 if none."""
     settings = _settings(config)
 
-    async def work(ledger: Ledger) -> list[tuple[int, str, dict[str, str | None]]]:
+    async def work(ledger: Ledger) -> list[tuple[int, str, str, dict[str, str | None]]]:
         return [
-            (v.version, v.effective_at.isoformat(), price_to_json(v.price))
+            (v.version, v.effective_at.isoformat(), served_by, price_to_json(price))
             for v in await ledger.prices.history(model)
+            for served_by, price in [("-", v.price), *sorted(v.endpoints.items())]
         ]
 
     versions = _with_ledger(settings, work)
     if not versions:
         raise _fail(f"no price versions of {model!r} (versions are made when the gateway starts)", 1)
     table = Table(
-        "version", "effective at", "prompt", "completion", "cached prompt", "cache write", "reasoning"
+        "version",
+        "effective at",
+        "served by",
+        "prompt",
+        "completion",
+        "cached prompt",
+        "cache write",
+        "reasoning",
+        caption="served by: a fallback endpoint's provider that charges otherwise; -: any other",
     )
-    for version, effective_at, price in versions:
-        table.add_row(str(version), effective_at, *(price[name] or "-" for name in price))
+    for version, effective_at, served_by, price in versions:
+        table.add_row(str(version), effective_at, Text(served_by), *(price[name] or "-" for name in price))
     _out().print(table)
 
 
@@ -102,11 +111,12 @@ def reprice_command(
     assert where.created_after is not None
 
     async def work(ledger: Ledger) -> RepriceResult:
-        price = settings.models[model].price
+        price, endpoints = settings.models[model].price, settings.endpoint_prices(model)
+        now = datetime.now(UTC)
         if apply:
-            version = await ledger.prices.sync(model, price, datetime.now(UTC))
+            version = await ledger.prices.sync(model, price, now, endpoints)
         else:  # a dry run writes nothing, not even the version it would rate under
-            version = current_version(await ledger.prices.history(model), model, price, datetime.now(UTC))
+            version = current_version(await ledger.prices.history(model), model, price, now, endpoints)
         return await reprice(
             ledger.generations,
             version,

@@ -68,7 +68,8 @@ def rerate(
     usage = recorded_usage(generation)
     if usage is None or any(a.to_version == version.version for a in prior):
         return None
-    target = pricing.cost(usage, version.price).total
+    # At the price of what served it: a fallback endpoint may charge otherwise than the model.
+    target = pricing.cost(usage, version.price_for(generation.provider_name)).total
     current = generation.charge_pico + sum(a.amount_pico for a in prior)
     if target == current:
         return None

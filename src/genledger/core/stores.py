@@ -6,7 +6,7 @@ in-process tests implement them in memory. Money is picodollars throughout.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -263,9 +263,12 @@ class FeedbackStore(Protocol):
 
 
 class PriceStore(Protocol):
-    async def sync(self, model: str, price: Price, now: datetime) -> PriceVersion:
-        """The model's current version: a new one effective ``now`` if ``price`` differs from the
-        latest (or there is none), else the latest. Safe when instances start together."""
+    async def sync(
+        self, model: str, price: Price, now: datetime, endpoints: Mapping[str, Price] | None = None
+    ) -> PriceVersion:
+        """The model's current version: a new one effective ``now`` if ``price`` or its fallback
+        ``endpoints``' prices differ from the latest (or there is none), else the latest. Safe
+        when instances start together."""
         ...
 
     async def history(self, model: str) -> list[PriceVersion]:

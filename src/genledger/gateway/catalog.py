@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from typing import Literal
 
 from genledger.config import ModelConfig, Settings
@@ -43,16 +42,9 @@ class ModelEntry:
         price = config.price
         endpoints = [Endpoint(config.provider, config.upstream_model or slug)]
         for fallback in config.fallbacks:
-            own = None
-            if fallback.prompt_price is not None or fallback.completion_price is not None:
-                own = replace(
-                    price,
-                    prompt=fallback.prompt_price if fallback.prompt_price is not None else price.prompt,
-                    completion=fallback.completion_price
-                    if fallback.completion_price is not None
-                    else price.completion,
-                )
-            endpoints.append(Endpoint(fallback.provider, fallback.upstream_model or slug, own))
+            endpoints.append(
+                Endpoint(fallback.provider, fallback.upstream_model or slug, fallback.price(price))
+            )
         return cls(
             slug=slug,
             name=config.name or slug,

@@ -170,7 +170,10 @@ class Services:
 async def sync_prices(prices: PriceStore, settings: Settings) -> dict[str, PriceVersion]:
     """Each configured model's current price version: a new one for every changed price."""
     now = datetime.now(UTC)
-    return {slug: await prices.sync(slug, model.price, now) for slug, model in settings.models.items()}
+    return {
+        slug: await prices.sync(slug, model.price, now, settings.endpoint_prices(slug))
+        for slug, model in settings.models.items()
+    }
 
 
 def build_limiter(settings: Settings) -> RateLimiter:

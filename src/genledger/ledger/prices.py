@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import insert, select
@@ -9,7 +10,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from genledger.core.prices import PriceVersion, current_version, price_from_json, price_to_json
+from genledger.core.prices import PriceVersion, current_version, prices_from_json, prices_to_json
 from genledger.core.pricing import Price
 from genledger.ledger.schema import price_versions
 from genledger.ledger.timestamps import utc
@@ -18,9 +19,8 @@ _ATTEMPTS = 5  # instances starting together race for the next version number; t
 
 
 def _version(row: RowMapping) -> PriceVersion:
-    return PriceVersion(
-        row["model"], row["version"], utc(row["effective_at"]), price_from_json(row["prices"])
-    )
+    price, endpoints = prices_from_json(row["prices"])
+    return PriceVersion(row["model"], row["version"], utc(row["effective_at"]), price, endpoints)
 
 
 class SqlPriceStore:
@@ -29,10 +29,12 @@ class SqlPriceStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def sync(self, model: str, price: Price, now: datetime) -> PriceVersion:
+    async def sync(
+        self, model: str, price: Price, now: datetime, endpoints: Mapping[str, Price] | None = None
+    ) -> PriceVersion:
         for attempt in range(_ATTEMPTS):
             history = await self.history(model)
-            version = current_version(history, model, price, now)
+            version = current_version(history, model, price, now, endpoints)
             if history and version is history[-1]:
                 return version
             try:
@@ -42,7 +44,7 @@ class SqlPriceStore:
                             model=model,
                             version=version.version,
                             effective_at=now,
-                            prices=price_to_json(price),
+                            prices=prices_to_json(price, version.endpoints),
                         )
                     )
             except IntegrityError:

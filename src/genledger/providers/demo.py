@@ -44,7 +44,7 @@ class DemoProvider:
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
-        self.display_name = config.display_name or "genledger-demo"
+        self.display_name = config.shown_as(name)
         self._delay = config.delay
 
     def _answer(self, call: UpstreamCall) -> tuple[list[str], Usage, str]:

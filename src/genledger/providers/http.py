@@ -276,7 +276,7 @@ class HttpProvider(abc.ABC):
 
     def __init__(self, name: str, config: ProviderConfig, url: str, headers: Mapping[str, str]) -> None:
         self.name = name
-        self.display_name = config.display_name or name
+        self.display_name = config.shown_as(name)
         self._url = url
         self._http = HttpUpstream(config, headers, provider_name=self.display_name)
 

@@ -21,8 +21,11 @@ from genledger.api.generation_wire import generation_json
 from genledger.api.inbound import only_query
 from genledger.api.list_wire import MAX_PAGE, encode_cursor, parse_export_query, parse_list_query
 from genledger.api.responses import services_of
+from genledger.core.generation import Generation
 from genledger.core.money import usd_to_pico
+from genledger.core.pricing import Price
 from genledger.errors import BadRequest, NotFound, Unauthorized
+from genledger.gateway.catalog import ModelEntry
 from genledger.gateway.overview import Window
 
 _MAX_SECRET = 256
@@ -160,7 +163,7 @@ async def generation(request: Request) -> Response:
         generation=found,
         fields=generation_json(found),
         owner=owner,
-        cost=cost_breakdown(found, entry.price if entry is not None else None),
+        cost=cost_breakdown(found, _price_of(entry, found)),
         adjustments=entries,
         adjusted_pico=found.total_cost_pico + sum(a.amount_pico for a in entries),
         drift=drift_of(found, tolerance),
@@ -179,3 +182,11 @@ async def export(request: Request) -> Response:
         media_type=MEDIA_TYPES[query.format],
         headers={"Content-Disposition": f'attachment; filename="{export_filename(query.format)}"'},
     )
+
+
+def _price_of(entry: ModelEntry | None, generation: Generation) -> Price | None:
+    """What ``generation`` is charged at now: its model's current version, at the price of the
+    endpoint that served it (a fallback may charge otherwise)."""
+    if entry is None:
+        return None
+    return entry.version.price_for(generation.provider_name) if entry.version is not None else entry.price
