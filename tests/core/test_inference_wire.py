@@ -82,6 +82,9 @@ def test_a_null_provider_field_asks_for_nothing():
         (["a", "b"], ("a", "b")),
         ([1, 2, 3], ((1, 2, 3),)),
         ([[1], [2, 3]], ((1,), (2, 3))),
+        # The openrouter SDK types token arrays as numbers and sends 1.0: the same tokens.
+        ([1.0, 2.0, 3], ((1, 2, 3),)),
+        ([[1.0], [2, 3.0]], ((1,), (2, 3))),
     ],
 )
 def test_embedding_inputs(value, inputs):
@@ -95,6 +98,9 @@ def test_embedding_inputs(value, inputs):
         ({"input": ""}, "input"),
         ({"input": []}, "input"),
         ({"input": ["a", 1]}, "input"),
+        ({"input": [1.5, 2]}, "input"),
+        ({"input": [[1], [-1.0]]}, "input"),
+        ({"input": [[]]}, "input"),
         ({"input": [{"content": [{"type": "text", "text": "x"}]}]}, "input[0]"),
         ({"input": "x", "dimensions": 0}, "dimensions"),
         ({"input": "x", "encoding_format": "int8"}, "encoding_format"),

@@ -105,6 +105,11 @@ def test_openrouter_sdk_generates_embeddings(gateway: GatewayServer, keys: Keys)
         record = sdk.generations.get_generation(id=response.id).data
     assert response.data[0].embedding == fake_vector('"from the sdk"', EMBEDDING_DIMENSIONS)
     assert record.api_type == "embeddings" and record.total_cost == response.usage.cost
+    # Token arrays too: the SDK types them as numbers and sends [1.0, 2.0, 3.0].
+    with router(gateway, keys.alice) as sdk:
+        tokens = sdk.embeddings.generate(model=EMBED, input=[1, 2, 3])
+    assert tokens.usage.prompt_tokens == 3
+    assert tokens.data[0].embedding == fake_vector("[1,2,3]", EMBEDDING_DIMENSIONS)
 
 
 def test_the_demo_answers_embeddings_when_the_first_endpoint_is_unreachable(

@@ -25,6 +25,21 @@ def _is_token(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _token(value: Any) -> int | None:
+    """A token id: a non-negative integer, or a float with a whole value (``1.0``), which the
+    ``openrouter`` SDK sends, its token arrays typed as numbers; None for anything else."""
+    if _is_token(value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and 0 <= value < 2**53:
+        return int(value)
+    return None
+
+
+def _tokens(items: list[Any]) -> tuple[int, ...] | None:
+    tokens = tuple(_token(item) for item in items)
+    return None if not tokens or None in tokens else tokens  # type: ignore[return-value]
+
+
 def _inputs(value: Any) -> EmbeddingInput:
     """A string, strings, a token array or token arrays; never empty, never mixed."""
     problem = "'input' must be a non-empty string, array of strings, or array of token arrays"
@@ -38,10 +53,12 @@ def _inputs(value: Any) -> EmbeddingInput:
         raise BadRequest(f"'input' may have at most {MAX_INPUTS} items", metadata={"param": "input"})
     if all(isinstance(item, str) and item for item in value):
         return tuple(value)
-    if all(_is_token(item) for item in value):
-        return (tuple(value),)
-    if all(isinstance(item, list) and item and all(_is_token(t) for t in item) for item in value):
-        return tuple(tuple(item) for item in value)
+    tokens = _tokens(value)
+    if tokens is not None:
+        return (tokens,)
+    arrays = [_tokens(item) if isinstance(item, list) else None for item in value]
+    if all(array is not None for array in arrays):
+        return tuple(array for array in arrays if array is not None)
     for index, item in enumerate(value):
         if isinstance(item, dict):
             raise BadRequest(
