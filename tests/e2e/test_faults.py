@@ -209,6 +209,11 @@ def test_a_stream_that_dies_midway_ends_with_an_error_chunk_and_is_recorded(gate
     assert record.finish_reason == "error"
     assert record.streamed is True and record.cancelled is False
     assert record.provider_responses[0].status == 502
+    # It generated what it relayed ("tok tok tok": 11 characters in 3 pieces) before it died:
+    # charged as estimates, as a cut stream is, and the usage chunk says so.
+    assert record.tokens_completion == 3 and record.native_tokens_completion is None
+    assert record.tokens_prompt and record.total_cost > 0
+    assert usage["usage"]["completion_tokens"] == 3 and usage["usage"]["cost"] == record.total_cost
 
 
 def test_the_openai_sdk_raises_at_the_error_chunk_after_the_relayed_ones(gateway, keys: Keys, upstream):
@@ -275,6 +280,26 @@ def test_the_openrouter_sdk_reads_a_stream_that_fails_midway(
     assert error.metadata.error_type == error_type
     assert failed[0].choices[0].finish_reason == "error"
     assert [c.choices[0].delta.content for c in chunks[:3] if c.choices] == ["", "tok", " tok"]
+
+
+@pytest.mark.parametrize(
+    ("params", "finish"),
+    [
+        ({"done": "none"}, "stop"),  # its finish and usage came: nothing is missing
+        ({"done": "none", "usage": "none"}, "error"),  # no usage either: it may have been cut
+    ],
+)
+def test_a_stream_that_closes_without_done_after_its_finish_and_usage_is_whole(
+    gateway, keys: Keys, upstream, params, finish
+):
+    upstream.set_behavior("ok", times=1, **params)
+    response = post(gateway, keys.alice, stream=True)
+    assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+    assert any("error" in e for e in events) == (finish == "error")
+    with OpenRouter(api_key=keys.alice, server_url=gateway.base_url, retry_config=NO_RETRIES) as sdk:
+        record = sdk.generations.get_generation(id=events[0]["id"]).data
+    assert record.finish_reason == finish and record.total_cost > 0
 
 
 def test_a_caller_that_disconnects_leaves_a_cancelled_record(gateway, keys: Keys, upstream):

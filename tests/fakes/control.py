@@ -82,6 +82,7 @@ PARAM_TYPES: Final[dict[str, type]] = {
     "reasoning_tokens": int,  # OpenAI usage.completion_tokens_details.reasoning_tokens
     "prompt_tokens": int,  # OpenAI usage.prompt_tokens reported, whatever the prompt (absurd counts)
     "usage": str,  # OpenAI: "none" leaves usage out (no usage object, no usage chunk)
+    "done": str,  # OpenAI streams: "none" closes the stream without its data: [DONE]
     "cache_read": int,  # Anthropic usage.cache_read_input_tokens
     "cache_creation": int,  # Anthropic usage.cache_creation_input_tokens
 }

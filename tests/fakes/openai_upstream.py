@@ -267,7 +267,8 @@ class FakeOpenAIUpstream(FakeUpstream):
         tail = [chunk("", reply.finish_reason)]
         if include_usage and reply.usage is not None:
             tail.append(_sse({**base, "choices": [], **_usage_field(reply.usage)}))
-        tail.append(DONE_EVENT)
+        if behavior.get_str("done") != "none":
+            tail.append(DONE_EVENT)
         return StreamPlan([], [chunk(" " + WORD)] * reply.n, tail)
 
     def render_json(self, body: dict[str, Any], behavior: Behavior) -> bytes:
@@ -345,7 +346,8 @@ class FakeOpenAIUpstream(FakeUpstream):
         tail = [chunk({}, reply.finish_reason)]
         if include_usage and reply.usage is not None:
             tail.append(_sse({**base, "choices": [], "usage": reply.usage}))
-        tail.append(DONE_EVENT)
+        if behavior.get_str("done") != "none":
+            tail.append(DONE_EVENT)
         return StreamPlan(head, content, tail)
 
     def error_body(self, status: int, message: str, error_type: str | None, code: str | None) -> bytes:

@@ -607,10 +607,14 @@ class CompletionService:
         """``stopped``: the gateway ended the stream (shutting down), with an error chunk the
         caller saw, so the record says ``error`` as the stream did.
 
-        Estimates stand in for the usage of a stream cut short before its provider told it,
-        and of one that ended without the provider ever telling it."""
-        unreported = tally.usage is None and failure is None
-        counts = self._estimate(call, tally) if unreported or (cancelled and not tally.complete) else None
+        Estimates stand in for the usage of a stream cut short before its provider told it
+        (by its caller, the shutdown, or the provider failing after it had relayed some of the
+        answer, which it generated), and of one that ended without the provider telling it."""
+        if failure is None:
+            estimated = tally.usage is None or (cancelled and not tally.complete)
+        else:
+            estimated = tally.relayed > 0 and not tally.complete
+        counts = self._estimate(call, tally) if estimated else None
         return call.generation(
             usage=tally.usage,
             counts=counts,

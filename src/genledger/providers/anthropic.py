@@ -374,6 +374,7 @@ class StreamTranslator:
 
     def __init__(self, failure: FailureFactory) -> None:
         self.finished = False
+        self.complete = False  # message_stop is both its end and its end marker
         self._failure = failure
         self._usage: dict[str, Any] = {}
         self._tool_index: dict[Any, int] = {}  # content block index -> OpenAI tool call index

@@ -259,6 +259,8 @@ class ChunkTranslator:
         self, failure: FailureFactory, display_name: str, events: ChunkEvents = chunk_events
     ) -> None:
         self.finished = False
+        self.complete = False
+        self._finish_seen = False
         self._failure = failure
         self._display_name = display_name
         self._upstream_id: str | None = None
@@ -281,6 +283,14 @@ class ChunkTranslator:
         events = self._events(chunk, self._upstream_id)
         if events and events[0].__class__ is Identified:  # it comes first, when it comes
             self._upstream_id = events[0].upstream_id
+        if events and not self.complete:
+            # The finish and the usage came (in that order, or in one chunk): the answer is
+            # whole. Each is its chunk's last event, so one look per chunk.
+            kind = events[-1].__class__
+            if kind is Finish:
+                self._finish_seen = True
+            elif kind is UsageReport:
+                self.complete = self._finish_seen or any(e.__class__ is Finish for e in events)
         return events
 
 
