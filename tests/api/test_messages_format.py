@@ -154,8 +154,8 @@ def minimal(**extra: Any) -> dict[str, Any]:
             "messages[0].content[0].type",
         ),
         (
-            minimal(messages=[{"role": "assistant", "content": [{"type": "thinking", "thinking": "x"}]}]),
-            "messages[0].content[0].type",
+            minimal(messages=[{"role": "user", "content": [{"type": "thinking", "thinking": "x"}]}]),
+            "messages[0].content[0].type",  # only an assistant turn has thinking to send back
         ),
         (
             minimal(
@@ -359,3 +359,31 @@ def test_cache_breakpoints_on_assistant_text_and_images_and_rich_tool_results_ar
 def test_a_body_that_is_no_json_object_is_refused(raw: bytes, fragment: str):
     with pytest.raises(BadRequest, match=fragment):
         parse_messages_request(raw)
+
+
+def test_an_answers_thinking_sent_back_in_the_next_turn_is_taken_and_not_sent_on():
+    """An agent loop appends the answer's content to the conversation as it came: its thinking
+    block too. Chat messages carry no reasoning input, so it goes no further."""
+    choice = Choice(content="Sunny.", reasoning="think", finish_reason="stop", native_finish_reason="stop")
+    answered = message_json(Answer(HEAD, Completion(choices=(choice,), usage=Usage(3, 2)), 5))
+    assert [block["type"] for block in answered["content"]] == ["thinking", "text"]
+    body = {
+        "model": "acme/chat",
+        "max_tokens": 50,
+        "messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": answered["content"]},
+            {"role": "assistant", "content": [{"type": "redacted_thinking", "data": "opaque"}]},
+            {"role": "user", "content": "Tomorrow?"},
+        ],
+    }
+    request = parse_messages_request(orjson.dumps(body))
+    assert request.messages[1] == {"role": "assistant", "content": "Sunny."}
+    assert request.messages[2] == {"role": "assistant", "content": None}
+    with pytest.raises(BadRequest) as refused:  # a thinking block with what no thinking block has
+        parse_messages_request(
+            orjson.dumps(
+                {**body, "messages": [{"role": "assistant", "content": [{"type": "thinking", "x": 1}]}]}
+            )
+        )
+    assert refused.value.metadata == {"param": "messages[0].content[0].x"}

@@ -151,7 +151,7 @@ def test_a_function_call_without_an_assistant_message_before_it_starts_one():
         ({"input": ["hi"]}, "input[0]"),
         ({"input": "hi", "text": {"format": {"type": "json_object", "strict": True}}}, "text.format.strict"),
         ({"input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
-        ({"input": [{"type": "reasoning", "summary": []}]}, "input[0].type"),
+        ({"input": [{"type": "reasoning", "summary": [], "effort": "x"}]}, "input[0].effort"),
         (
             {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
             "input[0].content[0].type",
@@ -312,3 +312,13 @@ def test_a_stream_that_fails_midway_ends_with_response_failed(status: int, code:
 def test_a_relay_end_that_is_no_event_is_a_type_error():
     with pytest.raises(TypeError):
         ResponseEvents(parse(input="hi"), HEAD).frames(object())
+
+
+def test_an_answers_reasoning_item_sent_back_as_input_is_taken_and_not_sent_on():
+    """An agent loop feeds ``response.output`` back as the next input, reasoning item and all."""
+    choice = Choice(content="Sunny.", reasoning="think", finish_reason="stop", native_finish_reason="stop")
+    answered = response_json(parse(input="Weather?"), answer(choice))
+    assert [item["type"] for item in answered["output"]] == ["reasoning", "message"]
+    request = parse(input=[{"role": "user", "content": "Weather?"}, *answered["output"]])
+    assert [m["role"] for m in request.chat.messages] == ["user", "assistant"]
+    assert request.chat.messages[1]["content"] == "Sunny."

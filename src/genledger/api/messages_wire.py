@@ -7,8 +7,11 @@ provider gets its chat equivalent: ``system`` blocks become a system message (th
 ``cache_control`` kept), ``tool_use`` blocks an assistant message's ``tool_calls``,
 ``tool_result`` blocks ``tool`` messages, images ``image_url`` parts, tools and
 ``tool_choice`` their chat forms, ``stop_sequences`` ``stop``, ``metadata.user_id`` the
-user. What has no chat form (``thinking``, documents, ``is_error`` results, server tools)
-is refused with a 400 that names it.
+user. What has no chat form (the ``thinking`` option, documents, ``is_error`` results,
+server tools) is refused with a 400 that names it. An earlier assistant turn's ``thinking``
+and ``redacted_thinking`` blocks (what genledger answered with, sent back as an agent loop
+does) are accepted and not sent on: chat messages carry no reasoning input, and a reasoning
+model does not need its earlier reasoning to go on.
 """
 
 from __future__ import annotations
@@ -165,6 +168,8 @@ def _assistant(content: list[Any], where: str) -> dict[str, Any]:
         kind = block.get("type")
         if kind == "text":
             texts.append(_text_part(block, at))
+        elif kind in ("thinking", "redacted_thinking"):
+            only(block, {"type", "thinking", "signature", "data"}, at)  # not sent on (see above)
         elif kind == "tool_use":
             only(block, {"type", "id", "name", "input"}, at)
             arguments = typed(block, "input", dict, where=at, required=True)

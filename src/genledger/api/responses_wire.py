@@ -150,6 +150,10 @@ def _input(value: Any) -> list[dict[str, Any]]:
             if isinstance(output, list):
                 output = _content(output, f"{where}.output", "user")
             messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
+        elif kind == "reasoning":
+            # An earlier answer's reasoning item (genledger's own output, sent back as an agent
+            # loop does): accepted and not sent on, since chat messages carry no reasoning input.
+            only(item, {"type", "id", "summary", "content", "status", "encrypted_content"}, where)
         else:
             raise bad(f"{where}.type", f"'{where}.type' {kind!r} is not supported")
     return messages
