@@ -48,6 +48,13 @@ async def test_stderr_has_a_json_line_per_request_and_never_a_secret_prompt_or_a
             assert broken.status_code == 200 and '"error"' in broken.text
             refused = await http.post("/chat/completions", json=body, headers=wrong)
             assert refused.status_code == 401
+            upstream.set_behavior("stall_mid_stream", chunks=1, delay=30, times=1)
+            cut_trace = {**auth, "X-Request-Id": "trace-cut-1"}
+            async with http.stream(
+                "POST", "/chat/completions", json={**body, "stream": True}, headers=cut_trace
+            ) as cut:
+                cut_id = orjson.loads((await anext(cut.aiter_lines())).removeprefix("data: "))["id"]
+            # The caller left: the stream is recorded after its line is written.
             recorded = await http.get("/generation", params={"id": whole.json()["id"]}, headers=auth)
             assert recorded.json()["data"]["request_id"] == "trace-whole-1"
     finally:
@@ -61,7 +68,7 @@ async def test_stderr_has_a_json_line_per_request_and_never_a_secret_prompt_or_a
     lines = [orjson.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     requests = {line["request_id"]: line for line in lines if "request_id" in line}
     chats = [line for line in requests.values() if line["path"] == "/api/v1/chat/completions"]
-    assert [line["status"] for line in chats] == [200, 200, 502, 200, 401]
+    assert [line["status"] for line in chats] == [200, 200, 502, 200, 401, 200]
     first = requests["trace-whole-1"]
     assert first["generation_id"] == whole.json()["id"] and first["key_hash"] == hash_key(secret)[:12]
     assert first["key_name"] == "log-canary" and first["model"] == MODEL and first["attempts"] == 1
@@ -69,6 +76,9 @@ async def test_stderr_has_a_json_line_per_request_and_never_a_secret_prompt_or_a
     assert chats[1]["request_id"] == streamed.headers["x-request-id"]
     assert chats[2]["generation_id"] is None and chats[2]["attempts"] == 1 and chats[2]["provider"]
     assert chats[4]["key_hash"] is None
+    # A stream its caller left still names its generation, provider and attempts.
+    left = requests["trace-cut-1"]
+    assert (left["generation_id"], left["attempts"]) == (cut_id, 1) and left["provider"]
     # Every line is JSON (uvicorn's own and the gateway's messages too), but the banner that
     # `serve` prints on stdout, which the process's log holds too.
     others = [line for line in stderr.splitlines() if line.strip() and not line.startswith("{")]

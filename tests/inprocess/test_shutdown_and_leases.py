@@ -45,6 +45,7 @@ async def test_a_stream_waiting_on_its_provider_at_the_deadline_ends_with_503_an
     # alike ("hi" and its message's overhead at a quarter; "one" in one piece).
     assert (record.tokens_prompt, record.tokens_completion, record.native_tokens_completion) == (3, 1, None)
     assert record.finish_reason == "error"  # as the stream's last chunk told the caller
+    assert record.native_finish_reason == "error"  # that chunk's native_finish_reason too
     assert ended[-1] == Settled(Usage(prompt_tokens=3, completion_tokens=1), record.charge_pico)
     assert record.charge_pico > 0
     state = await gw.fresh(key)

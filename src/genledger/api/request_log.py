@@ -116,7 +116,7 @@ def _fields(
         "status": status,
         "latency_ms": latency_ms,
         "client": client[0] if client else None,
-        "generation_id": generation.id if generation is not None else None,
+        "generation_id": generation.id if generation is not None else summary.generation_id,
         "key_hash": key.hash[:_KEY_HASH_SHOWN] if key is not None else None,
         "key_name": key.name if key is not None else None,
         "model": summary.model,

@@ -22,11 +22,17 @@ class RequestSummary:
     key: KeyRecord | None = None
     model: str | None = None
     generation: Generation | None = None
+    generation_id: str | None = None  # known once a provider answers, before it is recorded
     provider: str | None = None
     attempts: int = 0
 
     def admitted(self, key: KeyRecord, model: str) -> None:
         self.key, self.model = key, model
+
+    def answering(self, generation_id: str, provider: str, attempts: int) -> None:
+        """A provider answers: a stream its caller leaves is recorded after the line is written,
+        and the line still names its generation."""
+        self.generation_id, self.provider, self.attempts = generation_id, provider, attempts
 
     def recorded(self, generation: Generation) -> None:
         self.generation = generation

@@ -351,6 +351,10 @@ class CompletionService:
                 )
                 self.measurements.latency(endpoint, _ms_since(call.served_started))
                 call.served = candidate
+                if call.context.summary is not None:
+                    call.context.summary.answering(
+                        call.generation_id, candidate.provider.display_name, len(call.attempts) + 1
+                    )
                 return result
             self._metrics.attempt(
                 candidate.provider.display_name, failure.kind.value, time.perf_counter() - call.served_started
@@ -620,7 +624,7 @@ class CompletionService:
             counts=counts,
             upstream_id=tally.upstream_id,
             finish_reason="error" if failure or stopped else tally.finish_reason,
-            native_finish_reason="error" if failure else tally.native_finish_reason,
+            native_finish_reason="error" if failure or stopped else tally.native_finish_reason,
             streamed=True,
             cancelled=cancelled,
             attempt_status=failure.status if failure else 200,
