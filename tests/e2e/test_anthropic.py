@@ -446,6 +446,20 @@ def test_messages_stream_from_anthropic_keeps_its_stop_reason_and_usage(gateway,
     assert record.total_cost == float(expected_cost(sent(fake)["json"], final.usage.output_tokens))
 
 
+def test_the_stop_sequence_anthropic_matched_comes_back_whole_and_streamed(gateway, key, fake):
+    request: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 300,
+        "stop_sequences": ["###", "END"],
+        "messages": [{"role": "user", "content": "Count, then stop"}],
+    }
+    message = messages_client(gateway, key).messages.create(**request)
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "###")
+    with messages_client(gateway, key).messages.stream(**request) as stream:
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "###")
+
+
 def test_an_anthropic_error_reaches_the_anthropic_sdk_in_its_own_shape(gateway, key, fake):
     fake.set_behavior("status", status=529, times=2)
     with pytest.raises(anthropic.APIStatusError) as overloaded:

@@ -94,7 +94,11 @@ def _content(choice: Choice) -> list[dict[str, Any]]:
 
 
 def _message(
-    head: Head, content: list[dict[str, Any]], reason: str | None, usage: Usage | None
+    head: Head,
+    content: list[dict[str, Any]],
+    reason: str | None,
+    usage: Usage | None,
+    stop_sequence: str | None = None,
 ) -> dict[str, Any]:
     return {
         "id": head.generation_id,
@@ -104,7 +108,7 @@ def _message(
         "provider": head.provider_name,
         "content": content,
         "stop_reason": reason,
-        "stop_sequence": None,
+        "stop_sequence": stop_sequence,
         "usage": usage_json(usage),
     }
 
@@ -114,7 +118,7 @@ def message_json(answer: Answer) -> dict[str, Any]:
     completion = answer.completion
     choice = completion.choices[0] if completion.choices else Choice()
     reason = stop_reason(choice.finish_reason, choice.native_finish_reason)
-    return _message(answer.head, _content(choice), reason, completion.usage)
+    return _message(answer.head, _content(choice), reason, completion.usage, choice.stop_sequence)
 
 
 def _event(kind: str, payload: dict[str, Any]) -> bytes:
@@ -130,6 +134,7 @@ class MessageEvents:
         self._open: str | None = None  # the kind of the open block: text, thinking or tool_use
         self._tools: dict[int, int] = {}  # tool call index -> its block index
         self._reason: str | None = None
+        self._stop_sequence: str | None = None
         self._ended = False
 
     def start(self) -> bytes:
@@ -191,11 +196,12 @@ class MessageEvents:
         if kind is Finish:
             if event.choice == 0:
                 self._reason = stop_reason(event.reason, event.native)
+                self._stop_sequence = event.stop_sequence
             return self._close()
         self._ended = True
         frames = self._close()
         if kind is Settled:
-            delta = {"stop_reason": self._reason, "stop_sequence": None}
+            delta = {"stop_reason": self._reason, "stop_sequence": self._stop_sequence}
             frames.append(_event("message_delta", {"delta": delta, "usage": usage_json(event.usage)}))
             frames.append(_event("message_stop", {}))
         elif kind is Failed:

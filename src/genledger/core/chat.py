@@ -151,6 +151,7 @@ class Choice:
     finish_reason: str | None = None
     native_finish_reason: str | None = None
     logprobs: Any = None
+    stop_sequence: str | None = None  # the stop sequence that ended it, when the provider says
 
 
 @record

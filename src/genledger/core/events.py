@@ -66,11 +66,13 @@ class ToolCallDelta:
 
 @dataclass(slots=True)
 class Finish:
-    """A choice ended: OpenAI's finish reason, and the provider's own."""
+    """A choice ended: OpenAI's finish reason, and the provider's own; ``stop_sequence`` the
+    stop sequence that ended it, when the provider says (Anthropic does)."""
 
     reason: str | None
     native: str | None
     choice: int = 0
+    stop_sequence: str | None = None
 
 
 @dataclass(slots=True)

@@ -348,6 +348,7 @@ def completion_from_message(raw: bytes, failure: FailureFactory, *, created: int
         reasoning="".join(thinking) if thinking else None,
         finish_reason=normalize_finish_reason(native),
         native_finish_reason=native,
+        stop_sequence=_str(message.get("stop_sequence")),
     )
     return Completion(
         choices=(choice,),
@@ -457,7 +458,10 @@ class StreamTranslator:
         self._add_usage(usage, events)
         native = delta.get("stop_reason") if isinstance(delta, dict) else None
         if isinstance(native, str):
-            events.append(Finish(normalize_finish_reason(native), native))
+            assert isinstance(delta, dict)
+            sequence = delta.get("stop_sequence")
+            stop = sequence if isinstance(sequence, str) else None
+            events.append(Finish(normalize_finish_reason(native), native, stop_sequence=stop))
         return events
 
 
