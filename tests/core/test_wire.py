@@ -107,6 +107,7 @@ def test_a_field_not_honoured_is_refused_by_name(fields, param):
         (body(n=0), "'n' must be an integer from 1 to 128"),
         (body(n=129), "'n' must be an integer from 1 to 128"),
         (body(n=True), "'n' must be integer"),
+        (body(stream_options={"include_obfuscation": True}), "'stream_options' may only set include_usage"),
         (body(metadata={"team": "a\x00b"}), "NUL"),
         (body(metadata={"te\x00am": "a"}), "NUL"),
     ],
@@ -148,3 +149,11 @@ def test_ids_are_unguessable_and_keys_hash():
     key = new_api_key()
     assert key.startswith("sk-gl-") and len(key) >= len("sk-gl-") + 32
     assert hash_key(key) != key and len(hash_key(key)) == 64
+
+
+def test_asking_for_no_stream_obfuscation_is_what_is_done():
+    """The openai SDK's ``stream_options={"include_obfuscation": False}``: none is ever added."""
+    request = parse_chat_request(
+        body(stream=True, stream_options={"include_usage": True, "include_obfuscation": False})
+    )
+    assert request.stream and "stream_options" not in request.params

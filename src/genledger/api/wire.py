@@ -263,6 +263,11 @@ def _check_openrouter_options(body: dict[str, Any]) -> None:
     """The options this gateway takes as they are, checked: each is honoured by what it always
     does (usage with its cost in every answer, fallback in the order of ``models``, no
     transforms, no plugins, nothing stored for the upstream), and refused when it asks for more."""
+    options = body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_obfuscation") is False:
+        # OpenAI's padding of stream events against size side channels: never added here, so
+        # asking for none is what is done; asking for it is refused below, by name.
+        body = {**body, "stream_options": {k: v for k, v in options.items() if k != "include_obfuscation"}}
     _only_flag(body, "stream_options", "include_usage", "the usage chunk is always sent")
     _only_flag(body, "usage", "include", "usage and its cost are always included")
     for name in ("plugins", "transforms"):
