@@ -85,12 +85,21 @@ def credit_is_whole(gateway: GatewayServer, key: str) -> None:
     assert (data["usage"], data["reserved_in_flight"], data["limit_remaining"]) == (0, 0, 1.0)
 
 
-def recorded_failure(gateway: GatewayServer, key: str, generation_id: str) -> dict[str, Any]:
+def recorded_failure(
+    gateway: GatewayServer, key: str, generation_id: str, relayed: int = 0
+) -> dict[str, Any]:
+    """The failed stream's record: charged nothing when it relayed nothing, else estimates of
+    the ``relayed`` pieces (at least a token each: the provider generated them)."""
     headers = {"Authorization": f"Bearer {key}"}
     response = httpx.get(gateway.base_url + "/generation", params={"id": generation_id}, headers=headers)
     assert response.status_code == 200
     record: dict[str, Any] = response.json()["data"]
-    assert record["finish_reason"] == "error" and record["usage"] == 0
+    assert record["finish_reason"] == "error"
+    if relayed:
+        assert record["tokens_completion"] >= relayed and record["usage"] > 0
+        assert record["native_tokens_completion"] is None
+    else:
+        assert record["usage"] == 0
     return record
 
 
@@ -121,14 +130,18 @@ def test_endless_pings_end_at_the_stream_deadline_with_a_524_chunk(gateway, key,
     credit_is_whole(gateway, key)
 
 
-def test_a_chunk_just_within_the_idle_timeout_forever_ends_at_the_stream_deadline(gateway, key, peer):
+def test_a_chunk_just_within_the_idle_timeout_forever_ends_at_the_stream_deadline(gateway, peer):
+    key = create_key(gateway.settings.database_url, "hostile-slow", limit_pico=LIMIT_PICO)
     peer.act("slow_chunks", interval=IDLE_S * 0.6)
     response, took = chat(gateway, key, stream=True)
     chunks = events(response)
-    assert sum(1 for c in chunks if c.get("choices") and c["choices"][0]["delta"].get("content")) >= 1
+    relayed = sum(1 for c in chunks if c.get("choices") and c["choices"][0]["delta"].get("content"))
+    assert relayed >= 1
     assert error_chunk(response)["error"]["code"] == 524
     assert STREAM_S <= took < STREAM_S + 3
-    recorded_failure(gateway, key, chunks[0]["id"])
+    record = recorded_failure(gateway, key, chunks[0]["id"], relayed)
+    data = httpx.get(gateway.base_url + "/key", headers={"Authorization": f"Bearer {key}"}).json()["data"]
+    assert (data["usage"], data["reserved_in_flight"]) == (record["usage"], 0)
 
 
 def test_a_line_that_never_ends_is_a_502_chunk_after_a_mebibyte(gateway, key, peer):
