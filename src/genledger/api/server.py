@@ -50,6 +50,8 @@ nothing (not one object collected). At 5000 none ran in 5 s of the same load, an
 not move. Cycles that do come (an exception's traceback) wait at most that many allocations.
 """
 
+BACKLOG = 2048  # connections the kernel keeps waiting to be accepted (uvicorn's default)
+
 # After the grace, stopped requests have this long to write their records and end.
 STOP_GRACE_S = 10.0
 # How long a connection accepted just before shutdown has to send its request.
@@ -149,13 +151,39 @@ def serve(
 
     Logging is set up from ``settings.logging`` (``logs.configure``): uvicorn's own lines go
     through the same handler, in the same format; the request log replaces its access log.
-    It listens on ``sockets`` when given (a worker of ``workers.py``), else binds its own;
-    ``on_started`` is called once it serves.
+    It listens on ``sockets`` when given (:func:`listen`'s, or a worker's of ``workers.py``),
+    else binds its own; ``on_started`` is called once it serves.
     """
     configure_logging(settings.logging)
     app = create_app(settings)
     config = server_config(app, settings)
     GracefulServer(config, app, settings.shutdown_timeout, on_started).run(sockets)
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on ``host``:``port``, inheritable by workers: one for each address
+    ``host`` resolves to, as uvicorn binds its own (``SO_REUSEADDR``; IPv6 only on an IPv6 one).
+
+    Bound before anything else starts, so that a port that is taken, or a host that does not
+    resolve, is an :class:`OSError` here and not a lifespan started and torn down in vain.
+    """
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    listeners: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            listener = socket.socket(family, kind, proto)
+            listeners.append(listener)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.bind(address)
+            listener.listen(BACKLOG)
+            listener.set_inheritable(True)
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    return listeners
 
 
 def serving_command(
@@ -198,10 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.log_level is not None:
         settings = settings.with_log_level(args.log_level)
+    try:
+        listeners = listen(settings.host, settings.port)
+    except OSError as exc:  # a port that is taken, a host that does not resolve
+        where = f"{settings.host}:{settings.port}"
+        print(f"error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 3
     if args.workers == 1:
-        serve(settings)
+        serve(settings, sockets=listeners)
         return 0
     from genledger.api.workers import Supervisor
 
     configure_logging(settings.logging)  # the parent's own lines: workers started, replaced
-    return Supervisor(settings, args.workers).run()
+    return Supervisor(settings, args.workers).run(listeners)
