@@ -1,8 +1,10 @@
 """Serving the app with uvicorn, and the graceful shutdown SIGTERM starts.
 
-On SIGTERM (or SIGINT): the listening socket closes (new connections are refused), idle
-connections close, in-flight requests get ``shutdown_timeout`` seconds to finish; then the
-requests still waiting on a provider are stopped (``gateway/stopping.py``): open streams end
+On SIGTERM (or SIGINT): the listening socket closes (new connections are refused), a request
+that starts from then on is answered with ``Connection: close``, a connection closes once idle
+for a moment (``api/connections.py``: not at once, under a caller sending a request on it), and
+in-flight requests get ``shutdown_timeout`` seconds to finish; then the requests still waiting
+on a provider are stopped (``gateway/stopping.py``): open streams end
 with an error chunk and are recorded as cancelled, charged like streams their callers left, and
 their reservations are settled. Then the lifespan closes the services: background records finish,
 the instance gives back any reservation it still holds, the ledger's writer commits what is
@@ -33,7 +35,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from genledger.api.app import create_app
-from genledger.api.connections import PROTOCOL, ServerConfig
+from genledger.api.connections import PROTOCOL, DrainingState, ServerConfig
 from genledger.api.router import App
 from genledger.config import ConfigError, Settings, load_settings
 from genledger.logs import configure as configure_logging
@@ -54,9 +56,6 @@ BACKLOG = 2048  # connections the kernel keeps waiting to be accepted (uvicorn's
 
 # After the grace, stopped requests have this long to write their records and end.
 STOP_GRACE_S = 10.0
-# How long a connection accepted just before shutdown has to send its request.
-FRESH_CONNECTION_GRACE_S = 0.5
-FRESH_CONNECTION_POLL_S = 0.01
 
 
 class GracefulServer(uvicorn.Server):
@@ -70,6 +69,7 @@ class GracefulServer(uvicorn.Server):
         on_started: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(config)
+        self.server_state: DrainingState = DrainingState()
         self._app = app
         self._shutdown_timeout = shutdown_timeout
         self._on_started = on_started
@@ -100,15 +100,9 @@ class GracefulServer(uvicorn.Server):
         if services is not None:
             timer = loop.call_later(self._shutdown_timeout, services.stop_requests)
         try:
-            # Stop accepting, then give each connection accepted but not yet read a moment to
-            # deliver its request: uvicorn closes such a connection as idle, which fails a
-            # caller whose request was already on its way (seen in a rolling restart of workers).
-            for server in self.servers:
-                server.close()
-            for _ in range(int(FRESH_CONNECTION_GRACE_S / FRESH_CONNECTION_POLL_S)):
-                if all(getattr(c, "cycle", True) is not None for c in self.server_state.connections):
-                    break
-                await asyncio.sleep(FRESH_CONNECTION_POLL_S)
+            # Before uvicorn's shutdown stops accepting: a connection the loop accepted just
+            # before, and meets only after, drains too (connections.py).
+            self.server_state.draining = True
             await super().shutdown(sockets)
         finally:
             if timer is not None:

@@ -8,10 +8,12 @@ Redis, the dashboard's cookie secret in the settings (generated here when not co
 
 The parent, until told to stop:
 
-- SIGTERM or SIGINT: passes it on to every worker, each of which shuts down gracefully, and
-  exits 0 once they all have (1 if one did not exit cleanly).
+- SIGTERM or SIGINT: closes its copy of the socket (the port refuses new connections once the
+  workers have closed theirs), passes the signal on to every worker, each of which shuts down
+  gracefully, and exits 0 once they all have (1 if one did not exit cleanly).
 - SIGHUP: a rolling restart. Each worker in turn is replaced: its successor starts, and only
-  once it serves does the old one get SIGTERM and drain. The port never stops answering.
+  once it serves does the old one get SIGTERM and drain. The port never stops answering, and
+  a draining worker answers what reaches it on kept-alive connections (``connections.py``).
 - A worker that dies (``kill -9``, a crash) is replaced. A worker that fails by itself before
   it ever served (a database that cannot be opened, say), or takes longer than a minute to
   start, stops everything: exit 1. One killed by a signal before it served is replaced.
@@ -192,7 +194,7 @@ class Supervisor:
                 if sig != signal.SIGHUP:
                     # SIGTERM to each, even for a SIGINT: a terminal's Ctrl-C reached the workers
                     # already, and a second SIGINT would make them exit without their grace.
-                    return self._stop(status=0)
+                    return self._stop(listeners, status=0)
                 self._restart(listeners)
             for index, worker in enumerate(self._workers):
                 worker.check_ready()
@@ -202,7 +204,7 @@ class Supervisor:
                         log.error(
                             "worker %s did not start serving in %ss; stopping", worker.pid, READY_WITHIN_S
                         )
-                        return self._stop(status=1)
+                        return self._stop(listeners, status=1)
                     continue
                 if worker.retiring:
                     continue
@@ -210,7 +212,7 @@ class Supervisor:
                     # It failed by itself before it served (a database it cannot open, say): its
                     # successor would fail the same way.
                     log.error("worker %s exited (%s) before it served; stopping", worker.pid, exitcode)
-                    return self._stop(status=1)
+                    return self._stop(listeners, status=1)
                 # Killed (kill -9, the OOM killer), or failed after serving: replaced.
                 log.warning("worker %s exited (%s); starting another", worker.pid, exitcode)
                 worker.ready.close()
@@ -237,7 +239,12 @@ class Supervisor:
             old.ready.close()
             self._workers[index] = successor
 
-    def _stop(self, *, status: int) -> int:
+    def _stop(self, listeners: list[socket.socket], *, status: int) -> int:
+        # The port closes once the workers close their copies as they drain: new connections
+        # are refused then, not queued in a socket the parent holds open until it exits, and
+        # reset there after their callers sent a request.
+        for listener in listeners:
+            listener.close()
         for worker in self._workers:
             worker.retiring = True
             worker.signal(signal.SIGTERM)
