@@ -21,12 +21,12 @@ def _folder(settings: Settings) -> Path:
     return Path(settings.database_url.removeprefix("sqlite:///")).parent
 
 
-def fails_at_once(settings: Settings, listener: socket.socket, ready: Connection) -> None:
+def fails_at_once(settings: Settings, listeners: list[socket.socket], ready: Connection) -> None:
     """A worker that cannot start (a database it cannot open, say)."""
     sys.exit(3)
 
 
-def serves_unless_first(settings: Settings, listener: socket.socket, ready: Connection) -> None:
+def serves_unless_first(settings: Settings, listeners: list[socket.socket], ready: Connection) -> None:
     """The first one hangs before serving and says its pid; every later one serves until SIGTERM."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     first = _folder(settings) / "first"

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+from genledger.api.server import listen
 from genledger.api.workers import Supervisor
 from genledger.config import Settings
 from tests.api import stand_in_workers
@@ -15,6 +16,10 @@ from tests.api import stand_in_workers
 
 def _settings(folder: Path) -> Settings:
     return Settings(database_url=f"sqlite:///{folder / 'ledger.db'}", port=0)
+
+
+def _listen():
+    return listen("127.0.0.1", 0)
 
 
 def _wait_for(condition, within: float = 30) -> None:
@@ -26,7 +31,7 @@ def _wait_for(condition, within: float = 30) -> None:
 
 def test_a_worker_that_fails_before_it_serves_stops_everything(tmp_path: Path):
     started = time.monotonic()
-    assert Supervisor(_settings(tmp_path), 2, target=stand_in_workers.fails_at_once).run() == 1
+    assert Supervisor(_settings(tmp_path), 2, target=stand_in_workers.fails_at_once).run(_listen()) == 1
     assert time.monotonic() - started < 30  # not after the minute a slow start is allowed
 
 
@@ -46,7 +51,7 @@ def test_a_worker_killed_before_it_serves_is_replaced_and_sigterm_ends_all_with_
 
     driver = threading.Thread(target=drive)
     driver.start()
-    status = Supervisor(_settings(tmp_path), 2, target=stand_in_workers.serves_unless_first).run()
+    status = Supervisor(_settings(tmp_path), 2, target=stand_in_workers.serves_unless_first).run(_listen())
     driver.join()
     assert outcome == []
     assert status == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 
 from genledger.api.server import main, serving_command
 from tests.fakes import unused_port
+from tests.services import redis_url
 
 CLI_MODULES = ("typer", "rich", "genledger.cli")  # click is uvicorn's too
 
@@ -122,3 +124,53 @@ def test_a_provider_key_that_is_not_set_is_one_line_and_status_2_before_serving(
     assert capsys.readouterr().err == (
         "error: providers.demo.api_key_env: the environment variable GENLEDGER_TEST_UNSET_KEY is not set\n"
     )
+
+
+def _workers_config(folder: Path) -> Path:
+    """A config several workers can serve: a SQLite file, rate limits in Redis."""
+    config = folder / "workers.toml"
+    config.write_text(
+        f'database_url = "sqlite:///{folder}/ledger.db"\n[limits]\nbackend = "redis"\n'
+        f'redis_url = "{redis_url()}"\n'
+    )
+    return config
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_port_that_is_taken_is_one_line_and_status_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: int
+):
+    config = _workers_config(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        status = main(["--config", str(config), "--port", str(port), "--workers", str(workers)])
+    assert status == 3
+    assert capsys.readouterr().err == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+def test_a_host_that_does_not_resolve_is_one_line_and_status_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    config = _workers_config(tmp_path)
+    assert main(["--config", str(config), "--host", "nonexistent.invalid", "--workers", "2"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot listen on nonexistent.invalid:8080: ")
+    assert err.count("\n") == 1
+
+
+def test_serve_with_workers_on_a_port_that_is_taken_says_so_in_one_line_and_exits_3(tmp_path: Path):
+    config = _workers_config(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        serve = ["serve", "-c", str(config), "--port", str(port), "--workers", "2"]
+        done = subprocess.run(
+            [sys.executable, "-m", "genledger", *serve],
+            cwd=tmp_path,
+            env=_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert done.stdout.splitlines()[-1] == "workers: 2"  # what it printed before it serves

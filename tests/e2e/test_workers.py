@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import select
 
@@ -57,33 +58,50 @@ async def until(condition: Callable[[], bool], within: float = 60, why: Callable
 
 
 class Load:
-    """``CALLERS`` callers in a loop, each request on a new connection, until stopped."""
+    """``callers`` callers in a loop until stopped: each request on a new connection, or with
+    ``keep_alive`` each caller's on its one connection, every other one streamed."""
 
-    def __init__(self, base_url: str, secret: str) -> None:
+    def __init__(
+        self, base_url: str, secret: str, *, keep_alive: bool = False, callers: int = CALLERS
+    ) -> None:
         self.base_url = base_url
+        self.callers = callers
         self.headers = {"Authorization": f"Bearer {secret}"}
+        self.keep_alive = keep_alive
         self.ok: list[str] = []
         self.failed: list[str] = []
         self.stopped = asyncio.Event()
 
     async def _caller(self) -> None:
-        # No keep-alive: a worker that retires closes its idle connections, and a request
-        # racing that close would fail for a reason that is not the gateway's to fix.
-        limits = httpx.Limits(max_keepalive_connections=0)
+        limits = httpx.Limits(max_keepalive_connections=1 if self.keep_alive else 0)
         async with httpx.AsyncClient(base_url=self.base_url, timeout=30, limits=limits) as http:
             while not self.stopped.is_set():
                 try:
-                    response = await http.post("/chat/completions", json=BODY, headers=self.headers)
+                    if self.keep_alive and len(self.ok) % 2:
+                        await self._stream(http)
+                    else:
+                        await self._complete(http)
                 except httpx.TransportError as exc:
                     self.failed.append(repr(exc))
-                    continue
-                if response.status_code == 200:
-                    self.ok.append(response.json()["id"])
-                else:
-                    self.failed.append(f"{response.status_code} {response.text}")
+
+    async def _complete(self, http: httpx.AsyncClient) -> None:
+        response = await http.post("/chat/completions", json=BODY, headers=self.headers)
+        if response.status_code == 200:
+            self.ok.append(response.json()["id"])
+        else:
+            self.failed.append(f"{response.status_code} {response.text}")
+
+    async def _stream(self, http: httpx.AsyncClient) -> None:
+        body = {**BODY, "stream": True}
+        async with http.stream("POST", "/chat/completions", json=body, headers=self.headers) as response:
+            lines = [line async for line in response.aiter_lines() if line.startswith("data: ")]
+        if response.status_code == 200 and lines[-1:] == ["data: [DONE]"] and "error" not in lines[0]:
+            self.ok.append(orjson.loads(lines[0].removeprefix("data: "))["id"])
+        else:
+            self.failed.append(f"{response.status_code} {lines[-3:]}")
 
     async def run(self) -> None:
-        await asyncio.gather(*(self._caller() for _ in range(CALLERS)))
+        await asyncio.gather(*(self._caller() for _ in range(self.callers)))
 
     async def served(self, more: int) -> None:
         """Wait until ``more`` further requests succeeded."""
@@ -145,6 +163,50 @@ async def test_two_workers_survive_a_kill_and_a_rolling_restart_and_record_every
     # A request of the killed worker can have been recorded (before its answer's last byte)
     # and never answered: one at most per caller then in flight, which failed for it.
     assert len(recorded - answered) <= lost_to_kill
+
+
+async def test_a_rolling_restart_drops_no_request_of_callers_that_keep_their_connections_alive(
+    upstream: FakeOpenAIInThread, tmp_path: Path
+):
+    # A retiring worker used to close its idle kept-alive connections at once, failing the
+    # request a caller was sending on one just then (3 in 491 over two restarts, measured; this
+    # test failed 3 runs in 5 so).
+    database_url = f"sqlite:///{tmp_path / 'kept-alive.db'}"
+    settings = gateway_settings(
+        database_url, upstream.api_url, limits={"backend": "redis", "redis_url": redis_url()}
+    )
+    upstream.set_behavior("ok", delay_ms=10)  # requests in flight as well as between them
+    ledger = await Ledger.open(database_url)
+    try:
+        key, secret = await ledger.keys.create("kept-alive")
+        gateway = GatewayProcess(settings, tmp_path, "kept-alive", log_level="info", args=["--workers", "2"])
+        gateway.start()
+        load = Load(gateway.base_url, secret, keep_alive=True, callers=8)
+        running = asyncio.create_task(load.run())
+        try:
+            await until(lambda: "2 workers serving" in gateway.output(), within=60)
+            await load.served(20)
+            before = workers_of(gateway.pid)
+            assert gateway.process is not None
+            gateway.process.send_signal(signal.SIGHUP)
+            await until(lambda: not (workers_of(gateway.pid) & before), within=60)
+            await load.served(20)
+            assert load.failed == []
+            # SIGTERM under the same load: what is answered is answered whole; the rest fails to
+            # connect (refused), or rarely, taken into the port's queue as it closed, is reset.
+            assert await asyncio.to_thread(gateway.terminate, 60) == 0
+        finally:
+            load.stopped.set()
+            await asyncio.wait_for(running, 60)
+            gateway.kill()
+        transport_errors = ("ConnectError(", "ReadError(", "WriteError(", "RemoteProtocolError(")
+        assert all(failure.startswith(transport_errors) for failure in load.failed), load.failed
+        async with ledger.engine.connect() as connection:
+            query = select(generations.c.id).where(generations.c.key_id == key.id)
+            recorded = set((await connection.execute(query)).scalars())
+    finally:
+        await ledger.close()
+    assert set(load.ok) <= recorded, f"answered, not recorded: {set(load.ok) - recorded}"
 
 
 async def test_workers_whose_parent_is_killed_shut_down_instead_of_serving_on_as_orphans(

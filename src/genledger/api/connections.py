@@ -8,7 +8,14 @@ seconds of its opening (or of the first byte after its previous answer), and its
 ``body_timeout`` seconds after them, or it is closed. A body cut off so reaches the app as
 the caller leaving (``http.disconnect``), which answers nobody and logs a 499.
 
-The protocol classes are uvicorn's own (httptools when installed, else h11), with three
+When the server shuts down (SIGTERM, or a worker retiring in a rolling restart), a connection
+is never closed under a caller who may be sending on it: uvicorn closes every idle kept-alive
+connection at once, and a request its caller had just sent on one failed unanswered (a read
+error, with no way to know whether it was served). Here, while the server drains, a request on
+any connection is answered with ``Connection: close``, and a connection that was not told so
+is closed only once it has been idle for ``DRAIN_IDLE_GRACE_S`` (:class:`_Drain`).
+
+The protocol classes are uvicorn's own (httptools when installed, else h11), with a few
 methods wrapped; the request that follows runs unchanged. With httptools, the 503 uvicorn
 answers beyond ``limit_concurrency`` and its 400 for a request it cannot parse are the JSON
 error envelope (h11's stay uvicorn's text).
@@ -23,6 +30,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
 
 from genledger.errors import BadRequest, ServiceUnavailable
 
@@ -33,6 +41,13 @@ except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_BODY_TIMEOUT_S = 30.0
+DRAIN_IDLE_GRACE_S = 1.0
+"""How long a draining server keeps an idle connection open for a request already on its way.
+
+A caller sends its next request on a kept-alive connection the moment the previous answer is
+read (a few milliseconds under load); one idle longer than this is closed, and only a request
+sent in the very instant of that close can still fail, as with any HTTP/1.1 server.
+"""
 
 
 class ServerConfig(uvicorn.Config):
@@ -107,8 +122,71 @@ class _HeaderDeadline:
             self.transport.close()
 
 
-class H11WithHeaderDeadline(_HeaderDeadline, H11Protocol):
-    """h11's protocol with the header deadline."""
+class DrainingState(ServerState):
+    """uvicorn's state shared by a server's connections, and whether the server is draining
+    (set by ``server.GracefulServer`` as it stops accepting)."""
+
+    draining: bool = False
+
+
+class _Drain:
+    """A shutdown that closes no connection under a caller who may be sending a request on it.
+
+    Mixed in before a uvicorn HTTP protocol class, replacing its ``shutdown()``: a request whose
+    answer has not started yet is answered with ``Connection: close`` (as uvicorn does), and a
+    connection that is idle, between requests or accepted and not yet read, or whose answer is
+    under way, is closed once it has been idle for ``DRAIN_IDLE_GRACE_S``, through uvicorn's
+    keep-alive timer, which the next request's first bytes cancel. Every request that starts
+    while the server drains, on any connection (one accepted as the server stopped accepting
+    too), is answered with ``Connection: close``. (h11, the fallback, closes the connection after
+    the answer but does not write that header.)
+    """
+
+    # Set by the uvicorn protocol class this is mixed into.
+    cycle: Any
+    loop: asyncio.AbstractEventLoop
+    server_state: ServerState
+    timeout_keep_alive_task: asyncio.TimerHandle | None
+    timeout_keep_alive_handler: Any
+    _unset_keepalive_if_required: Any
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        if self._draining():  # accepted just before the server stopped accepting
+            self._close_when_idle()
+
+    def data_received(self, data: bytes) -> None:
+        before = self.cycle
+        super().data_received(data)  # type: ignore[misc]
+        if self.cycle is not before and self._draining():  # a request's headers are complete
+            self.cycle.keep_alive = False
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if self._draining() and self.timeout_keep_alive_task is not None:
+            self._close_when_idle()  # an answer under way at the shutdown, written with keep-alive
+
+    def shutdown(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not cycle.response_started:
+            cycle.keep_alive = False
+        elif cycle is None or cycle.response_complete:
+            self._close_when_idle()
+        # else its answer is under way: on_response_complete arms the grace when it ends.
+
+    def _draining(self) -> bool:
+        # A plain uvicorn.Server's state has no flag: only shutdown() then drains.
+        return getattr(self.server_state, "draining", False)
+
+    def _close_when_idle(self) -> None:
+        self._unset_keepalive_if_required()
+        self.timeout_keep_alive_task = self.loop.call_later(
+            DRAIN_IDLE_GRACE_S, self.timeout_keep_alive_handler
+        )
+
+
+class H11WithHeaderDeadline(_Drain, _HeaderDeadline, H11Protocol):
+    """h11's protocol with the header deadline and the drain."""
 
 
 _BUSY = ServiceUnavailable("The gateway has too many connections or requests at once; retry shortly")
@@ -129,9 +207,9 @@ async def too_busy(scope: Any, receive: Any, send: Any) -> None:
 
 if HttpToolsProtocol is not None:
 
-    class HttpToolsWithHeaderDeadline(_HeaderDeadline, HttpToolsProtocol):
-        """httptools' protocol with the header deadline, and the envelope for its 503 and for
-        the 400 it answers a request it cannot parse (raw non-ASCII in the request line, ...)."""
+    class HttpToolsWithHeaderDeadline(_Drain, _HeaderDeadline, HttpToolsProtocol):
+        """httptools' protocol with the header deadline, the drain, and the envelope for its 503
+        and for the 400 it answers a request it cannot parse (raw non-ASCII in the request line, ...)."""
 
         def _start_asgi_task(self, cycle: Any, app: Any) -> None:
             super()._start_asgi_task(cycle, too_busy if app is service_unavailable else app)

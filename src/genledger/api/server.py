@@ -1,8 +1,10 @@
 """Serving the app with uvicorn, and the graceful shutdown SIGTERM starts.
 
-On SIGTERM (or SIGINT): the listening socket closes (new connections are refused), idle
-connections close, in-flight requests get ``shutdown_timeout`` seconds to finish; then the
-requests still waiting on a provider are stopped (``gateway/stopping.py``): open streams end
+On SIGTERM (or SIGINT): the listening socket closes (new connections are refused), a request
+that starts from then on is answered with ``Connection: close``, a connection closes once idle
+for a moment (``api/connections.py``: not at once, under a caller sending a request on it), and
+in-flight requests get ``shutdown_timeout`` seconds to finish; then the requests still waiting
+on a provider are stopped (``gateway/stopping.py``): open streams end
 with an error chunk and are recorded as cancelled, charged like streams their callers left, and
 their reservations are settled. Then the lifespan closes the services: background records finish,
 the instance gives back any reservation it still holds, the ledger's writer commits what is
@@ -33,7 +35,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from genledger.api.app import create_app
-from genledger.api.connections import PROTOCOL, ServerConfig
+from genledger.api.connections import PROTOCOL, DrainingState, ServerConfig
 from genledger.api.router import App
 from genledger.config import ConfigError, Settings, load_settings
 from genledger.logs import configure as configure_logging
@@ -50,11 +52,10 @@ nothing (not one object collected). At 5000 none ran in 5 s of the same load, an
 not move. Cycles that do come (an exception's traceback) wait at most that many allocations.
 """
 
+BACKLOG = 2048  # connections the kernel keeps waiting to be accepted (uvicorn's default)
+
 # After the grace, stopped requests have this long to write their records and end.
 STOP_GRACE_S = 10.0
-# How long a connection accepted just before shutdown has to send its request.
-FRESH_CONNECTION_GRACE_S = 0.5
-FRESH_CONNECTION_POLL_S = 0.01
 
 
 class GracefulServer(uvicorn.Server):
@@ -68,6 +69,7 @@ class GracefulServer(uvicorn.Server):
         on_started: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(config)
+        self.server_state: DrainingState = DrainingState()
         self._app = app
         self._shutdown_timeout = shutdown_timeout
         self._on_started = on_started
@@ -98,15 +100,9 @@ class GracefulServer(uvicorn.Server):
         if services is not None:
             timer = loop.call_later(self._shutdown_timeout, services.stop_requests)
         try:
-            # Stop accepting, then give each connection accepted but not yet read a moment to
-            # deliver its request: uvicorn closes such a connection as idle, which fails a
-            # caller whose request was already on its way (seen in a rolling restart of workers).
-            for server in self.servers:
-                server.close()
-            for _ in range(int(FRESH_CONNECTION_GRACE_S / FRESH_CONNECTION_POLL_S)):
-                if all(getattr(c, "cycle", True) is not None for c in self.server_state.connections):
-                    break
-                await asyncio.sleep(FRESH_CONNECTION_POLL_S)
+            # Before uvicorn's shutdown stops accepting: a connection the loop accepted just
+            # before, and meets only after, drains too (connections.py).
+            self.server_state.draining = True
             await super().shutdown(sockets)
         finally:
             if timer is not None:
@@ -149,13 +145,39 @@ def serve(
 
     Logging is set up from ``settings.logging`` (``logs.configure``): uvicorn's own lines go
     through the same handler, in the same format; the request log replaces its access log.
-    It listens on ``sockets`` when given (a worker of ``workers.py``), else binds its own;
-    ``on_started`` is called once it serves.
+    It listens on ``sockets`` when given (:func:`listen`'s, or a worker's of ``workers.py``),
+    else binds its own; ``on_started`` is called once it serves.
     """
     configure_logging(settings.logging)
     app = create_app(settings)
     config = server_config(app, settings)
     GracefulServer(config, app, settings.shutdown_timeout, on_started).run(sockets)
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on ``host``:``port``, inheritable by workers: one for each address
+    ``host`` resolves to, as uvicorn binds its own (``SO_REUSEADDR``; IPv6 only on an IPv6 one).
+
+    Bound before anything else starts, so that a port that is taken, or a host that does not
+    resolve, is an :class:`OSError` here and not a lifespan started and torn down in vain.
+    """
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    listeners: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            listener = socket.socket(family, kind, proto)
+            listeners.append(listener)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.bind(address)
+            listener.listen(BACKLOG)
+            listener.set_inheritable(True)
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    return listeners
 
 
 def serving_command(
@@ -199,10 +221,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.log_level is not None:
         settings = settings.with_log_level(args.log_level)
+    try:
+        listeners = listen(settings.host, settings.port)
+    except OSError as exc:  # a port that is taken, a host that does not resolve
+        where = f"{settings.host}:{settings.port}"
+        print(f"error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 3
     if args.workers == 1:
-        serve(settings)
+        serve(settings, sockets=listeners)
         return 0
     from genledger.api.workers import Supervisor
 
     configure_logging(settings.logging)  # the parent's own lines: workers started, replaced
-    return Supervisor(settings, args.workers).run()
+    return Supervisor(settings, args.workers).run(listeners)

@@ -1,17 +1,19 @@
 """Serving on several processes: one listening socket, N workers, each a whole gateway.
 
-The parent binds the socket and starts the workers (``multiprocessing``'s spawn: a worker
-shares nothing with the parent but that socket and the settings); each serves it with
+The parent gets the socket bound (``server.listen``) and starts the workers (``multiprocessing``'s
+spawn: a worker shares nothing with the parent but that socket and the settings); each serves it with
 ``server.py``'s graceful server, and the kernel hands each new connection to one of them.
 What must agree across workers lives outside them: credits in the ledger, rate limits in
 Redis, the dashboard's cookie secret in the settings (generated here when not configured).
 
 The parent, until told to stop:
 
-- SIGTERM or SIGINT: passes it on to every worker, each of which shuts down gracefully, and
-  exits 0 once they all have (1 if one did not exit cleanly).
+- SIGTERM or SIGINT: closes its copy of the socket (the port refuses new connections once the
+  workers have closed theirs), passes the signal on to every worker, each of which shuts down
+  gracefully, and exits 0 once they all have (1 if one did not exit cleanly).
 - SIGHUP: a rolling restart. Each worker in turn is replaced: its successor starts, and only
-  once it serves does the old one get SIGTERM and drain. The port never stops answering.
+  once it serves does the old one get SIGTERM and drain. The port never stops answering, and
+  a draining worker answers what reaches it on kept-alive connections (``connections.py``).
 - A worker that dies (``kill -9``, a crash) is replaced. A worker that fails by itself before
   it ever served (a database that cannot be opened, say), or takes longer than a minute to
   start, stops everything: exit 1. One killed by a signal before it served is replaced.
@@ -41,7 +43,6 @@ log = logging.getLogger("genledger")
 
 READY_WITHIN_S = 60.0  # a worker imports, opens the ledger and starts its services in this time
 POLL_S = 0.2
-BACKLOG = 2048
 PARENT_CHECK_S = 1.0
 
 
@@ -80,13 +81,13 @@ def shared_settings(settings: Settings) -> Settings:
     return settings
 
 
-def _worker_main(settings: Settings, listener: socket.socket, ready: Connection) -> None:
-    """A worker process: the graceful server on the inherited socket; says when it serves."""
+def _worker_main(settings: Settings, listeners: list[socket.socket], ready: Connection) -> None:
+    """A worker process: the graceful server on the inherited sockets; says when it serves."""
     from genledger.api.server import serve
 
     parent = os.getppid()
     threading.Thread(target=_end_with, args=(parent,), name="genledger-parent-watch", daemon=True).start()
-    serve(settings, sockets=[listener], on_started=lambda: ready.send(os.getpid()))
+    serve(settings, sockets=listeners, on_started=lambda: ready.send(os.getpid()))
 
 
 def _end_with(parent: int) -> None:
@@ -97,7 +98,7 @@ def _end_with(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-WorkerMain = Callable[[Settings, socket.socket, Connection], None]
+WorkerMain = Callable[[Settings, list[socket.socket], Connection], None]
 """What a worker process runs: ``_worker_main``, or a test's stand-in (importable, for spawn)."""
 
 
@@ -146,11 +147,11 @@ class Supervisor:
         self._signals.append(sig)
         self._wake.set()
 
-    def _spawn(self, listener: socket.socket) -> _Worker:
+    def _spawn(self, listeners: list[socket.socket]) -> _Worker:
         receiving, sending = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=self._target,
-            args=(self._settings, listener, sending),
+            args=(self._settings, listeners, sending),
             name="genledger-worker",
         )
         process.start()
@@ -168,24 +169,22 @@ class Supervisor:
             waited += POLL_S
         return False
 
-    def run(self) -> int:
-        """Serve until stopped; the exit status for the parent process."""
-        listener = socket.create_server(
-            (self._settings.host, self._settings.port), backlog=BACKLOG, reuse_port=False
-        )
-        listener.set_inheritable(True)
+    def run(self, listeners: list[socket.socket]) -> int:
+        """Serve on ``listeners`` (``server.listen``'s, closed here) until stopped; the exit
+        status for the parent process."""
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
         try:
-            self._workers = [self._spawn(listener) for _ in range(self._count)]
-            return self._supervise(listener)
+            self._workers = [self._spawn(listeners) for _ in range(self._count)]
+            return self._supervise(listeners)
         finally:
-            listener.close()
+            for listener in listeners:
+                listener.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _supervise(self, listener: socket.socket) -> int:
+    def _supervise(self, listeners: list[socket.socket]) -> int:
         announced = False
         while True:
             self._wake.wait(POLL_S)
@@ -195,8 +194,8 @@ class Supervisor:
                 if sig != signal.SIGHUP:
                     # SIGTERM to each, even for a SIGINT: a terminal's Ctrl-C reached the workers
                     # already, and a second SIGINT would make them exit without their grace.
-                    return self._stop(status=0)
-                self._restart(listener)
+                    return self._stop(listeners, status=0)
+                self._restart(listeners)
             for index, worker in enumerate(self._workers):
                 worker.check_ready()
                 exitcode = worker.process.exitcode
@@ -205,7 +204,7 @@ class Supervisor:
                         log.error(
                             "worker %s did not start serving in %ss; stopping", worker.pid, READY_WITHIN_S
                         )
-                        return self._stop(status=1)
+                        return self._stop(listeners, status=1)
                     continue
                 if worker.retiring:
                     continue
@@ -213,20 +212,20 @@ class Supervisor:
                     # It failed by itself before it served (a database it cannot open, say): its
                     # successor would fail the same way.
                     log.error("worker %s exited (%s) before it served; stopping", worker.pid, exitcode)
-                    return self._stop(status=1)
+                    return self._stop(listeners, status=1)
                 # Killed (kill -9, the OOM killer), or failed after serving: replaced.
                 log.warning("worker %s exited (%s); starting another", worker.pid, exitcode)
                 worker.ready.close()
-                self._workers[index] = self._spawn(listener)
+                self._workers[index] = self._spawn(listeners)
             if not announced and all(worker.served for worker in self._workers):
                 log.info("%d workers serving on %s:%s", self._count, self._settings.host, self._settings.port)
                 announced = True
 
-    def _restart(self, listener: socket.socket) -> None:
+    def _restart(self, listeners: list[socket.socket]) -> None:
         """Replace each worker, in turn, once its successor serves."""
         log.info("restarting %d workers", len(self._workers))
         for index, old in enumerate(self._workers):
-            successor = self._spawn(listener)
+            successor = self._spawn(listeners)
             if not self._wait_ready(successor):
                 successor.signal(signal.SIGKILL)
                 successor.process.join()
@@ -240,7 +239,12 @@ class Supervisor:
             old.ready.close()
             self._workers[index] = successor
 
-    def _stop(self, *, status: int) -> int:
+    def _stop(self, listeners: list[socket.socket], *, status: int) -> int:
+        # The port closes once the workers close their copies as they drain: new connections
+        # are refused then, not queued in a socket the parent holds open until it exits, and
+        # reset there after their callers sent a request.
+        for listener in listeners:
+            listener.close()
         for worker in self._workers:
             worker.retiring = True
             worker.signal(signal.SIGTERM)
