@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import datetime
 
 import orjson
 import pytest
@@ -60,6 +61,23 @@ def test_the_logging_module_writes_json_lines_at_the_configured_level():
     assert record["message"] == "failed here"
     assert "ValueError: boom" in record["exception"]
     assert isinstance(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})), str)
+
+
+def test_text_lines_of_the_logging_module_carry_the_request_lines_time():
+    """uvicorn's and genledger's messages beside the request lines: one time form for all."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        assert configure(LoggingConfig(level="info", format="text"), stream) == "text"
+        logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    [line] = stream.getvalue().splitlines()
+    stamp, rest = line.split(" ", 1)
+    assert timestamp(datetime.fromisoformat(stamp).timestamp()) == stamp and stamp.endswith("Z")
+    assert rest == "INFO uvicorn.error: Started server process [42]"
 
 
 def test_a_line_that_cannot_be_written_is_dropped_not_raised(monkeypatch):

@@ -108,6 +108,17 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class TextFormatter(logging.Formatter):
+    """A ``logging`` record as a line of text, its time as the request lines have it
+    (:func:`timestamp`: ``2026-11-27T09:50:01.234Z``), not logging's local ``,764`` form."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return timestamp(record.created)
+
+
 def configure(config: LoggingConfig, stream: IO[str] | None = None) -> LineFormat:
     """Send the ``logging`` module's records to ``stream`` (stderr) at the configured level.
 
@@ -117,7 +128,7 @@ def configure(config: LoggingConfig, stream: IO[str] | None = None) -> LineForma
     stream = stream if stream is not None else sys.stderr
     chosen = line_format(config, stream)
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter() if chosen == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
