@@ -496,6 +496,10 @@ async def test_the_detail_shows_adjustments_the_adjusted_cost_and_upstream_drift
     assert "1 → 2" in detail.text and "a mistyped &lt;b&gt;price&lt;/b&gt;" in detail.text
     assert re.search(r'id="upstream-cost">\$0\.0000035<', detail.text)
     assert 'class="warning" id="drift"' in detail.text and "Drift:" in detail.text
+    # Every field: money as exact USD, never the JSON float's exponent (3e-06).
+    assert "<dt>total_cost</dt><dd>0.000003</dd>" in detail.text
+    assert "<dt>upstream_inference_cost</dt><dd>0.0000035</dd>" in detail.text
+    assert "e-0" not in detail.text
     calm = await dash.http.get(f"/dashboard/generations/{agreeing.id}")
     assert "agrees with ours" in calm.text and "adjusted-cost" not in calm.text
     overview = await dash.http.get("/dashboard/overview")

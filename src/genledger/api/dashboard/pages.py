@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from genledger.api.dashboard.base import form_of, page, render, visitor
 from genledger.api.dashboard.charts import cost_breakdown, drift_of, overview_chart
 from genledger.api.dashboard.query import canonical, encode, without
+from genledger.api.dashboard.render import amount
 from genledger.api.dashboard.session import (
     end_session,
     sign_in_token,
@@ -17,7 +20,7 @@ from genledger.api.dashboard.session import (
 from genledger.api.errors import auth_failed
 from genledger.api.export_wire import MEDIA_TYPES, export_filename
 from genledger.api.export_wire import render as render_export
-from genledger.api.generation_wire import generation_json
+from genledger.api.generation_wire import USD_KEYS, generation_json
 from genledger.api.inbound import only_query
 from genledger.api.list_wire import MAX_PAGE, encode_cursor, parse_export_query, parse_list_query
 from genledger.api.responses import services_of
@@ -161,7 +164,7 @@ async def generation(request: Request) -> Response:
         visitor=who,
         is_management=who.key.is_management,
         generation=found,
-        fields=generation_json(found),
+        fields=_fields(found),
         owner=owner,
         cost=cost_breakdown(found, _price_of(entry, found)),
         adjustments=entries,
@@ -190,3 +193,12 @@ def _price_of(entry: ModelEntry | None, generation: Generation) -> Price | None:
     if entry is None:
         return None
     return entry.version.price_for(generation.provider_name) if entry.version is not None else entry.price
+
+
+def _fields(generation: Generation) -> dict[str, Any]:
+    """The record as the API answers it, money as exact USD from the picodollars (``0.000064``,
+    not the JSON float's ``6.4e-05``)."""
+    return {
+        name: amount(getattr(generation, USD_KEYS[name])) if name in USD_KEYS and value is not None else value
+        for name, value in generation_json(generation).items()
+    }
