@@ -108,6 +108,7 @@ def test_a_field_not_honoured_is_refused_by_name(fields, param):
         (body(n=129), "'n' must be an integer from 1 to 128"),
         (body(n=True), "'n' must be integer"),
         (body(stream_options={"include_obfuscation": True}), "'stream_options' may only set include_usage"),
+        (body(service_tier="flex"), "'service_tier' may only be 'auto' or 'default'"),
         (body(metadata={"team": "a\x00b"}), "NUL"),
         (body(metadata={"te\x00am": "a"}), "NUL"),
     ],
@@ -157,3 +158,9 @@ def test_asking_for_no_stream_obfuscation_is_what_is_done():
         body(stream=True, stream_options={"include_usage": True, "include_obfuscation": False})
     )
     assert request.stream and "stream_options" not in request.params
+
+
+def test_the_providers_own_service_tier_is_what_is_done():
+    """As on /responses: 'auto' and 'default' are the provider's own tier, which is what it gets."""
+    for tier in ("auto", "default"):
+        assert "service_tier" not in parse_chat_request(body(service_tier=tier)).params

@@ -42,6 +42,7 @@ _PASSTHROUGH: dict[str, tuple[type, ...]] = {
 _CONSUMED = {
     "model", "messages", "stream", "max_tokens", "max_completion_tokens", "user", "stream_options",
     "models", "provider", "route", "transforms", "usage", "plugins", "session_id", "store", "metadata",
+    "service_tier",
 }  # fmt: skip
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_ID_LENGTH = 200
@@ -256,7 +257,9 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return found
 
 
-_TAKEN_AS_THEY_ARE = frozenset({"stream_options", "usage", "plugins", "transforms", "route", "store"})
+_TAKEN_AS_THEY_ARE = frozenset(
+    {"stream_options", "usage", "plugins", "transforms", "route", "store", "service_tier"}
+)
 
 
 def _check_openrouter_options(body: dict[str, Any]) -> None:
@@ -280,6 +283,12 @@ def _check_openrouter_options(body: dict[str, Any]) -> None:
     if route is not None and route != "fallback":
         raise BadRequest(
             "'route' may only be \"fallback\" (the models are tried in order)", metadata={"param": "route"}
+        )
+    tier = body.get("service_tier")
+    if tier is not None and tier not in ("auto", "default"):
+        raise BadRequest(
+            "'service_tier' may only be 'auto' or 'default' (the provider's own tier)",
+            metadata={"param": "service_tier"},
         )
     store = body.get("store")
     if store is not None and store is not False:
