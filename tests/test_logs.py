@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import orjson
@@ -41,20 +43,27 @@ def test_cached_timestamps_read_as_the_plain_ones(seconds):
     assert timestamp(1795773356.25) == "2026-11-27T09:55:56.250Z"
 
 
-def test_the_logging_module_writes_json_lines_at_the_configured_level():
+@contextmanager
+def configured(config: LoggingConfig, chosen: str) -> Iterator[io.StringIO]:
+    """The logging module configured onto a fresh stream, the root logger restored after."""
     stream = io.StringIO()
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
-        assert configure(LoggingConfig(level="warning", format="json"), stream) == "json"
+        assert configure(config, stream) == chosen
+        yield stream
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+def test_the_logging_module_writes_json_lines_at_the_configured_level():
+    with configured(LoggingConfig(level="warning", format="json"), "json") as stream:
         logging.getLogger("genledger.test").info("not shown")
         try:
             raise ValueError("boom")
         except ValueError:
             logging.getLogger("genledger.test").exception("failed %s", "here")
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
     [line] = stream.getvalue().splitlines()
     record = orjson.loads(line)
     assert (record["level"], record["logger"]) == ("error", "genledger.test")
@@ -65,15 +74,8 @@ def test_the_logging_module_writes_json_lines_at_the_configured_level():
 
 def test_text_lines_of_the_logging_module_carry_the_request_lines_time():
     """uvicorn's and genledger's messages beside the request lines: one time form for all."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    try:
-        assert configure(LoggingConfig(level="info", format="text"), stream) == "text"
+    with configured(LoggingConfig(level="info", format="text"), "text") as stream:
         logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
     [line] = stream.getvalue().splitlines()
     stamp, rest = line.split(" ", 1)
     assert timestamp(datetime.fromisoformat(stamp).timestamp()) == stamp and stamp.endswith("Z")
