@@ -158,12 +158,13 @@ class _Drain:
     def data_received(self, data: bytes) -> None:
         before = self.cycle
         super().data_received(data)  # type: ignore[misc]
-        if self.cycle is not before and self._draining():  # a request's headers are complete
+        # (The flag read inline: this runs for every read of every connection.)
+        if self.cycle is not before and getattr(self.server_state, "draining", False):  # a new request
             self.cycle.keep_alive = False
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
-        if self._draining() and self.timeout_keep_alive_task is not None:
+        if getattr(self.server_state, "draining", False) and self.timeout_keep_alive_task is not None:
             self._close_when_idle()  # an answer under way at the shutdown, written with keep-alive
 
     def shutdown(self) -> None:

@@ -89,7 +89,12 @@ def from_openai(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    if not (_counted(prompt) or _counted(completion)):
+    # (Two class checks first: the counts are ints in nearly every report.)
+    if (
+        prompt.__class__ is not int
+        and completion.__class__ is not int
+        and not (_counted(prompt) or _counted(completion))
+    ):
         return None
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
@@ -97,14 +102,14 @@ def from_openai(usage: Any) -> Usage | None:
         prompt_details = {}
     if not isinstance(completion_details, dict):
         completion_details = {}
-    return believable(
-        Usage(
-            prompt_tokens=_int(prompt),
-            completion_tokens=_int(completion),
-            cached_tokens=_int(prompt_details.get("cached_tokens")),
-            cache_write_tokens=_int(prompt_details.get("cache_write_tokens")),
-            reasoning_tokens=_int(completion_details.get("reasoning_tokens")),
-            completion_image_tokens=_int(completion_details.get("image_tokens")),
-            upstream_cost_pico=_cost_pico(usage.get("cost")),
-        )
+    counts = (
+        _int(prompt),
+        _int(completion),
+        _int(prompt_details.get("cached_tokens")),
+        _int(prompt_details.get("cache_write_tokens")),
+        _int(completion_details.get("reasoning_tokens")),
+        _int(completion_details.get("image_tokens")),
     )
+    if max(counts) > MAX_REPORTED_TOKENS:  # as believable() judges, without a Usage made first
+        return None
+    return Usage(*counts, upstream_cost_pico=_cost_pico(usage.get("cost")))
