@@ -220,3 +220,16 @@ def test_no_key_reaches_the_gateways_log(served: Served):
     assert "dashboard: http://" in log  # genledger serve printed where the dashboard is
     for secret in served.secrets:
         assert secret not in log
+
+
+def test_chart_money_is_in_decimals_never_in_exponent_form(browser: Browser, made: dict[str, list[str]]):
+    """A request's spend is often under a millionth of a dollar: JavaScript alone writes 5e-7."""
+    browser.sign_in(browser.served.alice)
+    page = browser.page
+    assert page.locator("#spend-chart .uplot").count() == 1
+    shown = page.evaluate(
+        "[dollars(5e-7, 6), dollars(0.000123456789, 6), dollars(1234.5678, 6), dollars(0, 2)]"
+    )
+    assert shown == ["$0.0000005", "$0.000123457", "$1234.57", "$0"]
+    values = page.locator("#spend-chart .u-legend .u-value").all_inner_texts()
+    assert values and not any("e-" in value for value in values), values

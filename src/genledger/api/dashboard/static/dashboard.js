@@ -2,9 +2,15 @@
 // JavaScript the same figures are in the tables beside them.
 "use strict";
 
+// Dollars to a number of significant digits, in decimals as the tables write them: "$0.0000005",
+// never JavaScript's "$5e-7" (amounts under a millionth of a dollar are common per request).
+function dollars(v, digits) {
+  return "$" + Number(v.toPrecision(digits)).toFixed(12).replace(/\.?0+$/, "");
+}
+
 function chartOptions(kind, width) {
   const usd = { label: "Spend (USD)", stroke: "#0b57d0", fill: "rgba(11,87,208,0.12)", width: 2,
-                value: (u, v) => v == null ? "" : "$" + Number(v.toPrecision(6)), scale: "usd" };
+                value: (u, v) => v == null ? "" : dollars(v, 6), scale: "usd" };
   const requests = { label: "Requests", stroke: "#8250df", width: 1.5, scale: "n" };
   const series = [{}, usd, requests];
   if (kind === "overview") {
@@ -20,7 +26,7 @@ function chartOptions(kind, width) {
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
     axes: [
       {},
-      { scale: "usd", size: 90, values: (u, vals) => vals.map((v) => "$" + Number(v.toPrecision(2))) },
+      { scale: "usd", size: 90, values: (u, vals) => vals.map((v) => dollars(v, 2)) },
       { scale: "n", side: 1, grid: { show: false } },
     ],
   };
