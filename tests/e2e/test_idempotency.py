@@ -181,3 +181,25 @@ def test_a_stream_its_caller_cut_short_frees_its_key_and_a_retry_gets_a_whole_an
     again = post(gateway, secret, body, key)
     assert again.headers["Idempotent-Replayed"] == "true" and again.content == retry.content
     assert upstream.stats()["requests"] == 2
+
+
+def test_a_stream_its_provider_broke_frees_its_key_and_a_retry_runs_afresh(
+    served: tuple[GatewayServer, FakeOpenAIInThread], database_url: str
+):
+    """The stream ended with an error chunk: not a whole answer, so not one to replay."""
+    gateway, upstream = served
+    upstream.reset()
+    name = f"idem-{uuid.uuid4().hex[:8]}"
+    secret = create_key(database_url, name, limit_pico=10**12)
+    key = f"broken-{uuid.uuid4()}"
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "break"}], "stream": True}
+    upstream.set_behavior("die_mid_stream", times=1, chunks=2)
+    broken = post(gateway, secret, body, key)
+    assert broken.status_code == 200 and '"finish_reason":"error"' in broken.text
+    retry = post(gateway, secret, body, key)
+    assert retry.status_code == 200 and "Idempotent-Replayed" not in retry.headers
+    assert '"finish_reason":"error"' not in retry.text and retry.text.endswith("data: [DONE]\n\n")
+    assert upstream.stats()["requests"] == 2
+    again = post(gateway, secret, body, key)  # whole now: kept, and replayed
+    assert again.headers["Idempotent-Replayed"] == "true" and again.content == retry.content
+    assert upstream.stats()["requests"] == 2

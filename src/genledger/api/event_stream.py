@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from genledger.api.request_log import body_send
+from genledger.core.events import Outcome
 from genledger.core.read_batches import open_batch
 
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -37,8 +38,15 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        frames: AsyncIterator[bytes],
+        headers: Mapping[str, str] | None = None,
+        *,
+        outcome: Outcome | None = None,
+    ) -> None:
         self.frames = frames
+        self.outcome = outcome  # the relay's, when the frames render one: how it ended
         self.status_code = 200
         self.background = None
         self.init_headers({**_STREAM_HEADERS, **(headers or {})})

@@ -26,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from genledger.api.event_stream import EventStreamResponse
 from genledger.api.headers import header
 from genledger.api.responses import services_of
+from genledger.core.events import Outcome
 from genledger.core.idempotency import (
     MAX_KEY_LENGTH,
     Claimed,
@@ -137,7 +138,7 @@ def idempotent(handler: Handler, *, credential: Credential = bearer) -> Handler:
         media_type = response.headers.get("content-type", "application/octet-stream")
         if isinstance(response, EventStreamResponse):
             response.frames = _kept(
-                response.frames, recorder, response.status_code, media_type, services.spawn
+                response.frames, recorder, response.status_code, media_type, services.spawn, response.outcome
             )
             return response
         if isinstance(response, StreamingResponse):
@@ -158,10 +159,11 @@ async def _kept(
     status: int,
     media_type: str,
     spawn: Callable[[Any], None],
+    outcome: Outcome | None = None,
 ) -> AsyncIterator[bytes]:
     """The stream, kept as it is sent. The last chunk waits until the whole is kept, so a retry
     after the stream's end finds the answer; one cut short frees its key, in the background
-    (the task is being torn down)."""
+    (the task is being torn down), and so does one that ended with an error (``outcome``)."""
     pending: bytes | None = None
     kept = False
     try:
@@ -171,7 +173,10 @@ async def _kept(
                 yield pending
             recorder.add(data)
             pending = data
-        await recorder.keep(status, media_type)
+        if outcome is not None and outcome.failed:
+            await recorder.release()  # not whole: a retry runs afresh
+        else:
+            await recorder.keep(status, media_type)
         kept = True
         if pending is not None:
             yield pending

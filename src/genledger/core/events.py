@@ -17,7 +17,7 @@ stream makes one or more per chunk.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from genledger.core.chat import Completion
@@ -138,9 +138,21 @@ class Answer:
     cost_pico: int
 
 
+class Outcome:
+    """How a relay ended, as far as its caller is concerned: ``failed`` once it yielded a
+    :class:`Failed` (the answer is not whole: an idempotent retry must run it again)."""
+
+    __slots__ = ("failed",)
+
+    def __init__(self) -> None:
+        self.failed = False
+
+
 @record
 class Relay:
-    """A streamed answer under way: its head, and the events to render as they come."""
+    """A streamed answer under way: its head, the events to render as they come, and its
+    outcome (filled in as it ends)."""
 
     head: Head
     events: AsyncGenerator[RelayEvent, None]
+    outcome: Outcome = field(default_factory=Outcome)

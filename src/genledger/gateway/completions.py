@@ -27,6 +27,7 @@ from genledger.core.events import (
     Finish,
     Head,
     Identified,
+    Outcome,
     ProviderEvent,
     ReasoningDelta,
     RefusalDelta,
@@ -583,7 +584,8 @@ class CompletionService:
 
         stream, first = await self._answered(call, self._first_success(call, open_stream))
         call.first_token_ms = _ms_since(context.received_at)
-        return Relay(call.head(), self._relay(call, stream, first))
+        outcome = Outcome()
+        return Relay(call.head(), self._relay(call, stream, first, outcome), outcome)
 
     async def _answered(self, call: _Call, answer: Awaitable[T]) -> T:
         """The provider's answer; if there is none (a failure, a shutdown), the reservation is
@@ -647,8 +649,9 @@ class CompletionService:
         return estimated_counts(tally.usage, reported)
 
     async def _relay(
-        self, call: _Call, stream: EventStream, first: ProviderEvent
+        self, call: _Call, stream: EventStream, first: ProviderEvent, outcome: Outcome
     ) -> AsyncGenerator[RelayEvent, None]:
+        """The stream's events, then its end; ``outcome.failed`` is set before a :class:`Failed`."""
         tally = _Tally()
         storing = self._content is not None and self._content.wants(call.key)
         if storing:
@@ -693,6 +696,7 @@ class CompletionService:
                 # background, since this task is being torn down.
                 self._spawn(self._record_cancelled(call, stream, tally))
         if stopped:
+            outcome.failed = True
             async for end in self._stopped(call, stream, tally):
                 yield end
             return
@@ -701,6 +705,7 @@ class CompletionService:
             await self._record(call, generation)
         except Exception as exc:
             # Too late for a status: say so in the stream, without internals.
+            outcome.failed = True
             yield _unrecorded(exc)
             return
         if storing and tally.text is None:
@@ -710,6 +715,7 @@ class CompletionService:
             await self._store_content(call, generation, text, "".join(tally.reasoning or ()) or None, failure)
         hold_to_the_end()  # no wait from here on: the end of the answer goes out in one write
         if failure is not None:
+            outcome.failed = True
             yield Failed(
                 failure.status, failure.message, {"provider_name": failure.provider_name, "raw": failure.raw}
             )

@@ -24,5 +24,5 @@ async def chat_completions(request: Request) -> Response:
     context = request_context(request, received_at)
     if chat.stream:
         relay = await services.completions.stream(key, chat, context)
-        return EventStreamResponse(sse(relay))
+        return EventStreamResponse(sse(relay), outcome=relay.outcome)
     return json_response(completion_json(await services.completions.complete(key, chat, context)))

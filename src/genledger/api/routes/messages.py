@@ -38,5 +38,5 @@ async def create_message(request: Request) -> Response:
     context = request_context(request, received_at)
     if chat.stream:
         relay = await services.completions.stream(key, chat, context)
-        return EventStreamResponse(sse(relay))
+        return EventStreamResponse(sse(relay), outcome=relay.outcome)
     return json_response(message_json(await services.completions.complete(key, chat, context)))

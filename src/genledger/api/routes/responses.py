@@ -24,7 +24,7 @@ async def create_response(request: Request) -> Response:
     context = request_context(request, received_at)
     if parsed.chat.stream:
         relay = await services.completions.stream(key, parsed.chat, context)
-        return EventStreamResponse(sse(parsed, relay))
+        return EventStreamResponse(sse(parsed, relay), outcome=relay.outcome)
     return json_response(
         response_json(parsed, await services.completions.complete(key, parsed.chat, context))
     )

@@ -23,7 +23,7 @@ async def text_completions(request: Request) -> Response:
     context = request_context(request, received_at)
     if prompt.stream:
         relay = await services.completions.stream_prompt(key, prompt, context)
-        return EventStreamResponse(text_sse(relay))
+        return EventStreamResponse(text_sse(relay), outcome=relay.outcome)
     return json_response(
         text_completion_json(await services.completions.complete_prompt(key, prompt, context))
     )
