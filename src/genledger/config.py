@@ -588,7 +588,9 @@ def _describe(exc: ValidationError, path: str | os.PathLike[str] | None, from_fi
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "too_short" and isinstance(error.get("input"), str):  # a SecretStr
             message = f"must be at least {error['ctx']['min_length']} characters long"
-        variable = _variable(loc) if loc and loc[0] not in from_file else None
+        # The environment beats the file, key by key (a section in the file and a variable for
+        # one of its keys merge): a variable that covers ``loc`` set the value.
+        variable = _variable(loc) if loc else None
         if variable is not None:
             where = f"{variable} (the environment): "
         elif path and (not loc or loc[0] in from_file):

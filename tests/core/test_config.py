@@ -216,6 +216,14 @@ def test_each_problem_names_where_its_value_came_from(tmp_path, monkeypatch):
         "GENLEDGER_LIMITS__BACKEND (the environment): limits.backend: Input should be 'memory' or 'redis'",
         f"{config}: port: Input should be less than or equal to 65535",
     }
+    # A variable for one key of a section the file has too: still the variable's value.
+    sectioned = write(tmp_path, "port = 99999\n[logging]\nformat = \"text\"\n" + GOOD)
+    monkeypatch.setenv("GENLEDGER_LOGGING__LEVEL", "loud")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(sectioned)
+    assert "GENLEDGER_LOGGING__LEVEL (the environment): logging.level:" in str(caught.value)
+    assert f"{sectioned}: port:" in str(caught.value)
+    monkeypatch.delenv("GENLEDGER_LOGGING__LEVEL")
     monkeypatch.delenv("GENLEDGER_LIMITS__BACKEND")
     monkeypatch.setenv("GENLEDGER_LIMITS", '{"backend": "nope"}')  # a whole table as JSON
     with pytest.raises(ConfigError, match=r"GENLEDGER_LIMITS \(the environment\): limits\.backend"):
