@@ -217,7 +217,7 @@ def test_each_problem_names_where_its_value_came_from(tmp_path, monkeypatch):
         f"{config}: port: Input should be less than or equal to 65535",
     }
     # A variable for one key of a section the file has too: still the variable's value.
-    sectioned = write(tmp_path, "port = 99999\n[logging]\nformat = \"text\"\n" + GOOD)
+    sectioned = write(tmp_path, 'port = 99999\n[logging]\nformat = "text"\n' + GOOD)
     monkeypatch.setenv("GENLEDGER_LOGGING__LEVEL", "loud")
     with pytest.raises(ConfigError) as caught:
         load_settings(sectioned)

@@ -50,6 +50,13 @@ def test_exempt_networks_match_every_address_in_them_however_it_is_written():
     assert not AuthFailures(1, 60).exempt("127.0.0.1")
 
 
+def test_an_exempt_entry_written_ipv4_mapped_exempts_the_ipv4_caller():
+    failures = AuthFailures(1, 60, exempt=["::ffff:127.0.0.1", "::ffff:10.0.0.0/104"], clock=Clock())
+    for address in ("127.0.0.1", "::ffff:127.0.0.1", "10.200.0.1"):
+        assert failures.exempt(address), address
+    assert not failures.exempt("127.0.0.2") and not failures.exempt("11.0.0.1")
+
+
 def test_the_table_is_bounded_expired_entries_go_first():
     clock = Clock()
     failures = AuthFailures(1, 10, clock=clock, max_addresses=4)

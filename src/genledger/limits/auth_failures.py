@@ -44,7 +44,7 @@ class AuthFailures:
     ) -> None:
         self.limit = limit
         # ValueError for an entry that is neither an address nor a network (config checks them).
-        self._exempt = tuple(ipaddress.ip_network(entry, strict=False) for entry in exempt)
+        self._exempt = tuple(_unmapped(ipaddress.ip_network(entry, strict=False)) for entry in exempt)
         self.window = window
         self._clock = clock
         self._max = max_addresses
@@ -105,3 +105,18 @@ class AuthFailures:
         self._counts = {a: e for a, e in self._counts.items() if e[0] > now}
         if len(self._counts) >= self._max:
             self._counts.clear()
+
+
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _unmapped(
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network,
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An exempt entry written IPv4-mapped (``::ffff:10.0.0.1``, ``::ffff:10.0.0.0/104``) as the
+    IPv4 network it is: a caller's mapped address is compared as IPv4 too."""
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_MAPPED):
+        first = network.network_address.ipv4_mapped
+        assert first is not None
+        return ipaddress.ip_network(f"{first}/{network.prefixlen - 96}")
+    return network
