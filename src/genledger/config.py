@@ -591,6 +591,8 @@ def _describe(exc: ValidationError, path: str | os.PathLike[str] | None, from_fi
         # The environment beats the file, key by key (a section in the file and a variable for
         # one of its keys merge): a variable that covers ``loc`` set the value.
         variable = _variable(loc) if loc else None
+        if error["type"] == "extra_forbidden":  # a misspelt key: name the nearest one there is
+            message += _suggestion(loc, from_environment=variable is not None)
         if variable is not None:
             where = f"{variable} (the environment): "
         elif path and (not loc or loc[0] in from_file):
@@ -678,6 +680,18 @@ def _is_table(annotation: Any) -> bool:
     return typing.get_origin(annotation) is dict or (
         isinstance(annotation, type) and issubclass(annotation, BaseModel)
     )
+
+
+def _suggestion(loc: list[str], *, from_environment: bool) -> str:
+    """`` (did you mean X?)`` for a key that is no setting, X the nearest that is (its
+    variable, or its dotted name), or nothing when none is near."""
+    variable = ENV_PREFIX + "__".join(loc).upper()
+    closest = _closest(variable, _setting_variables(Settings))
+    if closest is None or closest.count("__") != len(loc) - 1:  # only a key of the same table
+        return ""
+    if from_environment:
+        return f" (did you mean {closest}?)"
+    return f" (did you mean {closest.removeprefix(ENV_PREFIX).lower().replace('__', '.')}?)"
 
 
 def _closest(name: str, known: list[str]) -> str | None:

@@ -334,3 +334,17 @@ def test_a_fallback_sets_any_of_its_prices_and_the_rest_are_the_models():
     providers["spare"] = {"kind": "demo"}  # recorded as genledger-demo, as the model's own
     with pytest.raises(ConfigError, match=r"models\.acme/x\.fallbacks\.0: provider 'spare' is recorded as"):
         load_settings(None, providers=providers, models={"acme/x": model})
+
+
+def test_a_misspelt_key_names_the_nearest_there_is(tmp_path, monkeypatch):
+    config = write(tmp_path, GOOD + '\n[limits]\nbakend = "redis"\n')
+    with pytest.raises(ConfigError, match=r"limits\.bakend: .* \(did you mean limits\.backend\?\)"):
+        load_settings(config)
+    monkeypatch.setenv("GENLEDGER_LOGGING__LEVL", "debug")
+    with pytest.raises(ConfigError, match=r"\(did you mean GENLEDGER_LOGGING__LEVEL\?\)"):
+        load_settings(None)
+    monkeypatch.delenv("GENLEDGER_LOGGING__LEVL")
+    model = {"provider": "demo", "prompt_price": "1", "completion_price": "1", "prompt_pric": "1"}
+    with pytest.raises(ConfigError) as caught:  # a key inside a named model: no guess across tables
+        load_settings(None, models={"acme/x": model})
+    assert "prompt_pric: Extra inputs are not permitted" in str(caught.value)
