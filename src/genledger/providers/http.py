@@ -259,8 +259,8 @@ class StreamTranslator(Protocol):
     finished: bool
     """The provider said the answer is complete (after it, the stream is over)."""
     complete: bool
-    """The answer's end and its usage came, though the stream's own end marker may not: a
-    stream that closes after them lost nothing (some servers send no ``[DONE]``)."""
+    """The answer's end came, though the stream's own end marker may not: a stream that closes
+    after it lost nothing (some servers send no ``[DONE]``; a usage that never came is estimated)."""
     unfinished: str
     """How a stream that ends without finishing is described ("early", "before X")."""
 
@@ -353,7 +353,7 @@ class HttpProvider(abc.ABC):
                         ended = True
                         return
             if translator.complete:
-                return  # closed without its end marker, after the end and the usage: all there
+                return  # closed without its end marker, after the answer's end: all there
             raise self._failure(
                 FailureKind.INVALID_RESPONSE, f"{self.display_name} ended the stream {translator.unfinished}"
             )

@@ -260,7 +260,6 @@ class ChunkTranslator:
     ) -> None:
         self.finished = False
         self.complete = False
-        self._finish_seen = False
         self._failure = failure
         self._display_name = display_name
         self._upstream_id: str | None = None
@@ -284,13 +283,13 @@ class ChunkTranslator:
         if events and events[0].__class__ is Identified:  # it comes first, when it comes
             self._upstream_id = events[0].upstream_id
         if events and not self.complete:
-            # The finish and the usage came (in that order, or in one chunk): the answer is
-            # whole. Each is its chunk's last event, so one look per chunk.
+            # The finish came: the answer is whole (its usage, if it never comes, is estimated).
+            # It is its chunk's last event, or just before the usage: one look per chunk.
             kind = events[-1].__class__
             if kind is Finish:
-                self._finish_seen = True
+                self.complete = True
             elif kind is UsageReport:
-                self.complete = self._finish_seen or any(e.__class__ is Finish for e in events)
+                self.complete = any(e.__class__ is Finish for e in events)
         return events
 
 
