@@ -79,11 +79,14 @@ def test_usage_from_openai_reads_details_and_tolerates_junk():
     )
     assert usage == Usage(prompt_tokens=12, completion_tokens=5, cached_tokens=4, reasoning_tokens=2)
     assert from_openai(None) is None
-    assert from_openai({"prompt_tokens": "x", "completion_tokens": -3, "prompt_tokens_details": 7}) == Usage()
+    junk = {"prompt_tokens": "x", "completion_tokens": -3, "prompt_tokens_details": 7}
+    assert from_openai(junk) is None  # counts nothing: no report (estimated instead)
+    assert from_openai({**junk, "prompt_tokens": 4}) == Usage(prompt_tokens=4)
     # Counting neither the prompt nor the completion is no report at all (estimated instead).
     assert from_openai({"prompt_tokens": None, "completion_tokens": None, "total_tokens": None}) is None
     assert from_openai({"total_tokens": 5}) is None
     assert from_openai({"prompt_tokens": 5}) == Usage(prompt_tokens=5)
+    assert from_openai({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}) is None
 
 
 @pytest.mark.parametrize(

@@ -84,8 +84,9 @@ def _cost_pico(value: Any) -> int | None:
 
 def from_openai(usage: Any) -> Usage | None:
     """Normalize an OpenAI-style ``usage`` object; ``None`` when there is none, or when it
-    counts neither the prompt nor the completion (``{"prompt_tokens": null, ...}``): that is
-    no report, not a report of zero."""
+    counts neither the prompt nor the completion (``{"prompt_tokens": null, ...}``, or zero
+    for both, which no generation is: every prompt has a token): that is no report, and the
+    gateway estimates."""
     if not isinstance(usage, dict):
         return None
     prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
@@ -111,5 +112,7 @@ def from_openai(usage: Any) -> Usage | None:
         _int(completion_details.get("image_tokens")),
     )
     if max(counts) > MAX_REPORTED_TOKENS:  # as believable() judges, without a Usage made first
+        return None
+    if not (counts[0] or counts[1]):  # nothing read, nothing written: a server's placeholder
         return None
     return Usage(*counts, upstream_cost_pico=_cost_pico(usage.get("cost")))
