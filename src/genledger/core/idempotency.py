@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from datetime import timedelta
+from typing import Any
 
 import orjson
 
@@ -25,11 +26,22 @@ MAX_KEY_LENGTH = 255
 
 def fingerprint(route: str, body: bytes) -> str:
     """What makes two calls the same call: the route and the body's JSON document, whatever
-    the order of its members or its spacing (a client may serialize a retry anew); a body that
-    is not JSON, byte for byte."""
+    the order of its members, its spacing or how it writes a number (``1`` and ``1.0``: a
+    client may serialize a retry anew); a body that is not JSON, byte for byte."""
     with contextlib.suppress(orjson.JSONDecodeError):
-        body = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+        body = orjson.dumps(_numbers_alike(orjson.loads(body)), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(route.encode() + b"\n" + body).hexdigest()
+
+
+def _numbers_alike(value: Any) -> Any:
+    """``value`` with every whole float as the int it equals (JSON has one kind of number)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _numbers_alike(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_numbers_alike(v) for v in value]
+    return value
 
 
 @record
