@@ -96,9 +96,16 @@ async def test_scrapes_answered_by_different_workers_never_see_a_counter_go_down
     assert scraped_errors(await second.exposition()) == 3
 
 
-async def test_a_worker_writes_every_interval_only_what_changed_and_once_more_at_its_close(tmp_path: Path):
+async def test_a_worker_writes_at_start_every_interval_what_changed_and_once_more_at_its_close(
+    tmp_path: Path,
+):
     metrics = Metrics()
     file = tmp_path / "worker-1.json"
+    first = WorkerMetrics(metrics, file, interval=3600)
+    first.start()
+    await _until(file.exists)  # at once, not an interval later: before the worker serves
+    await first.aclose()
+    file.unlink()
     publisher = WorkerMetrics(metrics, file, interval=0.02)
     publisher.start()
     metrics.error(500)

@@ -276,7 +276,9 @@ async def test_workers_whose_parent_is_killed_shut_down_instead_of_serving_on_as
     settings = gateway_settings(
         database_url, upstream.api_url, limits={"backend": "redis", "redis_url": redis_url()}
     )
-    gateway = GatewayProcess(settings, tmp_path, "orphans", args=["--workers", "2"]).start()
+    # TMPDIR: a parent killed with kill -9 leaves its metrics folder behind; not in /tmp.
+    env = {"TMPDIR": str(tmp_path)}
+    gateway = GatewayProcess(settings, tmp_path, "orphans", args=["--workers", "2"], env=env).start()
     orphans: set[int] = set()
     try:
         await until(lambda: len(workers_of(gateway.pid)) == 2, within=60)

@@ -96,8 +96,8 @@ class SnapshotFolder:
 
 
 class WorkerMetrics:
-    """A worker's side: its snapshot written to ``file`` every ``interval`` seconds (and at a
-    scrape, and at :meth:`aclose`), scrapes answered with the sum of the folder.
+    """A worker's side: its snapshot written to ``file`` at :meth:`start`, then every ``interval``
+    seconds, at a scrape and at :meth:`aclose`; scrapes answered with the sum of the folder.
 
     The snapshot is copied on the event loop, where every count is made; encoding and writing
     it happen in a thread. Nothing of this runs per request.
@@ -147,9 +147,9 @@ class WorkerMetrics:
         return self._metrics.exposition(await asyncio.to_thread(self._folder.read))
 
     async def _every_interval(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
+        while True:  # at once first: the folder has the worker's file before it serves
             await self.publish()
+            await asyncio.sleep(self._interval)
 
 
 def _read(file: Path) -> Snapshot | None:
