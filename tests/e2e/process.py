@@ -62,7 +62,7 @@ class GatewayProcess:
     """``genledger serve`` with ``settings`` on its own port; its output goes to ``log``.
 
     ``log_level`` is ``--log-level``: at ``info`` the process writes a line per request; ``args``
-    are more options of ``serve``.
+    are more options of ``serve``; ``env`` more environment variables (``TMPDIR``, say).
     """
 
     def __init__(
@@ -73,8 +73,10 @@ class GatewayProcess:
         *,
         log_level: str = "warning",
         args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.log_level = log_level
+        self.env = dict(env or {})
         # One process unless asked: `kill -9` of it must be a crash of the gateway, not of a
         # parent whose workers then drain (serve's default is a worker per core on PostgreSQL
         # with Redis limits).
@@ -88,7 +90,7 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GENLEDGER_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GENLEDGER_")} | self.env
         command = [sys.executable, "-m", "genledger", "serve", "--config", str(self.config)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

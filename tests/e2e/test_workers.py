@@ -2,7 +2,8 @@
 
 Under a steady load: a worker killed with ``kill -9`` is replaced, a SIGHUP replaces every
 worker while the port keeps answering, SIGTERM ends it all with exit status 0, and every
-200 the callers saw has its one record in the ledger.
+200 the callers saw has its one record in the ledger. Whichever worker a scrape of /metrics
+reaches, it reports the totals of them all, and a rolling restart loses none of them.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
+from genledger.api.worker_metrics import SNAPSHOT_INTERVAL_S, SnapshotFolder
 from genledger.api.workers import WorkersError, shared_settings, worker_count
 from genledger.config import Settings
 from genledger.ledger import Ledger
 from genledger.ledger.schema import generations
+from genledger.metrics import Snapshot
 from tests.e2e.conftest import MODEL, gateway_settings
 from tests.e2e.process import GatewayProcess
 from tests.fakes import FakeOpenAIInThread
@@ -209,6 +213,123 @@ async def test_a_rolling_restart_drops_no_request_of_callers_that_keep_their_con
     assert set(load.ok) <= recorded, f"answered, not recorded: {set(load.ok) - recorded}"
 
 
+def totals(exposition: str) -> tuple[float, float, float]:
+    """Generations, their ledger writes and their cost in USD, over every label set."""
+    found = {"genledger_generations_total": 0.0, "genledger_ledger_write_seconds_count": 0.0}
+    cost = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name in found:
+                found[sample.name] += sample.value
+            elif sample.name == "genledger_cost_usd_total":
+                cost += sample.value
+    return found["genledger_generations_total"], found["genledger_ledger_write_seconds_count"], cost
+
+
+def generations_in(snapshot: Snapshot) -> float:
+    return sum(
+        sum(values.values())
+        for (name, _), values in snapshot.counters.items()
+        if name == "genledger_generations"
+    )
+
+
+def generations_by_worker(folder: Path) -> list[float]:
+    """The generations in each serving worker's last snapshot (white box: which have served)."""
+    counted = []
+    for file in folder.glob("worker-*.json"):
+        with contextlib.suppress(FileNotFoundError):  # retired meanwhile
+            counted.append(generations_in(Snapshot.from_json(orjson.loads(file.read_bytes()))))
+    return counted
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_any_worker_answers_metrics_for_all_workers_and_a_rolling_restart_keeps_their_counts(
+    database_url: str, upstream: FakeOpenAIInThread, ledger: Ledger, tmp_path: Path
+):
+    settings = gateway_settings(
+        database_url, upstream.api_url, limits={"backend": "redis", "redis_url": redis_url()}
+    )
+    _, secret = await ledger.keys.create("metrics-of-workers")
+    _, admin = await ledger.keys.create("metrics-scraper", management=True)
+    # TMPDIR: the parent makes the workers' metrics folder there, where the test can see it.
+    gateway = GatewayProcess(
+        settings,
+        tmp_path,
+        "metrics",
+        log_level="info",
+        args=["--workers", "2"],
+        env={"TMPDIR": str(tmp_path)},
+    ).start()
+    costs: list[float] = []
+
+    def log_tail() -> str:
+        return "\n".join(gateway.output().splitlines()[-20:])
+
+    def scrape() -> tuple[float, float, float]:
+        # A connection of its own each time: the kernel hands it to either worker.
+        page = httpx.get(gateway.url + "/metrics", headers={"Authorization": f"Bearer {admin}"}, timeout=30)
+        assert page.status_code == 200, page.text
+        return totals(page.text)
+
+    async def ask(http: httpx.AsyncClient) -> None:
+        response = await http.post(
+            "/chat/completions", json=BODY, headers={"Authorization": f"Bearer {secret}"}
+        )
+        assert response.status_code == 200, response.text
+        costs.append(response.json()["usage"]["cost"])
+
+    async def requests_until_both_workers_served(folder: Path) -> None:
+        snapshots = SnapshotFolder(folder)
+        limits = httpx.Limits(max_keepalive_connections=0)  # a new connection for each request
+        async with httpx.AsyncClient(base_url=gateway.base_url, timeout=30, limits=limits) as http:
+            for _ in range(20):
+                await asyncio.gather(*(ask(http) for _ in range(4)))
+                # Every worker's snapshot has what it served within a snapshot interval.
+                await until(lambda: generations_in(snapshots.read()) == len(costs), within=10, why=log_tail)
+                if len([n for n in generations_by_worker(folder) if n > 0]) == 2:
+                    return
+        raise AssertionError(f"one worker served all {len(costs)} requests")
+
+    try:
+        await until(lambda: "2 workers serving" in gateway.output(), within=60, why=log_tail)
+        (folder,) = metrics_folders(tmp_path)
+        await requests_until_both_workers_served(folder)
+        await asyncio.sleep(SNAPSHOT_INTERVAL_S)
+        expected = (len(costs), len(costs), pytest.approx(sum(costs), rel=1e-9))
+        assert [scrape() for _ in range(6)] == [expected] * 6
+
+        # SIGHUP: while the workers are replaced, one by one, every scrape still counts all
+        # that was served (the old workers' last snapshots), never less.
+        before = workers_of(gateway.pid)
+        assert gateway.process is not None
+        gateway.process.send_signal(signal.SIGHUP)
+        during = []
+        while workers_of(gateway.pid) & before or len(workers_of(gateway.pid)) != 2:
+            during.append(scrape())
+            assert len(during) < 2000, log_tail()
+            await asyncio.sleep(0.05)
+        assert during and all(seen == expected for seen in during), during
+        assert json_files(folder) == ["retired.json", "worker-3.json", "worker-4.json"]
+
+        await requests_until_both_workers_served(folder)
+        await asyncio.sleep(SNAPSHOT_INTERVAL_S)
+        expected = (len(costs), len(costs), pytest.approx(sum(costs), rel=1e-9))
+        assert [scrape() for _ in range(6)] == [expected] * 6
+        assert gateway.terminate(within=60) == 0
+        assert not folder.exists()
+    finally:
+        gateway.kill()
+
+
+def metrics_folders(under: Path) -> list[Path]:
+    return list(under.glob("genledger-metrics-*"))
+
+
+def json_files(folder: Path) -> list[str]:
+    return sorted(file.name for file in folder.glob("*.json"))
+
+
 async def test_workers_whose_parent_is_killed_shut_down_instead_of_serving_on_as_orphans(
     upstream: FakeOpenAIInThread, tmp_path: Path
 ):
@@ -216,7 +337,9 @@ async def test_workers_whose_parent_is_killed_shut_down_instead_of_serving_on_as
     settings = gateway_settings(
         database_url, upstream.api_url, limits={"backend": "redis", "redis_url": redis_url()}
     )
-    gateway = GatewayProcess(settings, tmp_path, "orphans", args=["--workers", "2"]).start()
+    # TMPDIR: a parent killed with kill -9 leaves its metrics folder behind; not in /tmp.
+    env = {"TMPDIR": str(tmp_path)}
+    gateway = GatewayProcess(settings, tmp_path, "orphans", args=["--workers", "2"], env=env).start()
     orphans: set[int] = set()
     try:
         await until(lambda: len(workers_of(gateway.pid)) == 2, within=60)

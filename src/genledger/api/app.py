@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -49,6 +50,7 @@ from genledger.api.routes.responses import create_response
 from genledger.api.routes.statements import list_statements
 from genledger.api.routes.text_completions import text_completions
 from genledger.api.stack import auth_failure_counter, edge
+from genledger.api.worker_metrics import WorkerMetrics
 from genledger.config import Settings
 from genledger.gateway.services import Services
 from genledger.logs import stderr_writer
@@ -94,11 +96,14 @@ def create_app(
     services: Services | None = None,
     *,
     log_write: Callable[[bytes], object] = stderr_writer,
+    metrics_file: Path | None = None,
 ) -> App:
     """The gateway app. Without ``services``, they are built from ``settings`` at start-up.
 
     Request log lines (when ``settings.logging`` has them on) go to ``log_write``: stderr. It
     refuses a route table with a route that has no operation: the document covers them all.
+    ``metrics_file`` is given to a worker of ``serve --workers``: where it writes its metrics
+    for the other workers, beside theirs (``api/worker_metrics.py``).
     """
     missing = undocumented(ROUTES)
     if missing:
@@ -110,6 +115,9 @@ def create_app(
         running: Services = services if services is not None else await Services.start(settings)
         app.services = running
         running.start_background()
+        if metrics_file is not None:
+            app.worker_metrics = WorkerMetrics(running.metrics, metrics_file)
+            app.worker_metrics.start()
         try:
             yield
         finally:
@@ -119,6 +127,8 @@ def create_app(
                 await running.aclose()
             else:
                 await running.leases.stop()
+            if app.worker_metrics is not None:
+                await app.worker_metrics.aclose()  # last: what the shutdown counted is in it
 
     auth_failures = auth_failure_counter(settings.limits)
     app = App(

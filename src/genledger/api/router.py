@@ -15,6 +15,7 @@ from starlette.routing import Router as StarletteRouter
 from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from genledger.api.worker_metrics import WorkerMetrics
     from genledger.gateway.services import Services
     from genledger.limits.auth_failures import AuthFailureCounter
 
@@ -77,14 +78,16 @@ class App(Starlette):
     """Starlette, whose middleware stack is one ``edge(router)``: none of Starlette's own
     layers (the edge answers what its error and exception layers did).
 
-    The gateway's ``services`` (set once they run) and its counter of failed
-    authentications are plain attributes, not entries of Starlette's ``app.state``: a read
+    The gateway's ``services`` (set once they run), its counter of failed
+    authentications and, in a worker of ``serve --workers``, its share of the workers'
+    metrics (``api/worker_metrics.py``) are plain attributes, not entries of Starlette's ``app.state``: a read
     of ``state.x`` first fails the ordinary lookup (an AttributeError made and dropped) and
     then calls ``State.__getattr__``, and every request reads the services.
     """
 
     services: Services | None = None
     auth_failures: AuthFailureCounter | None = None
+    worker_metrics: WorkerMetrics | None = None
 
     def __init__(
         self,

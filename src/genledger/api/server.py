@@ -140,16 +140,18 @@ def serve(
     *,
     sockets: list[socket.socket] | None = None,
     on_started: Callable[[], object] | None = None,
+    metrics_file: Path | None = None,
 ) -> None:
     """Run the gateway until SIGTERM or SIGINT, then shut down gracefully.
 
     Logging is set up from ``settings.logging`` (``logs.configure``): uvicorn's own lines go
     through the same handler, in the same format; the request log replaces its access log.
     It listens on ``sockets`` when given (:func:`listen`'s, or a worker's of ``workers.py``),
-    else binds its own; ``on_started`` is called once it serves.
+    else binds its own; ``on_started`` is called once it serves; a worker writes its metrics to
+    ``metrics_file``.
     """
     configure_logging(settings.logging)
-    app = create_app(settings)
+    app = create_app(settings, metrics_file=metrics_file)
     config = server_config(app, settings)
     GracefulServer(config, app, settings.shutdown_timeout, on_started).run(sockets)
 

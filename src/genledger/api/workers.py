@@ -17,6 +17,10 @@ The parent, until told to stop:
 - A worker that dies (``kill -9``, a crash) is replaced. A worker that fails by itself before
   it ever served (a database that cannot be opened, say), or takes longer than a minute to
   start, stops everything: exit 1. One killed by a signal before it served is replaced.
+
+Metrics: each worker writes its snapshot to a file of the parent's private directory, and a
+scrape of any worker adds them all up; the parent retires the file of each worker that
+exits, and removes the directory at its own exit (``worker_metrics.py``).
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from types import FrameType
 
 from pydantic import SecretStr
 
+from genledger.api.worker_metrics import SnapshotFolder
 from genledger.config import Settings
 from genledger.gateway.cookie_secret import SECRET_BYTES, secret_file
 
@@ -81,13 +87,15 @@ def shared_settings(settings: Settings) -> Settings:
     return settings
 
 
-def _worker_main(settings: Settings, listeners: list[socket.socket], ready: Connection) -> None:
+def _worker_main(
+    settings: Settings, listeners: list[socket.socket], ready: Connection, metrics_file: Path
+) -> None:
     """A worker process: the graceful server on the inherited sockets; says when it serves."""
     from genledger.api.server import serve
 
     parent = os.getppid()
     threading.Thread(target=_end_with, args=(parent,), name="genledger-parent-watch", daemon=True).start()
-    serve(settings, sockets=listeners, on_started=lambda: ready.send(os.getpid()))
+    serve(settings, sockets=listeners, on_started=lambda: ready.send(os.getpid()), metrics_file=metrics_file)
 
 
 def _end_with(parent: int) -> None:
@@ -98,7 +106,7 @@ def _end_with(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-WorkerMain = Callable[[Settings, list[socket.socket], Connection], None]
+WorkerMain = Callable[[Settings, list[socket.socket], Connection, Path], None]
 """What a worker process runs: ``_worker_main``, or a test's stand-in (importable, for spawn)."""
 
 
@@ -106,6 +114,7 @@ WorkerMain = Callable[[Settings, list[socket.socket], Connection], None]
 class _Worker:
     process: multiprocessing.process.BaseProcess
     ready: Connection
+    metrics_file: Path
     served: bool = False
     retiring: bool = False
     started: float = field(default_factory=time.monotonic)
@@ -140,6 +149,8 @@ class Supervisor:
         self._target = target or _worker_main
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
+        self._started = 0
+        self._metrics: SnapshotFolder | None = None
         self._signals: list[int] = []
         self._wake = threading.Event()
 
@@ -148,15 +159,26 @@ class Supervisor:
         self._wake.set()
 
     def _spawn(self, listeners: list[socket.socket]) -> _Worker:
+        assert self._metrics is not None
+        self._started += 1
+        metrics_file = self._metrics.worker_file(self._started)
         receiving, sending = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=self._target,
-            args=(self._settings, listeners, sending),
+            args=(self._settings, listeners, sending, metrics_file),
             name="genledger-worker",
         )
         process.start()
         sending.close()
-        return _Worker(process, receiving)
+        return _Worker(process, receiving, metrics_file)
+
+    def _retire(self, worker: _Worker) -> None:
+        """Keep the counts of ``worker``, which has exited, in the metrics of those that serve."""
+        assert self._metrics is not None
+        try:
+            self._metrics.retire(worker.metrics_file)
+        except (OSError, ValueError, KeyError, TypeError):
+            log.exception("the metrics of worker %s could not be kept", worker.pid)
 
     def _wait_ready(self, worker: _Worker) -> bool:
         """Whether ``worker`` serves within the start-up time; False if it died or a signal came."""
@@ -175,12 +197,14 @@ class Supervisor:
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
+        self._metrics = SnapshotFolder.create()
         try:
             self._workers = [self._spawn(listeners) for _ in range(self._count)]
             return self._supervise(listeners)
         finally:
             for listener in listeners:
                 listener.close()
+            self._metrics.remove()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
@@ -216,6 +240,7 @@ class Supervisor:
                 # Killed (kill -9, the OOM killer), or failed after serving: replaced.
                 log.warning("worker %s exited (%s); starting another", worker.pid, exitcode)
                 worker.ready.close()
+                self._retire(worker)
                 self._workers[index] = self._spawn(listeners)
             if not announced and all(worker.served for worker in self._workers):
                 log.info("%d workers serving on %s:%s", self._count, self._settings.host, self._settings.port)
@@ -230,6 +255,7 @@ class Supervisor:
                 successor.signal(signal.SIGKILL)
                 successor.process.join()
                 successor.ready.close()
+                self._retire(successor)
                 if not self._signals:  # else a stop came meanwhile, and the loop makes it
                     log.error("a new worker did not start serving; the old ones stay")
                 return
@@ -237,6 +263,7 @@ class Supervisor:
             old.signal(signal.SIGTERM)
             old.process.join()
             old.ready.close()
+            self._retire(old)
             self._workers[index] = successor
 
     def _stop(self, listeners: list[socket.socket], *, status: int) -> int:

@@ -36,7 +36,7 @@ from genledger.gateway.reads import LedgerReader
 from genledger.ledger import Ledger
 from genledger.limits import RateLimiter
 from genledger.limits.ratelimit import MemoryRateLimiter
-from genledger.metrics import Metrics, OpenCircuits
+from genledger.metrics import Metrics
 from genledger.providers import Provider, build_provider
 
 log = logging.getLogger("genledger")
@@ -81,7 +81,7 @@ class Services:
         self._background: set[asyncio.Task[None]] = set()
         self.metrics = Metrics(drift_tolerance_pico=usd_to_pico(settings.audit.cost_tolerance))
         self.breakers = Breakers(settings.routing.breaker_failures, settings.routing.breaker_cooldown)
-        self.metrics.watch(OpenCircuits(self.breakers.open_endpoints))
+        self.metrics.watch_circuits(self.breakers.open_endpoints)
         self.leases = Leases(keys, settings.limits.reservation_lease)
         admission = Admission(keys, limiter, settings.limits, self.leases)
         self.keys = KeyManager(keys, generations, self.auth, admission)
