@@ -50,9 +50,12 @@ def believable(usage: Usage) -> Usage | None:
         usage.reasoning_tokens,
         usage.completion_image_tokens,
     )
-    if max(counts) > MAX_REPORTED_TOKENS:
-        return None
-    return usage
+    return None if _impossible(counts) else usage
+
+
+def _impossible(counts: tuple[int, ...]) -> bool:
+    """Whether a report's counts hold one no generation has (:data:`MAX_REPORTED_TOKENS`)."""
+    return max(counts) > MAX_REPORTED_TOKENS
 
 
 def _int(value: Any) -> int:
@@ -111,7 +114,7 @@ def from_openai(usage: Any) -> Usage | None:
         _int(completion_details.get("reasoning_tokens")),
         _int(completion_details.get("image_tokens")),
     )
-    if max(counts) > MAX_REPORTED_TOKENS:  # as believable() judges, without a Usage made first
+    if _impossible(counts):  # as believable() judges, without a Usage made first
         return None
     if not (counts[0] or counts[1]):  # nothing read, nothing written: a server's placeholder
         return None

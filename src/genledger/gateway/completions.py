@@ -486,14 +486,7 @@ class CompletionService:
         completion = await self._answered(call, self._first_success(call, start))
         counts = None
         if completion.usage is None:  # the provider did not say: charged (and told) estimates
-            request = cast(ChatRequest | PromptRequest, call.request)
-            characters, pieces = estimates.answer_size(completion)
-            usage = Usage(
-                prompt_tokens=estimates.prompt_tokens(request),
-                completion_tokens=estimates.completion_tokens(
-                    characters, pieces, self.admission.output_bound(request, call.entry)
-                ),
-            )
+            usage = self._estimated(call, None, *estimates.answer_size(completion))
             completion, counts = replace(completion, usage=usage), estimated_counts(usage, None)
         generation = call.generation(
             usage=completion.usage,
@@ -637,16 +630,19 @@ class CompletionService:
         """A stream cut short before its provider told its usage is charged for estimates
         (:mod:`genledger.core.estimates`), not for nothing: they become ``tally.usage``, and the
         counts keep as native only what the provider did report."""
-        request = cast(ChatRequest | PromptRequest, call.request)
         reported = tally.usage
-        tally.usage = estimates.cut_short(
+        tally.usage = self._estimated(call, reported, tally.relayed, tally.pieces)
+        return estimated_counts(tally.usage, reported)
+
+    def _estimated(self, call: _Call, reported: Usage | None, characters: int, pieces: int) -> Usage:
+        """The usage of an answer its provider did not (fully) tell: what it reported, and
+        estimates of the prompt and of ``characters`` in ``pieces`` (:mod:`~genledger.core.estimates`)."""
+        request = cast(ChatRequest | PromptRequest, call.request)
+        return estimates.cut_short(
             reported,
             estimates.prompt_tokens(request),
-            estimates.completion_tokens(
-                tally.relayed, tally.pieces, self.admission.output_bound(request, call.entry)
-            ),
+            estimates.completion_tokens(characters, pieces, self.admission.output_bound(request, call.entry)),
         )
-        return estimated_counts(tally.usage, reported)
 
     async def _relay(
         self, call: _Call, stream: EventStream, first: ProviderEvent, outcome: Outcome
