@@ -97,7 +97,7 @@ def test_an_unreachable_provider_is_502_and_its_address_stays_in_the_log(gateway
     error = assert_envelope(response, 502)
     assert error["metadata"]["provider_name"] == "Nowhere"
     assert error["message"] == "Nowhere: cannot connect (connection refused)"
-    assert error["metadata"]["raw"] == "ClientConnectorError: connection refused"
+    assert error["metadata"]["raw"] == "ConnectError: connection refused"
     assert "127.0.0.1" not in response.text and port not in response.text
     assert any("127.0.0.1" in r.getMessage() and port in r.getMessage() for r in caplog.records)
 

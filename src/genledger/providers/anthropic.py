@@ -1,4 +1,4 @@
-"""Anthropic's Messages API (``POST /v1/messages``), over the shared pooled aiohttp client.
+"""Anthropic's Messages API (``POST /v1/messages``), over the shared pooled HTTP client.
 
 Requests arrive in OpenAI's chat shape and answers leave in it; the translation happens
 here, once, in three pure pieces that tests use on their own:

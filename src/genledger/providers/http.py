@@ -10,9 +10,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
-import aiohttp
 import orjson
-from aiohttp import http_exceptions
 
 from genledger import __version__
 from genledger.config import ProviderConfig
@@ -23,16 +21,15 @@ from genledger.core.failures import FailureKind, UpstreamFailure, classify_statu
 from genledger.core.read_batches import before_waiting, current_batch
 from genledger.core.retry_after import parse_retry_after
 from genledger.providers.base import EventStream, UpstreamCall
+from genledger.providers.h1 import LineTooLong, Response
 from genledger.providers.idle import ReadDeadline
+from genledger.providers.pool import Pool
 from genledger.providers.transport import TRANSPORT_ERRORS, Stalled, transport_failure
 from genledger.providers.transport import FailureFactory as FailureFactory
 
-_MAX_SSE_LINE = 1024 * 1024  # a longer stream line is INVALID_RESPONSE (aiohttp's LineTooLong)
-# The response head: aiohttp's defaults, named here because they bound what a peer can make
-# us hold (a longer line or field, or more headers, is INVALID_RESPONSE: "malformed HTTP").
-MAX_HEADER_LINE = 8190
-MAX_HEADER_FIELD = 8190
-MAX_HEADERS = 128
+_MAX_SSE_LINE = 1024 * 1024  # a longer stream line is INVALID_RESPONSE ("oversized line")
+# What the gateway asks of every answer: a provider may compress it (h1 decodes gzip and deflate).
+_ACCEPT_ENCODING = "gzip, deflate"
 USER_AGENT = f"genledger/{__version__}"  # what the gateway says it is to an upstream
 _ERROR_DETAIL_LIMIT = 300  # characters of an upstream's error message quoted in ours
 
@@ -42,49 +39,28 @@ class HttpUpstream:
 
     def __init__(self, config: ProviderConfig, headers: Mapping[str, str], *, provider_name: str) -> None:
         self._config = config
-        # Named, so that aiohttp neither adds its own nor builds a list of headers to skip
-        # for each request (as `skip_auto_headers` has it do); a provider's own comes first.
-        named = any(name.lower() == "user-agent" for name in headers)
-        self._headers = dict(headers) if named else {**headers, "User-Agent": USER_AGENT}
+        # A provider's own User-Agent wins; no cookie is kept (one pool serves every key).
+        named = {name.lower() for name in headers}
+        sent = dict(headers)
+        if "user-agent" not in named:
+            sent["User-Agent"] = USER_AGENT
+        if "accept-encoding" not in named:
+            sent["Accept-Encoding"] = _ACCEPT_ENCODING
+        self._pool = Pool(sent, limit=config.max_connections, connect_timeout=config.connect_timeout)
         self._provider_name = provider_name
-        self._session: aiohttp.ClientSession | None = None
-        # aiohttp times only the connection. An answer is timed whole by `_deadlines` (one timer
-        # for all, where aiohttp's `sock_read` armed and re-armed one per request and per
-        # packet); a stream's reads by sse_data: the first chunk gets `timeout`, later ones
-        # `stream_idle_timeout`.
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout, sock_read=None)
+        # The pool times only the connection. An answer is timed whole by `_deadlines` (one
+        # timer for all); a stream's reads by sse_data: the first chunk gets `timeout`, later
+        # ones `stream_idle_timeout`.
         self._deadlines = Deadlines()
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._config.max_connections, keepalive_timeout=30, enable_cleanup_closed=True
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                timeout=self._timeout,
-                # One session serves every key: a cookie an upstream sets must never ride along
-                # on another caller's request (and keeping none saves each call the jar's work).
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # Decompressed bytes are what read() counts against max_response_bytes.
-                auto_decompress=True,
-                max_line_size=MAX_HEADER_LINE,
-                max_field_size=MAX_HEADER_FIELD,
-                max_headers=MAX_HEADERS,
-            )
-        return self._session
-
-    def post(
-        self, url: str, body: bytes, failure: FailureFactory, headers: Mapping[str, str] | None = None
-    ) -> _Posting:
+    def post(self, url: str, body: bytes, failure: FailureFactory) -> _Posting:
         """POST, as an ``async with`` that gives the response once its headers arrived and maps
-        transport failures (to the failures of ``failure``), in it and on entering it.
+        transport failures (to the failures of ``failure``), in it and on entering it; the
+        response is released as it exits.
 
         Untimed but for the connection: :meth:`answer` and :meth:`open_stream` time the rest.
         """
-        request = self._get_session().post(url, data=body, headers=headers)
-        return _Posting(request, lambda exc: self._failure(exc, failure, answered=False))
+        return _Posting(self._pool, url, body, lambda exc: self._failure(exc, failure, answered=False))
 
     async def answer(self, url: str, body: bytes, failure: FailureFactory, provider_name: str) -> bytes:
         """POST; the whole body of a 200, or the failure its status means, within the provider's
@@ -103,7 +79,7 @@ class HttpUpstream:
             limit, lambda: self._failure(Stalled(f"no response for {limit:g}s"), failure, answered=False)
         )
 
-    async def read(self, response: aiohttp.ClientResponse, failure: FailureFactory) -> bytes:
+    async def read(self, response: Response, failure: FailureFactory) -> bytes:
         """The whole body, mapping a read that stalls or breaks.
 
         A body over the provider's ``max_response_bytes`` (announced, or counted as it comes,
@@ -113,11 +89,10 @@ class HttpUpstream:
         length = response.content_length
         if length is not None and length > limit:
             raise self._too_large(failure, limit)
-        content = response.content
         chunks: list[bytes] = []
         size = 0
         try:
-            while chunk := await content.readany():
+            while chunk := await response.readany():
                 size += len(chunk)
                 if size > limit:
                     raise self._too_large(failure, limit)
@@ -134,7 +109,7 @@ class HttpUpstream:
         )
 
     async def failure_from(
-        self, response: aiohttp.ClientResponse, failure: FailureFactory, provider_name: str
+        self, response: Response, failure: FailureFactory, provider_name: str
     ) -> UpstreamFailure:
         """The failure an error response stands for, quoting the provider's own message.
 
@@ -161,7 +136,7 @@ class HttpUpstream:
 
     async def open_stream(
         self, url: str, body: bytes, failure: FailureFactory, provider_name: str
-    ) -> tuple[contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse], aiohttp.ClientResponse]:
+    ) -> tuple[contextlib.AbstractAsyncContextManager[Response], Response]:
         """POST a streaming request; the open response, or the failure its error status means.
 
         The response (and an error's body) must come within the provider's ``timeout``.
@@ -178,7 +153,7 @@ class HttpUpstream:
         return context, response
 
     async def sse_data(
-        self, response: aiohttp.ClientResponse, failure: FailureFactory
+        self, response: Response, failure: FailureFactory
     ) -> AsyncGenerator[list[bytes], None]:
         """The ``data:`` payloads of a server-sent event stream, as many as each read brought.
 
@@ -192,9 +167,8 @@ class HttpUpstream:
         runs until the line is complete, so a peer that trickles a line byte by byte is
         cut off all the same; a line longer than ``_MAX_SSE_LINE`` is INVALID_RESPONSE.
         """
-        content = response.content
         deadline = ReadDeadline(
-            content, self._config.timeout, "first chunk", lasting=self._config.stream_timeout
+            response, self._config.timeout, "first chunk", lasting=self._config.stream_timeout
         )
         first = True
         pending: list[bytes] = []  # the start of a line whose end has not come yet
@@ -205,19 +179,19 @@ class HttpUpstream:
                 if not waiting:
                     deadline.start()
                     waiting = True
-                block = await content.readany()
+                block = await response.readany()
                 end = block.find(b"\n")
                 if block and end < 0:  # no line ended yet: keep waiting for the rest of it
                     pending.append(block)
                     pending_size += len(block)
                     if pending_size > _MAX_SSE_LINE:
-                        raise http_exceptions.LineTooLong(pending[0][:100], _MAX_SSE_LINE)
+                        raise LineTooLong(f"an event stream line over {_MAX_SSE_LINE} bytes")
                     continue
                 deadline.stop()
                 waiting = False
                 if pending:
                     if pending_size + end > _MAX_SSE_LINE:
-                        raise http_exceptions.LineTooLong(pending[0][:100], _MAX_SSE_LINE)
+                        raise LineTooLong(f"an event stream line over {_MAX_SSE_LINE} bytes")
                     pending.append(block)
                     block = b"".join(pending)
                     pending.clear()
@@ -247,10 +221,7 @@ class HttpUpstream:
         )
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            # Let the connector's transports close before the loop goes away.
-            await asyncio.sleep(0)
+        await self._pool.aclose()
 
 
 class StreamTranslator(Protocol):
@@ -316,8 +287,8 @@ class HttpProvider(abc.ABC):
 
     async def _relay(
         self,
-        context: contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse],
-        response: aiohttp.ClientResponse,
+        context: contextlib.AbstractAsyncContextManager[Response],
+        response: Response,
         translator: StreamTranslator,
     ) -> EventStream:
         ended = False  # the stream ended as it should: nothing is being cancelled or thrown
@@ -368,28 +339,31 @@ class HttpProvider(abc.ABC):
 
 
 class _Posting:
-    """:meth:`HttpUpstream.post`'s context: aiohttp's, with its transport errors mapped (a class,
-    not a generator: every request enters one)."""
+    """:meth:`HttpUpstream.post`'s context: the response, released on the way out, with
+    transport errors mapped (a class, not a generator: every request enters one)."""
 
-    __slots__ = ("_mapped", "_request")
+    __slots__ = ("_body", "_mapped", "_pool", "_response", "_url")
 
     def __init__(
-        self,
-        request: aiohttp.client._RequestContextManager,
-        mapped: Callable[[BaseException], UpstreamFailure],
+        self, pool: Pool, url: str, body: bytes, mapped: Callable[[BaseException], UpstreamFailure]
     ) -> None:
-        self._request = request
+        self._pool = pool
+        self._url = url
+        self._body = body
         self._mapped = mapped
+        self._response: Response | None = None
 
-    async def __aenter__(self) -> aiohttp.ClientResponse:
+    async def __aenter__(self) -> Response:
         try:
-            return await self._request.__aenter__()
+            self._response = response = await self._pool.post(self._url, self._body)
         except TRANSPORT_ERRORS as exc:
             raise self._mapped(exc) from None
+        return response
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        await self._request.__aexit__(kind, error, traceback)
+        if self._response is not None:
+            self._response.release()
         if isinstance(error, TRANSPORT_ERRORS) and not isinstance(error, UpstreamFailure):
             raise self._mapped(error) from None

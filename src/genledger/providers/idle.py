@@ -2,7 +2,7 @@
 
 Only the time a read spends waiting for data counts. Time between reads belongs to the
 consumer (a slow caller is not a stalled provider), and nothing here wraps a ``yield``:
-when a read has waited too long, :meth:`aiohttp.StreamReader.set_exception` makes that
+when a read has waited too long, :meth:`~genledger.providers.h1.Response.set_exception` makes that
 read raise :class:`~genledger.providers.transport.Stalled`, so no task is cancelled and
 only the reader notices.
 
@@ -17,10 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import math
-
-import aiohttp
+from typing import Protocol
 
 from genledger.providers.transport import Stalled
+
+
+class Failable(Protocol):
+    """What a deadline fails: a body being read (:class:`~genledger.providers.h1.Response`)."""
+
+    def set_exception(self, exc: BaseException) -> None: ...
 
 
 class ReadDeadline:
@@ -38,7 +43,7 @@ class ReadDeadline:
     __slots__ = ("_content", "_ends_at", "_lasting", "_limit", "_loop", "_since", "_timer", "_waited_for")
 
     def __init__(
-        self, content: aiohttp.StreamReader, limit: float, waited_for: str, *, lasting: float | None = None
+        self, content: Failable, limit: float, waited_for: str, *, lasting: float | None = None
     ) -> None:
         self._content = content
         self._limit = limit

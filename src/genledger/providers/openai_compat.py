@@ -1,4 +1,4 @@
-"""Any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, ...), over pooled aiohttp.
+"""Any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, ...), over the pooled HTTP client.
 
 The wire format is read here, once, by two pure functions that tests use on their own:
 :func:`completion_from_openai` (a ``chat.completion`` body) and :func:`chunk_events` (one

@@ -1,14 +1,14 @@
-"""Transport failures: the one table from aiohttp and asyncio exceptions to failure kinds.
+"""Transport failures: the one table from the HTTP client's exceptions to failure kinds.
 
 An upstream call can fail below HTTP: DNS, a refused or reset connection, TLS, a timeout, a
 body cut short. :data:`TRANSPORT_RULES` names each exception type, most specific first,
 with its :class:`~genledger.core.failures.FailureKind` and the reason the caller is told;
-:func:`transport_failure` applies the first rule that matches. A test walks every
-``aiohttp.ClientError`` and ``HttpProcessingError`` subclass installed and proves each is
-named here, so a new aiohttp exception fails the suite until someone decides its kind.
+:func:`transport_failure` applies the first rule that matches. A test walks every exception
+class of :mod:`genledger.providers.h1` and :mod:`genledger.providers.pool` and proves each is
+named here, so a new one fails the suite until someone decides its kind.
 
 What the caller sees names the provider and the kind of failure, never where the provider
-lives: aiohttp's messages carry the host, port or URL, so they go to the log only.
+lives: the exceptions' messages may carry the host or the URL, so they go to the log only.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ import os
 import ssl
 from collections.abc import Callable
 
-import aiohttp
-from aiohttp import client_exceptions, http_exceptions
-
 from genledger.core.failures import FailureKind, UpstreamFailure
 from genledger.core.records import record
+from genledger.providers import h1, pool
 
 log = logging.getLogger("genledger.providers")
 
@@ -52,46 +50,30 @@ class TransportRule:
 
 
 TRANSPORT_RULES: tuple[TransportRule, ...] = (
-    # Timeouts. aiohttp's are ServerConnectionErrors too, so they come before those.
-    TransportRule(aiohttp.ConnectionTimeoutError, _UNREACHABLE, "connection timed out"),
-    TransportRule(aiohttp.SocketTimeoutError, _TIMEOUT, "timed out"),
-    TransportRule(aiohttp.ServerTimeoutError, _TIMEOUT, "timed out"),
+    # Timeouts. Every TimeoutError is an OSError, so they come before the connection's.
+    TransportRule(h1.ConnectTimeout, _UNREACHABLE, "connection timed out"),
     TransportRule(Stalled, _TIMEOUT, "timed out"),
     TransportRule(TimeoutError, _TIMEOUT, "timed out"),
     # No connection.
-    TransportRule(aiohttp.ClientConnectorDNSError, _UNREACHABLE, "DNS lookup failed"),
-    TransportRule(aiohttp.ClientConnectorCertificateError, _UNREACHABLE, "TLS certificate rejected"),
-    TransportRule(aiohttp.ClientConnectorSSLError, _UNREACHABLE, "TLS handshake failed"),
-    TransportRule(aiohttp.ClientSSLError, _UNREACHABLE, "TLS failed"),
-    TransportRule(aiohttp.ClientProxyConnectionError, _UNREACHABLE, "cannot connect to the proxy"),
-    TransportRule(client_exceptions.UnixClientConnectorError, _UNREACHABLE, "cannot connect"),
-    TransportRule(aiohttp.ClientConnectorError, _UNREACHABLE, "cannot connect"),
-    TransportRule(aiohttp.ServerFingerprintMismatch, _UNREACHABLE, "TLS fingerprint mismatch"),
+    TransportRule(h1.DNSError, _UNREACHABLE, "DNS lookup failed"),
+    TransportRule(h1.CertificateError, _UNREACHABLE, "TLS certificate rejected"),
+    TransportRule(h1.TLSError, _UNREACHABLE, "TLS handshake failed"),
+    TransportRule(h1.ConnectError, _UNREACHABLE, "cannot connect"),
     # The connection broke.
-    TransportRule(aiohttp.ServerDisconnectedError, _UNREACHABLE, "the provider closed the connection"),
-    TransportRule(aiohttp.ClientConnectionResetError, _UNREACHABLE, "connection reset"),
-    TransportRule(aiohttp.ClientOSError, _UNREACHABLE, "connection failed"),
-    TransportRule(aiohttp.ServerConnectionError, _UNREACHABLE, "connection lost"),
-    TransportRule(aiohttp.ClientConnectionError, _UNREACHABLE, "connection failed"),
-    TransportRule(aiohttp.UploadAbortedError, _UNREACHABLE, "the request was not fully sent"),
+    TransportRule(h1.Disconnected, _UNREACHABLE, "the provider closed the connection"),
+    TransportRule(ConnectionResetError, _UNREACHABLE, "connection reset"),
+    TransportRule(ssl.SSLError, _UNREACHABLE, "TLS failed"),
+    TransportRule(OSError, _UNREACHABLE, "connection failed"),
     # An answer we cannot use.
-    TransportRule(aiohttp.ClientPayloadError, _INVALID, "broken response body"),
-    TransportRule(aiohttp.ContentTypeError, _INVALID, "unexpected content type"),
-    TransportRule(aiohttp.TooManyRedirects, _INVALID, "too many redirects"),
-    TransportRule(aiohttp.ClientHttpProxyError, _UNREACHABLE, "the proxy refused the request"),
-    TransportRule(aiohttp.WSServerHandshakeError, _INVALID, "websocket handshake failed"),
-    TransportRule(aiohttp.ClientResponseError, _INVALID, "invalid response"),
-    TransportRule(aiohttp.InvalidUrlRedirectClientError, _INVALID, "redirect to an invalid URL"),
-    TransportRule(aiohttp.NonHttpUrlRedirectClientError, _INVALID, "redirect to a non-HTTP URL"),
-    TransportRule(aiohttp.RedirectClientError, _INVALID, "bad redirect"),
-    TransportRule(http_exceptions.LineTooLong, _INVALID, "oversized line"),
-    TransportRule(http_exceptions.HttpProcessingError, _INVALID, "malformed HTTP"),
+    TransportRule(h1.LineTooLong, _INVALID, "oversized line"),
+    TransportRule(h1.MalformedResponse, _INVALID, "malformed HTTP"),
+    TransportRule(h1.BrokenBody, _INVALID, "broken response body"),
     # Our configuration.
-    TransportRule(aiohttp.InvalidUrlClientError, _CONFIG, "invalid base_url"),
-    TransportRule(aiohttp.NonHttpUrlClientError, _CONFIG, "base_url is not an HTTP URL"),
-    TransportRule(aiohttp.InvalidURL, _CONFIG, "invalid URL"),
-    # Anything aiohttp adds later, until a rule names it.
-    TransportRule(aiohttp.ClientError, _UNREACHABLE, "request failed"),
+    TransportRule(h1.NotHttpURL, _CONFIG, "base_url is not an HTTP URL"),
+    TransportRule(h1.InvalidURL, _CONFIG, "invalid URL"),
+    TransportRule(pool.InvalidHeader, _CONFIG, "invalid provider header"),
+    # Anything the client adds later, until a rule names it.
+    TransportRule(h1.HttpClientError, _UNREACHABLE, "request failed"),
 )
 
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = tuple(rule.exception for rule in TRANSPORT_RULES)

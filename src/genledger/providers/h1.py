@@ -1,0 +1,370 @@
+"""HTTP/1.1 to an upstream: one keep-alive connection's protocol, and the response it reads.
+
+The gateway's calls upstream are all alike: a POST of a JSON body, then a JSON answer or a
+stream of server-sent events. For that, this is asyncio's protocol API under httptools (the
+C parser uvicorn serves with), and nothing more: no cookie jar, no redirects, no proxies, no
+tracing hooks, no per-request URL or header objects. Measured under callgrind against the
+fake upstream, aiohttp's client spent about 336k instructions on such a call and this about
+20k, where the floor's whole request (``../shared/bench-floor/``, on aiohttp) is about 800k.
+
+A :class:`Connection` carries one request at a time. Its :class:`Response` comes once the
+head has arrived (status and headers); its body is read with :meth:`Response.readany`.
+Reading stops while more than :data:`HIGH_WATER` bytes wait unread, so a slow reader holds
+at most that much. What can go wrong is one of the exceptions below, which
+:mod:`genledger.providers.transport` maps to failure kinds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Callable
+from typing import cast
+
+import httptools
+
+MAX_HEADER_LINE = 8190  # a longer header name or value is MalformedResponse
+MAX_HEADERS = 128  # more header fields than this is MalformedResponse
+MAX_HEAD_BYTES = 64 * 1024  # a status line and headers longer than this in all, too
+HIGH_WATER = 256 * 1024  # unread body bytes above which the socket is no longer read
+
+
+class HttpClientError(Exception):
+    """A call upstream failed below HTTP's meaning: the connection, or the bytes on it."""
+
+
+class InvalidURL(HttpClientError):
+    """A URL that cannot be called (our configuration's fault)."""
+
+
+class NotHttpURL(InvalidURL):
+    """A URL whose scheme is neither ``http`` nor ``https``."""
+
+
+class ConnectTimeout(HttpClientError):
+    """No connection within ``connect_timeout``."""
+
+
+class DNSError(HttpClientError):
+    """The host name did not resolve."""
+
+
+class CertificateError(HttpClientError):
+    """The provider's TLS certificate was rejected."""
+
+
+class TLSError(HttpClientError):
+    """The TLS handshake failed."""
+
+
+class ConnectError(OSError):
+    """The connection was refused or could not be made (its ``errno`` says why)."""
+
+
+class Disconnected(HttpClientError):
+    """The provider closed the connection before its answer was whole."""
+
+
+class MalformedResponse(HttpClientError):
+    """Bytes that are not an HTTP/1.1 response, or a head over this client's limits."""
+
+
+class LineTooLong(MalformedResponse):
+    """A line (of the head, or of an event stream) over its limit."""
+
+
+class BrokenBody(HttpClientError):
+    """A body that cannot be decoded (its content encoding, or its chunked framing)."""
+
+
+def _decoder(encoding: str | None) -> Callable[[bytes], bytes] | None:
+    """What turns a body's bytes, as they come, into the body (None: they are the body)."""
+    if encoding is None or encoding == "identity":
+        return None
+    if encoding == "gzip" or encoding == "x-gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
+    if encoding == "deflate":  # zlib-wrapped, as the RFC says; some servers send it raw
+        return _Deflate().decompress
+    raise BrokenBody(f"unsupported content encoding {encoding[:40]!r}")
+
+
+class _Deflate:
+    __slots__ = ("_inflate",)
+
+    def __init__(self) -> None:
+        self._inflate: zlib._Decompress | None = None
+
+    def decompress(self, data: bytes) -> bytes:
+        if self._inflate is None:
+            raw = not data or (data[0] & 0x0F) != 8  # no zlib header: a raw deflate stream
+            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        return self._inflate.decompress(data)
+
+
+class Response:
+    """The status and headers of an answer, and its body as it comes.
+
+    ``headers`` has lower-case names (a repeated field's values joined with ", ").
+    One reader at a time: :meth:`readany` returns what has arrived, waiting only when nothing
+    has; ``b""`` once the body is whole. A failure of the connection is raised by the read
+    that meets it; :meth:`set_exception` makes the waiting read (or the next) raise another.
+    """
+
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_connection",
+        "_decode",
+        "_error",
+        "_waiter",
+        "complete",
+        "content_length",
+        "headers",
+        "status",
+    )
+
+    def __init__(self, connection: Connection, status: int, headers: dict[str, str]) -> None:
+        self._connection = connection
+        self.status = status
+        self.headers = headers
+        length = headers.get("content-length")
+        self.content_length = int(length) if length is not None and length.isdigit() else None
+        self._decode = _decoder(headers.get("content-encoding"))
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self.complete = False
+
+    async def readany(self) -> bytes:
+        """The body bytes that have arrived since the last read (waiting for some if none
+        have); ``b""`` at the body's end."""
+        while not self._chunks:
+            if self._error is not None:
+                raise self._error
+            if self.complete:
+                return b""
+            self._waiter = self._connection.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        chunks = self._chunks
+        self._chunks = []
+        if self._buffered > HIGH_WATER:
+            self._connection.resume()
+        self._buffered = 0
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def set_exception(self, exc: BaseException) -> None:
+        """Fail the read waiting now, or the next one, with ``exc``."""
+        if self._error is None:
+            self._error = exc
+        self._wake()
+
+    def release(self) -> None:
+        """Done with this response: its connection serves the next request if the body was read
+        whole and the provider keeps it alive; else it is closed."""
+        self._connection.release(self)
+
+    def _feed(self, data: bytes) -> None:
+        if self._decode is not None:
+            try:
+                data = self._decode(data)
+            except zlib.error as exc:
+                self._fail(BrokenBody(f"cannot decode the body: {exc}"))
+                return
+            if not data:
+                return
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > HIGH_WATER:
+            self._connection.pause()
+        self._wake()
+
+    def _finish(self) -> None:
+        self.complete = True
+        self._wake()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.set_exception(exc)
+        self._connection.abort()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection upstream, carrying one request at a time.
+
+    ``on_idle`` is told when a response was read whole and the connection may carry another;
+    ``on_closed`` when the connection is gone.
+    """
+
+    def __init__(
+        self, on_idle: Callable[[Connection], None], on_closed: Callable[[Connection], None]
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._on_idle = on_idle
+        self._on_closed = on_closed
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._head: asyncio.Future[Response] | None = None  # the request waiting for its answer's head
+        self._headers: dict[str, str] = {}
+        self._head_bytes = 0
+        self._head_fields = 0
+        self._response: Response | None = None  # the answer being read
+        self._until_close = False  # a body with neither a length nor chunks: it ends with the connection
+        self._reusable = False
+        self.closed = False
+        self.idle_since = 0.0
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        if self._response is None and self._head is None:  # bytes nobody asked for, on an idle connection
+            self.abort()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:  # a callback below raised
+            cause = exc.__context__
+            self._error(cause if isinstance(cause, HttpClientError) else MalformedResponse(str(cause)))
+            return
+        except httptools.HttpParserError as exc:
+            self._error(MalformedResponse(f"malformed response: {exc}"))
+            return
+        if self._response is None:  # the head is not whole yet
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._error(LineTooLong(f"a response head over {MAX_HEAD_BYTES} bytes"))
+
+    def eof_received(self) -> bool:
+        return False  # close the transport: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._on_closed(self)
+        response = self._response
+        if response is not None and not response.complete:
+            if self._until_close and exc is None:
+                response._finish()
+            else:
+                reason = f": {exc}" if exc is not None else ""
+                response.set_exception(BrokenBody(f"the connection closed before the body's end{reason}"))
+        elif self._head is not None and not self._head.done():
+            self._head.set_exception(exc or Disconnected("the connection closed before an answer"))
+
+    def pause_writing(self) -> None:  # a request body larger than the socket's buffer: rare
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # httptools callbacks
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) > MAX_HEADER_LINE or len(value) > MAX_HEADER_LINE:
+            raise LineTooLong(f"a header line over {MAX_HEADER_LINE} bytes")
+        self._head_fields += 1
+        self._head_bytes += len(name) + len(value)
+        if self._head_fields > MAX_HEADERS:
+            raise MalformedResponse(f"more than {MAX_HEADERS} header fields")
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise LineTooLong(f"a response head over {MAX_HEAD_BYTES} bytes")
+        headers = self._headers
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+    def on_message_begin(self) -> None:
+        response = self._response
+        if response is not None and response.complete:  # a message after the answer: nobody's
+            self._reusable = False
+
+    def on_headers_complete(self) -> None:
+        headers = self._headers
+        self._headers = {}
+        status = self._parser.get_status_code()
+        if status < 200:  # 1xx: an interim answer; the real one follows
+            return
+        self._until_close = "content-length" not in headers and "transfer-encoding" not in headers
+        try:
+            self._response = response = Response(self, status, headers)
+        except BrokenBody as exc:
+            raise MalformedResponse(str(exc)) from None
+        head = self._head
+        self._head = None
+        if head is not None and not head.done():
+            head.set_result(response)
+
+    def on_body(self, body: bytes) -> None:
+        if self._response is not None:
+            self._response._feed(body)
+
+    def on_message_complete(self) -> None:
+        response = self._response
+        if response is None:
+            return  # the end of a 1xx
+        if not response.complete:
+            self._reusable = self._parser.should_keep_alive() and not self._until_close
+            response._finish()
+
+    # the pool's side
+
+    async def request(self, head: bytes, body: bytes) -> Response:
+        """Send a request; its answer once the head has come. Cancelled, or failed, the
+        connection is closed (it may be mid-answer)."""
+        transport = self._transport
+        assert transport is not None
+        head_waiter: asyncio.Future[Response] = self.loop.create_future()
+        self._head = head_waiter
+        self._head_bytes = 0
+        self._head_fields = 0
+        self._response = None
+        self._reusable = False
+        transport.writelines((head, body))
+        try:
+            return await head_waiter
+        except BaseException:
+            self.abort()
+            raise
+
+    def release(self, response: Response) -> None:
+        if self._response is not response:
+            return
+        self._response = None
+        if response.complete and self._reusable and response._error is None and not self.closed:
+            self.idle_since = self.loop.time()
+            self._on_idle(self)
+        else:
+            self.abort()
+
+    def pause(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume(self) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.resume_reading()
+
+    def abort(self) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.abort()
+
+    def close(self) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.close()
+
+    def _error(self, exc: HttpClientError) -> None:
+        """The bytes received cannot be an answer: fail whoever waits, and drop the connection."""
+        if self._response is not None:
+            self._response.set_exception(exc)
+        elif self._head is not None and not self._head.done():
+            self._head.set_exception(exc)
+        self.abort()
