@@ -133,6 +133,17 @@ def typed(obj: dict[str, Any], name: str, *types: type, where: str = "", require
     return value
 
 
+def short_text(obj: dict[str, Any], name: str, limit: int, where: str = "") -> str | None:
+    """``obj[name]``, a string of at most ``limit`` characters (``None`` when absent or null)."""
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        param = f"{where}.{name}" if where else name
+        raise bad(param, f"'{param}' must be a string of at most {limit} characters")
+    return value
+
+
 def object_at(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise bad(where, f"'{where}' must be an object")
