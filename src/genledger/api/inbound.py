@@ -43,11 +43,23 @@ def query_int(params: Mapping[str, str], name: str, low: int, high: int) -> int 
 
 def only_query(params: Iterable[str], known: Collection[str]) -> None:
     """Refuse a query parameter not in ``known`` with a 400 naming it: nothing sent is silently
-    ignored (``/models?category=x`` would otherwise list every model)."""
+    ignored (``/models?category=x`` would otherwise list every model). ``params`` is every name
+    given, a repeated one as often as it comes: see :func:`once`."""
     for name in params:
         if name not in known:
             takes = f"this route takes {', '.join(sorted(known))}" if known else "this route takes none"
             raise bad(name, f"Unknown query parameter {name!r}: {takes}")
+    once(params)
+
+
+def once(names: Iterable[str]) -> None:
+    """Refuse a query parameter given more than once with a 400 naming it: a route reads the
+    last value, and the others would be silently ignored (``?id=a&id=b`` read ``b``)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise bad(name, f"Query parameter {name!r} is given more than once")
+        seen.add(name)
 
 
 def load_object(raw: bytes, *, empty_is_object: bool = False) -> dict[str, Any]:
