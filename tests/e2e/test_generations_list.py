@@ -156,6 +156,7 @@ def test_a_bad_filter_is_a_400_naming_it(gateway: GatewayServer, keys: Keys, par
         ({"metadata": {"k" * 65: "v"}}, "metadata." + "k" * 64),
         ({"metadata": {"team": 5}}, "metadata.team"),
         ({"metadata": {"team": "v" * 513}}, "metadata.team"),
+        ({"user": "u" * 1001}, "user"),
     ],
 )
 def test_bad_attribution_is_a_400_naming_the_field(gateway: GatewayServer, keys: Keys, body, param):
@@ -175,3 +176,28 @@ def test_a_session_header_that_is_too_long_is_a_400(gateway: GatewayServer, keys
         headers={**bearer(keys.alice), "x-session-id": "x" * 257},
     )
     assert response.status_code == 400 and response.json()["error"]["metadata"]["param"] == "x-session-id"
+
+
+@pytest.mark.parametrize(
+    ("header", "longest"), [("X-Title", 1000), ("HTTP-Referer", 2000), ("User-Agent", 1000)]
+)
+def test_an_attribution_header_that_is_too_long_is_a_400_and_the_longest_is_recorded(
+    gateway: GatewayServer, keys: Keys, header: str, longest: int
+):
+    """PostgreSQL holds each in a column of bounded length: a longer value was answered, then
+    failed to be recorded (a 500, the upstream's work charged to no one)."""
+    value = "http://a/" + "r" * (longest - 9)
+    longest_user = "u" * 1000
+    for sent, status in ((value, 200), (value + "r", 400)):
+        response = httpx.post(
+            gateway.base_url + "/chat/completions",
+            json={"model": MODEL, "messages": MESSAGES, "user": longest_user},
+            headers={**bearer(keys.alice), header: sent},
+        )
+        assert response.status_code == status, response.text
+    assert response.json()["error"]["metadata"]["param"] == header
+    found = listed(gateway, keys.alice, external_user=longest_user, limit=1)
+    assert found.status_code == 200, found.text
+    recorded = found.json()["data"][0]
+    shown = {"X-Title": "app_title", "HTTP-Referer": "http_referer", "User-Agent": "user_agent"}[header]
+    assert recorded[shown] == value

@@ -219,3 +219,22 @@ def _until(condition, within: float = 5) -> None:
     while not condition():
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "X-Real-IP", "Forwarded"])
+def test_a_forwarded_address_does_not_escape_the_auth_failure_limit(tmp_path, header: str):
+    """The peer's address is the caller's: a client (or a reverse proxy passing its headers on)
+    that names another address, loopback (exempt by default) or a fresh one per guess, is
+    refused once the peer failed too often."""
+    limits = {"auth_failures": 3, "auth_failure_window": 60, "auth_failures_exempt": []}
+    with GatewayServer.build(database_url=f"sqlite:///{tmp_path}/genledger.db", limits=limits) as gateway:
+        with httpx.Client(base_url=gateway.url, timeout=5) as client:
+            statuses = []
+            for i in range(5):
+                claimed = "127.0.0.1" if i % 2 else f"198.51.100.{i}"
+                value = f"for={claimed}" if header == "Forwarded" else claimed
+                guess = {"Authorization": f"Bearer sk-gl-v1-guess-{i}", header: value}
+                statuses.append(client.get("/api/v1/key", headers=guess).status_code)
+        lines = [orjson.loads(line) for line in gateway.log_lines]
+    assert statuses == [401, 401, 401, 429, 429]
+    assert {line["client"] for line in lines if line.get("path") == "/api/v1/key"} == {"127.0.0.1"}

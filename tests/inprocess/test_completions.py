@@ -438,3 +438,46 @@ async def test_a_record_is_dated_when_its_request_arrived_not_when_it_ended(buil
     assert ended - record.created_at >= timedelta(seconds=0.3)
     id_time = datetime.fromtimestamp(int(record.id[4:17]) / 1000, UTC)  # gen-<13 digits of ms>...
     assert abs(record.created_at - id_time) < timedelta(seconds=0.05)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_an_upstream_id_and_finish_reason_too_long_for_the_ledger_are_cut_to_fit(
+    build: BuildGateway, stream: bool
+):
+    """PostgreSQL refused the record (its columns are bounded) after the upstream's work."""
+    from genledger.core.events import Identified
+    from genledger.core.generation import MAX_NATIVE_FINISH_REASON, MAX_UPSTREAM_ID
+
+    gw = await build()
+    steps = [Identified("i" * 5000), TextDelta("hi"), Finish("stop", "f" * 500), UsageReport(Usage(10, 5))]
+    gw.primary.then(Script(steps=steps))
+    key = await gw.key()
+    if stream:
+        relay = await gw.service.stream(key, request(stream=True), context())
+        await drain(relay)
+        generation_id = relay.head.generation_id
+    else:
+        generation_id = (await gw.service.complete(key, request(), context())).head.generation_id
+    record = gw.generations.generations[generation_id]
+    assert (record.upstream_id, record.native_finish_reason) == (
+        "i" * MAX_UPSTREAM_ID,
+        "f" * MAX_NATIVE_FINISH_REASON,
+    )
+    assert record.provider_responses[-1].upstream_id == "i" * MAX_UPSTREAM_ID
+    assert record.charge_pico == 10 * PER_PROMPT_TOKEN + 5 * PER_COMPLETION_TOKEN
+
+
+def test_the_bounds_of_caller_and_upstream_text_are_the_ledger_s_columns():
+    from genledger.core import generation
+    from genledger.ledger.schema import generations
+
+    for column, bound in {
+        "external_user": generation.MAX_EXTERNAL_USER,
+        "app_title": generation.MAX_APP_TITLE,
+        "http_referer": generation.MAX_HTTP_REFERER,
+        "origin": generation.MAX_HTTP_REFERER,
+        "user_agent": generation.MAX_USER_AGENT,
+        "upstream_id": generation.MAX_UPSTREAM_ID,
+        "native_finish_reason": generation.MAX_NATIVE_FINISH_REASON,
+    }.items():
+        assert generations.c[column].type.length == bound, column

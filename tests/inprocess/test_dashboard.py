@@ -246,6 +246,10 @@ async def test_filters_from_the_form_become_the_list_apis_query_string(dash: Das
     )
     assert response.status_code == 303
     assert response.headers["location"] == "/dashboard/generations?model=acme%2Fx&metadata%5Bteam%5D=red"
+    # The form's metadata pair replaces the same key's (kept in a hidden field), not repeats it.
+    form = {"metadata[team]": "red", "metadata_key": "team", "metadata_value": "blue"}
+    again = await dash.http.get("/dashboard/generations", params=form)
+    assert again.headers["location"] == "/dashboard/generations?metadata%5Bteam%5D=blue"
     cleared = await dash.http.get("/dashboard/generations", params={"model": ""})
     assert cleared.headers["location"] == "/dashboard/generations"
     half = await dash.http.get("/dashboard/generations", params={"metadata_key": "team"})

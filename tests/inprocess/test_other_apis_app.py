@@ -4,6 +4,7 @@ through the official openai client, in process; and the edge renders their failu
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from genledger.api.catalog_wire import STATUS_CIRCUIT_OPEN, STATUS_OK, endpoints_json
 from genledger.api.prompt_wire import text_sse
@@ -88,3 +89,22 @@ async def test_a_prompt_stream_that_fails_midway_ends_with_an_error_chunk():
     assert chunks[2]["choices"][0]["finish_reason"] == "error"
     assert chunks[3]["choices"] == [] and chunks[3]["usage"]["cost"] == 5e-12
     assert frames[-1] == b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize(
+    ("path", "repeated"),
+    [
+        ("/api/v1/generation?id=gen-a&id=gen-b", "id"),
+        ("/api/v1/generations?model=acme/a&model=acme/b", "model"),
+        ("/api/v1/generations?limit=1&limit=5", "limit"),
+        ("/api/v1/generations/export?metadata[team]=a&metadata[team]=b", "metadata[team]"),
+        ("/api/v1/activity?date=2026-11-01&date=2026-11-02", "date"),
+    ],
+)
+async def test_a_query_parameter_given_twice_is_a_400_naming_it(app: App, path: str, repeated: str):
+    """Nothing sent is silently ignored: the first of two values was (the last one won)."""
+    headers = {"Authorization": f"Bearer {app.admin if 'generations' in path else app.secret}"}
+    response = await app.http.get(path, headers=headers)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["metadata"]["param"] == repeated and "more than once" in error["message"]

@@ -49,6 +49,17 @@ async def busy(request: web.Request) -> web.Response:
     return web.json_response({"error": {"type": "rate_limit", "message": "slow down"}}, status=429)
 
 
+async def echoes_the_key(request: web.Request) -> web.Response:
+    # Some servers quote the key they refused, whole: it must reach no caller of the gateway.
+    key = request.headers["Authorization"].removeprefix("Bearer ")
+    error = {"type": "auth", "message": f"Incorrect API key provided: {key}"}
+    return web.json_response({"error": error}, status=401)
+
+
+async def echoes_the_key_as_text(request: web.Request) -> web.Response:
+    return web.Response(text=f"bad key {request.headers['Authorization']}", status=401)
+
+
 @pytest.fixture
 async def base() -> AsyncIterator[str]:
     app = web.Application()
@@ -58,6 +69,8 @@ async def base() -> AsyncIterator[str]:
         ("/prompt", prompt),
         ("/busy", busy),
         ("/headers", echo_headers),
+        ("/echoes-the-key", echoes_the_key),
+        ("/echoes-the-key-as-text", echoes_the_key_as_text),
     ):
         app.router.add_post(path, handler)
     async with serve_app(app) as port:
@@ -108,3 +121,18 @@ async def test_the_gateway_names_itself_to_the_upstream_once(base):
 async def test_a_user_agent_of_the_provider_s_own_is_sent_instead(base):
     body = await answer(base + "/headers", {"user-agent": "acme-proxy/2"})
     assert orjson.loads(body) == {"user_agents": ["acme-proxy/2"]}
+
+
+@pytest.mark.parametrize("path", ["/echoes-the-key", "/echoes-the-key-as-text"])
+async def test_an_error_that_quotes_the_provider_s_key_does_not_pass_it_on(base, monkeypatch, path):
+    monkeypatch.setenv("ACME_KEY", "sk-acme-secret-7f3a")
+    config = ProviderConfig(kind="openai", base_url=base, timeout=LIMIT_S, api_key_env="ACME_KEY")
+    upstream = HttpUpstream(config, {"Authorization": "Bearer sk-acme-secret-7f3a"}, provider_name="Acme")
+    try:
+        with pytest.raises(UpstreamFailure) as caught:
+            await upstream.answer(base + path, b"{}", failure, "Acme")
+    finally:
+        await upstream.aclose()
+    assert caught.value.upstream_status == 401
+    told = caught.value.message + orjson.dumps(caught.value.raw).decode()
+    assert "sk-acme-secret-7f3a" not in told and "[redacted]" in told

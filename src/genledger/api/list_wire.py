@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 import orjson
 
-from genledger.api.inbound import query_int
+from genledger.api.inbound import once, query_int
 from genledger.core.instants import OutOfRange, parse_utc
 from genledger.core.money import MAX_LIMIT_USD, PriceError, usd_to_pico
 from genledger.core.records import record
@@ -114,7 +114,8 @@ def decode_cursor(value: str) -> Cursor:
 
 
 def parse_list_query(params: Mapping[str, str], keys: list[str]) -> ListQuery:
-    """The filters of a query string (``params``: last value per name; ``keys``: every name given)."""
+    """The filters of a query string (``params``: last value per name; ``keys``: every name given,
+    as often as given: one given twice is a 400)."""
     where, api_key_hash = _filters(params, keys, _LIST_PARAMS, "list")
     limit = query_int(params, "limit", 1, MAX_PAGE) or DEFAULT_PAGE
     after = decode_cursor(params["cursor"]) if "cursor" in params else None
@@ -133,6 +134,7 @@ def parse_export_query(params: Mapping[str, str], keys: list[str]) -> ExportQuer
 def _filters(
     params: Mapping[str, str], keys: list[str], known: frozenset[str], what: str
 ) -> tuple[GenerationFilter, str | None]:
+    once(keys)
     metadata: list[tuple[str, str]] = []
     for name in keys:
         if name.startswith("metadata[") and name.endswith("]"):

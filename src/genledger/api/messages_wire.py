@@ -20,9 +20,10 @@ from typing import Any
 
 import orjson
 
-from genledger.api.inbound import bad, load_object, object_at, only, typed
+from genledger.api.inbound import bad, load_object, object_at, only, short_text, typed
 from genledger.api.wire import MAX_TOKENS, _fallback_models, _provider_preferences, _session_id
 from genledger.core.chat import ChatRequest
+from genledger.core.generation import MAX_EXTERNAL_USER
 
 _FIELDS = frozenset(
     {
@@ -75,7 +76,7 @@ def parse_messages_request(raw: bytes, *, session_header: str | None = None) -> 
     if body.get("metadata") is not None:
         metadata = object_at(body["metadata"], "metadata")
         only(metadata, {"user_id"}, "metadata")
-        user = typed(metadata, "user_id", str, where="metadata")
+        user = short_text(metadata, "user_id", MAX_EXTERNAL_USER, where="metadata")
     return ChatRequest(
         model=model,
         messages=tuple(messages),

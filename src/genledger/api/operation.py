@@ -81,7 +81,7 @@ def _query_checked(endpoint: Callable[..., Any], known: frozenset[str]) -> Calla
 
     @functools.wraps(endpoint)
     async def checked(request: Request) -> Any:
-        only_query(request.query_params, known)
+        only_query([name for name, _ in request.query_params.multi_items()], known)
         return await endpoint(request)
 
     return checked

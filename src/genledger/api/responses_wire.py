@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from genledger.api.inbound import bad, load_object, object_at, only, typed
+from genledger.api.inbound import bad, load_object, object_at, only, short_text, typed
 from genledger.api.wire import (
     MAX_TOKENS,
     _fallback_models,
@@ -20,6 +20,7 @@ from genledger.api.wire import (
     _session_id,
 )
 from genledger.core.chat import ChatRequest
+from genledger.core.generation import MAX_EXTERNAL_USER
 from genledger.core.records import record
 
 _FIELDS = frozenset(
@@ -103,7 +104,7 @@ def parse_responses_request(raw: bytes, *, session_header: str | None = None) ->
         messages=tuple(messages),
         stream=stream,
         max_tokens=max_tokens,
-        user=typed(body, "user", str),
+        user=short_text(body, "user", MAX_EXTERNAL_USER),
         params=params,
         fallback_models=fallback_models,
         provider=_provider_preferences(body.get("provider")),

@@ -116,6 +116,11 @@ def server_config(app: Starlette, settings: Settings) -> ServerConfig:
     body within ``body_timeout`` after them, is cut off (``api/connections.py``), one idle
     between requests after ``keep_alive_timeout``;
     beyond ``max_connections`` connections (or requests) at once, requests get 503.
+
+    A caller is the peer's address: ``proxy_headers`` off, or uvicorn would take the address
+    ``X-Forwarded-For`` names from any loopback peer (``FORWARDED_ALLOW_IPS``), and a caller
+    (or a reverse proxy passing its headers on) could pick its own, loopback's exemption from
+    the auth-failure limit included.
     """
     return ServerConfig(
         app,
@@ -126,6 +131,7 @@ def server_config(app: Starlette, settings: Settings) -> ServerConfig:
         body_timeout=settings.body_timeout,
         timeout_keep_alive=settings.keep_alive_timeout,
         limit_concurrency=settings.max_connections,
+        proxy_headers=False,
         log_config=None,
         log_level=level_of(settings.logging.level),
         access_log=False,

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal, cast
 
-from genledger.api.inbound import load_object, query_int
+from genledger.api.inbound import load_object, query_int, short_text
 from genledger.core.chat import SORTS, ChatRequest, MaxPrice, ProviderPreferences, SortBy
+from genledger.core.generation import MAX_EXTERNAL_USER
 from genledger.core.records import record
 from genledger.errors import BadRequest
 from genledger.gateway.catalog import ModelEntry
@@ -95,9 +96,7 @@ def parse_routing(body: dict[str, Any], *, session_header: str | None = None) ->
         model = fallback_models[0]
     if not isinstance(model, str) or not model:
         raise BadRequest("'model' is required and must be a non-empty string", metadata={"param": "model"})
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise BadRequest("'user' must be a string", metadata={"param": "user"})
+    user = short_text(body, "user", MAX_EXTERNAL_USER)
     return Routing(
         model=model,
         fallback_models=fallback_models,
@@ -141,9 +140,7 @@ def parse_chat_request(raw: bytes, *, session_header: str | None = None) -> Chat
     if not _TAKEN_AS_THEY_ARE.isdisjoint(body):  # (one set operation when none is sent)
         _check_openrouter_options(body)
 
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise BadRequest("'user' must be a string", metadata={"param": "user"})
+    user = short_text(body, "user", MAX_EXTERNAL_USER)
 
     return ChatRequest(
         model=model,

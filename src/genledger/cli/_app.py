@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich import table
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
@@ -37,6 +39,23 @@ def _out() -> Console:
     # what is printed holds text callers chose (a key's name, a request's user), and Rich
     # would read "[/x]" in it as a tag (and fail) or drop "[red]"; styles are given as styles.
     return Console(markup=False)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def plain(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\x1b``): what a caller chose
+    (a request's user, a key's name) must not send the operator's terminal an escape sequence
+    (its title, its clipboard, a cleared screen), and Rich passes ESC and CSI on as they are."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+class Table(table.Table):
+    """Rich's table, its text cells shown :func:`plain`."""
+
+    def add_row(self, *cells: Any, **options: Any) -> None:
+        super().add_row(*(plain(cell) if isinstance(cell, str) else cell for cell in cells), **options)
 
 
 def _err() -> Console:

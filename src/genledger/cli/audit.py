@@ -10,10 +10,9 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
-from genledger.cli._app import ConfigOption, _dollars, _out, _settings, _with_ledger, app, error
+from genledger.cli._app import ConfigOption, Table, _dollars, _out, _settings, _with_ledger, app, error
 from genledger.cli._filters import SinceOption, UntilOption, _generation_filter
 from genledger.config import ConfigError
 from genledger.core.money import from_usd, usd_to_pico

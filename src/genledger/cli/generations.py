@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from rich.table import Table
 
 from genledger.core.generation import Generation
 from genledger.core.stores import walk
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 
 from genledger.cli._app import (
     ConfigOption,
+    Table,
     _dollars,
     _err,
     _out,

@@ -7,7 +7,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from genledger.core.instants import OutOfRange, parse_utc
 from genledger.core.keys import key_name
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
 
 from genledger.cli._app import (
     ConfigOption,
+    Table,
     _dollars,
     _out,
     _settings,

@@ -6,10 +6,10 @@ import time
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from genledger.cli._app import (
     ConfigOption,
+    Table,
     _dollars,
     _out,
     _settings,

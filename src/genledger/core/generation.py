@@ -22,6 +22,17 @@ from typing import Any, TypedDict
 from genledger.core.records import record
 from genledger.core.usage import Usage
 
+# The longest text of the attributes a caller or an upstream chooses: the ledger's column
+# lengths (ledger/schema.py; a test pins them). PostgreSQL refuses a longer value, and with it
+# the whole record, after the upstream did the work: a caller's is refused with a 400 before
+# (api/), an upstream's is cut to fit (gateway/completions.py).
+MAX_EXTERNAL_USER = 1000
+MAX_APP_TITLE = 1000
+MAX_HTTP_REFERER = 2000
+MAX_USER_AGENT = 1000
+MAX_UPSTREAM_ID = 200
+MAX_NATIVE_FINISH_REASON = 64
+
 
 @record
 class ProviderAttempt:

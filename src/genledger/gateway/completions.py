@@ -40,6 +40,8 @@ from genledger.core.events import (
 )
 from genledger.core.failures import RETRYABLE_KINDS, FailureKind, UpstreamFailure
 from genledger.core.generation import (
+    MAX_NATIVE_FINISH_REASON,
+    MAX_UPSTREAM_ID,
     Generation,
     ProviderAttempt,
     TokenCounts,
@@ -218,8 +220,16 @@ class _Call:
         data_region: str,
         counts: TokenCounts | None = None,
     ) -> Generation:
-        """The record; ``counts`` when the token attributes are not simply ``usage``'s."""
+        """The record; ``counts`` when the token attributes are not simply ``usage``'s.
+
+        The upstream's id and finish reason are cut to what the ledger holds: whatever the
+        upstream says, the generation it made is recorded.
+        """
         assert self.served is not None
+        if upstream_id is not None and len(upstream_id) > MAX_UPSTREAM_ID:
+            upstream_id = upstream_id[:MAX_UPSTREAM_ID]
+        if native_finish_reason is not None and len(native_finish_reason) > MAX_NATIVE_FINISH_REASON:
+            native_finish_reason = native_finish_reason[:MAX_NATIVE_FINISH_REASON]
         cost = pricing.cost(usage, self.served.price) if usage is not None else None
         charge = cost.total if cost else 0
         served = ProviderAttempt(

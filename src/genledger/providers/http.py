@@ -114,8 +114,12 @@ class HttpUpstream:
         """The failure an error response stands for, quoting the provider's own message.
 
         OpenAI-compatible servers and Anthropic both answer ``{"error": {"type", "message"}}``.
+        One that quotes the provider's key (some quote the key they refused) has it replaced
+        with ``[redacted]``: the failure's message and raw error reach the caller.
         """
         body = await self.read(response, failure)
+        if self._config.api_key is not None and (secret := self._config.api_key.get_secret_value()):
+            body = body.replace(secret.encode(), b"[redacted]")
         text = body.decode("utf-8", "replace")
         try:
             raw: Any = orjson.loads(body)

@@ -119,7 +119,7 @@ async def generations(request: Request) -> Response:
     if cleaned is not None:
         query_string = encode(cleaned)
         return RedirectResponse(f"/dashboard/generations{'?' if query_string else ''}{query_string}", 303)
-    query = parse_list_query(request.query_params, list(request.query_params.keys()))
+    query = parse_list_query(request.query_params, [name for name, _ in request.query_params.multi_items()])
     found = await who.services.reads.list(
         who.key, query.where, limit=query.limit, after=query.after, api_key_hash=query.api_key_hash
     )
@@ -176,7 +176,7 @@ async def generation(request: Request) -> Response:
 @page
 async def export(request: Request) -> Response:
     who = await visitor(request)
-    query = parse_export_query(request.query_params, list(request.query_params.keys()))
+    query = parse_export_query(request.query_params, [name for name, _ in request.query_params.multi_items()])
     batches = await who.services.reads.export(
         who.key, query.where, batch=MAX_PAGE, api_key_hash=query.api_key_hash
     )

@@ -35,8 +35,10 @@ def canonical(pairs: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
         raise BadRequest("'metadata_value' is needed with metadata_key", metadata={"param": "metadata_value"})
     if value and not key:
         raise BadRequest("'metadata_key' is needed with metadata_value", metadata={"param": "metadata_key"})
-    if key:
-        kept.append((f"metadata[{key}]", value))
+    if key:  # in place of the same key's pair, kept in the form's hidden fields
+        name = f"metadata[{key}]"
+        kept = [(n, v) for n, v in kept if n != name]
+        kept.append((name, value))
     return kept if changed else None
 
 

@@ -33,7 +33,7 @@ async def get_generation(request: Request) -> Response:
 async def list_generations(request: Request) -> Response:
     services = services_of(request)
     key = await services.auth.authenticate(header(request, b"authorization"))
-    query = parse_list_query(request.query_params, list(request.query_params.keys()))
+    query = parse_list_query(request.query_params, [name for name, _ in request.query_params.multi_items()])
     page = await services.reads.list(
         key, query.where, limit=query.limit, after=query.after, api_key_hash=query.api_key_hash
     )
@@ -68,7 +68,7 @@ EXPORT_BATCH = MAX_PAGE
 async def export_generations(request: Request) -> Response:
     services = services_of(request)
     key = await services.auth.authenticate(header(request, b"authorization"))
-    query = parse_export_query(request.query_params, list(request.query_params.keys()))
+    query = parse_export_query(request.query_params, [name for name, _ in request.query_params.multi_items()])
     batches = await services.reads.export(
         key, query.where, batch=EXPORT_BATCH, api_key_hash=query.api_key_hash
     )
