@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from genledger.core.chat import SUFFIX_SORTS
 from genledger.core.content import DEFAULT_MAX_CONTENT_BYTES, DEFAULT_RETENTION_DAYS, ContentPolicy
-from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
+from genledger.core.credits import DEFAULT_IMAGE_PROMPT_TOKENS, DEFAULT_MAX_OUTPUT_TOKENS
 from genledger.core.money import PriceError, per_token_pico, usd_to_pico
 from genledger.core.pricing import Price
 
@@ -257,6 +257,12 @@ class LimitsConfig(_Strict):
     on_redis_failure: Literal["open", "closed"] = "open"
     default_max_output_tokens: int = Field(
         default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1, description="reserved for requests without max_tokens"
+    )
+    image_prompt_tokens: int = Field(
+        default=DEFAULT_IMAGE_PROMPT_TOKENS,
+        ge=0,
+        le=1_000_000,
+        description="prompt tokens reserved for each image, beyond its URL's bytes",
     )
     reservation_lease: float = Field(
         default=DEFAULT_RESERVATION_LEASE_S,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from genledger.core.chat import ChatRequest
 from genledger.core.events import (
     Failed,
     Finish,
@@ -438,3 +439,16 @@ async def test_a_record_is_dated_when_its_request_arrived_not_when_it_ended(buil
     assert ended - record.created_at >= timedelta(seconds=0.3)
     id_time = datetime.fromtimestamp(int(record.id[4:17]) / 1000, UTC)  # gen-<13 digits of ms>...
     assert abs(record.created_at - id_time) < timedelta(seconds=0.05)
+
+
+async def test_an_image_is_reserved_as_the_tokens_it_may_count_not_its_urls_bytes(build: BuildGateway):
+    """A URL of a few dozen bytes may be billed as thousands of prompt tokens: a key whose
+    limit covers the URL's bytes but not the image is refused before the upstream is called."""
+    gw = await build(image_prompt_tokens=1_000)
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}
+    messages = ({"role": "user", "content": [{"type": "text", "text": "what?"}, image]},)
+    key = await gw.key(limit_pico=500 * PER_PROMPT_TOKEN + 10 * PER_COMPLETION_TOKEN)
+    with pytest.raises(PaymentRequired) as caught:
+        await gw.service.complete(key, ChatRequest(model=MODEL, messages=messages, max_tokens=10), context())
+    assert caught.value.metadata["prompt_tokens_bound"] > 1_000
+    assert gw.primary.calls == []
