@@ -93,6 +93,22 @@ async def test_a_bad_request_stops_the_search_and_releases_the_reservation(build
     assert gw.generations.generations == {}
 
 
+async def test_a_request_one_provider_cannot_express_goes_to_the_next(build: BuildGateway):
+    """Anthropic's API has no n > 1 nor audio input; an OpenAI-compatible fallback has: the
+    request was never sent, so it is not a bad request, nor a failure of the endpoint."""
+    gw = await build(breaker_failures=2)
+    key = await gw.key()
+    for _ in range(3):
+        gw.primary.then(Script(fail=gw.primary.failure(FailureKind.UNSUPPORTED)))
+        answer_ = await gw.service.complete(key, request(), context())
+        assert answer_.head.provider_name == "Secondary"
+    assert len(gw.primary.calls) == 3  # its circuit stayed closed
+    gw.primary.then(Script(fail=gw.primary.failure(FailureKind.UNSUPPORTED)))
+    gw.secondary.then(Script(fail=gw.secondary.failure(FailureKind.UNSUPPORTED)))
+    with pytest.raises(BadRequest):  # nobody can: the caller's request is the problem
+        await gw.service.complete(key, request(), context())
+
+
 async def test_when_every_endpoint_is_rate_limited_the_shortest_retry_after_wins(build: BuildGateway):
     gw = await build()
     gw.primary.then(Script(fail=gw.primary.failure(FailureKind.RATE_LIMITED, retry_after=30.0)))

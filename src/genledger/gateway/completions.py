@@ -38,7 +38,7 @@ from genledger.core.events import (
     ToolCallDelta,
     UsageReport,
 )
-from genledger.core.failures import RETRYABLE_KINDS, FailureKind, UpstreamFailure
+from genledger.core.failures import ENDPOINT_FAILURE_KINDS, RETRYABLE_KINDS, FailureKind, UpstreamFailure
 from genledger.core.generation import (
     Generation,
     ProviderAttempt,
@@ -267,7 +267,6 @@ class _Call:
 
 
 # Failures that count against an endpoint's health; a 429 means busy, not broken.
-_BREAKER_KINDS = RETRYABLE_KINDS - {FailureKind.RATE_LIMITED}
 T = TypeVar("T")
 
 
@@ -367,7 +366,7 @@ class CompletionService:
                     latency_ms=_ms_since(call.served_started),
                 )
             )
-            if failure.kind in _BREAKER_KINDS:
+            if failure.kind in ENDPOINT_FAILURE_KINDS:
                 self._breakers.failed(endpoint)
             failures.append(failure)
             if failure.kind not in RETRYABLE_KINDS:
