@@ -166,6 +166,17 @@ async def test_the_total_deadline_ends_a_stalled_attempt_with_a_timeout(build: B
     assert gw.secondary.calls == [], "no time was left for the fallback"
 
 
+async def test_the_total_deadline_names_the_provider_it_waited_on_not_one_never_called(
+    build: BuildGateway,
+):
+    gw = await build(total_timeout=0.05)
+    gw.primary.then(Script(stall=asyncio.Event()))
+    with pytest.raises(UpstreamTimeout) as caught:
+        await gw.service.complete(await gw.key(), request(), context())
+    assert caught.value.metadata["provider_name"] == "Primary"
+    assert gw.secondary.calls == []
+
+
 async def test_the_reservation_is_held_while_a_stream_runs_and_settled_at_its_end(build: BuildGateway):
     gw = await build()
     key = await gw.key(limit_pico=10**12)

@@ -334,7 +334,8 @@ class CompletionService:
                 continue
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
-                failures.append(self._out_of_time(candidate))
+                if not failures:  # else the last one tried says what became of the time
+                    failures.append(self._out_of_time(candidate))
                 break
             call.served_started = time.perf_counter()
             try:
