@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from genledger.core.chat import SUFFIX_SORTS
 from genledger.core.content import DEFAULT_MAX_CONTENT_BYTES, DEFAULT_RETENTION_DAYS, ContentPolicy
-from genledger.core.credits import DEFAULT_MAX_OUTPUT_TOKENS
+from genledger.core.credits import DEFAULT_IMAGE_PROMPT_TOKENS, DEFAULT_MAX_OUTPUT_TOKENS
 from genledger.core.money import PriceError, per_token_pico, usd_to_pico
 from genledger.core.pricing import Price
 
@@ -258,6 +258,12 @@ class LimitsConfig(_Strict):
     default_max_output_tokens: int = Field(
         default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1, description="reserved for requests without max_tokens"
     )
+    image_prompt_tokens: int = Field(
+        default=DEFAULT_IMAGE_PROMPT_TOKENS,
+        ge=0,
+        le=1_000_000,
+        description="prompt tokens reserved for each image, beyond its URL's bytes",
+    )
     reservation_lease: float = Field(
         default=DEFAULT_RESERVATION_LEASE_S,
         ge=0.5,
@@ -334,7 +340,8 @@ class AuditConfig(_Strict):
     statement_grace: float | None = Field(
         default=None,
         gt=0,
-        description="seconds after a day's end before it may be closed (default: total_timeout + 60)",
+        description="seconds after a day's end before it may be closed "
+        "(default: total_timeout + the longest stream_timeout + 60)",
     )
 
     @field_validator("cost_tolerance")
@@ -458,9 +465,11 @@ class Settings(BaseSettings):
     @property
     def late_grace(self) -> float:
         """Seconds after a period's end before no generation of it can still commit (a stream is
-        recorded when it ends, with the time it began): closing a day's statement and rolling
-        up an hour's activity wait this long."""
-        return self.audit.statement_grace or self.routing.total_timeout + 60
+        recorded when it ends, with the time it began: its attempts may take the total timeout,
+        and the stream then its provider's ``stream_timeout``): closing a day's statement and
+        rolling up an hour's activity wait this long."""
+        longest_stream = max((p.stream_timeout for p in self.providers.values()), default=0.0)
+        return self.audit.statement_grace or self.routing.total_timeout + longest_stream + 60
 
     def check_provider_keys(self) -> None:
         """Raise :class:`ConfigError` naming every provider whose key variable is not set

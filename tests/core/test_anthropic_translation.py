@@ -52,7 +52,7 @@ def body_for(*messages: dict[str, Any], **options: Any) -> dict[str, Any]:
 def refused(*messages: dict[str, Any], **options: Any) -> UpstreamFailure:
     with pytest.raises(UpstreamFailure) as caught:
         body_for(*messages, **options)
-    assert caught.value.kind is FailureKind.BAD_REQUEST
+    assert caught.value.kind is FailureKind.UNSUPPORTED
     return caught.value
 
 

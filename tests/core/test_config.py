@@ -348,3 +348,20 @@ def test_a_misspelt_key_names_the_nearest_there_is(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as caught:  # a key inside a named model: no guess across tables
         load_settings(None, models={"acme/x": model})
     assert "prompt_pric: Extra inputs are not permitted" in str(caught.value)
+
+
+def test_the_late_grace_outlasts_the_longest_stream():
+    """A stream is recorded when it ends, with the time it began: its attempts may take
+    ``total_timeout`` and the stream then ``stream_timeout``. A grace of only the total
+    timeout closed an hour's rollup (and a day's statement) while a generation of it could
+    still commit, which the rollup then never counted."""
+    settings = load_settings(
+        None,
+        routing={"total_timeout": 300},
+        providers={
+            "slow": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "stream_timeout": 1800},
+            "demo": {"kind": "demo"},
+        },
+    )
+    assert settings.late_grace >= 300 + 1800
+    assert load_settings(None, audit={"statement_grace": 30}).late_grace == 30  # as configured

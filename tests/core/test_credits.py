@@ -10,6 +10,7 @@ from genledger.core.credits import (
     max_output_tokens,
     output_tokens_bound,
     period_start,
+    prompt_bound,
     prompt_tokens_upper_bound,
     reservation,
 )
@@ -170,3 +171,34 @@ def test_each_part_of_the_prompt_raises_the_bound_by_at_least_its_bytes(message,
     full = ChatRequest(model="m", messages=(message,), params=params)
     # Less the one byte of the bare message's content, which some of these replace.
     assert prompt_tokens_upper_bound(full) - prompt_tokens_upper_bound(bare) >= len(LONG.encode()) - 1
+
+
+IMAGE = {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}
+
+
+def test_each_image_is_reserved_as_the_most_tokens_an_image_may_count():
+    """An image is billed by its pixels (up to ~1,600 tokens on Anthropic, ~48,000 on
+    gpt-4o-mini), not by the bytes of its URL: the bound counts each at ``image_tokens``."""
+    question = {"type": "text", "text": "what?"}
+    text = ChatRequest(model="m", messages=({"role": "user", "content": [question]},))
+    one = ChatRequest(model="m", messages=({"role": "user", "content": [question, IMAGE]},))
+    two = ChatRequest(
+        model="m",
+        messages=(
+            {"role": "user", "content": [IMAGE]},
+            {"role": "tool", "tool_call_id": "t", "content": [IMAGE]},  # a tool result's image
+        ),
+    )
+    assert prompt_bound(one, image_tokens=2_000) - prompt_bound(text, image_tokens=2_000) >= 2_000
+    assert prompt_bound(two, image_tokens=2_000) >= 2 * 2_000
+    assert prompt_bound(one, image_tokens=2_000) - prompt_bound(one) == 2_000  # estimates count bytes
+    price = Price(prompt=Decimal("1"), completion=Decimal("0"))
+    assert reservation(one, price, None, 4096, image_tokens=2_000) >= 2_000 * 1_000_000
+
+
+def test_the_prompt_bound_counts_a_response_format_schema():
+    """A structured output's schema is read by the model as prompt, as tools are."""
+    schema = {"type": "json_schema", "json_schema": {"name": "r", "schema": {"description": LONG}}}
+    bare = ChatRequest(model="m", messages=({"role": "user", "content": "x"},))
+    full = ChatRequest(model="m", messages=bare.messages, params={"response_format": schema})
+    assert prompt_tokens_upper_bound(full) - prompt_tokens_upper_bound(bare) >= len(LONG.encode())

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from genledger.core.chat import ChatRequest
 from genledger.core.events import (
     Failed,
     Finish,
@@ -92,6 +93,22 @@ async def test_a_bad_request_stops_the_search_and_releases_the_reservation(build
     assert gw.generations.generations == {}
 
 
+async def test_a_request_one_provider_cannot_express_goes_to_the_next(build: BuildGateway):
+    """Anthropic's API has no n > 1 nor audio input; an OpenAI-compatible fallback has: the
+    request was never sent, so it is not a bad request, nor a failure of the endpoint."""
+    gw = await build(breaker_failures=2)
+    key = await gw.key()
+    for _ in range(3):
+        gw.primary.then(Script(fail=gw.primary.failure(FailureKind.UNSUPPORTED)))
+        answer_ = await gw.service.complete(key, request(), context())
+        assert answer_.head.provider_name == "Secondary"
+    assert len(gw.primary.calls) == 3  # its circuit stayed closed
+    gw.primary.then(Script(fail=gw.primary.failure(FailureKind.UNSUPPORTED)))
+    gw.secondary.then(Script(fail=gw.secondary.failure(FailureKind.UNSUPPORTED)))
+    with pytest.raises(BadRequest):  # nobody can: the caller's request is the problem
+        await gw.service.complete(key, request(), context())
+
+
 async def test_when_every_endpoint_is_rate_limited_the_shortest_retry_after_wins(build: BuildGateway):
     gw = await build()
     gw.primary.then(Script(fail=gw.primary.failure(FailureKind.RATE_LIMITED, retry_after=30.0)))
@@ -147,6 +164,17 @@ async def test_the_total_deadline_ends_a_stalled_attempt_with_a_timeout(build: B
     with pytest.raises(UpstreamTimeout):
         await gw.service.complete(await gw.key(), request(), context())
     assert gw.secondary.calls == [], "no time was left for the fallback"
+
+
+async def test_the_total_deadline_names_the_provider_it_waited_on_not_one_never_called(
+    build: BuildGateway,
+):
+    gw = await build(total_timeout=0.05)
+    gw.primary.then(Script(stall=asyncio.Event()))
+    with pytest.raises(UpstreamTimeout) as caught:
+        await gw.service.complete(await gw.key(), request(), context())
+    assert caught.value.metadata["provider_name"] == "Primary"
+    assert gw.secondary.calls == []
 
 
 async def test_the_reservation_is_held_while_a_stream_runs_and_settled_at_its_end(build: BuildGateway):
@@ -481,3 +509,16 @@ def test_the_bounds_of_caller_and_upstream_text_are_the_ledger_s_columns():
         "native_finish_reason": generation.MAX_NATIVE_FINISH_REASON,
     }.items():
         assert generations.c[column].type.length == bound, column
+
+
+async def test_an_image_is_reserved_as_the_tokens_it_may_count_not_its_urls_bytes(build: BuildGateway):
+    """A URL of a few dozen bytes may be billed as thousands of prompt tokens: a key whose
+    limit covers the URL's bytes but not the image is refused before the upstream is called."""
+    gw = await build(image_prompt_tokens=1_000)
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}
+    messages = ({"role": "user", "content": [{"type": "text", "text": "what?"}, image]},)
+    key = await gw.key(limit_pico=500 * PER_PROMPT_TOKEN + 10 * PER_COMPLETION_TOKEN)
+    with pytest.raises(PaymentRequired) as caught:
+        await gw.service.complete(key, ChatRequest(model=MODEL, messages=messages, max_tokens=10), context())
+    assert caught.value.metadata["prompt_tokens_bound"] > 1_000
+    assert gw.primary.calls == []

@@ -12,6 +12,9 @@ from genledger.core.pricing import Price, worst_case
 LimitReset = Literal["daily", "weekly", "monthly"]
 LIMIT_RESETS: tuple[LimitReset, ...] = ("daily", "weekly", "monthly")
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
+DEFAULT_IMAGE_PROMPT_TOKENS = 50_000
+"""Above what any image counts today: up to about 1,600 tokens on Anthropic, 1,500 on gpt-4o,
+2,500 on gpt-4.1-mini, 48,200 on gpt-4o-mini (which prices its tokens lower)."""
 _TOKENS_PER_MESSAGE = 8  # role and separator tokens a chat template adds
 
 
@@ -69,9 +72,23 @@ def prompt_tokens_upper_bound(request: ChatRequest) -> int:
                 total += len(value.encode())
             else:
                 total += len(json.dumps(value).encode())
-    if "tools" in request.params:
-        total += len(json.dumps(request.params["tools"]).encode())
+    for value in request.params.values():
+        # Tools, a response_format's schema, ...: objects and arrays the model reads besides the
+        # messages (numbers and flags are options).
+        if isinstance(value, dict | list):
+            total += len(json.dumps(value).encode())
     return total
+
+
+def image_parts(request: ChatRequest) -> int:
+    """The image parts of the messages (a user's, or a tool result's)."""
+    return sum(
+        1
+        for message in request.messages
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    )
 
 
 def max_output_tokens(request: ChatRequest | Bounded, model_max: int | None, default: int) -> int:
@@ -87,19 +104,26 @@ def output_tokens_bound(request: ChatRequest | Bounded, model_max: int | None, d
     return max_output_tokens(request, model_max, default) * request.choices()
 
 
-def prompt_bound(request: ChatRequest | Bounded) -> int:
-    """At least as many tokens as the prompt of any request can have."""
+def prompt_bound(request: ChatRequest | Bounded, *, image_tokens: int = 0) -> int:
+    """At least as many tokens as the prompt of any request can have, each image counted as
+    ``image_tokens`` more than its URL's bytes (an image is billed by its pixels); 0 leaves
+    images at their bytes, as estimates of what a prompt counts do."""
     if isinstance(request, ChatRequest):
-        return prompt_tokens_upper_bound(request)
+        return prompt_tokens_upper_bound(request) + image_tokens * image_parts(request)
     return request.prompt_tokens_bound()
 
 
 def reservation(
-    request: ChatRequest | Bounded, price: Price, model_max_output: int | None, default_max_output: int
+    request: ChatRequest | Bounded,
+    price: Price,
+    model_max_output: int | None,
+    default_max_output: int,
+    *,
+    image_tokens: int = 0,
 ) -> int:
     """Picodollars to reserve before calling the upstream: the request's worst-case cost."""
     return worst_case(
-        prompt_bound(request),
+        prompt_bound(request, image_tokens=image_tokens),
         output_tokens_bound(request, model_max_output, default_max_output),
         price,
     )

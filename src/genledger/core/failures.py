@@ -19,6 +19,7 @@ class FailureKind(Enum):
     OVERLOADED = "overloaded"  # 529, or a 503 that says so
     RATE_LIMITED = "rate_limited"  # upstream 429
     BAD_REQUEST = "bad_request"  # upstream 400/413/422: the request itself is wrong
+    UNSUPPORTED = "unsupported"  # the provider's API cannot express the request: nothing was sent
     SERVER_ERROR = "server_error"  # other 5xx, and 401/403/404 (our configuration, not the caller)
     INVALID_RESPONSE = "invalid_response"  # not JSON, wrong shape, broken stream
 
@@ -29,12 +30,17 @@ STATUS_BY_KIND: dict[FailureKind, int] = {
     FailureKind.OVERLOADED: 529,
     FailureKind.RATE_LIMITED: 429,
     FailureKind.BAD_REQUEST: 400,
+    FailureKind.UNSUPPORTED: 400,
     FailureKind.SERVER_ERROR: 502,
     FailureKind.INVALID_RESPONSE: 502,
 }
 
-# Failures worth trying another endpoint for; a bad request would fail anywhere.
+# Failures worth trying another endpoint for; a bad request would fail anywhere, while one
+# provider's API that cannot express the request says nothing of another's.
 RETRYABLE_KINDS = frozenset(STATUS_BY_KIND) - {FailureKind.BAD_REQUEST}
+# Failures of the endpoint itself, which its circuit breaker counts: not a 429 (the caller's
+# pace), nor a request it was never sent.
+ENDPOINT_FAILURE_KINDS = RETRYABLE_KINDS - {FailureKind.RATE_LIMITED, FailureKind.UNSUPPORTED}
 
 
 class UpstreamFailure(Exception):

@@ -91,7 +91,11 @@ class Admission:
         if key.limit_pico is None:
             return 0
         default_max = self._config.default_max_output_tokens
-        amount = max(reservation(request, e.price, e.max_output_tokens, default_max) for e in entries)
+        images = self._config.image_prompt_tokens
+        amount = max(
+            reservation(request, e.price, e.max_output_tokens, default_max, image_tokens=images)
+            for e in entries
+        )
         # Beyond the largest limit, a worst case is refused alike; held as it is, n=128 choices of
         # 10M tokens at the dearest price would overflow the ledger's 64-bit sums.
         held = min(amount, _MAX_HOLD)
@@ -123,7 +127,7 @@ class Admission:
         )
         reserved = key.reserved_pico
         available = max(limit - used - reserved, 0)
-        prompt = prompt_bound(request)
+        prompt = prompt_bound(request, image_tokens=self._config.image_prompt_tokens)
         default_max = self._config.default_max_output_tokens
         asked = max(max_output_tokens(request, e.max_output_tokens, default_max) for e in entries)
         choices = request.choices()

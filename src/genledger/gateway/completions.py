@@ -38,7 +38,7 @@ from genledger.core.events import (
     ToolCallDelta,
     UsageReport,
 )
-from genledger.core.failures import RETRYABLE_KINDS, FailureKind, UpstreamFailure
+from genledger.core.failures import ENDPOINT_FAILURE_KINDS, RETRYABLE_KINDS, FailureKind, UpstreamFailure
 from genledger.core.generation import (
     MAX_NATIVE_FINISH_REASON,
     MAX_UPSTREAM_ID,
@@ -277,7 +277,6 @@ class _Call:
 
 
 # Failures that count against an endpoint's health; a 429 means busy, not broken.
-_BREAKER_KINDS = RETRYABLE_KINDS - {FailureKind.RATE_LIMITED}
 T = TypeVar("T")
 
 
@@ -345,7 +344,8 @@ class CompletionService:
                 continue
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
-                failures.append(self._out_of_time(candidate))
+                if not failures:  # else the last one tried says what became of the time
+                    failures.append(self._out_of_time(candidate))
                 break
             call.served_started = time.perf_counter()
             try:
@@ -377,7 +377,7 @@ class CompletionService:
                     latency_ms=_ms_since(call.served_started),
                 )
             )
-            if failure.kind in _BREAKER_KINDS:
+            if failure.kind in ENDPOINT_FAILURE_KINDS:
                 self._breakers.failed(endpoint)
             failures.append(failure)
             if failure.kind not in RETRYABLE_KINDS:

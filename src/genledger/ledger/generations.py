@@ -26,9 +26,10 @@ from genledger.ledger.timestamps import utc as _utc
 from genledger.ledger.unavailable import unreachable
 from genledger.ledger.writer import BatchWriter, Sink
 
-ROLLUP_GRACE = timedelta(seconds=360)
+ROLLUP_GRACE = timedelta(seconds=1260)
 """After an hour's end, how long before the rollup counts it closed: the default longest request
-(``routing.total_timeout``, 300 s) plus a minute, as the statements' grace."""
+(``routing.total_timeout``, 300 s, then a stream's ``stream_timeout``, 900 s) plus a minute, as
+the statements' grace."""
 _COLUMNS = tuple((attribute, column_name(attribute)) for attribute in FIELDS)
 
 

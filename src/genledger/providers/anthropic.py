@@ -10,8 +10,9 @@ here, once, in three pure pieces that tests use on their own:
 * :class:`StreamTranslator`: stream events -> :mod:`genledger.core.events`.
 
 Each takes a failure factory (as :mod:`genledger.providers.http` does) and raises the
-``UpstreamFailure`` it builds: ``BAD_REQUEST`` for a request the Messages API cannot
-express, ``INVALID_RESPONSE`` for an answer without the documented shape, and the kind
+``UpstreamFailure`` it builds: ``UNSUPPORTED`` for a request the Messages API cannot
+express (never sent: the next endpoint may serve it), ``INVALID_RESPONSE`` for an answer
+without the documented shape, and the kind
 :func:`~genledger.core.failures.stream_error_kind` names for an ``error`` event mid-stream.
 """
 
@@ -44,7 +45,7 @@ DEFAULT_MAX_TOKENS = 4096  # the Messages API requires max_tokens; OpenAI caller
 MESSAGES_PATH = "/v1/messages"
 
 Unsupported = Callable[[str], UpstreamFailure]
-"""Builds the BAD_REQUEST failure for a request the Messages API cannot express."""
+"""Builds the UNSUPPORTED failure for a request the Messages API cannot express."""
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 _TOOL_CHOICES = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}
@@ -66,7 +67,7 @@ def messages_body(call: UpstreamCall, failure: FailureFactory, *, stream: bool =
     params = request.params
 
     def unsupported(message: str) -> UpstreamFailure:
-        return failure(FailureKind.BAD_REQUEST, f"not expressible in Anthropic's Messages API: {message}")
+        return failure(FailureKind.UNSUPPORTED, f"not expressible in Anthropic's Messages API: {message}")
 
     if isinstance(params.get("n"), int) and params["n"] > 1:
         raise unsupported("'n' greater than 1 is not supported")
