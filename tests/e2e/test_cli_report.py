@@ -107,6 +107,7 @@ def test_report_filters_and_key_names(seeded: str):
         (["--by", "colour"], 2, "--by: 'colour' is not one of"),
         (["--since", "yesterday"], 2, "--since must be an ISO 8601"),
         (["--metadata", "team"], 2, "--metadata must be KEY=VALUE"),
+        (["--metadata", "team=a", "--metadata", "team=b"], 2, "--metadata names 'team' twice"),
         (["--key", "nobody"], 1, "no key named 'nobody'"),
     ],
 )

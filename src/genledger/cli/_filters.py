@@ -110,6 +110,9 @@ def _generation_filter(
         if not equals:
             error(f"--metadata must be KEY=VALUE, got {pair!r}")
             raise typer.Exit(2)
+        if f"metadata[{key}]" in params:  # a key takes one value: keeping the last would drop one
+            error(f"--metadata names {key!r} twice: a key takes one value")
+            raise typer.Exit(2)
         params[f"metadata[{key}]"] = value
     try:
         return parse_list_query(params, list(params)).where
