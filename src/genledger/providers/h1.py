@@ -77,15 +77,18 @@ class BrokenBody(HttpClientError):
     """A body that cannot be decoded (its content encoding, or its chunked framing)."""
 
 
-def _decoder(encoding: str | None) -> Callable[[bytes], bytes] | None:
+def _decoder(encoding: bytes | None) -> Callable[[bytes], bytes] | None:
     """What turns a body's bytes, as they come, into the body (None: they are the body)."""
-    if encoding is None or encoding == "identity":
+    if encoding is None:
         return None
-    if encoding == "gzip" or encoding == "x-gzip":
+    encoding = encoding.strip().lower()
+    if encoding == b"identity":
+        return None
+    if encoding == b"gzip" or encoding == b"x-gzip":
         return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
-    if encoding == "deflate":  # zlib-wrapped, as the RFC says; some servers send it raw
+    if encoding == b"deflate":  # zlib-wrapped, as the RFC says; some servers send it raw
         return _Deflate().decompress
-    raise BrokenBody(f"unsupported content encoding {encoding[:40]!r}")
+    raise MalformedResponse(f"unsupported content encoding {encoding[:40]!r}")
 
 
 class _Deflate:
@@ -104,7 +107,8 @@ class _Deflate:
 class Response:
     """The status and headers of an answer, and its body as it comes.
 
-    ``headers`` has lower-case names (a repeated field's values joined with ", ").
+    ``headers`` has lower-case names (a repeated field's values joined with ", "), made when
+    first read: the gateway reads them only from an error answer.
     One reader at a time: :meth:`readany` returns what has arrived, waiting only when nothing
     has; ``b""`` once the body is whole. A failure of the connection is raised by the read
     that meets it; :meth:`set_exception` makes the waiting read (or the next) raise another.
@@ -116,25 +120,41 @@ class Response:
         "_connection",
         "_decode",
         "_error",
+        "_fields",
+        "_headers",
         "_waiter",
         "complete",
         "content_length",
-        "headers",
         "status",
     )
 
-    def __init__(self, connection: Connection, status: int, headers: dict[str, str]) -> None:
+    def __init__(
+        self, connection: Connection, status: int, fields: list[bytes], framing: dict[bytes, bytes]
+    ) -> None:
         self._connection = connection
         self.status = status
-        self.headers = headers
-        length = headers.get("content-length")
+        self._fields = fields
+        self._headers: dict[str, str] | None = None
+        length = framing.get(b"content-length")
         self.content_length = int(length) if length is not None and length.isdigit() else None
-        self._decode = _decoder(headers.get("content-encoding"))
+        self._decode = _decoder(framing.get(b"content-encoding"))
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self.complete = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            fields = self._fields
+            for index in range(0, len(fields), 2):
+                key = fields[index].decode("latin-1").lower()
+                text = fields[index + 1].decode("latin-1")
+                headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            self._headers = headers
+        return self._headers
 
     async def readany(self) -> bytes:
         """The body bytes that have arrived since the last read (waiting for some if none
@@ -212,9 +232,8 @@ class Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._head: asyncio.Future[Response] | None = None  # the request waiting for its answer's head
-        self._headers: dict[str, str] = {}
+        self._fields: list[bytes] = []  # the head's, as they come: name, value, name, value, ...
         self._head_bytes = 0
-        self._head_fields = 0
         self._response: Response | None = None  # the answer being read
         self._until_close = False  # a body with neither a length nor chunks: it ends with the connection
         self._reusable = False
@@ -242,7 +261,7 @@ class Connection(asyncio.Protocol):
         if self._response is None:  # the head is not whole yet
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
-                self._error(LineTooLong(f"a response head over {MAX_HEAD_BYTES} bytes"))
+                self._error(MalformedResponse(f"a response head over {MAX_HEAD_BYTES} bytes"))
 
     def eof_received(self) -> bool:
         return False  # close the transport: connection_lost follows
@@ -269,18 +288,7 @@ class Connection(asyncio.Protocol):
     # httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) > MAX_HEADER_LINE or len(value) > MAX_HEADER_LINE:
-            raise LineTooLong(f"a header line over {MAX_HEADER_LINE} bytes")
-        self._head_fields += 1
-        self._head_bytes += len(name) + len(value)
-        if self._head_fields > MAX_HEADERS:
-            raise MalformedResponse(f"more than {MAX_HEADERS} header fields")
-        if self._head_bytes > MAX_HEAD_BYTES:
-            raise LineTooLong(f"a response head over {MAX_HEAD_BYTES} bytes")
-        headers = self._headers
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        self._fields += (name, value)  # judged whole, in on_headers_complete
 
     def on_message_begin(self) -> None:
         response = self._response
@@ -288,16 +296,21 @@ class Connection(asyncio.Protocol):
             self._reusable = False
 
     def on_headers_complete(self) -> None:
-        headers = self._headers
-        self._headers = {}
+        fields = self._fields
+        self._fields = []
         status = self._parser.get_status_code()
         if status < 200:  # 1xx: an interim answer; the real one follows
             return
-        self._until_close = "content-length" not in headers and "transfer-encoding" not in headers
-        try:
-            self._response = response = Response(self, status, headers)
-        except BrokenBody as exc:
-            raise MalformedResponse(str(exc)) from None
+        if fields:  # the limits, by C loops over the lengths (a head came whole in one read)
+            if len(fields) > 2 * MAX_HEADERS:
+                raise MalformedResponse(f"more than {MAX_HEADERS} header fields")
+            if max(map(len, fields)) > MAX_HEADER_LINE:
+                raise LineTooLong(f"a header line over {MAX_HEADER_LINE} bytes")
+            if sum(map(len, fields)) > MAX_HEAD_BYTES:
+                raise MalformedResponse(f"a response head over {MAX_HEAD_BYTES} bytes")
+        framing = dict(zip(map(bytes.lower, fields[::2]), fields[1::2], strict=True))
+        self._until_close = b"content-length" not in framing and b"transfer-encoding" not in framing
+        self._response = response = Response(self, status, fields, framing)
         head = self._head
         self._head = None
         if head is not None and not head.done():
@@ -325,7 +338,7 @@ class Connection(asyncio.Protocol):
         head_waiter: asyncio.Future[Response] = self.loop.create_future()
         self._head = head_waiter
         self._head_bytes = 0
-        self._head_fields = 0
+        self._fields = []
         self._response = None
         self._reusable = False
         transport.writelines((head, body))
