@@ -11,7 +11,7 @@ from genledger.core.chat import ChatRequest, ProviderPreferences
 from genledger.errors import BadRequest
 from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog
-from genledger.gateway.routing import plan
+from genledger.gateway.routing import Planner, plan
 from genledger.providers import build_provider
 
 PRICES = {"prompt_price": "1", "completion_price": "2"}
@@ -127,3 +127,42 @@ def test_a_probe_that_never_reports_frees_the_endpoint_after_a_cooldown():
     assert not breakers.allow("e")
     clock.now = 10
     assert breakers.allow("e")
+
+
+def _request(**kwargs) -> ChatRequest:
+    return ChatRequest(
+        model=kwargs.pop("model", "m/one"), messages=({"role": "user", "content": "x"},), **kwargs
+    )
+
+
+def test_the_planner_remembers_the_plan_of_a_request_without_preferences():
+    planner = Planner(CATALOG, PROVIDERS)
+    first = planner.plan(_request())
+    assert planner.plan(_request()) is first  # the same plan, not made again
+    assert first == plan(_request(), CATALOG, PROVIDERS)
+    assert planner.plan(_request(model="m/two")) is not first
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"provider": ProviderPreferences(order=("beta",))},
+        {"provider": ProviderPreferences(ignore=("alpha",))},
+        {"fallback_models": ("m/two",)},
+    ],
+    ids=["order", "ignore", "fallback-models"],
+)
+def test_a_request_with_preferences_is_planned_on_its_own(kwargs):
+    planner = Planner(CATALOG, PROVIDERS)
+    plain = planner.plan(_request())
+    own = planner.plan(_request(**kwargs))
+    assert own == plan(_request(**kwargs), CATALOG, PROVIDERS) != plain
+    assert planner.plan(_request()) is plain  # and the plain plan is untouched
+
+
+def test_a_sort_by_suffix_is_planned_each_time_an_unknown_model_is_refused_each_time():
+    planner = Planner(CATALOG, PROVIDERS)
+    assert planner.plan(_request(model="m/one:floor")) is not planner.plan(_request(model="m/one:floor"))
+    for _ in range(2):
+        with pytest.raises(BadRequest):
+            planner.plan(_request(model="m/nope"))

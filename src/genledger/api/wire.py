@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any, Literal, cast
 
 from genledger.api.inbound import load_object, query_int, short_text
-from genledger.core.chat import SORTS, ChatRequest, MaxPrice, ProviderPreferences, SortBy
+from genledger.core.chat import NO_PREFERENCES, SORTS, ChatRequest, MaxPrice, ProviderPreferences, SortBy
 from genledger.core.generation import MAX_EXTERNAL_USER
 from genledger.core.records import record
 from genledger.errors import BadRequest
@@ -387,13 +387,10 @@ def _max_price(value: Any) -> MaxPrice | None:
     return MaxPrice(**prices)
 
 
-_NO_PREFERENCES = ProviderPreferences()  # (immutable: one for every request that states none)
-
-
 def _provider_preferences(value: Any) -> ProviderPreferences:
     """OpenRouter's ``provider`` object; a field genledger does not honour is a 400 naming it."""
     if value is None:
-        return _NO_PREFERENCES
+        return NO_PREFERENCES
     if not isinstance(value, dict):
         raise BadRequest("'provider' must be an object", metadata={"param": "provider"})
     for name in value:

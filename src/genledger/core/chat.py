@@ -58,6 +58,11 @@ class ProviderPreferences:
     require_parameters: bool = False
 
 
+NO_PREFERENCES = ProviderPreferences()
+"""The preferences of a request that states none: one shared instance (records are immutable),
+so that routing can tell such a request by identity."""
+
+
 class RoutedRequest(Protocol):
     """What routing, admission and the ledger read of any request: chat, embeddings, ...
 
@@ -97,7 +102,7 @@ class ChatRequest:
     user: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     fallback_models: tuple[str, ...] = ()
-    provider: ProviderPreferences = field(default_factory=ProviderPreferences)
+    provider: ProviderPreferences = NO_PREFERENCES
     session_id: str | None = None
     metadata: dict[str, str] | None = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
-from genledger.core.chat import ProviderPreferences
+from genledger.core.chat import NO_PREFERENCES, ProviderPreferences
 from genledger.core.records import record
 from genledger.core.usage import Usage
 
@@ -28,7 +28,7 @@ class EmbeddingRequest:
     user: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     fallback_models: tuple[str, ...] = ()
-    provider: ProviderPreferences = field(default_factory=ProviderPreferences)
+    provider: ProviderPreferences = NO_PREFERENCES
     session_id: str | None = None
     metadata: dict[str, str] | None = None
 

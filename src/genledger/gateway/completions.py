@@ -62,7 +62,7 @@ from genledger.gateway.breakers import Breakers
 from genledger.gateway.catalog import Catalog, ModelEntry
 from genledger.gateway.content import ContentService
 from genledger.gateway.measurements import Measurements
-from genledger.gateway.routing import Candidate, Operation, plan
+from genledger.gateway.routing import Candidate, Operation, Planner
 from genledger.gateway.stopping import Stopped, Stopping
 from genledger.metrics import Metrics
 from genledger.providers.base import (
@@ -297,8 +297,6 @@ class CompletionService:
         content: ContentService | None = None,
         stopping: Stopping | None = None,
     ) -> None:
-        self._catalog = catalog
-        self._providers = providers
         self._generations = generations
         self.admission = admission
         self._breakers = breakers
@@ -311,6 +309,7 @@ class CompletionService:
         self.stopping = stopping if stopping is not None else Stopping()
         self._deadlines = Deadlines()
         self._ids = GenerationIds()
+        self._planner = Planner(catalog, providers, self.measurements)
 
     async def _admit(
         self,
@@ -323,9 +322,7 @@ class CompletionService:
     ) -> _Call:
         if context.summary is not None:
             context.summary.admitted(key, request.model)
-        candidates = plan(
-            request, self._catalog, self._providers, operation=operation, measurements=self.measurements
-        )
+        candidates = self._planner.plan(request, operation)
         generation_id = self._ids.new()
         reserved = await self.admission.admit(key, request, candidates, hold_id=generation_id)
         return _Call(key, request, context, candidates, reserved, generation_id, api_type)

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from genledger.core.chat import SUFFIX_SORTS, MaxPrice, ProviderPreferences, RoutedRequest, SortBy
+from genledger.core.chat import (
+    NO_PREFERENCES,
+    SUFFIX_SORTS,
+    MaxPrice,
+    ProviderPreferences,
+    RoutedRequest,
+    SortBy,
+)
 from genledger.core.pricing import Price
 from genledger.core.records import record
 from genledger.errors import BadRequest, NotFound
@@ -222,6 +229,36 @@ def plan(
     if not candidates:
         raise _none_left(request, operation, skipped)
     return candidates
+
+
+class Planner:
+    """:func:`plan` for one catalog and set of providers, remembering the plan of each model a
+    request names without routing preferences (most requests): that plan depends on nothing
+    else, where ``provider`` preferences, fallback models and ``:nitro``-style sorts (by live
+    measurements) make every request's own. The plans are shared: nobody changes one.
+    """
+
+    def __init__(
+        self, catalog: Catalog, providers: Mapping[str, Provider], measurements: Measurements | None = None
+    ) -> None:
+        self._catalog = catalog
+        self._providers = providers
+        self._measurements = measurements
+        self._plans: dict[tuple[str, Operation], list[Candidate]] = {}
+
+    def plan(self, request: RoutedRequest, operation: Operation = "chat") -> list[Candidate]:
+        plain = request.provider is NO_PREFERENCES and not request.fallback_models
+        if plain:
+            found = self._plans.get((request.model, operation))
+            if found is not None:
+                return found
+        found = plan(
+            request, self._catalog, self._providers, operation=operation, measurements=self._measurements
+        )
+        # Only a catalog slug's plan is kept (so at most one a model and operation), not a sort's.
+        if plain and self._catalog.get(request.model) is not None:
+            self._plans[(request.model, operation)] = found
+        return found
 
 
 def _none_left(request: RoutedRequest, operation: Operation, skipped: _Skipped) -> Exception:
