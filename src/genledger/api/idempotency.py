@@ -114,7 +114,9 @@ def idempotent(handler: Handler, *, credential: Credential = bearer) -> Handler:
             raise BadRequest("This gateway keeps no idempotency keys", metadata={"param": "Idempotency-Key"})
         key = await services.auth.authenticate(credential(request))
         call = fingerprint(request.url.path, await request.body())
-        claim = await store.claim(key.id, idempotency_key, call, datetime.now(UTC))
+        claim = await store.claim(
+            key.id, idempotency_key, call, datetime.now(UTC), services.idempotency_lease
+        )
         if isinstance(claim, Finished):
             return _replay(claim.answer, idempotency_key)
         if isinstance(claim, Running):
