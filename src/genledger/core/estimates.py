@@ -12,6 +12,8 @@ relayed, both at :data:`BYTES_PER_TOKEN`, and never less than what the provider 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from genledger.core.chat import ChatRequest, Completion
 from genledger.core.credits import Bounded, prompt_bound
 from genledger.core.usage import Usage
@@ -47,6 +49,13 @@ def cut_short(reported: Usage | None, prompt: int, completion: int) -> Usage:
         reasoning_tokens=reported.reasoning_tokens,
         completion_image_tokens=reported.completion_image_tokens,
     )
+
+
+def with_prompt(reported: Usage, prompt: int) -> Usage:
+    """A report that counts no prompt (its count missing, 0, negative or not a number), though
+    every generation has one: the prompt estimated (``prompt``, and no less than the cache
+    counts it reported), the rest as reported."""
+    return replace(reported, prompt_tokens=max(prompt, reported.cached_tokens + reported.cache_write_tokens))
 
 
 def answer_size(completion: Completion) -> tuple[int, int]:

@@ -203,6 +203,15 @@ def token_counts(usage: Usage | None) -> TokenCounts:
     }
 
 
+def prompt_estimated_counts(usage: Usage) -> TokenCounts:
+    """The token attributes of a report that counted no prompt: ``usage`` holds its counts
+    and an estimated prompt (:func:`~genledger.core.estimates.with_prompt`), whose native
+    count is unknown."""
+    counts = token_counts(usage)
+    counts["native_tokens_prompt"] = None
+    return counts
+
+
 def estimated_counts(usage: Usage, reported: Usage | None) -> TokenCounts:
     """The token attributes of a stream cut short: ``usage`` holds the estimates, the native
     counts only what the provider reported of the prompt (of the completion it tells at the end)."""

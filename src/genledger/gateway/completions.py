@@ -46,6 +46,7 @@ from genledger.core.generation import (
     ProviderAttempt,
     TokenCounts,
     estimated_counts,
+    prompt_estimated_counts,
     token_counts,
 )
 from genledger.core.ids import GenerationIds
@@ -470,7 +471,8 @@ class CompletionService:
             ),
         )
         counts = None
-        if embeddings.usage is None:  # the provider did not say: charged (and told) an estimate
+        if embeddings.usage is None or not embeddings.usage.prompt_tokens:
+            # The provider did not say (an embedding is all prompt): charged (and told) an estimate
             usage = Usage(prompt_tokens=estimates.prompt_tokens(request), completion_tokens=0)
             embeddings, counts = replace(embeddings, usage=usage), estimated_counts(usage, None)
         generation = call.generation(
@@ -498,6 +500,9 @@ class CompletionService:
         if completion.usage is None:  # the provider did not say: charged (and told) estimates
             usage = self._estimated(call, None, *estimates.answer_size(completion))
             completion, counts = replace(completion, usage=usage), estimated_counts(usage, None)
+        elif not completion.usage.prompt_tokens:  # it counted no prompt: charged (and told) one
+            usage, counts = self._with_prompt(call, completion.usage)
+            completion = replace(completion, usage=usage)
         generation = call.generation(
             usage=completion.usage,
             counts=counts,
@@ -618,12 +623,17 @@ class CompletionService:
 
         Estimates stand in for the usage of a stream cut short before its provider told it
         (by its caller, the shutdown, or the provider failing after it had relayed some of the
-        answer, which it generated), and of one that ended without the provider telling it."""
+        answer, which it generated), and of one that ended without the provider telling it;
+        a usage that counted no prompt has its prompt estimated."""
         if failure is None:
             estimated = tally.usage is None or (cancelled and not tally.complete)
         else:
             estimated = tally.relayed > 0 and not tally.complete
-        counts = self._estimate(call, tally) if estimated else None
+        counts = None
+        if estimated:
+            counts = self._estimate(call, tally)
+        elif tally.usage is not None and not tally.usage.prompt_tokens:
+            tally.usage, counts = self._with_prompt(call, tally.usage)
         return call.generation(
             usage=tally.usage,
             counts=counts,
@@ -643,6 +653,13 @@ class CompletionService:
         reported = tally.usage
         tally.usage = self._estimated(call, reported, tally.relayed, tally.pieces)
         return estimated_counts(tally.usage, reported)
+
+    def _with_prompt(self, call: _Call, reported: Usage) -> tuple[Usage, TokenCounts]:
+        """A report that counted no prompt, though every generation has one: the prompt
+        estimated, as for an answer without usage; the rest as reported."""
+        request = cast(ChatRequest | PromptRequest, call.request)
+        usage = estimates.with_prompt(reported, estimates.prompt_tokens(request))
+        return usage, prompt_estimated_counts(usage)
 
     def _estimated(self, call: _Call, reported: Usage | None, characters: int, pieces: int) -> Usage:
         """The usage of an answer its provider did not (fully) tell: what it reported, and
