@@ -165,7 +165,9 @@ async def _kept(
 ) -> AsyncIterator[bytes]:
     """The stream, kept as it is sent. The last chunk waits until the whole is kept, so a retry
     after the stream's end finds the answer; one cut short frees its key, in the background
-    (the task is being torn down), and so does one that ended with an error (``outcome``)."""
+    (the task is being torn down), and so does one that ended with an error (``outcome``).
+    Closing it closes ``chunks`` at once: the relay under it records a stream cut short, and
+    its request's line waits for that record, only once it is closed."""
     pending: bytes | None = None
     kept = False
     try:
@@ -185,3 +187,6 @@ async def _kept(
     finally:
         if not kept:
             spawn(recorder.release())
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

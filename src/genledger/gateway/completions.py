@@ -716,7 +716,9 @@ class CompletionService:
         finally:
             if not finished:
                 # The caller went away: stop the upstream and record what is known, in the
-                # background, since this task is being torn down.
+                # background, since this task is being torn down (the request's line waits).
+                if call.context.summary is not None:
+                    call.context.summary.recording()
                 self._spawn(self._record_cancelled(call, stream, tally))
         if stopped:
             outcome.failed = True
@@ -767,8 +769,12 @@ class CompletionService:
             log.warning("closing a cancelled upstream stream failed", exc_info=True)
 
     async def _record_cancelled(self, call: _Call, stream: EventStream, tally: _Tally) -> None:
-        await self._close(stream)
-        await self._record(call, self._stream_generation(call, tally, None, cancelled=True))
+        try:
+            await self._close(stream)
+            await self._record(call, self._stream_generation(call, tally, None, cancelled=True))
+        finally:
+            if call.context.summary is not None:
+                call.context.summary.settled()
 
 
 def _prompt_completer(candidate: Candidate) -> PromptCompleter:
