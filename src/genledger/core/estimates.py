@@ -51,11 +51,18 @@ def cut_short(reported: Usage | None, prompt: int, completion: int) -> Usage:
     )
 
 
-def with_prompt(reported: Usage, prompt: int) -> Usage:
-    """A report that counts no prompt (its count missing, 0, negative or not a number), though
-    every generation has one: the prompt estimated (``prompt``, and no less than the cache
-    counts it reported), the rest as reported."""
-    return replace(reported, prompt_tokens=max(prompt, reported.cached_tokens + reported.cache_write_tokens))
+def filled(reported: Usage, prompt: int, completion: int) -> Usage:
+    """A report that counts no prompt, or no completion of an answer that has one (a count
+    missing, 0, negative or not a number), though every generation has a prompt and an answer
+    with words has tokens: each such count estimated (``prompt``; ``completion``, 0 for an empty
+    answer), and no less than its parts the report did count; the rest as reported."""
+    return replace(
+        reported,
+        prompt_tokens=reported.prompt_tokens
+        or max(prompt, reported.cached_tokens + reported.cache_write_tokens),
+        completion_tokens=reported.completion_tokens
+        or max(completion, reported.reasoning_tokens + reported.completion_image_tokens),
+    )
 
 
 def answer_size(completion: Completion) -> tuple[int, int]:

@@ -203,12 +203,15 @@ def token_counts(usage: Usage | None) -> TokenCounts:
     }
 
 
-def prompt_estimated_counts(usage: Usage) -> TokenCounts:
-    """The token attributes of a report that counted no prompt: ``usage`` holds its counts
-    and an estimated prompt (:func:`~genledger.core.estimates.with_prompt`), whose native
-    count is unknown."""
+def filled_counts(usage: Usage, reported: Usage) -> TokenCounts:
+    """The token attributes of a report that missed a count: ``usage`` holds the reported
+    counts and the estimates of the missing (:func:`~genledger.core.estimates.filled`),
+    whose native counts are unknown."""
     counts = token_counts(usage)
-    counts["native_tokens_prompt"] = None
+    if not reported.prompt_tokens:
+        counts["native_tokens_prompt"] = None
+    if usage.completion_tokens != reported.completion_tokens:
+        counts["native_tokens_completion"] = None
     return counts
 
 

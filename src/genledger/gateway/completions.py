@@ -46,7 +46,7 @@ from genledger.core.generation import (
     ProviderAttempt,
     TokenCounts,
     estimated_counts,
-    prompt_estimated_counts,
+    filled_counts,
     token_counts,
 )
 from genledger.core.ids import GenerationIds
@@ -500,8 +500,9 @@ class CompletionService:
         if completion.usage is None:  # the provider did not say: charged (and told) estimates
             usage = self._estimated(call, None, *estimates.answer_size(completion))
             completion, counts = replace(completion, usage=usage), estimated_counts(usage, None)
-        elif not completion.usage.prompt_tokens:  # it counted no prompt: charged (and told) one
-            usage, counts = self._with_prompt(call, completion.usage)
+        elif not (completion.usage.prompt_tokens and completion.usage.completion_tokens):
+            # It counted no prompt, or no completion: charged (and told) estimates of what it missed
+            usage, counts = self._filled(call, completion.usage, *estimates.answer_size(completion))
             completion = replace(completion, usage=usage)
         generation = call.generation(
             usage=completion.usage,
@@ -624,7 +625,7 @@ class CompletionService:
         Estimates stand in for the usage of a stream cut short before its provider told it
         (by its caller, the shutdown, or the provider failing after it had relayed some of the
         answer, which it generated), and of one that ended without the provider telling it;
-        a usage that counted no prompt has its prompt estimated."""
+        a usage that counted no prompt, or no completion of what was relayed, has it estimated."""
         if failure is None:
             estimated = tally.usage is None or (cancelled and not tally.complete)
         else:
@@ -632,8 +633,8 @@ class CompletionService:
         counts = None
         if estimated:
             counts = self._estimate(call, tally)
-        elif tally.usage is not None and not tally.usage.prompt_tokens:
-            tally.usage, counts = self._with_prompt(call, tally.usage)
+        elif tally.usage is not None and not (tally.usage.prompt_tokens and tally.usage.completion_tokens):
+            tally.usage, counts = self._filled(call, tally.usage, tally.relayed, tally.pieces)
         return call.generation(
             usage=tally.usage,
             counts=counts,
@@ -654,12 +655,20 @@ class CompletionService:
         tally.usage = self._estimated(call, reported, tally.relayed, tally.pieces)
         return estimated_counts(tally.usage, reported)
 
-    def _with_prompt(self, call: _Call, reported: Usage) -> tuple[Usage, TokenCounts]:
-        """A report that counted no prompt, though every generation has one: the prompt
-        estimated, as for an answer without usage; the rest as reported."""
+    def _filled(
+        self, call: _Call, reported: Usage, characters: int, pieces: int
+    ) -> tuple[Usage, TokenCounts]:
+        """A report that counted no prompt (every generation has one), or no completion of an
+        answer of ``characters`` in ``pieces``: what it missed estimated, as for an answer
+        without usage; the rest as reported."""
         request = cast(ChatRequest | PromptRequest, call.request)
-        usage = estimates.with_prompt(reported, estimates.prompt_tokens(request))
-        return usage, prompt_estimated_counts(usage)
+        most = self.admission.output_bound(request, call.entry)
+        usage = estimates.filled(
+            reported,
+            estimates.prompt_tokens(request),
+            estimates.completion_tokens(characters, pieces, most),
+        )
+        return usage, filled_counts(usage, reported)
 
     def _estimated(self, call: _Call, reported: Usage | None, characters: int, pieces: int) -> Usage:
         """The usage of an answer its provider did not (fully) tell: what it reported, and
