@@ -463,13 +463,18 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def longest_call(self) -> float:
+        """Seconds a call may run, and a minute more: its attempts may take the total timeout,
+        and its stream then its provider's ``stream_timeout``."""
+        longest_stream = max((p.stream_timeout for p in self.providers.values()), default=0.0)
+        return self.routing.total_timeout + longest_stream + 60
+
+    @property
     def late_grace(self) -> float:
         """Seconds after a period's end before no generation of it can still commit (a stream is
-        recorded when it ends, with the time it began: its attempts may take the total timeout,
-        and the stream then its provider's ``stream_timeout``): closing a day's statement and
-        rolling up an hour's activity wait this long."""
-        longest_stream = max((p.stream_timeout for p in self.providers.values()), default=0.0)
-        return self.audit.statement_grace or self.routing.total_timeout + longest_stream + 60
+        recorded when it ends, with the time it began: :attr:`longest_call`): closing a day's
+        statement and rolling up an hour's activity wait this long."""
+        return self.audit.statement_grace or self.longest_call
 
     def check_provider_keys(self) -> None:
         """Raise :class:`ConfigError` naming every provider whose key variable is not set

@@ -396,7 +396,11 @@ def test_usage_counts_cache_reads_and_writes_in_the_prompt():
         prompt_tokens=150, completion_tokens=5, cached_tokens=100, cache_write_tokens=30
     )
     assert usage_from_anthropic(None) is None
-    assert usage_from_anthropic({"input_tokens": -3, "output_tokens": True}) == Usage()
+    # Counting nothing is no report (estimated instead); a count of the completion alone is
+    # kept, and the gateway estimates the prompt.
+    assert usage_from_anthropic({"input_tokens": -3, "output_tokens": True}) is None
+    assert usage_from_anthropic({"input_tokens": 0, "output_tokens": 0}) is None
+    assert usage_from_anthropic({"input_tokens": "5", "output_tokens": 7}) == Usage(0, 7)
 
 
 @pytest.mark.parametrize(

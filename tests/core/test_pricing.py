@@ -87,6 +87,8 @@ def test_usage_from_openai_reads_details_and_tolerates_junk():
     assert from_openai({"total_tokens": 5}) is None
     assert from_openai({"prompt_tokens": 5}) == Usage(prompt_tokens=5)
     assert from_openai({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}) is None
+    # A completion counted without its prompt is kept: the gateway estimates the prompt.
+    assert from_openai({"prompt_tokens": "5", "completion_tokens": 7}) == Usage(completion_tokens=7)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from genledger.config import Settings
@@ -28,7 +28,7 @@ from genledger.core.activity import (
 from genledger.core.adjustments import Adjustment
 from genledger.core.content import Feedback, GenerationContent
 from genledger.core.generation import Generation
-from genledger.core.idempotency import LEASE, TTL, Claim, Claimed, Finished, Mismatch, Running, StoredAnswer
+from genledger.core.idempotency import TTL, Claim, Claimed, Finished, Mismatch, Running, StoredAnswer
 from genledger.core.ids import hash_key, new_api_key
 from genledger.core.keys import Hold, KeyExists, KeyRecord, Refusal
 from genledger.core.prices import PriceVersion, current_version
@@ -419,10 +419,12 @@ class MemoryIdempotencyStore:
     def __init__(self) -> None:
         self.claims: dict[tuple[str, str], _Claim] = {}
 
-    async def claim(self, key_id: str, idempotency_key: str, fingerprint: str, now: datetime) -> Claim:
+    async def claim(
+        self, key_id: str, idempotency_key: str, fingerprint: str, now: datetime, lease: timedelta
+    ) -> Claim:
         held = self.claims.get((key_id, idempotency_key))
         if held is not None and (
-            held.claimed_at < now - TTL or (held.answer is None and held.claimed_at < now - LEASE)
+            held.claimed_at < now - TTL or (held.answer is None and held.claimed_at < now - lease)
         ):
             held = None
         if held is None:

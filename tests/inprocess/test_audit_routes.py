@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import orjson
 import pytest
 
 from genledger.api import create_app
 from genledger.config import load_settings
 from genledger.core.generation import Generation
+from genledger.core.idempotency import Claimed, fingerprint
 from genledger.gateway.services import Services
 from genledger.gateway.statements import StatementBook
 from tests.inprocess.stores import (
@@ -78,6 +80,21 @@ async def test_a_first_call_that_fails_frees_its_idempotency_key(app: App):
     again = await app.http.post("/api/v1/chat/completions", json=BODY, headers=headers(app.secret, "k"))
     assert again.content == good.content and again.headers["Idempotent-Replayed"] == "true"
     assert len(app.generations.generations) == 1
+
+
+async def test_a_retry_while_a_long_stream_still_runs_is_a_409_not_a_second_call(app: App):
+    """A stream may run the total timeout and then its stream_timeout (about 20 minutes by
+    default): a claim taken 15 minutes ago may still be running, and a retry is refused."""
+    store = app.services.idempotency
+    assert store is not None
+    key = await app.services.auth.authenticate(f"Bearer {app.secret}")
+    body = {**BODY, "stream": True}
+    call = fingerprint("/api/v1/chat/completions", orjson.dumps(body))
+    began = datetime.now(UTC) - timedelta(minutes=15)
+    assert await store.claim(key.id, "long", call, began, app.services.idempotency_lease) == Claimed()
+    retry = await app.http.post("/api/v1/chat/completions", json=body, headers=headers(app.secret, "long"))
+    assert retry.status_code == 409 and "still running" in retry.json()["error"]["message"]
+    assert app.generations.generations == {}
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "tab\there"])

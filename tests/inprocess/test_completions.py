@@ -356,6 +356,71 @@ async def test_a_stream_without_usage_is_charged_and_told_estimates(build: Build
     assert record.native_tokens_completion is None
 
 
+async def test_a_reply_whose_usage_counts_no_prompt_is_charged_and_told_an_estimated_prompt(
+    build: BuildGateway,
+):
+    """Every generation has a prompt: a report of 0 prompt tokens (or a missing, negative or
+    non-integer count, which parse to 0) with a completion is believed for the completion and
+    the prompt is estimated, as for an answer without usage; it was charged for no prompt."""
+    gw = await build()
+    gw.primary.then(Script(steps=answer(text="Hello there, all of you", usage=Usage(0, 7))))
+    answer_ = await gw.service.complete(await gw.key(), request(), context())
+    assert answer_.completion.usage == Usage(3, 7)  # ceil((8 + 2) / 4); the reported completion
+    charge = 3 * PER_PROMPT_TOKEN + 7 * PER_COMPLETION_TOKEN
+    assert answer_.cost_pico == charge
+    record = gw.generations.generations[answer_.head.generation_id]
+    assert (record.tokens_prompt, record.tokens_completion, record.charge_pico) == (3, 7, charge)
+    assert (record.native_tokens_prompt, record.native_tokens_completion) == (None, 7)
+
+
+async def test_a_stream_whose_usage_counts_no_prompt_is_charged_and_told_an_estimated_prompt(
+    build: BuildGateway,
+):
+    gw = await build()
+    reported = Usage(0, 7, reasoning_tokens=2)
+    gw.primary.then(Script(steps=answer(text="Hello there, all of you", usage=reported)))
+    relay = await gw.service.stream(await gw.key(), request(stream=True), context())
+    events = await drain(relay)
+    settled = events[-1]
+    charge = 3 * PER_PROMPT_TOKEN + 7 * PER_COMPLETION_TOKEN
+    assert settled == Settled(Usage(3, 7, reasoning_tokens=2), charge)
+    record = gw.generations.generations[relay.head.generation_id]
+    assert (record.tokens_prompt, record.tokens_completion, record.charge_pico) == (3, 7, charge)
+    assert (record.native_tokens_prompt, record.native_tokens_completion) == (None, 7)
+    assert record.native_tokens_reasoning == 2
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_a_usage_that_counts_no_completion_of_an_answer_is_charged_an_estimated_one(
+    build: BuildGateway, stream: bool
+):
+    """An answer with words has completion tokens: a report of none (its count missing, 0 or
+    junk) is believed for the prompt, and the completion is estimated from the answer; it was
+    charged for no completion. An empty answer's 0 stands."""
+    gw = await build()
+    gw.primary.then(Script(steps=answer(text="Hello there, all of you", usage=Usage(10, 0))))
+    gw.primary.then(Script(steps=answer(text="", usage=Usage(10, 0))))
+    key = await gw.key()
+    told = []
+    for _ in range(2):
+        if stream:
+            relay = await gw.service.stream(key, request(stream=True), context())
+            settled = (await drain(relay))[-1]
+            assert isinstance(settled, Settled)
+            told.append((relay.head.generation_id, settled.usage, settled.cost_pico))
+        else:
+            whole = await gw.service.complete(key, request(), context())
+            told.append((whole.head.generation_id, whole.completion.usage, whole.cost_pico))
+    (worded, worded_usage, worded_cost), (empty, empty_usage, empty_cost) = told
+    assert worded_usage == Usage(10, 6)  # ceil(23 / 4)
+    assert worded_cost == 10 * PER_PROMPT_TOKEN + 6 * PER_COMPLETION_TOKEN
+    record = gw.generations.generations[worded]
+    assert (record.tokens_prompt, record.tokens_completion) == (10, 6)
+    assert (record.native_tokens_prompt, record.native_tokens_completion) == (10, None)
+    assert (empty_usage, empty_cost) == (Usage(10, 0), 10 * PER_PROMPT_TOKEN)
+    assert gw.generations.generations[empty].native_tokens_completion == 0
+
+
 async def test_a_stream_whose_record_cannot_be_written_ends_with_a_bare_500_and_releases_credit(
     build: BuildGateway,
 ):

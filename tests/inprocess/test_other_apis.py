@@ -63,6 +63,18 @@ async def test_embeddings_are_priced_per_input_token_recorded_and_charged(build:
     assert gw.primary.calls[0].upstream_model == "up-embed"
 
 
+async def test_embeddings_whose_usage_counts_no_input_are_charged_an_estimate(build: BuildGateway):
+    """An embedding is all prompt: a report counting none of it (here only a completion) is
+    no report, estimated as one without usage."""
+    gw = await build()
+    gw.primary.then(Script(answer("x", usage=Usage(prompt_tokens=0, completion_tokens=5))))
+    result = await gw.service.embed(await gw.key(), embedding(), context())
+    record = gw.generations.generations[result.generation_id]
+    assert (record.tokens_prompt, record.tokens_completion) == (3, 0)  # ceil(11 / 4)
+    assert record.native_tokens_prompt is None
+    assert result.cost_pico == record.charge_pico == 3 * PER_INPUT_TOKEN
+
+
 async def test_embeddings_fall_back_and_the_fallback_endpoint_prices_them(build: BuildGateway):
     gw = await build()
     key = await gw.key()

@@ -3,6 +3,7 @@ request built from what the request holds, in JSON or text; nothing at all when 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,12 +11,19 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from starlette.types import ASGIApp
 
 from genledger.api import create_app
 from genledger.api.request_log import MAX_REQUEST_ID
 from genledger.config import load_settings
 from genledger.core.ids import hash_key
-from tests.inprocess.stores import MemoryGenerationStore, MemoryKeyStore, memory_services
+from genledger.gateway.services import Services
+from tests.inprocess.stores import (
+    MemoryGenerationStore,
+    MemoryIdempotencyStore,
+    MemoryKeyStore,
+    memory_services,
+)
 
 CHAT = "/api/v1/chat/completions"
 PROMPT = "a prompt that must never reach the log"
@@ -27,6 +35,8 @@ class Logged:
     lines: list[bytes]
     secret: str
     generations: MemoryGenerationStore
+    app: ASGIApp
+    services: Services
 
     async def chat(
         self, *, stream: bool = False, secret: str | None = None, **headers: str | bytes
@@ -40,16 +50,16 @@ class Logged:
         return [orjson.loads(line) for line in self.lines]
 
 
-async def _logged(**logging: str) -> AsyncIterator[Logged]:
-    settings = load_settings(None, logging=logging)
+async def _logged(delay: float = 0, **logging: str) -> AsyncIterator[Logged]:
+    settings = load_settings(None, logging=logging, providers={"demo": {"kind": "demo", "delay": delay}})
     keys = MemoryKeyStore()
     generations = MemoryGenerationStore(keys)
-    services = memory_services(settings, keys, generations)
+    services = memory_services(settings, keys, generations, idempotency=MemoryIdempotencyStore())
     _, secret = await keys.create("log-reader", limit_pico=10**12)
     lines: list[bytes] = []
     app = create_app(settings, services, log_write=lines.append)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http:
-        yield Logged(http, lines, secret, generations)
+        yield Logged(http, lines, secret, generations, app, services)
     await services.aclose()
 
 
@@ -90,6 +100,73 @@ async def test_a_stream_is_logged_once_it_ended_with_its_generation(logged: Logg
     assert logged.generations.generations[first["id"]].request_id == "caller-trace-42"
     assert line["request_id"] == "caller-trace-42" and line["status"] == 200
     assert PROMPT.encode() not in logged.lines[0]
+
+
+@pytest.fixture
+async def slow_stream() -> AsyncIterator[Logged]:
+    """The demo model streams its answer over 5 seconds."""
+    async for item in _logged(delay=5.0, format="json"):
+        yield item
+
+
+@pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotency-key"])
+async def test_a_stream_its_caller_left_is_logged_with_the_cost_it_was_recorded_with(
+    slow_stream: Logged, idempotent: bool
+):
+    """The caller left mid-stream: the generation is recorded (charged what was generated) in
+    the background once the stream is torn down, and its line waits for it and says its cost,
+    as any recorded generation's does (it said ``cost_usd: null``)."""
+    body = {"model": "genledger/demo", "messages": [{"role": "user", "content": PROMPT}], "stream": True}
+    headers = [(b"authorization", f"Bearer {slow_stream.secret}".encode()), (b"host", b"gw")]
+    if idempotent:
+        headers.append((b"idempotency-key", b"left-1"))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": CHAT,
+        "raw_path": CHAT.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [*headers, (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("gw", 80),
+    }
+    read = asyncio.Event()
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": orjson.dumps(body), "more_body": False}
+        await read.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and b"delta" in message.get("body", b""):
+            read.set()  # the caller read the answer's first words, and leaves
+            await asyncio.Event().wait()  # while this write still waits on its socket
+
+    slow = asyncio.Event()  # the ledger takes its time: the request ends before the record
+    record = slow_stream.generations.record
+
+    async def slow_record(generation: Any, *, reserved: bool = False) -> None:
+        await slow.wait()
+        await record(generation, reserved=reserved)
+
+    slow_stream.generations.record = slow_record  # type: ignore[method-assign]
+    await asyncio.wait_for(slow_stream.app(scope, receive, send), timeout=10)
+    assert slow_stream.lines == []  # the line waits for the record
+    slow.set()
+    await slow_stream.services.drain()
+    [generation] = slow_stream.generations.generations.values()
+    assert generation.cancelled and generation.total_cost_pico > 0
+    [line] = slow_stream.records()
+    assert (line["generation_id"], line["status"]) == (generation.id, 200)
+    assert line["cost_usd"] == generation.total_cost_pico / 10**12
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import delete, insert, update
 
+from genledger.config import load_settings
 from genledger.core.activity import DAY, MODEL
 from genledger.core.generation import Generation
-from genledger.core.idempotency import LEASE, TTL, Claimed, Finished, Mismatch, Running, StoredAnswer
+from genledger.core.idempotency import TTL, Claimed, Finished, Mismatch, Running, StoredAnswer
 from genledger.core.pricing import Price, cost
 from genledger.core.statements import Change
 from genledger.core.stores import GenerationFilter
@@ -215,26 +216,44 @@ async def test_verify_names_a_record_changed_added_or_removed_after_close(stores
 
 async def test_an_idempotency_claim_runs_once_keeps_its_answer_and_expires(stores: Stores):
     store = stores.idempotency
+    lease = timedelta(minutes=30)
     t0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
-    assert isinstance(await store.claim("k1", "retry-1", "body-a", t0), Claimed)
-    assert isinstance(await store.claim("k1", "retry-1", "body-a", t0), Running)
-    assert isinstance(await store.claim("k1", "retry-1", "body-b", t0), Mismatch)
-    assert isinstance(await store.claim("k2", "retry-1", "body-b", t0), Claimed)  # per API key
+    assert isinstance(await store.claim("k1", "retry-1", "body-a", t0, lease), Claimed)
+    assert isinstance(await store.claim("k1", "retry-1", "body-a", t0, lease), Running)
+    assert isinstance(await store.claim("k1", "retry-1", "body-b", t0, lease), Mismatch)
+    assert isinstance(await store.claim("k2", "retry-1", "body-b", t0, lease), Claimed)  # per API key
     answer = StoredAnswer(200, "text/event-stream", b"data: [DONE]\n\n" * 3)
     await store.finish("k1", "retry-1", answer)
     await store.release("k1", "retry-1")  # a finished claim is not given up
-    assert await store.claim("k1", "retry-1", "body-a", t0 + TTL - timedelta(seconds=1)) == Finished(answer)
-    assert isinstance(await store.claim("k1", "retry-1", "body-b", t0 + TTL + timedelta(seconds=1)), Claimed)
+    later = t0 + TTL - timedelta(seconds=1)
+    assert await store.claim("k1", "retry-1", "body-a", later, lease) == Finished(answer)
+    expired = t0 + TTL + timedelta(seconds=1)
+    assert isinstance(await store.claim("k1", "retry-1", "body-b", expired, lease), Claimed)
     # A running claim is released by its call's failure, or taken over once its lease ends.
     await store.release("k2", "retry-1")
-    assert isinstance(await store.claim("k2", "retry-1", "body-c", t0), Claimed)
-    assert isinstance(
-        await store.claim("k2", "retry-1", "body-c", t0 + LEASE - timedelta(seconds=1)), Running
-    )
-    assert isinstance(
-        await store.claim("k2", "retry-1", "body-c", t0 + LEASE + timedelta(seconds=1)), Claimed
-    )
+    assert isinstance(await store.claim("k2", "retry-1", "body-c", t0, lease), Claimed)
+    within = t0 + lease - timedelta(seconds=1)
+    assert isinstance(await store.claim("k2", "retry-1", "body-c", within, lease), Running)
+    past = t0 + lease + timedelta(seconds=1)
+    assert isinstance(await store.claim("k2", "retry-1", "body-c", past, lease), Claimed)
     await store.finish("k2", "retry-1", StoredAnswer(200, "application/json", None))
-    assert await store.claim("k2", "retry-1", "body-c", t0 + LEASE * 2) == Finished(
+    assert await store.claim("k2", "retry-1", "body-c", t0 + lease * 2, lease) == Finished(
         StoredAnswer(200, "application/json", None)
     )
+
+
+async def test_a_running_claim_holds_as_long_as_its_call_may_run(stores: Stores):
+    """A stream may run ``total_timeout`` and then its ``stream_timeout`` (about 20 minutes by
+    default); a lease of a fixed 10 minutes let a retry run, and be charged, a second time
+    while the first still streamed."""
+    store = stores.idempotency
+    settings = load_settings(None)
+    lease = timedelta(seconds=settings.longest_call)
+    t0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    assert isinstance(await store.claim("k1", "slow", "body", t0, lease), Claimed)
+    longest = settings.routing.total_timeout + settings.providers["demo"].stream_timeout
+    still = t0 + timedelta(seconds=longest)
+    assert still - t0 > timedelta(minutes=10)
+    assert isinstance(await store.claim("k1", "slow", "body", still, lease), Running)
+    past = t0 + lease + timedelta(seconds=1)
+    assert isinstance(await store.claim("k1", "slow", "body", past, lease), Claimed)

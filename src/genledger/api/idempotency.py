@@ -114,7 +114,9 @@ def idempotent(handler: Handler, *, credential: Credential = bearer) -> Handler:
             raise BadRequest("This gateway keeps no idempotency keys", metadata={"param": "Idempotency-Key"})
         key = await services.auth.authenticate(credential(request))
         call = fingerprint(request.url.path, await request.body())
-        claim = await store.claim(key.id, idempotency_key, call, datetime.now(UTC))
+        claim = await store.claim(
+            key.id, idempotency_key, call, datetime.now(UTC), services.idempotency_lease
+        )
         if isinstance(claim, Finished):
             return _replay(claim.answer, idempotency_key)
         if isinstance(claim, Running):
@@ -163,7 +165,9 @@ async def _kept(
 ) -> AsyncIterator[bytes]:
     """The stream, kept as it is sent. The last chunk waits until the whole is kept, so a retry
     after the stream's end finds the answer; one cut short frees its key, in the background
-    (the task is being torn down), and so does one that ended with an error (``outcome``)."""
+    (the task is being torn down), and so does one that ended with an error (``outcome``).
+    Closing it closes ``chunks`` at once: the relay under it records a stream cut short, and
+    its request's line waits for that record, only once it is closed."""
     pending: bytes | None = None
     kept = False
     try:
@@ -183,3 +187,6 @@ async def _kept(
     finally:
         if not kept:
             spawn(recorder.release())
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()

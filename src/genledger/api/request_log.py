@@ -14,6 +14,7 @@ server's own ``send`` (:func:`body_send`), so a stream's chunks cost no extra ca
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import time
@@ -96,9 +97,19 @@ class RequestLines:
         self._timestamps = Timestamps()
 
     def write(self, scope: Scope, status: int, latency_ms: float) -> None:
-        """The line of the request of ``scope`` (begun with ``summarized``), answered ``status``."""
+        """The line of the request of ``scope`` (begun with ``summarized``), answered ``status``;
+        once its generation is recorded when that is still under way (a stream its caller left)."""
         now = self._timestamps(time.time())
-        self._write(self._render(now, scope, scope[_SUMMARY], status, latency_ms))
+        summary: RequestSummary = scope[_SUMMARY]
+        if summary.pending:
+            summary.line = functools.partial(self._written, now, scope, summary, status, latency_ms)
+            return
+        self._write(self._render(now, scope, summary, status, latency_ms))
+
+    def _written(
+        self, now: str, scope: Scope, summary: RequestSummary, status: int, latency_ms: float
+    ) -> None:
+        self._write(self._render(now, scope, summary, status, latency_ms))
 
 
 def _fields(

@@ -12,6 +12,8 @@ relayed, both at :data:`BYTES_PER_TOKEN`, and never less than what the provider 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from genledger.core.chat import ChatRequest, Completion
 from genledger.core.credits import Bounded, prompt_bound
 from genledger.core.usage import Usage
@@ -46,6 +48,20 @@ def cut_short(reported: Usage | None, prompt: int, completion: int) -> Usage:
         cache_write_tokens=reported.cache_write_tokens,
         reasoning_tokens=reported.reasoning_tokens,
         completion_image_tokens=reported.completion_image_tokens,
+    )
+
+
+def filled(reported: Usage, prompt: int, completion: int) -> Usage:
+    """A report that counts no prompt, or no completion of an answer that has one (a count
+    missing, 0, negative or not a number), though every generation has a prompt and an answer
+    with words has tokens: each such count estimated (``prompt``; ``completion``, 0 for an empty
+    answer), and no less than its parts the report did count; the rest as reported."""
+    return replace(
+        reported,
+        prompt_tokens=reported.prompt_tokens
+        or max(prompt, reported.cached_tokens + reported.cache_write_tokens),
+        completion_tokens=reported.completion_tokens
+        or max(completion, reported.reasoning_tokens + reported.completion_image_tokens),
     )
 
 

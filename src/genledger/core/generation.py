@@ -203,6 +203,18 @@ def token_counts(usage: Usage | None) -> TokenCounts:
     }
 
 
+def filled_counts(usage: Usage, reported: Usage) -> TokenCounts:
+    """The token attributes of a report that missed a count: ``usage`` holds the reported
+    counts and the estimates of the missing (:func:`~genledger.core.estimates.filled`),
+    whose native counts are unknown."""
+    counts = token_counts(usage)
+    if not reported.prompt_tokens:
+        counts["native_tokens_prompt"] = None
+    if usage.completion_tokens != reported.completion_tokens:
+        counts["native_tokens_completion"] = None
+    return counts
+
+
 def estimated_counts(usage: Usage, reported: Usage | None) -> TokenCounts:
     """The token attributes of a stream cut short: ``usage`` holds the estimates, the native
     counts only what the provider reported of the prompt (of the completion it tells at the end)."""

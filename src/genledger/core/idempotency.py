@@ -2,7 +2,9 @@
 
 The first call with an idempotency key claims it; a retry (same API key, same idempotency
 key, within ``TTL``) finds the claim: still running (409 with ``Retry-After``), finished with
-another body (422), or finished, with the stored answer to send again. Answers are kept only
+another body (422), or finished, with the stored answer to send again. A running claim holds
+for a lease as long as the longest call (``Settings.longest_call``): one left by a process
+that died is taken over after it, one whose call still runs never is. Answers are kept only
 up to ``MAX_STORED_BYTES``; a larger one is remembered as too large, never sent twice.
 """
 
@@ -19,8 +21,6 @@ from genledger.core.records import record
 
 TTL = timedelta(hours=24)
 MAX_STORED_BYTES = 1024 * 1024
-LEASE = timedelta(minutes=10)
-"""How long a running claim holds: one left by a process that died is taken over after this."""
 MAX_KEY_LENGTH = 255
 
 

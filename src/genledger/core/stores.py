@@ -7,7 +7,7 @@ in-process tests implement them in memory. Money is picodollars throughout.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from genledger.core.activity import ActivityRows, Grouping
@@ -287,10 +287,13 @@ class StatementStore(Protocol):
 
 
 class IdempotencyStore(Protocol):
-    async def claim(self, key_id: str, idempotency_key: str, fingerprint: str, now: datetime) -> Claim:
+    async def claim(
+        self, key_id: str, idempotency_key: str, fingerprint: str, now: datetime, lease: timedelta
+    ) -> Claim:
         """Claim the key's idempotency key for a call, atomically; or what holds it.
 
-        An expired claim (older than ``TTL``), or a running one past its ``LEASE``, is taken over.
+        An expired claim (older than ``TTL``), or a running one older than ``lease`` (the
+        longest a call may run: its process died), is taken over.
         """
         ...
 

@@ -46,6 +46,7 @@ from genledger.core.generation import (
     ProviderAttempt,
     TokenCounts,
     estimated_counts,
+    filled_counts,
     token_counts,
 )
 from genledger.core.ids import GenerationIds
@@ -467,7 +468,8 @@ class CompletionService:
             ),
         )
         counts = None
-        if embeddings.usage is None:  # the provider did not say: charged (and told) an estimate
+        if embeddings.usage is None or not embeddings.usage.prompt_tokens:
+            # The provider did not say (an embedding is all prompt): charged (and told) an estimate
             usage = Usage(prompt_tokens=estimates.prompt_tokens(request), completion_tokens=0)
             embeddings, counts = replace(embeddings, usage=usage), estimated_counts(usage, None)
         generation = call.generation(
@@ -495,6 +497,10 @@ class CompletionService:
         if completion.usage is None:  # the provider did not say: charged (and told) estimates
             usage = self._estimated(call, None, *estimates.answer_size(completion))
             completion, counts = replace(completion, usage=usage), estimated_counts(usage, None)
+        elif not (completion.usage.prompt_tokens and completion.usage.completion_tokens):
+            # It counted no prompt, or no completion: charged (and told) estimates of what it missed
+            usage, counts = self._filled(call, completion.usage, *estimates.answer_size(completion))
+            completion = replace(completion, usage=usage)
         generation = call.generation(
             usage=completion.usage,
             counts=counts,
@@ -615,12 +621,17 @@ class CompletionService:
 
         Estimates stand in for the usage of a stream cut short before its provider told it
         (by its caller, the shutdown, or the provider failing after it had relayed some of the
-        answer, which it generated), and of one that ended without the provider telling it."""
+        answer, which it generated), and of one that ended without the provider telling it;
+        a usage that counted no prompt, or no completion of what was relayed, has it estimated."""
         if failure is None:
             estimated = tally.usage is None or (cancelled and not tally.complete)
         else:
             estimated = tally.relayed > 0 and not tally.complete
-        counts = self._estimate(call, tally) if estimated else None
+        counts = None
+        if estimated:
+            counts = self._estimate(call, tally)
+        elif tally.usage is not None and not (tally.usage.prompt_tokens and tally.usage.completion_tokens):
+            tally.usage, counts = self._filled(call, tally.usage, tally.relayed, tally.pieces)
         return call.generation(
             usage=tally.usage,
             counts=counts,
@@ -640,6 +651,21 @@ class CompletionService:
         reported = tally.usage
         tally.usage = self._estimated(call, reported, tally.relayed, tally.pieces)
         return estimated_counts(tally.usage, reported)
+
+    def _filled(
+        self, call: _Call, reported: Usage, characters: int, pieces: int
+    ) -> tuple[Usage, TokenCounts]:
+        """A report that counted no prompt (every generation has one), or no completion of an
+        answer of ``characters`` in ``pieces``: what it missed estimated, as for an answer
+        without usage; the rest as reported."""
+        request = cast(ChatRequest | PromptRequest, call.request)
+        most = self.admission.output_bound(request, call.entry)
+        usage = estimates.filled(
+            reported,
+            estimates.prompt_tokens(request),
+            estimates.completion_tokens(characters, pieces, most),
+        )
+        return usage, filled_counts(usage, reported)
 
     def _estimated(self, call: _Call, reported: Usage | None, characters: int, pieces: int) -> Usage:
         """The usage of an answer its provider did not (fully) tell: what it reported, and
@@ -696,7 +722,9 @@ class CompletionService:
         finally:
             if not finished:
                 # The caller went away: stop the upstream and record what is known, in the
-                # background, since this task is being torn down.
+                # background, since this task is being torn down (the request's line waits).
+                if call.context.summary is not None:
+                    call.context.summary.recording()
                 self._spawn(self._record_cancelled(call, stream, tally))
         if stopped:
             outcome.failed = True
@@ -747,8 +775,12 @@ class CompletionService:
             log.warning("closing a cancelled upstream stream failed", exc_info=True)
 
     async def _record_cancelled(self, call: _Call, stream: EventStream, tally: _Tally) -> None:
-        await self._close(stream)
-        await self._record(call, self._stream_generation(call, tally, None, cancelled=True))
+        try:
+            await self._close(stream)
+            await self._record(call, self._stream_generation(call, tally, None, cancelled=True))
+        finally:
+            if call.context.summary is not None:
+                call.context.summary.settled()
 
 
 def _prompt_completer(candidate: Candidate) -> PromptCompleter:

@@ -77,6 +77,8 @@ class Services:
         self.statements = statements
         self.idempotency = idempotency
         self.idempotency_max_bytes = idempotency_max_bytes
+        self.idempotency_lease = timedelta(seconds=settings.longest_call)
+        """How long a running idempotency claim holds: as long as its call may run."""
         self.auth = Authenticator(keys)
         self._background: set[asyncio.Task[None]] = set()
         self.metrics = Metrics(drift_tolerance_pico=usd_to_pico(settings.audit.cost_tolerance))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genledger.core.idempotency import (
-    LEASE,
     TTL,
     Claim,
     Claimed,
@@ -33,7 +32,9 @@ class SqlIdempotencyStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def claim(self, key_id: str, idempotency_key: str, fingerprint: str, now: datetime) -> Claim:
+    async def claim(
+        self, key_id: str, idempotency_key: str, fingerprint: str, now: datetime, lease: timedelta
+    ) -> Claim:
         this = _this(key_id, idempotency_key)
         for _ in range(_ATTEMPTS):
             try:
@@ -41,7 +42,7 @@ class SqlIdempotencyStore:
                     # A claim past its time holds nothing: expired, or running past its lease.
                     stale = or_(
                         claims.c.claimed_at < now - TTL,
-                        and_(claims.c.finished.is_(False), claims.c.claimed_at < now - LEASE),
+                        and_(claims.c.finished.is_(False), claims.c.claimed_at < now - lease),
                     )
                     await connection.execute(delete(claims).where(this, stale))
                     row = (await connection.execute(select(claims).where(this))).mappings().first()

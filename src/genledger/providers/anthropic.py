@@ -300,7 +300,10 @@ def _tool_choice(choice: Any, parallel: Any, unsupported: Unsupported) -> dict[s
 
 
 def usage_from_anthropic(usage: Any) -> Usage | None:
-    """Anthropic's usage in our terms: prompt tokens include cache reads and writes (OpenAI's way)."""
+    """Anthropic's usage in our terms: prompt tokens include cache reads and writes (OpenAI's
+    way); None when it counts neither the prompt nor the completion, as
+    :func:`~genledger.core.usage.from_openai` (no report: the gateway estimates, and it
+    estimates the prompt of one that counts only the completion)."""
     if not isinstance(usage, dict):
         return None
 
@@ -310,14 +313,10 @@ def usage_from_anthropic(usage: Any) -> Usage | None:
 
     cache_read = count("cache_read_input_tokens")
     cache_write = count("cache_creation_input_tokens")
-    return believable(
-        Usage(
-            prompt_tokens=count("input_tokens") + cache_read + cache_write,
-            completion_tokens=count("output_tokens"),
-            cached_tokens=cache_read,
-            cache_write_tokens=cache_write,
-        )
-    )
+    prompt, completion = count("input_tokens") + cache_read + cache_write, count("output_tokens")
+    if not (prompt or completion):
+        return None
+    return believable(Usage(prompt, completion, cached_tokens=cache_read, cache_write_tokens=cache_write))
 
 
 def completion_from_message(raw: bytes, failure: FailureFactory, *, created: int | None = None) -> Completion:
