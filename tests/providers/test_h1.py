@@ -440,3 +440,22 @@ async def test_https_checks_the_provider_s_certificate(pool, self_signed):
             await pool.post(f"https://127.0.0.1:{port}/v1", b"{}")
     finally:
         server.close()
+
+
+async def test_a_request_woken_for_a_connection_but_cancelled_passes_its_turn_on():
+    made = Pool({}, limit=1, connect_timeout=2)
+    peer = await serve(answering(OK))
+    try:
+        holding = await made.post(peer.url, b"{}")
+        while await holding.readany():
+            pass
+        woken = asyncio.create_task(body_of(made, peer.url))
+        waiting = asyncio.create_task(body_of(made, peer.url))
+        await asyncio.sleep(0.05)  # both wait for the one connection
+        holding.release()  # wakes the first waiter...
+        woken.cancel()  # ...which is cancelled before it runs: the second must get the connection
+        assert (await asyncio.wait_for(waiting, 2))[1] == b"{}"
+    finally:
+        await made.aclose()
+        await peer.__aexit__()
+

@@ -138,9 +138,12 @@ class Pool:
             self._waiters.append(waiter)
             try:
                 await waiter
-            finally:
+            except BaseException:
                 if waiter in self._waiters:  # cancelled while waiting
                     self._waiters.remove(waiter)
+                else:  # cancelled as it was woken: the turn it was given passes on
+                    self._wake()
+                raise
 
     async def _connect(self, origin: Origin) -> Connection:
         loop = asyncio.get_running_loop()
