@@ -459,3 +459,25 @@ async def test_a_request_woken_for_a_connection_but_cancelled_passes_its_turn_on
         await made.aclose()
         await peer.__aexit__()
 
+
+async def test_a_second_answer_to_one_request_does_not_keep_the_connection_from_the_pool():
+    made = Pool({}, limit=1, connect_timeout=2)
+    peer = await serve(answering(OK + OK))  # two answers to each request, in one write
+    try:
+        for _ in range(3):
+            assert (await asyncio.wait_for(body_of(made, peer.url), 2))[1] == b"{}"
+    finally:
+        await made.aclose()
+        await peer.__aexit__()
+    assert peer.connections == 3
+    assert not made._open
+
+
+async def test_bytes_after_a_whole_answer_do_not_fail_its_reading(pool):
+    peer = await serve(answering(OK + b"garbage"))
+    try:
+        assert (await body_of(pool, peer.url))[1] == b"{}"
+        assert (await body_of(pool, peer.url))[1] == b"{}"
+    finally:
+        await peer.__aexit__()
+    assert peer.connections == 2

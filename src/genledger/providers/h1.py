@@ -283,9 +283,8 @@ class Connection(asyncio.Protocol):
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
 
     def on_message_begin(self) -> None:
-        response = self._response
-        if response is not None and response.complete:  # a message after the answer: nobody's
-            self._reusable = False
+        if self._response is not None:  # a message after the answer: nobody's (parsing stops)
+            raise MalformedResponse("a response after the answer")
 
     def on_headers_complete(self) -> None:
         headers = self._headers
@@ -362,9 +361,13 @@ class Connection(asyncio.Protocol):
             self._transport.close()
 
     def _error(self, exc: HttpClientError) -> None:
-        """The bytes received cannot be an answer: fail whoever waits, and drop the connection."""
-        if self._response is not None:
-            self._response.set_exception(exc)
+        """The bytes received cannot be an answer (or follow one that was whole, which stays
+        read as it came): fail whoever waits, and drop the connection."""
+        self._reusable = False
+        response = self._response
+        if response is not None:
+            if not response.complete:
+                response.set_exception(exc)
         elif self._head is not None and not self._head.done():
             self._head.set_exception(exc)
         self.abort()
