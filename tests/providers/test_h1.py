@@ -481,3 +481,18 @@ async def test_bytes_after_a_whole_answer_do_not_fail_its_reading(pool):
     finally:
         await peer.__aexit__()
     assert peer.connections == 2
+
+
+async def test_trailers_are_not_the_next_answer_s_headers(pool):
+    trailed = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nContent-Encoding: gzip\r\n\r\n"
+    )
+    peer = await serve(answering(trailed, OK))
+    try:
+        first, body = await body_of(pool, peer.url)
+        second, again = await body_of(pool, peer.url)
+    finally:
+        await peer.__aexit__()
+    assert (body, again) == (b"{}", b"{}")
+    assert "content-encoding" not in first.headers and "content-encoding" not in second.headers
+    assert peer.connections == 1

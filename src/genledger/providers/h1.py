@@ -277,6 +277,8 @@ class Connection(asyncio.Protocol):
             raise MalformedResponse(f"more than {MAX_HEADERS} header fields")
         if self._head_bytes > MAX_HEAD_BYTES:
             raise LineTooLong(f"a response head over {MAX_HEAD_BYTES} bytes")
+        if self._response is not None:  # a trailer (after a chunked body): counted, not kept
+            return
         headers = self._headers
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
