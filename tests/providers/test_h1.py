@@ -496,3 +496,13 @@ async def test_trailers_are_not_the_next_answer_s_headers(pool):
     assert (body, again) == (b"{}", b"{}")
     assert "content-encoding" not in first.headers and "content-encoding" not in second.headers
     assert peer.connections == 1
+
+
+async def test_a_protocol_upgrade_is_a_malformed_answer(pool):
+    upgrade = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n"
+    peer = await serve(answering(upgrade))
+    try:
+        with pytest.raises(h1.MalformedResponse):
+            await body_of(pool, peer.url)
+    finally:
+        await peer.__aexit__()

@@ -239,6 +239,9 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._error(MalformedResponse(f"malformed response: {exc}"))
             return
+        except httptools.HttpParserUpgrade:  # not an HttpParserError: 101, a protocol we do not speak
+            self._error(MalformedResponse("an upgrade to another protocol"))
+            return
         if self._response is None:  # the head is not whole yet
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
