@@ -418,7 +418,7 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     key, cert = folder / "key.pem", folder / "cert.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
         check=True,
         capture_output=True,
     )  # fmt: skip
@@ -506,3 +506,33 @@ async def test_a_protocol_upgrade_is_a_malformed_answer(pool):
             await body_of(pool, peer.url)
     finally:
         await peer.__aexit__()
+
+
+async def test_an_idle_tls_connection_past_its_keepalive_frees_its_place_at_once(self_signed, monkeypatch):
+    # Closing it politely would wait for the provider's close_notify (up to 30 s, holding the
+    # place); one that never answers it must not keep a request from a connection.
+    key, cert = self_signed
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # what the default context trusts
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    peer = Peer(lambda r, w: asyncio.sleep(0))
+
+    async def deaf_after_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await peer.read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        writer.transport.pause_reading()  # reads nothing more: no close_notify is answered
+        await asyncio.sleep(10)
+
+    peer._handler = deaf_after_answering
+    server = await asyncio.start_server(peer._serve, "127.0.0.1", 0, ssl=context)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    made = Pool({}, limit=1, connect_timeout=2, keepalive_s=0.05)
+    try:
+        assert (await body_of(made, url))[1] == b"{}"
+        await asyncio.sleep(0.1)
+        assert (await asyncio.wait_for(body_of(made, url), 2))[1] == b"{}"
+    finally:
+        await made.aclose()
+        server.close()
+    assert peer.connections == 2

@@ -129,7 +129,8 @@ class Pool:
                 if connection.closed:
                     continue
                 if connection.loop.time() - connection.idle_since > self._keepalive_s:
-                    connection.close()
+                    # Dropped, not closed: a TLS close would wait (in its place) for the provider's.
+                    connection.abort()
                     continue
                 return connection
             if len(self._open) + self._opening < self._limit:
