@@ -536,3 +536,41 @@ async def test_an_idle_tls_connection_past_its_keepalive_frees_its_place_at_once
         await made.aclose()
         server.close()
     assert peer.connections == 2
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compressed_body_is_decoded_a_little_at_a_time(pool, encoding):
+    # 64 KiB on the wire that stand for 64 MiB: no read may hold much more than HIGH_WATER
+    # (a max_response_bytes counted after decoding is no bound if a read can hold it all).
+    size = 64 * 1024 * 1024
+    packed = gzip.compress(bytes(size), 9) if encoding == "gzip" else zlib.compress(bytes(size), 9)
+    head = f"HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\nContent-Length: {len(packed)}\r\n\r\n"
+    peer = await serve(answering(head.encode() + packed))
+    try:
+        response = await pool.post(peer.url, b"{}")
+        largest = total = 0
+        while chunk := await response.readany():
+            largest = max(largest, len(chunk))
+            total += len(chunk)
+        response.release()
+        assert (await body_of(pool, peer.url))[1] == bytes(size)  # and the connection serves on
+    finally:
+        await peer.__aexit__()
+    assert total == size
+    assert largest <= 2 * h1.HIGH_WATER
+    assert peer.connections == 1
+
+
+async def test_a_whole_answer_released_unread_leaves_its_connection_reading(pool):
+    size = h1.HIGH_WATER + 1000  # reading pauses as its last bytes come
+    big = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size
+    peer = await serve(answering(big))
+    try:
+        response = await pool.post(peer.url, b"{}")
+        await asyncio.sleep(0.1)
+        assert response.complete
+        response.release()  # unread: its connection goes back to the pool, paused or not
+        assert len((await asyncio.wait_for(body_of(pool, peer.url), 2))[1]) == size
+    finally:
+        await peer.__aexit__()
+    assert peer.connections == 1

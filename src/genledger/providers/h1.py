@@ -77,28 +77,41 @@ class BrokenBody(HttpClientError):
     """A body that cannot be decoded (its content encoding, or its chunked framing)."""
 
 
-def _decoder(encoding: str | None) -> Callable[[bytes], bytes] | None:
+def _decoder(encoding: str | None) -> _Inflate | None:
     """What turns a body's bytes, as they come, into the body (None: they are the body)."""
-    if encoding is None or encoding == "identity":
+    if encoding is None:
+        return None
+    encoding = encoding.lower()  # content codings are case-insensitive
+    if encoding == "identity":
         return None
     if encoding == "gzip" or encoding == "x-gzip":
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
+        return _Inflate(16 + zlib.MAX_WBITS)
     if encoding == "deflate":  # zlib-wrapped, as the RFC says; some servers send it raw
-        return _Deflate().decompress
+        return _Inflate(None)
     raise BrokenBody(f"unsupported content encoding {encoding[:40]!r}")
 
 
-class _Deflate:
-    __slots__ = ("_inflate",)
+class _Inflate:
+    """A compressed body's decoder, :data:`HIGH_WATER` bytes out at a time: a few bytes may
+    stand for gigabytes, so the input that would make more waits in ``tail`` until the reader
+    has taken what came out."""
 
-    def __init__(self) -> None:
-        self._inflate: zlib._Decompress | None = None
+    __slots__ = ("_inflate", "tail")
+
+    def __init__(self, wbits: int | None) -> None:  # None: deflate, zlib-wrapped or raw
+        self._inflate: zlib._Decompress | None = None if wbits is None else zlib.decompressobj(wbits)
+        self.tail = b""
 
     def decompress(self, data: bytes) -> bytes:
-        if self._inflate is None:
+        if self.tail:
+            data = self.tail + data
+        inflate = self._inflate
+        if inflate is None:
             raw = not data or (data[0] & 0x0F) != 8  # no zlib header: a raw deflate stream
-            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
-        return self._inflate.decompress(data)
+            inflate = self._inflate = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        out = inflate.decompress(data, HIGH_WATER)
+        self.tail = inflate.unconsumed_tail
+        return out
 
 
 class Response:
@@ -116,6 +129,7 @@ class Response:
         "_connection",
         "_decode",
         "_error",
+        "_paused",
         "_waiter",
         "complete",
         "content_length",
@@ -134,6 +148,7 @@ class Response:
         self._buffered = 0
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._paused = False  # the socket is not read until the reader takes what came
         self.complete = False
 
     async def readany(self) -> bytes:
@@ -142,6 +157,9 @@ class Response:
         while not self._chunks:
             if self._error is not None:
                 raise self._error
+            if self._decode is not None and self._decode.tail:  # more of the body is decoded
+                self._feed(b"")
+                continue
             if self.complete:
                 return b""
             self._waiter = self._connection.loop.create_future()
@@ -151,9 +169,10 @@ class Response:
                 self._waiter = None
         chunks = self._chunks
         self._chunks = []
-        if self._buffered > HIGH_WATER:
-            self._connection.resume()
         self._buffered = 0
+        if self._paused and (self._decode is None or not self._decode.tail):
+            self._paused = False
+            self._connection.resume()
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def set_exception(self, exc: BaseException) -> None:
@@ -168,17 +187,22 @@ class Response:
         self._connection.release(self)
 
     def _feed(self, data: bytes) -> None:
-        if self._decode is not None:
+        decode = self._decode
+        if decode is not None:
             try:
-                data = self._decode(data)
+                data = decode.decompress(data)
             except zlib.error as exc:
                 self._fail(BrokenBody(f"cannot decode the body: {exc}"))
                 return
+            if decode.tail and not self._paused:  # more to come of what has come: wait for the reader
+                self._paused = True
+                self._connection.pause()
             if not data:
                 return
         self._chunks.append(data)
         self._buffered += len(data)
-        if self._buffered > HIGH_WATER:
+        if self._buffered > HIGH_WATER and not self._paused:
+            self._paused = True
             self._connection.pause()
         self._wake()
 
@@ -344,6 +368,8 @@ class Connection(asyncio.Protocol):
             return
         self._response = None
         if response.complete and self._reusable and response._error is None and not self.closed:
+            if response._paused:  # its end came, unread: the socket must be read again
+                self.resume()
             self.idle_since = self.loop.time()
             self._on_idle(self)
         else:
