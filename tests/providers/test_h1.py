@@ -418,7 +418,7 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     key, cert = folder / "key.pem", folder / "cert.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
         check=True,
         capture_output=True,
     )  # fmt: skip
@@ -440,3 +440,137 @@ async def test_https_checks_the_provider_s_certificate(pool, self_signed):
             await pool.post(f"https://127.0.0.1:{port}/v1", b"{}")
     finally:
         server.close()
+
+
+async def test_a_request_woken_for_a_connection_but_cancelled_passes_its_turn_on():
+    made = Pool({}, limit=1, connect_timeout=2)
+    peer = await serve(answering(OK))
+    try:
+        holding = await made.post(peer.url, b"{}")
+        while await holding.readany():
+            pass
+        woken = asyncio.create_task(body_of(made, peer.url))
+        waiting = asyncio.create_task(body_of(made, peer.url))
+        await asyncio.sleep(0.05)  # both wait for the one connection
+        holding.release()  # wakes the first waiter...
+        woken.cancel()  # ...which is cancelled before it runs: the second must get the connection
+        assert (await asyncio.wait_for(waiting, 2))[1] == b"{}"
+    finally:
+        await made.aclose()
+        await peer.__aexit__()
+
+
+async def test_a_second_answer_to_one_request_does_not_keep_the_connection_from_the_pool():
+    made = Pool({}, limit=1, connect_timeout=2)
+    peer = await serve(answering(OK + OK))  # two answers to each request, in one write
+    try:
+        for _ in range(3):
+            assert (await asyncio.wait_for(body_of(made, peer.url), 2))[1] == b"{}"
+    finally:
+        await made.aclose()
+        await peer.__aexit__()
+    assert peer.connections == 3
+    assert not made._open
+
+
+async def test_bytes_after_a_whole_answer_do_not_fail_its_reading(pool):
+    peer = await serve(answering(OK + b"garbage"))
+    try:
+        assert (await body_of(pool, peer.url))[1] == b"{}"
+        assert (await body_of(pool, peer.url))[1] == b"{}"
+    finally:
+        await peer.__aexit__()
+    assert peer.connections == 2
+
+
+async def test_trailers_are_not_the_next_answer_s_headers(pool):
+    trailed = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nContent-Encoding: gzip\r\n\r\n"
+    )
+    peer = await serve(answering(trailed, OK))
+    try:
+        first, body = await body_of(pool, peer.url)
+        second, again = await body_of(pool, peer.url)
+    finally:
+        await peer.__aexit__()
+    assert (body, again) == (b"{}", b"{}")
+    assert "content-encoding" not in first.headers and "content-encoding" not in second.headers
+    assert peer.connections == 1
+
+
+async def test_a_protocol_upgrade_is_a_malformed_answer(pool):
+    upgrade = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n"
+    peer = await serve(answering(upgrade))
+    try:
+        with pytest.raises(h1.MalformedResponse):
+            await body_of(pool, peer.url)
+    finally:
+        await peer.__aexit__()
+
+
+async def test_an_idle_tls_connection_past_its_keepalive_frees_its_place_at_once(self_signed, monkeypatch):
+    # Closing it politely would wait for the provider's close_notify (up to 30 s, holding the
+    # place); one that never answers it must not keep a request from a connection.
+    key, cert = self_signed
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # what the default context trusts
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    peer = Peer(lambda r, w: asyncio.sleep(0))
+
+    async def deaf_after_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await peer.read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        writer.transport.pause_reading()  # reads nothing more: no close_notify is answered
+        await asyncio.sleep(10)
+
+    peer._handler = deaf_after_answering
+    server = await asyncio.start_server(peer._serve, "127.0.0.1", 0, ssl=context)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    made = Pool({}, limit=1, connect_timeout=2, keepalive_s=0.05)
+    try:
+        assert (await body_of(made, url))[1] == b"{}"
+        await asyncio.sleep(0.1)
+        assert (await asyncio.wait_for(body_of(made, url), 2))[1] == b"{}"
+    finally:
+        await made.aclose()
+        server.close()
+    assert peer.connections == 2
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compressed_body_is_decoded_a_little_at_a_time(pool, encoding):
+    # 64 KiB on the wire that stand for 64 MiB: no read may hold much more than HIGH_WATER
+    # (a max_response_bytes counted after decoding is no bound if a read can hold it all).
+    size = 64 * 1024 * 1024
+    packed = gzip.compress(bytes(size), 9) if encoding == "gzip" else zlib.compress(bytes(size), 9)
+    head = f"HTTP/1.1 200 OK\r\nContent-Encoding: {encoding}\r\nContent-Length: {len(packed)}\r\n\r\n"
+    peer = await serve(answering(head.encode() + packed))
+    try:
+        response = await pool.post(peer.url, b"{}")
+        largest = total = 0
+        while chunk := await response.readany():
+            largest = max(largest, len(chunk))
+            total += len(chunk)
+        response.release()
+        assert (await body_of(pool, peer.url))[1] == bytes(size)  # and the connection serves on
+    finally:
+        await peer.__aexit__()
+    assert total == size
+    assert largest <= 2 * h1.HIGH_WATER
+    assert peer.connections == 1
+
+
+async def test_a_whole_answer_released_unread_leaves_its_connection_reading(pool):
+    size = h1.HIGH_WATER + 1000  # reading pauses as its last bytes come
+    big = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * size
+    peer = await serve(answering(big))
+    try:
+        response = await pool.post(peer.url, b"{}")
+        await asyncio.sleep(0.1)
+        assert response.complete
+        response.release()  # unread: its connection goes back to the pool, paused or not
+        assert len((await asyncio.wait_for(body_of(pool, peer.url), 2))[1]) == size
+    finally:
+        await peer.__aexit__()
+    assert peer.connections == 1

@@ -77,31 +77,41 @@ class BrokenBody(HttpClientError):
     """A body that cannot be decoded (its content encoding, or its chunked framing)."""
 
 
-def _decoder(encoding: bytes | None) -> Callable[[bytes], bytes] | None:
+def _decoder(encoding: bytes | None) -> _Inflate | None:
     """What turns a body's bytes, as they come, into the body (None: they are the body)."""
     if encoding is None:
         return None
-    encoding = encoding.strip().lower()
+    encoding = encoding.strip().lower()  # content codings are case-insensitive
     if encoding == b"identity":
         return None
     if encoding == b"gzip" or encoding == b"x-gzip":
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
+        return _Inflate(16 + zlib.MAX_WBITS)
     if encoding == b"deflate":  # zlib-wrapped, as the RFC says; some servers send it raw
-        return _Deflate().decompress
+        return _Inflate(None)
     raise MalformedResponse(f"unsupported content encoding {encoding[:40]!r}")
 
 
-class _Deflate:
-    __slots__ = ("_inflate",)
+class _Inflate:
+    """A compressed body's decoder, :data:`HIGH_WATER` bytes out at a time: a few bytes may
+    stand for gigabytes, so the input that would make more waits in ``tail`` until the reader
+    has taken what came out."""
 
-    def __init__(self) -> None:
-        self._inflate: zlib._Decompress | None = None
+    __slots__ = ("_inflate", "tail")
+
+    def __init__(self, wbits: int | None) -> None:  # None: deflate, zlib-wrapped or raw
+        self._inflate: zlib._Decompress | None = None if wbits is None else zlib.decompressobj(wbits)
+        self.tail = b""
 
     def decompress(self, data: bytes) -> bytes:
-        if self._inflate is None:
+        if self.tail:
+            data = self.tail + data
+        inflate = self._inflate
+        if inflate is None:
             raw = not data or (data[0] & 0x0F) != 8  # no zlib header: a raw deflate stream
-            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
-        return self._inflate.decompress(data)
+            inflate = self._inflate = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        out = inflate.decompress(data, HIGH_WATER)
+        self.tail = inflate.unconsumed_tail
+        return out
 
 
 class Response:
@@ -122,6 +132,7 @@ class Response:
         "_error",
         "_fields",
         "_headers",
+        "_paused",
         "_waiter",
         "complete",
         "content_length",
@@ -142,6 +153,7 @@ class Response:
         self._buffered = 0
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._paused = False  # the socket is not read until the reader takes what came
         self.complete = False
 
     @property
@@ -162,6 +174,9 @@ class Response:
         while not self._chunks:
             if self._error is not None:
                 raise self._error
+            if self._decode is not None and self._decode.tail:  # more of the body is decoded
+                self._feed(b"")
+                continue
             if self.complete:
                 return b""
             self._waiter = self._connection.loop.create_future()
@@ -171,9 +186,10 @@ class Response:
                 self._waiter = None
         chunks = self._chunks
         self._chunks = []
-        if self._buffered > HIGH_WATER:
-            self._connection.resume()
         self._buffered = 0
+        if self._paused and (self._decode is None or not self._decode.tail):
+            self._paused = False
+            self._connection.resume()
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def set_exception(self, exc: BaseException) -> None:
@@ -188,17 +204,22 @@ class Response:
         self._connection.release(self)
 
     def _feed(self, data: bytes) -> None:
-        if self._decode is not None:
+        decode = self._decode
+        if decode is not None:
             try:
-                data = self._decode(data)
+                data = decode.decompress(data)
             except zlib.error as exc:
                 self._fail(BrokenBody(f"cannot decode the body: {exc}"))
                 return
+            if decode.tail and not self._paused:  # more to come of what has come: wait for the reader
+                self._paused = True
+                self._connection.pause()
             if not data:
                 return
         self._chunks.append(data)
         self._buffered += len(data)
-        if self._buffered > HIGH_WATER:
+        if self._buffered > HIGH_WATER and not self._paused:
+            self._paused = True
             self._connection.pause()
         self._wake()
 
@@ -258,6 +279,9 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._error(MalformedResponse(f"malformed response: {exc}"))
             return
+        except httptools.HttpParserUpgrade:  # not an HttpParserError: 101, a protocol we do not speak
+            self._error(MalformedResponse("an upgrade to another protocol"))
+            return
         if self._response is None:  # the head is not whole yet
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
@@ -288,12 +312,12 @@ class Connection(asyncio.Protocol):
     # httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields += (name, value)  # judged whole, in on_headers_complete
+        if self._response is None:  # (after it: a trailer, of a chunked body; not kept)
+            self._fields += (name, value)  # judged whole, in on_headers_complete
 
     def on_message_begin(self) -> None:
-        response = self._response
-        if response is not None and response.complete:  # a message after the answer: nobody's
-            self._reusable = False
+        if self._response is not None:  # a message after the answer: nobody's (parsing stops)
+            raise MalformedResponse("a response after the answer")
 
     def on_headers_complete(self) -> None:
         fields = self._fields
@@ -353,6 +377,8 @@ class Connection(asyncio.Protocol):
             return
         self._response = None
         if response.complete and self._reusable and response._error is None and not self.closed:
+            if response._paused:  # its end came, unread: the socket must be read again
+                self.resume()
             self.idle_since = self.loop.time()
             self._on_idle(self)
         else:
@@ -375,9 +401,13 @@ class Connection(asyncio.Protocol):
             self._transport.close()
 
     def _error(self, exc: HttpClientError) -> None:
-        """The bytes received cannot be an answer: fail whoever waits, and drop the connection."""
-        if self._response is not None:
-            self._response.set_exception(exc)
+        """The bytes received cannot be an answer (or follow one that was whole, which stays
+        read as it came): fail whoever waits, and drop the connection."""
+        self._reusable = False
+        response = self._response
+        if response is not None:
+            if not response.complete:
+                response.set_exception(exc)
         elif self._head is not None and not self._head.done():
             self._head.set_exception(exc)
         self.abort()

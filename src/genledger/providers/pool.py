@@ -129,7 +129,8 @@ class Pool:
                 if connection.closed:
                     continue
                 if connection.loop.time() - connection.idle_since > self._keepalive_s:
-                    connection.close()
+                    # Dropped, not closed: a TLS close would wait (in its place) for the provider's.
+                    connection.abort()
                     continue
                 return connection
             if len(self._open) + self._opening < self._limit:
@@ -138,9 +139,12 @@ class Pool:
             self._waiters.append(waiter)
             try:
                 await waiter
-            finally:
+            except BaseException:
                 if waiter in self._waiters:  # cancelled while waiting
                     self._waiters.remove(waiter)
+                else:  # cancelled as it was woken: the turn it was given passes on
+                    self._wake()
+                raise
 
     async def _connect(self, origin: Origin) -> Connection:
         loop = asyncio.get_running_loop()
