@@ -211,17 +211,21 @@ class Response:
             except zlib.error as exc:
                 self._fail(BrokenBody(f"cannot decode the body: {exc}"))
                 return
-            if decode.tail and not self._paused:  # more to come of what has come: wait for the reader
-                self._paused = True
-                self._connection.pause()
+            if decode.tail:  # more to come of what has come: wait for the reader
+                self._hold()
             if not data:
                 return
         self._chunks.append(data)
         self._buffered += len(data)
-        if self._buffered > HIGH_WATER and not self._paused:
+        if self._buffered > HIGH_WATER:
+            self._hold()
+        self._wake()
+
+    def _hold(self) -> None:
+        """Stop reading the socket until the reader has taken what came."""
+        if not self._paused:
             self._paused = True
             self._connection.pause()
-        self._wake()
 
     def _finish(self) -> None:
         self.complete = True
@@ -395,10 +399,6 @@ class Connection(asyncio.Protocol):
     def abort(self) -> None:
         if self._transport is not None and not self.closed:
             self._transport.abort()
-
-    def close(self) -> None:
-        if self._transport is not None and not self.closed:
-            self._transport.close()
 
     def _error(self, exc: HttpClientError) -> None:
         """The bytes received cannot be an answer (or follow one that was whole, which stays
